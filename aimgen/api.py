@@ -1,0 +1,200 @@
+"""The Python API: ``aimgen.convert(model, example_inputs, **options)``. The CLI is a thin
+layer over it.
+
+    import aimgen, torch, torchvision
+    result = aimgen.convert(torchvision.models.resnet18(num_classes=10), torch.randn(1, 3, 64, 64))
+    print(result.report)                       # per-layer table and the parameter summary
+    aim = result.build()                       # the AiM model, built from the generated source
+    result.write("resnet18_aim.py")            # standalone source (+ .pt with base weights)
+"""
+from __future__ import annotations
+
+import math
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import report as report_mod
+from .codegen import generate
+from .errors import AimgenError, TraceError
+from .files import check_targets, staged
+from .loader import InputSpec, example_inputs as make_inputs
+from .plan import Options, Plan, make_plan
+from .render import FORMAT_VERSION, render_model
+from .tracing import Traced, propagate_shapes, trace
+
+
+@dataclass
+class Conversion:
+    """The result of a conversion: source, plan, report, and ways to build or write it."""
+
+    source: str
+    plan: Plan | None
+    specs: list[InputSpec]
+    source_name: str
+    plain: bool = False
+    state_dict: dict[str, torch.Tensor] | None = None
+    weights_report: dict | None = None
+    _traced: Traced | None = field(default=None, repr=False)
+
+    @property
+    def report(self) -> str:
+        if self.plan is None:
+            return f"plain rendering of {self.source_name}"
+        return report_mod.table_text(self.plan, title=f"aimgen: {self.source_name}")
+
+    def report_dict(self) -> dict:
+        data = self.plan.to_dict() if self.plan else {}
+        data["source"] = self.source_name
+        data["input_shapes"] = [str(s) for s in self.specs]
+        if self.weights_report:
+            data["weights"] = self.weights_report
+        return data
+
+    def example_inputs(self, batch: int | None = None) -> tuple[torch.Tensor, ...]:
+        return make_inputs(self.specs, self._traced.root if self._traced else None, batch=batch)
+
+    def build(self, load_weights: bool = True) -> nn.Module:
+        """Build the generated model in this process (from the source text, not from aimgen)."""
+        module = load_source(self.source, f"aimgen_generated_{self.source_name}")
+        model = module.build_model()
+        if load_weights and self.state_dict is not None:
+            model.load_state_dict(self.state_dict)
+        return model
+
+    def write(self, path: str | Path, *, force: bool = False, report_json: str | Path | None = None,
+              validate: bool = True, onnx: bool = False) -> list[Path]:
+        """Write the source (and ``OUT.pt`` when weights were given, and the JSON report);
+        validated in a fresh process first; all files or none."""
+        from .validate import validate_file  # late: validation imports onnx tooling
+
+        path = Path(path)
+        targets = [path]
+        if self.state_dict is not None:
+            targets.append(path.with_suffix(".pt"))
+        if report_json is not None:
+            targets.append(Path(report_json))
+        check_targets(targets, force)
+        with staged() as stage:
+            tmp = stage.write_text(path, self.source)
+            tmp_weights = None
+            if self.state_dict is not None:
+                tmp_weights = stage.path_for(path.with_suffix(".pt"))
+                torch.save(self.state_dict, tmp_weights)
+            if validate:
+                self.validation = validate_file(tmp, weights=tmp_weights, onnx=onnx, label=str(path))
+            if report_json is not None:
+                data = self.report_dict()
+                if validate:
+                    data["validation"] = [c.to_dict() for c in self.validation]
+                stage.write_text(Path(report_json), report_mod.to_json(self.plan, data) if self.plan else
+                                 __import__("json").dumps(data, indent=2) + "\n")
+        return targets
+
+
+def load_source(text: str, name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__file__ = f"<{name}>"
+    exec(compile(text, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def _specs_from(example_inputs) -> list[InputSpec]:
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    specs = []
+    for t in example_inputs:
+        if isinstance(t, InputSpec):
+            specs.append(t)
+        elif isinstance(t, torch.Tensor):
+            specs.append(InputSpec(tuple(t.shape), t.dtype))
+        else:
+            specs.append(InputSpec(tuple(t)))
+    return specs
+
+
+def _mark_batch_axes(traced: Traced, specs, model, source_name: str) -> None:
+    """Shape-propagate at a second batch size: a tensor's first axis is the batch axis if it
+    follows the batch. Taps and update blocks need that to line the memory up per sample."""
+    first = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
+    b1 = specs[0].shape[0]
+    b2 = b1 + 2
+    try:
+        propagate_shapes(traced, make_inputs(specs, model, batch=b2), source_name)
+    except TraceError:
+        for n in traced.graph.nodes:  # fixed-batch model: trust the first run's leading axis
+            n.meta["batch_axis_ok"] = None
+        for n in traced.graph.nodes:
+            if first.get(n.name) is not None:
+                n.meta["tensor_meta"] = first[n.name]
+        return
+    for n in traced.graph.nodes:
+        m1, m2 = first.get(n.name), n.meta.get("tensor_meta")
+        if m1 is not None:
+            n.meta["tensor_meta_b2"] = m2
+            n.meta["batch_axis_ok"] = bool(m2 is not None and len(m1.shape) and len(m2.shape) == len(m1.shape)
+                                           and m1.shape[0] == b1 and m2.shape[0] == b2)
+            n.meta["tensor_meta"] = m1
+
+
+def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: bool = False,
+            source_name: str | None = None, base_weights: dict | str | Path | None = None,
+            options: Options | None = None, **option_kwargs) -> Conversion:
+    """Trace ``model`` at ``example_inputs`` (tensors, shapes or InputSpecs) and write its AiM
+    source (or, with ``plain=True``, the same source without memory).
+
+    ``option_kwargs`` are the fields of ``aimgen.Options`` (memory_size, tap_width, layers,
+    skip, updates, update_rank, carry_rate, budget, leaf). ``base_weights``: a state_dict (or a
+    path to one) to copy in; every new weight that reads memory then starts at zero."""
+    if options is None:
+        options = Options(**option_kwargs)
+    elif option_kwargs:
+        raise TypeError("give either options= or option keywords, not both")
+    specs = _specs_from(example_inputs if example_inputs is not None else input_shapes)
+    if not specs:
+        raise AimgenError("no example input given.", hint="Give example inputs, e.g. --input-shape 1,3,224,224.")
+    source_name = source_name or type(model).__name__
+    options.check()
+    traced = trace(model, frozenset(options.leaf), source=source_name)
+    propagate_shapes(traced, make_inputs(specs, model), source_name)
+    _mark_batch_axes(traced, specs, model, source_name)
+    plan = None if plain else make_plan(traced, options)
+    src = generate(traced, plan, plain=plain)
+    base_params = sum(p.numel() for p in model.parameters())
+    meta = {"format": FORMAT_VERSION, "kind": "plain" if plain else "aim", "source": source_name,
+            "class": src.class_name, "input_shapes": [str(s) for s in specs]}
+    if plan is not None:
+        meta.update({"memory_shape": list(plan.memory_shape), "memory": f"{src.memory_attr}",
+                     "base_params": plan.base_params, "aim_params": plan.aim_params,
+                     "delta": {"memory": plan.memory_params, "taps": plan.tap_params,
+                               "updates": plan.update_params}})
+    else:
+        meta["params"] = base_params - (0)
+    meta["depends"] = [m.split(".")[0] for m in src.imports if m.split(".")[0] not in ("math", "operator")]
+    title = (f"Plain rendering of {source_name}" if plain else f"AiM version of {source_name}") + \
+        f", traced at input {', '.join(str(tuple(s.shape)) + ('' if s.dtype == torch.float32 else ':' + s.dtype_name) for s in specs)}."
+    header = ["Written by aimgen; edit freely. Standalone: imports torch and the standard library only."
+              if not meta["depends"] else
+              f"Written by aimgen. Depends on torch and: {', '.join(meta['depends'])} (the base model's layers)."]
+    if plan is not None:
+        header += [
+            f"options: {options.describe()}",
+            f"memory: {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; taps: "
+            f"{len(plan.taps)} of {len(plan.taps) + len([s for s in plan.skipped if s.node])} weight layers; "
+            f"update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}",
+            f"parameters: base {plan.base_params:,} | aim {plan.aim_params:,} | delta +{plan.delta:,} "
+            f"(memory {plan.memory_params:,}, taps {plan.tap_params:,}, updates {plan.update_params:,})",
+        ] + [f"note: {n}" for n in plan.notes]
+    text = render_model(src, title=title, header=header, shapes=[s.shape for s in specs],
+                        dtypes=[s.dtype_name for s in specs], metadata=meta)
+    result = Conversion(source=text, plan=plan, specs=specs, source_name=source_name, plain=plain,
+                        _traced=traced)
+    if base_weights is not None:
+        from .weights import convert_weights, load_state_dict
+
+        sd = load_state_dict(base_weights) if isinstance(base_weights, (str, Path)) else base_weights
+        result.state_dict, result.weights_report = convert_weights(sd, result)
+    return result

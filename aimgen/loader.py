@@ -1,0 +1,235 @@
+"""Loading the user's model: ``FILE.py[:NAME]`` and ``--input-shape`` strings.
+
+Loading a model file runs it as Python does: convert only code you trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import LoadError
+
+DTYPES = {
+    "float32": torch.float32, "float": torch.float32, "float64": torch.float64,
+    "double": torch.float64, "float16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "int64": torch.int64, "long": torch.int64,
+    "int32": torch.int32, "int": torch.int32, "int16": torch.int16, "int8": torch.int8,
+    "uint8": torch.uint8, "bool": torch.bool,
+}
+DTYPE_NAMES = {v: k for k, v in reversed(list(DTYPES.items()))}
+BUILDER_NAMES = ("build_model", "build")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: a shape and a dtype (``1,3,224,224`` or ``1,16:int64``)."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+
+    @classmethod
+    def parse(cls, text: str) -> "InputSpec":
+        raw = text.strip()
+        shape_part, _, dtype_part = raw.partition(":")
+        dtype_name = dtype_part.strip().lower() or "float32"
+        if dtype_name not in DTYPES:
+            raise LoadError(
+                f"--input-shape {text!r}: unknown dtype {dtype_name!r}.",
+                hint=f"Use one of: {', '.join(sorted(set(DTYPE_NAMES.values())))}.",
+            )
+        try:
+            shape = tuple(int(p) for p in shape_part.replace("x", ",").split(",") if p.strip())
+        except ValueError:
+            shape = ()
+        if not shape or any(d <= 0 for d in shape):
+            raise LoadError(
+                f"--input-shape {text!r} is not a shape: give positive integers separated by "
+                "commas, batch first, e.g. --input-shape 1,3,224,224 (or 1,16:int64 for token ids)."
+            )
+        return cls(shape, DTYPES[dtype_name])
+
+    @property
+    def dtype_name(self) -> str:
+        return DTYPE_NAMES[self.dtype]
+
+    def __str__(self) -> str:
+        dims = ",".join(map(str, self.shape))
+        return dims if self.dtype == torch.float32 else f"{dims}:{self.dtype_name}"
+
+
+def example_inputs(specs: list[InputSpec], model: nn.Module | None = None, seed: int = 0,
+                   batch: int | None = None) -> tuple[torch.Tensor, ...]:
+    """Deterministic example tensors. Integer inputs stay below the smallest embedding table."""
+    gen = torch.Generator().manual_seed(seed)
+    high = 2
+    if model is not None:
+        sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
+        high = min(sizes) if sizes else 2
+    out = []
+    for spec in specs:
+        shape = ((batch,) + spec.shape[1:]) if batch else spec.shape
+        if spec.dtype.is_floating_point:
+            out.append(torch.randn(shape, generator=gen).to(spec.dtype))
+        elif spec.dtype == torch.bool:
+            out.append(torch.randint(0, 2, shape, generator=gen).bool())
+        else:
+            out.append(torch.randint(0, high, shape, generator=gen).to(spec.dtype))
+    return tuple(out)
+
+
+def split_target(target: str) -> tuple[Path, str | None]:
+    """``path/to/file.py:Name`` -> (Path, 'Name'); a Windows drive colon is not a separator."""
+    path, name = target, None
+    head, sep, tail = target.rpartition(":")
+    if sep and head and tail and "/" not in tail and "\\" not in tail and not tail.endswith(".py"):
+        path, name = head, tail
+    return Path(path), name
+
+
+def _import_file(path: Path):
+    if not path.exists():
+        raise LoadError(f"{path}: no such file.", hint="Check the path to your model file.")
+    if path.is_dir() or path.suffix != ".py":
+        raise LoadError(f"{path}: not a Python file.", hint="Give a .py file, e.g. models.py:MyNet.")
+    source = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        compile(source, str(path), "exec")
+    except SyntaxError as err:
+        raise LoadError(
+            f"{path}:{err.lineno}: syntax error in the model file: {err.msg}.",
+            hint="Fix the file so that `python` can import it, then run aimgen again.",
+        ) from None
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    mod_name = f"aimgen_user_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the user's code failed: say where
+        sys.modules.pop(mod_name, None)
+        raise LoadError(
+            f"{path}:{_user_line(err, path)}: importing the model file failed: "
+            f"{type(err).__name__}: {err}.",
+            hint="The file runs as Python imports it; fix the error (or its missing imports).",
+        ) from err
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    return module
+
+
+def _user_line(err: BaseException, path: Path) -> str:
+    line = "?"
+    for frame in traceback.extract_tb(err.__traceback__):
+        if Path(frame.filename).resolve() == path.resolve():
+            line = str(frame.lineno)
+    return line
+
+
+def _candidates(module) -> dict[str, object]:
+    found = {}
+    for name, obj in vars(module).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(obj, nn.Module):
+            found[name] = obj
+        elif inspect.isclass(obj) and issubclass(obj, nn.Module) and obj.__module__ == module.__name__:
+            found[name] = obj
+        elif inspect.isfunction(obj) and name in BUILDER_NAMES and obj.__module__ == module.__name__:
+            found[name] = obj
+    return found
+
+
+def _instantiate(obj, label: str, path: Path) -> nn.Module:
+    if isinstance(obj, nn.Module):
+        return obj
+    if inspect.isclass(obj) or inspect.isfunction(obj):
+        target = obj.__init__ if inspect.isclass(obj) else obj
+        try:
+            sig = inspect.signature(target)
+            required = [
+                p.name for i, p in enumerate(sig.parameters.values())
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and not (inspect.isclass(obj) and i == 0)
+            ]
+        except (TypeError, ValueError):
+            required = []
+        if required:
+            raise LoadError(
+                f"{path}:{label} needs arguments ({', '.join(required)}) and aimgen builds it with none.",
+                hint=f"Add a zero-argument function to {path.name}, e.g. `def build_model(): return "
+                f"{label}(...)`, and convert {path.name}:build_model.",
+            )
+        try:
+            built = obj()
+        except Exception as err:
+            raise LoadError(
+                f"{path}:{_user_line(err, path)}: building {label}() failed: {type(err).__name__}: {err}.",
+                hint="aimgen calls it with no arguments; make that work or point at a builder function.",
+            ) from err
+        if not isinstance(built, nn.Module):
+            raise LoadError(
+                f"{path}:{label}() returned {type(built).__name__}, not a torch.nn.Module.",
+                hint="Point aimgen at a Module subclass, a module instance or a function returning one.",
+            )
+        return built
+    raise LoadError(
+        f"{path}:{label} is a {type(obj).__name__}, not a model.",
+        hint="NAME must be an nn.Module subclass, a zero-argument function returning one, or an instance.",
+    )
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    path: Path
+    name: str  # the NAME used (given or picked)
+    class_name: str
+
+
+def load_model(target: str) -> LoadedModel:
+    """Import FILE.py and build NAME (or the only candidate in it)."""
+    path, name = split_target(target)
+    module = _import_file(path)
+    if name is not None:
+        if not hasattr(module, name):
+            cands = sorted(_candidates(module))
+            raise LoadError(
+                f"{path}: there is no {name!r} in the file.",
+                hint=f"Candidates found: {', '.join(cands) if cands else 'none'}.",
+            )
+        obj = getattr(module, name)
+    else:
+        cands = _candidates(module)
+        builders = {k: v for k, v in cands.items() if k in BUILDER_NAMES}
+        instances = {k: v for k, v in cands.items() if isinstance(v, nn.Module)}
+        classes = {k: v for k, v in cands.items() if inspect.isclass(v)}
+        pick = None
+        for group in (builders, instances, classes):
+            if len(group) == 1:
+                pick = next(iter(group))
+                break
+            if len(group) > 1:
+                break
+        if pick is None:
+            listing = ", ".join(f"{path.name}:{k}" for k in sorted(cands)) or "none"
+            what = "several candidate models" if cands else "no model"
+            raise LoadError(
+                f"{path}: found {what} (a build_model/build function, a module instance, or an "
+                f"nn.Module subclass defined in the file). Candidates: {listing}.",
+                hint="Name the one to convert as FILE.py:NAME.",
+            )
+        name, obj = pick, cands[pick]
+    model = _instantiate(obj, name, path)
+    return LoadedModel(model=model, path=path, name=name, class_name=type(model).__name__)

@@ -1,0 +1,60 @@
+"""The conversion report: a per-layer table (tapped / skipped and why / update block) and a
+one-line parameter summary, on the terminal and as JSON."""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from .plan import Plan
+
+
+def rows(plan: Plan) -> list[tuple[str, str, str, str, str]]:
+    """(layer, type, status, detail, params) in graph order."""
+    out = []
+    for t in plan.taps:
+        unit = "feature" if t.axis == -1 else "channel"
+        where = f" at {'x'.join(map(str, t.spatial))}" if t.spatial else ""
+        groups = f", every one of {t.groups} groups" if t.groups > 1 else ""
+        out.append((t.qualname, t.layer_type, "tapped", f"+{t.k} memory {unit}{'s' if t.k != 1 else ''}{where}{groups}",
+                    f"+{t.extra_params:,}"))
+    for s in plan.skipped:
+        out.append((s.qualname, s.layer_type, "skipped", s.reason, "0"))
+    for u in plan.updates:
+        out.append((u.name, "MemoryUpdate", "update block", f"after {u.label} ({u.features} features, rank {u.rank})",
+                    f"+{u.params:,}"))
+    return out
+
+
+def table_text(plan: Plan, title: str, width: int = 120, color: bool = False) -> str:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for col, justify in (("layer", "left"), ("type", "left"), ("status", "left"), ("detail", "left"),
+                         ("params", "right")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for r in rows(plan):
+        style = {"tapped": "green", "skipped": "yellow", "update block": "cyan"}.get(r[2]) if color else None
+        table.add_row(*r, style=style)
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
+                      highlight=False)
+    console.print(table)
+    console.print(f"memory {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; "
+                  f"taps: {len(plan.taps)} of {len(plan.taps) + len([s for s in plan.skipped if s.node])} "
+                  f"weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}")
+    for note in plan.notes:
+        console.print(f"note: {note}")
+    if plan.unused_params:
+        console.print(f"note: {plan.unused_params:,} parameters of the base model are never used by its "
+                      "forward and are not in the output")
+    console.print(plan.summary())
+    return buf.getvalue()
+
+
+def to_json(plan: Plan, extra: dict | None = None) -> str:
+    data = plan.to_dict()
+    if extra:
+        data.update(extra)
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"

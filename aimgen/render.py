@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pprint
+import re
 import sys
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
         memory_attr=src.memory_attr,
         batch_expr=src.batch_expr,
     )
+    text = re.sub(r"\n{4,}", "\n\n\n", text)  # at most two blank lines, whatever the template's branches
     check_source(text, "the generated source")
     return text
 

@@ -1,0 +1,122 @@
+"""Base weights in, same function out.
+
+Every base tensor is copied under its own key (aimgen keeps the base model's state_dict keys).
+A tapped layer's weight is widened: its original values keep their slots and the slots that
+read memory start at zero, so the AiM model computes what the base model computed until it is
+trained. Tensors the base model did not have (memory, update blocks) are created with
+PyTorch's usual initialisation, from a fixed seed so the written file is reproducible.
+
+Weights are loaded with ``torch.load(weights_only=True)`` (or safetensors): a pickle that is
+not a plain state_dict is refused, never executed.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .errors import WeightsError
+from .handlers import REGISTRY
+
+if TYPE_CHECKING:
+    from .api import Conversion
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"{path}: no such weights file.", hint="Give a state_dict saved with torch.save.")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise WeightsError(f"{path}: reading .safetensors needs the safetensors package.",
+                               hint="pip install safetensors, or save the state_dict with torch.save.") from None
+        try:
+            return dict(load_file(str(path)))
+        except Exception as err:
+            raise WeightsError(f"{path}: not a readable safetensors file: {err}.") from None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise WeightsError(
+            f"{path}: refused: it is not a plain state_dict of tensors (torch.load with weights_only=True "
+            f"would have to run code from the pickle: {str(err).splitlines()[0][:160]}). Nothing from it was executed.",
+            hint="Save the weights with torch.save(model.state_dict(), path).") from None
+    except Exception as err:
+        raise WeightsError(f"{path}: cannot be read as a state_dict: {type(err).__name__}: {err}.",
+                           hint="Save the weights with torch.save(model.state_dict(), path).") from None
+    return check_plain(data, str(path))
+
+
+def check_plain(data, where: str) -> dict[str, torch.Tensor]:
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                             for k, v in data.items()):
+        kind = type(data).__name__
+        hint = "Save model.state_dict() itself."
+        if isinstance(data, dict) and any(isinstance(v, dict) for v in data.values()):
+            nested = [k for k, v in data.items() if isinstance(v, dict)]
+            hint = f"It looks like a checkpoint; save its {nested[0]!r} entry alone with torch.save."
+        raise WeightsError(f"{where}: not a plain state_dict (a {kind} mapping names to tensors was expected).",
+                           hint=hint)
+    return data
+
+
+def _fit_errors(given: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> list[str]:
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    shapes = sorted(f"{k}: {tuple(given[k].shape)} given, {tuple(expected[k].shape)} expected"
+                    for k in set(given) & set(expected) if given[k].shape != expected[k].shape)
+
+    def listing(items):
+        return ", ".join(items[:8]) + (f" (and {len(items) - 8} more)" if len(items) > 8 else "")
+
+    out = []
+    if missing:
+        out.append(f"missing keys: {listing(missing)}")
+    if unexpected:
+        out.append(f"unexpected keys: {listing(unexpected)}")
+    if shapes:
+        out.append(f"shape mismatches: {listing(shapes)}")
+    return out
+
+
+def convert_weights(base: dict[str, torch.Tensor], conversion: "Conversion",
+                    where: str = "the base weights") -> tuple[dict[str, torch.Tensor], dict]:
+    """(AiM state_dict, counts) from a base state_dict; refuses weights that do not fit."""
+    base = check_plain(base, where)
+    base_model = conversion._traced.root
+    errors = _fit_errors(base, base_model.state_dict())
+    if errors:
+        raise WeightsError(f"{where} do not fit {conversion.source_name}: " + "; ".join(errors) + ".",
+                           hint="Give the state_dict of the same model (same constructor arguments).")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        fresh = conversion.build(load_weights=False)
+    target = fresh.state_dict()
+    widened = {}
+    if conversion.plan is not None:
+        widened = {t.weight: t for t in conversion.plan.taps}
+    out: dict[str, torch.Tensor] = {}
+    counts = {"copied": 0, "widened": 0, "created": 0, "dropped": 0}
+    for key, value in target.items():
+        if key in widened and key in base:
+            site = widened[key]
+            new = REGISTRY.get(site.handler).widen_weight(site, base[key].to(value.dtype))
+            if new.shape != value.shape:
+                raise WeightsError(f"{key}: widened to {tuple(new.shape)} but the model has {tuple(value.shape)}.",
+                                   hint="This is a bug in aimgen; please report it.")
+            out[key] = new
+            counts["widened"] += 1
+        elif key in base:
+            if base[key].shape != value.shape:
+                raise WeightsError(f"{key}: {tuple(base[key].shape)} given, {tuple(value.shape)} expected.")
+            out[key] = base[key].detach().clone().to(value.dtype)
+            counts["copied"] += 1
+        else:
+            out[key] = value.detach().clone()
+            counts["created"] += 1
+    counts["dropped"] = len(set(base) - set(target))
+    return out, counts

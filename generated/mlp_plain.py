@@ -1,0 +1,43 @@
+# Plain rendering of mlp.py:MLP, traced at input (1, 784).
+# Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EXAMPLE_INPUT_SHAPES = [(1, 784)]
+EXAMPLE_INPUT_DTYPES = ['float32']
+# What aimgen planned; `aimgen validate` checks the model against it.
+AIMGEN = {'format': 1,
+ 'kind': 'plain',
+ 'source': 'mlp.py:MLP',
+ 'class': 'MLP',
+ 'input_shapes': ['1,784'],
+ 'params': 235146,
+ 'depends': []}
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 256)
+        self.act1 = nn.ReLU()
+        self.fc2 = nn.Linear(256, 128)
+        self.act2 = nn.ReLU()
+        self.drop = nn.Dropout(p=0.2)
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x):
+        flatten = x.flatten(1)
+        fc1 = self.fc1(flatten)
+        act1 = self.act1(fc1)
+        fc2 = self.fc2(act1)
+        act2 = self.act2(fc2)
+        drop = self.drop(act2)
+        head = self.head(drop)
+        return head
+
+
+def build_model() -> MLP:
+    return MLP()

@@ -1,0 +1,44 @@
+# Plain rendering of tiny_cnn.py:TinyCNN, traced at input (1, 3, 32, 32).
+# Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EXAMPLE_INPUT_SHAPES = [(1, 3, 32, 32)]
+EXAMPLE_INPUT_DTYPES = ['float32']
+# What aimgen planned; `aimgen validate` checks the model against it.
+AIMGEN = {'format': 1,
+ 'kind': 'plain',
+ 'source': 'tiny_cnn.py:TinyCNN',
+ 'class': 'TinyCNN',
+ 'input_shapes': ['1,3,32,32'],
+ 'params': 5418,
+ 'depends': []}
+
+
+class TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, stride=2)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.drop = nn.Dropout(p=0.1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        conv1 = self.conv1(x)
+        relu = torch.relu(conv1)
+        pool = self.pool(relu)
+        conv2 = self.conv2(pool)
+        relu_1 = torch.relu(conv2)
+        adaptive_avg_pool2d = F.adaptive_avg_pool2d(relu_1, 1)
+        flatten = torch.flatten(adaptive_avg_pool2d, 1)
+        drop = self.drop(flatten)
+        fc = self.fc(drop)
+        return fc
+
+
+def build_model() -> TinyCNN:
+    return TinyCNN()

@@ -59,6 +59,7 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
         uses_grouped_fit=src.uses_grouped_fit,
         uses_feature_fit=src.uses_feature_fit,
         uses_group=src.uses_group,
+        copied=src.copied,
         class_name=src.class_name,
         init_lines=[_line(x) for x in src.init_lines],
         forward_params=", ".join(src.forward_params),

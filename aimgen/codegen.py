@@ -21,8 +21,9 @@ from .errors import RenderError
 from .handlers import REGISTRY, TapSite
 from .literals import index_literal, literal
 from .modules import constructor, public_path
-from .naming import Namespace, attribute_access, class_name, is_safe_identifier, sanitize
+from .naming import RESERVED, Namespace, attribute_access, class_name, is_safe_identifier, sanitize
 from .plan import Plan, UpdateSite
+from .sourcecopy import SourceCopier, is_user_object
 from .tracing import Traced, tensor_meta
 
 _BINARY = {
@@ -62,6 +63,7 @@ class Source:
     uses_grouped_fit: bool
     uses_feature_fit: bool
     state_dict_map: dict[str, str] = field(default_factory=dict)
+    copied: str = ""                 # the user's classes/functions the model needs (sourcecopy.py)
 
 
 class _Tree:
@@ -164,8 +166,29 @@ class Generator:
         self.memory_attr = self.attr_ns.create("memory")
         for u in self.updates.values():
             u.name = self.attr_ns.create(f"update_{sanitize(u.label.replace(':', '_'))}")
-        self.locals = Namespace()
+        self.class_name = ("" if self.plain else "Aim") + class_name(type(self.root).__name__)
+        self.copier = SourceCopier(taken=set(RESERVED) | {self.class_name})
+        self._copy_graph_objects()
+        self.locals = Namespace(set(RESERVED) | self.copier.names)
         self.vars: dict[str, str] = {}
+
+    def _copy_graph_objects(self) -> None:
+        """Copy the user's functions and classes the graph calls or builds (fx-wrapped functions,
+        dataclass or NamedTuple outputs) before any local name is handed out, so none shadows them."""
+        def visit(value, node):
+            if isinstance(value, (tuple, list)):
+                if type(value) not in (tuple, list) and is_user_object(type(value)):
+                    self.copier.add(type(value), f"operation {node.name} builds it")
+                for v in value:
+                    visit(v, node)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    visit(v, node)
+
+        for node in self.traced.graph.nodes:
+            if node.op == "call_function" and is_user_object(node.target):
+                self.copier.add(node.target, f"operation {node.name} calls it")
+            visit((node.args, node.kwargs), node)
 
     # --- __init__ ----------------------------------------------------------------------------
     def init_lines(self) -> list[Line]:
@@ -201,6 +224,8 @@ class Generator:
             return [self._tensor_member(kind, q)]
         module = self.root.get_submodule(q)
         is_list = self.tree.is_list(module, q)
+        if type(module) is nn.ModuleDict and not is_list:
+            return self._module_dict(module, q)
         out = [Line("nn.ModuleList([" if is_list else "Group(")]
         if not is_list:
             self.uses_group = True
@@ -211,6 +236,9 @@ class Generator:
                 prefix = ""
             elif is_safe_identifier(cname) and cname not in ("self",):
                 prefix = f"{cname}="
+            elif cname == "self":
+                raise RenderError(f"module {q} has a member named 'self', which Group(**members) cannot take.",
+                                  hint="Rename it (an nn.ModuleDict of modules may use any key).")
             else:
                 odd.append((cname, sub))
                 continue
@@ -229,6 +257,17 @@ class Generator:
         out.append(Line("])" if is_list else ")"))
         return out
 
+    def _module_dict(self, module: nn.ModuleDict, q: str) -> list[Line]:
+        """An nn.ModuleDict stays one: its keys are written as quoted strings, whatever they are."""
+        out = [Line("nn.ModuleDict({")]
+        for cname, ckind, cq in self.tree.entries(module, q):
+            sub = self._member(ckind, cq, cname)
+            out.append(Line(f"    {cname!r}: " + sub[0].code, sub[0].comment))
+            out.extend(Line("    " + s.code, s.comment) for s in sub[1:])
+            out[-1] = Line(out[-1].code + ",", out[-1].comment)
+        out.append(Line("})"))
+        return out
+
     def _leaf(self, q: str) -> Line:
         module = self.tree.leaves[q]
         tap = next((t for t in self.taps.values() if not t.functional and t.qualname == q), None)
@@ -241,7 +280,7 @@ class Generator:
             if len(shared) > 1 and len({(t.k, t.groups) for t in shared}) > 1:
                 raise RenderError(f"layer {q} is called {len(shared)} times and would read different "
                                   "memory widths.", hint=f"Use --skip {q}, or a numeric --tap-width.")
-        ctor = constructor(module, q, overrides)
+        ctor = constructor(module, q, overrides, copier=self.copier, why=self.traced.leaf_reasons.get(q, ""))
         self.imports |= ctor.imports
         comment = REGISTRY.get(tap.handler).comment(tap) if tap is not None else ""
         return Line(ctor.source(), comment)
@@ -284,6 +323,9 @@ class Generator:
             return "self.training"
         if isinstance(value, fx.Node):
             return self.vars[value.name]
+        if isinstance(value, tuple) and hasattr(value, "_fields") and type(value) is not tuple:
+            items = [self.arg(v, node, path + (i,)) for i, v in enumerate(value)]
+            return f"{self.class_ref(type(value), node)}({', '.join(items)})"
         if isinstance(value, (tuple, list)):
             items = [self.arg(v, node, path + (i,)) for i, v in enumerate(value)]
             if isinstance(value, tuple):
@@ -312,10 +354,18 @@ class Generator:
             parts.append(f"{k}={src}")
         return ", ".join(parts)
 
+    def class_ref(self, cls, node: fx.Node) -> str:
+        """Source naming a class the forward builds (a NamedTuple or dataclass output)."""
+        if is_user_object(cls):
+            return self.copier.add(cls, f"operation {node.name if node else '?'} builds it")
+        return self.function_ref(cls, node)
+
     def function_ref(self, fn, node: fx.Node) -> str:
         name = getattr(fn, "__name__", None)
         if fn is getattr(builtins, name or "", None):
             return name
+        if is_user_object(fn):
+            return self.copier.add(fn, f"operation {node.name} calls it")
         for home, module in _FUNCTION_HOMES:
             if name and getattr(module, name, None) is fn and is_safe_identifier(name):
                 if home in ("math", "operator"):
@@ -409,8 +459,10 @@ class Generator:
         init = self.init_lines()
         params, names, lines, ret, batch = self.body()
         base_cls = type(self.root).__name__
+        copied = self.copier.copied
+        self.imports |= copied.depends
         return Source(
-            class_name=("" if self.plain else "Aim") + class_name(base_cls),
+            class_name=self.class_name, copied=copied.text(),
             base_class=base_cls, plain=self.plain, init_lines=init, forward_params=params,
             input_names=names, body=lines, return_expr=ret, memory_attr=self.memory_attr,
             batch_expr=batch, imports=sorted(self.imports), uses_group=self.uses_group,

@@ -16,6 +16,7 @@ from torch import nn
 
 from .errors import RenderError
 from .literals import Unrenderable, _lit
+from .sourcecopy import SourceCopier, is_user_object
 
 _SKIP_PARAMS = {"self", "device", "dtype", "_weight", "_freeze"}
 # Constructor arguments that are stored as something else than their own name.
@@ -63,10 +64,15 @@ def public_path(obj) -> tuple[str, str] | None:
     return None
 
 
-def _same(a: nn.Module, b: nn.Module) -> str | None:
-    """None if ``b`` rebuilds ``a``; else what differs."""
+def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
+    """None if ``b`` rebuilds ``a``; else what differs. ``strict`` (classes outside torch, whose
+    constructor arguments may be stored under other names): plain attributes must match too."""
     if repr(a) != repr(b):
         return f"repr {repr(b)!r} != {repr(a)!r}"
+    if strict:
+        for (name, sa), (_, sb) in zip(_plain_attrs(a), _plain_attrs(b)):
+            if _plain_attrs_differ(sa, sb):
+                return f"attributes of {name or 'the module'}: {sb} != {sa}"
     for kind, get in (("parameter", nn.Module.named_parameters), ("buffer", nn.Module.named_buffers)):
         sa = {k: (tuple(v.shape), v.dtype) for k, v in get(a)}
         sb = {k: (tuple(v.shape), v.dtype) for k, v in get(b)}
@@ -76,11 +82,17 @@ def _same(a: nn.Module, b: nn.Module) -> str | None:
 
 
 def constructor(module: nn.Module, qualname: str, overrides: dict[str, str] | None = None,
-                deps_ok: bool = True) -> Constructor:
-    """The constructor call that rebuilds ``module``; ``overrides`` widen arguments by source."""
+                deps_ok: bool = True, copier: SourceCopier | None = None, why: str = "") -> Constructor:
+    """The constructor call that rebuilds ``module``; ``overrides`` widen arguments by source.
+
+    A class of the user's own code is copied into the output by ``copier`` (see sourcecopy.py)
+    and called by its name; ``why`` says why the module is kept whole, for error messages."""
     cls = type(module)
-    where = f"layer {qualname} ({cls.__name__})"
-    found = public_path(cls)
+    where = f"layer {qualname} ({cls.__name__}{', ' + why if why else ''})"
+    if copier is not None and is_user_object(cls):
+        found = ("", copier.add(cls, f"layer {qualname} is kept whole"))
+    else:
+        found = public_path(cls)
     if found is None:
         raise RenderError(
             f"{where}: its class is not importable by name, so it cannot be written as a constructor call.",
@@ -109,9 +121,9 @@ def constructor(module: nn.Module, qualname: str, overrides: dict[str, str] | No
                 "cannot be read back.", hint="List its parent module with --leaf, or report it.")
     dtypes = {t.dtype for t in list(module.parameters()) + list(module.buffers()) if t.is_floating_point()}
     extra = {"dtype": dtypes.pop()} if dtypes and dtypes != {torch.float32} and "dtype" in sig.parameters else {}
-    imports = {import_mod} if import_mod != "torch" else set()
-    namespace = {"torch": torch, "nn": nn}
-    if import_mod != "torch":
+    imports = {import_mod} if import_mod not in ("torch", "") else set()
+    namespace = {"torch": torch, "nn": nn, callee: cls} if not import_mod else {"torch": torch, "nn": nn}
+    if import_mod not in ("torch", ""):
         namespace[import_mod.split(".")[0]] = importlib.import_module(import_mod.split(".")[0])
     last = None
     for compact in (True, False):
@@ -125,7 +137,7 @@ def constructor(module: nn.Module, qualname: str, overrides: dict[str, str] | No
         except Exception as err:
             last = f"rebuilding it failed: {err}"
             continue
-        last = _same(module, rebuilt)
+        last = _same(module, rebuilt, strict=not cls.__module__.startswith("torch."))
         if last is None:
             if overrides:
                 _override(ctor, sig, overrides)
@@ -133,6 +145,22 @@ def constructor(module: nn.Module, qualname: str, overrides: dict[str, str] | No
     raise RenderError(
         f"{where}: rebuilding it from its stored attributes does not give the same module ({last[:200]}).",
         hint="List its parent module with --leaf, or report this layer type.")
+
+
+_PLAIN = (bool, int, float, str, tuple, list, type(None), torch.dtype)
+
+
+def _plain_attrs(m: nn.Module):
+    """(name, {attribute: value}) of plain-valued attributes, for the module and its children."""
+    for name, sub in m.named_modules():
+        yield name, {k: v for k, v in vars(sub).items() if not k.startswith("_") and k != "training"
+                     and isinstance(v, _PLAIN)}
+
+
+def _plain_attrs_differ(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return True
+    return any(not _equal(a[k], b[k]) and not (a[k] != a[k] and b[k] != b[k]) for k in a)
 
 
 def _signature(cls) -> inspect.Signature | None:

@@ -12,6 +12,7 @@ Two things torch.fx gets wrong for us are handled here:
 """
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,18 @@ class AimTracer(fx.Tracer):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
+    def call_module(self, m, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception as err:
+            # the innermost module being traced when tracing failed: the smallest candidate leaf
+            if not hasattr(err, "_aimgen_module"):
+                try:
+                    err._aimgen_module = self.path_of_module(m)
+                except Exception:
+                    pass
+            raise
+
 
 @dataclass
 class Traced:
@@ -50,6 +63,8 @@ class Traced:
     # node name -> paths (tuples of arg/kwarg keys) of constants that are ``self.training``
     training_flags: dict[str, list[tuple]] = field(default_factory=dict)
     leaf_names: frozenset[str] = frozenset()
+    # submodules aimgen chose to keep whole -> why (file:line of the code that forced it)
+    leaf_reasons: dict[str, str] = field(default_factory=dict)
     outputs: Any = None
 
     @property
@@ -69,6 +84,23 @@ def _user_location(err: BaseException) -> str | None:
     return loc
 
 
+def _stack_location(node: fx.Node) -> str | None:
+    """file:line (`code`) of the innermost user frame in a node's recorded stack trace."""
+    here = str(Path(__file__).resolve().parent)
+    lines = (node.meta.get("stack_trace") or "").splitlines()
+    loc = None
+    for i, line in enumerate(lines):
+        m = re.match(r'\s*File "(.+)", line (\d+), in ', line)
+        if not m:
+            continue
+        fname = str(Path(m.group(1)).resolve())
+        if fname.startswith(_TORCH_DIR) or fname.startswith(here):
+            continue
+        code = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        loc = f"{m.group(1)}:{m.group(2)} (`{code}`)"
+    return loc
+
+
 def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool) -> fx.Graph:
     was = model.training
     model.train(training)
@@ -85,6 +117,9 @@ def _flatten(value, path=()):
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from _flatten(v, path + (k,))
+    elif isinstance(value, slice):
+        for k in ("start", "stop", "step"):
+            yield from _flatten(getattr(value, k), path + (k,))
     else:
         yield path, value
 
@@ -95,53 +130,79 @@ def _compare(train: fx.Graph, evalg: fx.Graph):
     tn, en = list(train.nodes), list(evalg.nodes)
     for a, b in zip(tn, en):
         if (a.op, a.target, a.name) != (b.op, b.target, b.name):
-            return None, b if b.op != "output" else a
+            return None, _deeper(a, b)
         fa = list(_flatten((a.args, a.kwargs)))
         fb = list(_flatten((b.args, b.kwargs)))
         if [p for p, _ in fa] != [p for p, _ in fb]:
-            return None, b
+            return None, _deeper(a, b)
         for (path, va), (_, vb) in zip(fa, fb):
             if isinstance(va, fx.Node) or isinstance(vb, fx.Node):
                 if not (isinstance(va, fx.Node) and isinstance(vb, fx.Node) and va.name == vb.name):
-                    return None, b
+                    return None, _deeper(a, b)
             elif va is True and vb is False:
                 flags.setdefault(b.name, []).append(path)
             elif type(va) is not type(vb) or va != vb:
-                return None, b
+                return None, _deeper(a, b)
     if len(tn) != len(en):
         return None, en[min(len(tn), len(en)) - 1]
     return flags, None
 
 
+def _deeper(a: fx.Node, b: fx.Node) -> fx.Node:
+    """Of the first two nodes that differ, the one inside the deeper module: the other may just
+    be where the shorter graph goes on (the root's next node)."""
+    if a.op == "output":
+        return b
+    if b.op == "output":
+        return a
+    return a if _module_of(a).count(".") + bool(_module_of(a)) > _module_of(b).count(".") + bool(_module_of(b)) else b
+
+
 def _module_of(node: fx.Node) -> str:
+    """The module whose forward made the node (for a call_module node: its caller)."""
     stack = node.meta.get("nn_module_stack") or {}
     for key, (qual, _cls) in reversed(list(stack.items())):
-        return qual if isinstance(qual, str) else key
+        qual = qual if isinstance(qual, str) else key
+        if node.op == "call_module" and qual == node.target:
+            continue
+        return qual
     return ""
 
 
 def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: str = "the model") -> Traced:
-    """Trace in train and eval mode and reconcile ``self.training`` as described above."""
+    """Trace in train and eval mode and reconcile ``self.training`` as described above.
+
+    A submodule torch.fx cannot trace (control flow on a tensor value, ``len`` of a traced
+    tensor, ...) is kept whole as a leaf, the innermost one first; code in the root module's own
+    forward cannot be, and is refused with its file and line."""
     leaves = frozenset(leaf_names)
+    reasons: dict[str, str] = {}
     for _ in range(64):
         try:
             g_train = _trace_once(model, leaves, True)
             g_eval = _trace_once(model, leaves, False)
         except Exception as err:
             loc = _user_location(err) or source
+            first = str(err).splitlines()[0] if str(err) else ""
+            qual = getattr(err, "_aimgen_module", "")
+            if qual and qual not in leaves:
+                reasons[qual] = f"torch.fx cannot trace it ({type(err).__name__}: {first} at {loc})"
+                leaves = leaves | {qual}
+                continue
             raise TraceError(
-                f"torch.fx cannot trace {source}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
-                f"at {loc}.",
+                f"torch.fx cannot trace {source}: {type(err).__name__}: {first} at {loc}"
+                f"{' (in ' + qual + ', listed as a leaf)' if qual else ' (in the root module forward)'}.",
                 hint="Control flow on tensor values and len() of a traced tensor cannot be traced; "
-                "move that code into a submodule and list it with --leaf NAME, or make it shape-free.",
+                "move that code into a submodule (aimgen then keeps it whole as a leaf), or list a module "
+                "with --leaf NAME, or make it shape-free.",
             ) from err
         flags, culprit = _compare(g_train, g_eval)
         if flags is not None:
-            return Traced(root=model, graph=g_eval, training_flags=flags, leaf_names=leaves)
+            return Traced(root=model, graph=g_eval, training_flags=flags, leaf_names=leaves,
+                          leaf_reasons=reasons)
         qual = _module_of(culprit)
+        loc = _stack_location(culprit) or source
         if not qual or qual in leaves:
-            where = culprit.meta.get("stack_trace", "").strip().splitlines()
-            loc = where[-2].strip() if len(where) >= 2 else source
             raise TraceError(
                 f"{source}: the forward of {'the root module' if not qual else qual} takes a different "
                 f"path in train() and eval() mode (`if self.training` or similar), near {loc}; "
@@ -149,8 +210,9 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
                 hint="Move the branch into a submodule (it is then kept whole as a leaf), or make it "
                 "branch-free, e.g. F.dropout(x, p, self.training).",
             )
+        reasons[qual] = f"its forward depends on self.training (near {loc})"
         leaves = leaves | {qual}
-    raise TraceError(f"{source}: too many modules depend on self.training to trace.")
+    raise TraceError(f"{source}: too many modules depend on self.training or cannot be traced.")
 
 
 class _ShapeProp(fx.Interpreter):

@@ -1,0 +1,310 @@
+"""Copying the user's own classes and functions into the generated file, with libcst.
+
+A leaf module whose class is defined in the user's file (kept whole because torch.fx cannot
+trace it, or because it branches on ``self.training``), a ``torch.fx.wrap``-ped function, or a
+dataclass / NamedTuple the model returns cannot be imported by the generated file (it never
+imports the user's file). Their definitions are copied instead, exactly as written (libcst
+keeps comments and formatting), together with what they need:
+
+- other classes and functions of the user's code they use (copied the same way, recursively,
+  dependencies first);
+- modules and library objects they use (``import math``, ``from torchvision.ops import X``);
+- module-level constants, written from their *values* with literals.py (no user statement
+  other than a ``class`` or ``def`` is ever copied, so nothing runs at import that did not).
+
+What a definition uses is read with ``symtable`` (the names its body reads from module scope)
+and from the decorators, bases and defaults (evaluated in module scope); each name is resolved
+against the live module. Anything that cannot be carried over (a tensor or model instance at
+module level, a class defined inside a function, a name that would shadow one of the generated
+file's own names) is refused, naming the file and line.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import inspect
+import math
+import symtable
+import sys
+import sysconfig
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst
+import torch
+import torch.nn.functional as F
+from libcst.metadata import MetadataWrapper, PositionProvider
+from torch import nn
+
+from .errors import RenderError
+from .literals import Unrenderable, _lit
+
+# Names the generated file binds itself at module level, and to what.
+_TEMPLATE_BINDINGS = {"torch": torch, "nn": nn, "F": F, "math": math}
+_LIBRARY_DIRS = tuple(
+    str(Path(p).resolve()) for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+
+
+def is_user_object(obj) -> bool:
+    """True for a class or function defined in the user's own code (not the standard library,
+    torch or an installed package): it must be copied, it cannot be imported."""
+    if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+        return False
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
+    path = str(Path(file).resolve())
+    return not any(path.startswith(d + "/") or path == d for d in _LIBRARY_DIRS) and "site-packages" not in path
+
+
+def _is_library_module(module: types.ModuleType) -> bool:
+    file = getattr(module, "__file__", None)
+    if not file:  # builtin or namespace module
+        return True
+    path = str(Path(file).resolve())
+    return any(path.startswith(d + "/") for d in _LIBRARY_DIRS) or "site-packages" in path
+
+
+def _import_home(obj) -> str | None:
+    """The shortest module path that exports ``obj`` under its own name."""
+    name, mod = getattr(obj, "__name__", None), getattr(obj, "__module__", None)
+    if not name or not mod:
+        return None
+    parts = mod.split(".")
+    for i in range(1, len(parts) + 1):
+        path = ".".join(parts[:i])
+        if path.split(".")[-1].startswith("_") and i < len(parts):
+            continue
+        try:
+            if getattr(importlib.import_module(path), name, None) is obj:
+                return path
+        except Exception:
+            continue
+    return None
+
+
+@dataclass
+class _File:
+    """One source file, parsed three ways, and its live module."""
+
+    path: Path
+    text: str
+    cst: libcst.Module
+    positions: dict
+    tree: ast.Module
+    table: symtable.SymbolTable
+    globals: dict
+
+
+@dataclass
+class Copied:
+    """What the generated file must hold: import lines, constants and definitions, in order."""
+
+    imports: list[str] = field(default_factory=list)
+    constants: list[str] = field(default_factory=list)
+    definitions: list[tuple[str, str]] = field(default_factory=list)  # (file name, source)
+    depends: set[str] = field(default_factory=set)                    # non-torch import roots
+
+    def text(self) -> str:
+        if not self.definitions:
+            return ""
+        files = sorted({f for f, _ in self.definitions})
+        out = [f"# Copied from {', '.join(files)}: code the model runs that torch.fx did not trace."]
+        out += self.imports
+        if self.constants:
+            out += [""] + self.constants
+        for _, src in self.definitions:
+            out += ["", "", src.strip("\n")]
+        return "\n".join(out) + "\n"
+
+
+class SourceCopier:
+    """Collects user classes and functions (``add``) and what they need (``copied``)."""
+
+    def __init__(self, taken: set[str] | frozenset[str] = frozenset()):
+        self.taken = set(taken)               # names the generated file defines itself
+        self.bound: dict[str, object] = {}   # top-level name in the output -> object it holds
+        self.copied = Copied()
+        self._files: dict[str, _File] = {}
+        self._done: dict[int, str] = {}      # id(obj) -> name in the output
+        self._busy: set[int] = set()
+
+    # --- public ------------------------------------------------------------------------------
+    def add(self, obj, why: str) -> str:
+        """Copy ``obj`` (and its needs) into the output; returns the name to call it by."""
+        if id(obj) in self._done:
+            return self._done[id(obj)]
+        name = getattr(obj, "__name__", "?")
+        qual = getattr(obj, "__qualname__", name)
+        try:
+            file = inspect.getsourcefile(obj)
+        except TypeError:
+            file = None
+        if not file or not Path(file).exists():
+            raise RenderError(f"{why}: {qual} has no source file to copy it from.",
+                              hint="Define it in a .py file, or keep its parent traced instead.")
+        if qual != name or "<locals>" in qual:
+            raise RenderError(
+                f"{Path(file).name}:{_line_of(obj)}: {why}: {qual} is defined inside a function or class, "
+                "so it cannot be copied into the generated file.",
+                hint=f"Define {name} at module level in {Path(file).name}.")
+        if id(obj) in self._busy:  # mutual recursion: its name is bound once it is done
+            return name
+        self._busy.add(id(obj))
+        src = self._file(Path(file), obj)
+        stmt, node = self._definition(src, name, obj)
+        for used in sorted(self._free_names(src, node, name)):
+            self._resolve(src, used, name, why)
+        self._bind(name, obj, src, node.lineno)
+        code = src.cst.code_for_node(stmt)
+        self.copied.definitions.append((src.path.name, code))
+        self._done[id(obj)] = name
+        self._busy.discard(id(obj))
+        return name
+
+    @property
+    def names(self) -> set[str]:
+        """Top-level names the copied code binds: the generated forward must not shadow them."""
+        return set(self.bound)
+
+    # --- parsing -----------------------------------------------------------------------------
+    def _file(self, path: Path, obj) -> _File:
+        key = str(path.resolve())
+        if key not in self._files:
+            text = path.read_text(encoding="utf-8")
+            wrapper = MetadataWrapper(libcst.parse_module(text))
+            positions = wrapper.resolve(PositionProvider)
+            module = sys.modules.get(obj.__module__)
+            self._files[key] = _File(path=path, text=text, cst=wrapper.module, positions=positions,
+                                     tree=ast.parse(text), table=symtable.symtable(text, str(path), "exec"),
+                                     globals=vars(module) if module is not None else {})
+        return self._files[key]
+
+    def _definition(self, src: _File, name: str, obj):
+        """The libcst statement and the ast node of the top-level ``class``/``def`` of ``name``."""
+        nodes = [n for n in src.tree.body
+                 if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
+        if not nodes:
+            raise RenderError(f"{src.path.name}: no top-level definition of {name} found to copy.",
+                              hint="Define it at module level with class/def.")
+        want = _line_of(obj)
+        node = next((n for n in nodes if want in (n.lineno, *(d.lineno for d in n.decorator_list))), nodes[-1])
+        for stmt in src.cst.body:
+            if isinstance(stmt, (libcst.ClassDef, libcst.FunctionDef)) and stmt.name.value == name:
+                pos = src.positions[stmt]
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                if pos.start.line <= first <= pos.end.line or pos.start.line <= node.lineno <= pos.end.line:
+                    return stmt, node
+        raise RenderError(f"{src.path.name}:{node.lineno}: cannot isolate the definition of {name}.")
+
+    def _free_names(self, src: _File, node, name: str) -> set[str]:
+        """Module-scope names the definition reads: its body (symtable) and its header (ast)."""
+        used: set[str] = set()
+        header = list(node.decorator_list)
+        if isinstance(node, ast.ClassDef):
+            header += node.bases + [k.value for k in node.keywords]
+        else:
+            a = node.args
+            header += a.defaults + [d for d in a.kw_defaults if d is not None]
+        for expr in header:
+            used |= {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+
+        def walk(table: symtable.SymbolTable) -> None:
+            for sym in table.get_symbols():
+                if sym.is_global() and sym.is_referenced() or (
+                        table.get_type() == "class" and sym.is_referenced() and not sym.is_assigned()
+                        and not sym.is_local()):
+                    used.add(sym.get_name())
+            for child in table.get_children():
+                walk(child)
+
+        for child in src.table.get_children():
+            if child.get_name() == name and child.get_lineno() in (node.lineno, *(d.lineno for d in node.decorator_list)):
+                walk(child)
+        used.discard(name)
+        return used
+
+    # --- resolving names ---------------------------------------------------------------------
+    def _resolve(self, src: _File, used: str, owner: str, why: str) -> None:
+        where = f"{src.path.name}: {owner} uses {used}"
+        if used not in src.globals:
+            return  # a builtin, or a name that does not exist (Python would fail the same way)
+        value = src.globals[used]
+        if _TEMPLATE_BINDINGS.get(used, _MISSING) is value:
+            return
+        if isinstance(value, types.ModuleType):
+            if not _is_library_module(value):
+                raise RenderError(f"{where}, a module of your own code, which the generated file cannot import.",
+                                  hint=f"Move what {owner} needs into {src.path.name}.")
+            mod = value.__name__
+            line = f"import {mod}" if used == mod else f"import {mod} as {used}"
+            self._bind(used, value, src, None, line)
+            self._depend(value.__name__)
+            return
+        if inspect.isclass(value) or inspect.isfunction(value):
+            if is_user_object(value):
+                real = self.add(value, why)
+                if real != used:
+                    self._bind(used, value, src, None, None, constant=f"{used} = {real}")
+                return
+        home = _import_home(value) if hasattr(value, "__name__") else None
+        if home is not None:
+            line = f"from {home} import {value.__name__}" + ("" if used == value.__name__ else f" as {used}")
+            self._bind(used, value, src, None, line)
+            self._depend(home)
+            return
+        if getattr(builtins, used, _MISSING) is value:
+            return
+        try:
+            text = _lit(value)
+        except Unrenderable:
+            raise RenderError(
+                f"{where} ({type(value).__name__}), a module-level value that cannot be written as "
+                "source, so the generated file would miss it.",
+                hint=f"Make {used} a plain constant (number, string, tuple), or an attribute or buffer of the module.",
+            ) from None
+        self._bind(used, value, src, None, None, constant=f"{used} = {text}")
+
+    def _depend(self, module: str) -> None:
+        root = module.split(".")[0]
+        if root != "torch" and root not in sys.stdlib_module_names:
+            self.copied.depends.add(module)
+
+    def _bind(self, name: str, value, src: _File, line: int | None, import_line: str | None = None,
+              constant: str | None = None) -> None:
+        if name in self.bound:
+            if self.bound[name] is value or (constant is not None and _same_value(self.bound[name], value)):
+                return
+            raise RenderError(
+                f"{src.path.name}: the name {name} is needed for two different things in the generated file.",
+                hint="Rename one of them in your code.")
+        if name in self.taken and _TEMPLATE_BINDINGS.get(name, _MISSING) is not value:
+            raise RenderError(
+                f"{src.path.name}{':' + str(line) if line else ''}: the name {name} of your code is also a name "
+                "the generated file defines itself.", hint=f"Rename {name} in your code.")
+        self.bound[name] = value
+        if import_line is not None:
+            self.copied.imports.append(import_line)
+        if constant is not None:
+            self.copied.constants.append(constant)
+
+
+_MISSING = object()
+
+
+def _same_value(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def _line_of(obj) -> int:
+    try:
+        return inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        return 0

@@ -170,7 +170,8 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
         meta.update({"memory_shape": list(plan.memory_shape), "memory": f"{src.memory_attr}",
                      "base_params": plan.base_params, "aim_params": plan.aim_params,
                      "delta": {"memory": plan.memory_params, "taps": plan.tap_params,
-                               "updates": plan.update_params}})
+                               "updates": plan.update_params},
+                     "update_blocks": len(plan.updates)})
     else:
         meta["params"] = base_params - (0)
     meta["depends"] = [m.split(".")[0] for m in src.imports if m.split(".")[0] not in ("math", "operator")]

@@ -187,7 +187,9 @@ COMMANDS = {"convert": cmd_convert, "validate": cmd_validate, "export": cmd_expo
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.debug = "--debug" in argv  # accepted before or after the sub-command
     if not args.command:
         parser.print_help()
         return EXIT_USER

@@ -10,6 +10,9 @@ class AimgenError(Exception):
         self.hint = hint.strip() if hint else None
         super().__init__(self.message + (f" {self.hint}" if self.hint else ""))
 
+    def __str__(self) -> str:  # not args[0]: torch.fx's Interpreter rewrites args in flight
+        return self.message + (f" {self.hint}" if self.hint else "")
+
 
 class LoadError(AimgenError):
     """The user's file or the object named in it could not be loaded."""

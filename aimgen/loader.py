@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ class InputSpec:
                 f"--input-shape {text!r}: unknown dtype {dtype_name!r}.",
                 hint=f"Use one of: {', '.join(sorted(set(DTYPE_NAMES.values())))}.",
             )
+        parts = re.split(r"[,x]", shape_part.strip().strip("()[]"))
         try:
-            shape = tuple(int(p) for p in shape_part.replace("x", ",").split(",") if p.strip())
+            shape = tuple(int(p) for p in parts)
         except ValueError:
             shape = ()
         if not shape or any(d <= 0 for d in shape):

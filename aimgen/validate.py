@@ -140,7 +140,7 @@ result["grads_finite"] = all(bool(torch.isfinite(p.grad).all()) for p in grads i
 result["params_with_grad"] = sum(1 for p in grads if p.grad is not None)
 result["params_total"] = len(grads)
 result["output_shapes"] = [list(t.shape) for t in tensors(out)]
-if meta.get("kind") == "aim":
+if meta.get("kind") == "aim" and meta.get("update_blocks"):
     mem = getattr(model, meta["memory"])
     result["carry_moved"] = bool(mem.carry.abs().sum() > 0) or mem.carry_rate == 0
 model.eval()

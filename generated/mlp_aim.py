@@ -23,6 +23,7 @@ AIMGEN = {'format': 1,
  'base_params': 235146,
  'aim_params': 246891,
  'delta': {'memory': 89, 'taps': 3940, 'updates': 7716},
+ 'update_blocks': 2,
  'depends': []}
 
 

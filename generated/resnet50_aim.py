@@ -22,6 +22,7 @@ AIMGEN = {'format': 1,
  'base_params': 23753912,
  'aim_params': 24034200,
  'delta': {'memory': 50176, 'taps': 65720, 'updates': 164392},
+ 'update_blocks': 5,
  'depends': []}
 
 

@@ -23,6 +23,7 @@ AIMGEN = {'format': 1,
  'base_params': 5418,
  'aim_params': 6326,
  'delta': {'memory': 256, 'taps': 592, 'updates': 60},
+ 'update_blocks': 2,
  'depends': []}
 
 

@@ -22,6 +22,7 @@ AIMGEN = {'format': 1,
  'base_params': 134752184,
  'aim_params': 135423328,
  'delta': {'memory': 50176, 'taps': 445304, 'updates': 175664},
+ 'update_blocks': 6,
  'depends': []}
 
 

@@ -1,0 +1,151 @@
+"""The convert issue's promises on real torchvision models: resnet50 and vgg16 (the article's
+models) and mobilenet_v2 (depthwise convs)."""
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import aimgen
+from aimgen.validate import imported_modules, validate_file
+
+ALLOWED = {"torch"} | set(sys.stdlib_module_names)
+
+
+def _weight_layers(model):
+    return [n for n, m in model.named_modules()
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear))]
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    model = torchvision.models.resnet50(num_classes=120)
+    return model, aimgen.convert(model, torch.randn(1, 3, 224, 224), source_name="resnet50")
+
+
+def test_resnet50_plan_matches_the_article_budget(resnet50):
+    model, result = resnet50
+    plan = result.plan
+    assert plan.memory_shape == (1024, 7, 7)
+    assert abs(math.prod(plan.memory_shape) - 50_000) < 500
+    assert len(_weight_layers(model)) == 54
+    assert sorted(t.qualname for t in plan.taps) == sorted(_weight_layers(model))
+    assert plan.skipped == []
+    assert 200_000 <= plan.delta <= 600_000
+    built = result.build()
+    counted = sum(p.numel() for p in built.parameters())
+    assert counted == plan.aim_params
+    assert counted - sum(p.numel() for p in model.parameters()) == plan.delta
+
+
+def test_resnet50_file_is_valid_in_a_fresh_process(resnet50, tmp_path):
+    _, result = resnet50
+    out = tmp_path / "resnet50_aim.py"
+    result.write(out, onnx=False)
+    checks = {c.name: c for c in result.validation}
+    assert all(c.ok for c in checks.values())
+    assert checks["parameter count"].numbers["counted"] == result.plan.aim_params
+    assert imported_modules(out) <= ALLOWED
+
+
+@pytest.mark.parametrize("name", ["vgg16", "mobilenet_v2"])
+def test_every_conv_and_linear_is_tapped_within_5_percent(name):
+    model = getattr(torchvision.models, name)(num_classes=120)
+    result = aimgen.convert(model, torch.randn(1, 3, 224, 224), source_name=name)
+    plan = result.plan
+    assert sorted(t.qualname for t in plan.taps) == sorted(_weight_layers(model))
+    assert plan.delta <= 0.05 * plan.base_params
+    assert sum(p.numel() for p in result.build().parameters()) == plan.aim_params
+    if name == "mobilenet_v2":
+        depthwise = [t for t in plan.taps if t.groups > 1]
+        assert depthwise and all(t.groups == t.in_size for t in depthwise)
+        assert "fit_grouped(" in result.source
+
+
+def test_depthwise_conv_sees_memory_in_every_group():
+    """Each group's memory slot must carry the memory: perturbing the memory changes every
+    output channel of a depthwise conv whose memory weights are non-zero."""
+    class DW(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+
+        def forward(self, x):
+            return self.dw(x)
+
+    result = aimgen.convert(DW(), torch.randn(1, 4, 8, 8), updates="none", memory_size=64)
+    model = result.build().eval()
+    assert model.dw.weight.shape == (4, 2, 3, 3)
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        base = model.forward_with_memory(x, model.memory.read())[0]
+        other = model.forward_with_memory(x, model.memory.read() + 1.0)[0]
+    changed = (base - other).abs().flatten(2).amax(2)[0]
+    assert bool((changed > 1e-4).all()), changed
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    model = torchvision.models.mobilenet_v2(num_classes=10)
+    return aimgen.convert(model, torch.randn(1, 3, 64, 64)).build()
+
+
+def test_dropout_keeps_train_and_eval_behaviour(mobilenet):
+    x = torch.randn(2, 3, 64, 64)
+    mobilenet.eval()
+    with torch.no_grad():
+        assert torch.equal(mobilenet(x), mobilenet(x))
+    mobilenet.train()
+    mobilenet.memory.carry_rate = 0.0  # isolate dropout from the carry
+    with torch.no_grad():
+        a, b = mobilenet(x), mobilenet(x)
+    assert not torch.allclose(a, b), "dropout must stay active in train()"
+    mobilenet.memory.carry_rate = 0.1
+
+
+def test_carry_changes_eval_output_and_reset_restores_it(mobilenet):
+    x = torch.randn(4, 3, 64, 64)
+    mobilenet.reset_memory()
+    mobilenet.eval()
+    snapshot = {k: v.clone() for k, v in mobilenet.state_dict().items()}
+    with torch.no_grad():
+        before = mobilenet(x)
+    mobilenet.train()
+    with torch.no_grad():
+        for _ in range(3):
+            mobilenet(torch.randn(4, 3, 64, 64))
+    carry = mobilenet.memory.carry.clone()
+    assert carry.abs().sum() > 0
+    mobilenet.load_state_dict({**snapshot, "memory.carry": carry})  # undo BatchNorm's running stats only
+    mobilenet.eval()
+    with torch.no_grad():
+        carried = mobilenet(x)
+        again = mobilenet(x)
+    assert torch.equal(carried, again), "eval() must not move the carry"
+    assert (carried - before).abs().max() > 1e-6
+    mobilenet.reset_memory()
+    with torch.no_grad():
+        assert torch.allclose(mobilenet(x), before, atol=1e-6)
+    assert "memory.carry" in mobilenet.state_dict()
+
+
+def test_training_backward_reaches_memory(mobilenet):
+    mobilenet.train()
+    mobilenet.zero_grad()
+    mobilenet(torch.randn(2, 3, 64, 64)).sum().backward()
+    assert mobilenet.memory.seed.grad is not None and mobilenet.memory.seed.grad.abs().sum() > 0
+    tapped = mobilenet.features[0][0].weight.grad[:, 3:]
+    assert tapped.abs().sum() > 0
+
+
+def test_same_input_gives_byte_identical_source():
+    model = torchvision.models.resnet18(num_classes=10)
+    a = aimgen.convert(model, torch.randn(1, 3, 64, 64)).source
+    b = aimgen.convert(torchvision.models.resnet18(num_classes=10), torch.randn(1, 3, 64, 64)).source
+    assert a == b
+    for banned in ("/tmp", "/work", "2026", "0x"):
+        assert banned not in a

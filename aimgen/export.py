@@ -430,7 +430,9 @@ def export_file(source_path: str | Path, onnx_path: str | Path, *, weights: str 
     else:
         try:
             with staged() as stage:
-                save(exported, stage.path_for(onnx_path))
+                tmp = stage.path_for(onnx_path)
+                save(exported, tmp)
+                _usual_mode(tmp)
         except OSError as err:
             raise ExportError(f"-o {onnx_path}: could not write the ONNX file: {err.strerror or err}.",
                               hint="Choose a writable location with enough free space. Nothing was written.") from None
@@ -447,6 +449,8 @@ def _save_pair(exported: Exported, onnx_path: Path, data_path: Path) -> None:
     try:
         tmp = folder / onnx_path.name
         exported.program.save(tmp, external_data=True)
+        for written in (tmp, folder / data_path.name):
+            _usual_mode(written)
         os.replace(folder / data_path.name, data_path)
         os.replace(tmp, onnx_path)
     except OSError as err:
@@ -456,6 +460,14 @@ def _save_pair(exported: Exported, onnx_path: Path, data_path: Path) -> None:
                           hint="Choose a writable location with enough free space. Nothing was written.") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _usual_mode(path: Path) -> None:
+    """Staged files are created private (mkstemp: 0600); give the output the permissions any
+    new file would get under the user's umask, so it can be shared like the model file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _disk_size(*paths: Path | None) -> int:

@@ -3,11 +3,12 @@
 DDP: two CPU processes on the gloo backend train a converted CNN on *different* data per rank.
 DDP averages gradients, so the weights stay identical; the carry is a buffer that the model
 itself all-reduces in ``Memory.write`` (spec: "Under torch.distributed the update is averaged
-over ranks"). DDP is built with ``broadcast_buffers=False`` so that the test sees the model's
+over ranks"). DDP is built without its per-forward buffer sync so that the test sees the model's
 own averaging, not DDP copying rank 0's buffers over the others at every forward.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import sys
@@ -17,6 +18,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
 
 import aimgen
 from aimgen.api import load_source
@@ -35,6 +37,14 @@ def _digits_cnn_source() -> str:
     return aimgen.convert(DigitsCNN(), torch.zeros(1, 1, 8, 8)).source
 
 
+def _ddp_without_buffer_sync(model: torch.nn.Module) -> DistributedDataParallel:
+    """DDP that leaves buffers alone in forward (``forward_sync_buffers=False`` in newer
+    torch, ``broadcast_buffers=False`` before), so the test sees the model's own averaging."""
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return DistributedDataParallel(model, forward_sync_buffers=False)
+    return DistributedDataParallel(model, broadcast_buffers=False)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,7 +60,7 @@ def _worker(rank: int, world: int, port: int, source: str, out: str) -> None:
     try:
         torch.manual_seed(0)
         model = load_source(source, "aimgen_generated_ddp").build_model()
-        ddp = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+        ddp = _ddp_without_buffer_sync(model)
         opt = torch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
         data = torch.Generator().manual_seed(1000 + rank)  # different data on every rank
         local_memory = None
@@ -126,3 +136,21 @@ def test_torch_compile_inductor_matches_eager(request):
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("slow (inductor compiles C++): run with -m slow")
     _compiled_matches_eager("inductor")
+
+
+@pytest.mark.slow
+def test_torchrun_script_trains_a_generated_file(tmp_path, request):
+    """docs/experiment/train_ddp.py as a user runs it: ``aimgen convert``, then torchrun with
+    two gloo ranks; the script itself checks that carry and weights agree across ranks."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("slow (torchrun starts two interpreters): run with -m slow")
+    pytest.importorskip("sklearn")
+    import subprocess
+
+    generated = tmp_path / "digits_cnn_aim.py"
+    generated.write_text(_digits_cnn_source())
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                          str(ROOT / "docs" / "experiment" / "train_ddp.py"), str(generated), "--epochs", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 ranks agree on the carry" in run.stdout

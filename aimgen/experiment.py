@@ -464,6 +464,13 @@ def summarise(results: list[RunResult]) -> list[ArmSummary]:
     return out
 
 
+def paired_difference(results: list[RunResult], arm: str, other: str) -> tuple[float, float, int] | None:
+    """Mean and std of ``arm - other`` test accuracy over the seeds both ran, or None."""
+    theirs = {r.seed: r.test_acc for r in results if r.arm == other}
+    diffs = [r.test_acc - theirs[r.seed] for r in results if r.arm == arm and r.seed in theirs]
+    return (statistics.fmean(diffs), _std(diffs), len(diffs)) if diffs else None
+
+
 TABLE_HEADER = ("| arm | parameters | test accuracy (mean ± std) | vs base, paired (mean ± std) | "
                 "best epoch (mean) | seconds / epoch |")
 
@@ -478,7 +485,13 @@ def markdown_table(summaries: list[ArmSummary], results: list[RunResult], contex
         lines.append(f"| {s.arm} | {s.params:,}{growth} | {s.test_mean:.2%} ± {s.test_std:.2%} | {diff} | "
                      f"{s.best_epoch_mean:.1f} | {s.seconds_per_epoch:.3f} |")
     lines += ["", f"Test accuracy at the best validation epoch; std over {summaries[0].seeds} seed(s) "
-              "(sample std). Paired: each seed's difference to the base arm with the same seed.", "",
+              "(sample std). Paired: each seed's difference to the base arm with the same seed. "
+              "Seconds per epoch: one training pass plus one validation pass.", ""]
+    memory_vs_params = paired_difference(results, "aim", "wider")
+    if memory_vs_params is not None:
+        lines += [f"Memory vs parameters (aim minus wider, paired by seed): {memory_vs_params[0] * 100:+.2f} ± "
+                  f"{memory_vs_params[1] * 100:.2f} pt over {memory_vs_params[2]} seed(s).", ""]
+    lines += [
               "| arm | seed | epochs run | best epoch | best val | test |", "|---|---:|---:|---:|---:|---:|"]
     for r in results:
         lines.append(f"| {r.arm} | {r.seed} | {len(r.val_acc)} | {r.best_epoch} | {r.best_val:.2%} | "
@@ -486,10 +499,22 @@ def markdown_table(summaries: list[ArmSummary], results: list[RunResult], contex
     return "\n".join(lines) + "\n"
 
 
+def _curves(runs: list[RunResult]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Epochs, and per epoch the mean / min / max validation accuracy over the seeds still
+    training there (early stopping ends seeds at different epochs)."""
+    epochs, mean, lo, hi = [], [], [], []
+    for e in range(max(len(r.val_acc) for r in runs)):
+        vals = [r.val_acc[e] for r in runs if len(r.val_acc) > e]
+        epochs.append(e + 1)
+        mean.append(statistics.fmean(vals))
+        lo.append(min(vals))
+        hi.append(max(vals))
+    return epochs, mean, lo, hi
+
+
 def plot_curves(results: list[RunResult], path: Path, title: str) -> None:
-    """Validation accuracy per epoch: per arm the mean over the seeds still training at that
-    epoch (early stopping ends seeds at different epochs), with the min-max band, and a dot
-    at each seed's chosen epoch."""
+    """Validation accuracy per epoch per arm: the mean over seeds with the min-max band and a
+    dot at each seed's chosen epoch; the right panel zooms on the top, where arms differ."""
     try:
         import matplotlib
     except ImportError:
@@ -498,28 +523,26 @@ def plot_curves(results: list[RunResult], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for i, arm in enumerate(a for a in ARMS if any(r.arm == a for r in results)):
-        runs = [r for r in results if r.arm == arm]
-        color = f"C{i}"
-        n = max(len(r.val_acc) for r in runs)
-        epochs, mean, lo, hi = [], [], [], []
-        for e in range(n):
-            vals = [r.val_acc[e] for r in runs if len(r.val_acc) > e]
-            epochs.append(e + 1)
-            mean.append(statistics.fmean(vals))
-            lo.append(min(vals))
-            hi.append(max(vals))
-        ax.plot(epochs, mean, color=color, label=f"{arm} ({runs[0].params:,} params, {len(runs)} seeds)")
-        ax.fill_between(epochs, lo, hi, color=color, alpha=0.18, linewidth=0)
-        ax.scatter([r.best_epoch for r in runs], [r.best_val for r in runs], color=color, s=14, zorder=3)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.text(0.01, 0.01, "line: mean over seeds still training; band: min-max; dots: chosen (best) epochs",
-             fontsize=7, color="0.4")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
+    arms = [a for a in ARMS if any(r.arm == a for r in results)]
+    for ax in axes:
+        for i, arm in enumerate(arms):
+            runs = [r for r in results if r.arm == arm]
+            epochs, mean, lo, hi = _curves(runs)
+            ax.plot(epochs, mean, color=f"C{i}", label=f"{arm} ({runs[0].params:,} params, {len(runs)} seeds)")
+            ax.fill_between(epochs, lo, hi, color=f"C{i}", alpha=0.18, linewidth=0)
+            ax.scatter([r.best_epoch for r in runs], [r.best_val for r in runs], color=f"C{i}", s=14, zorder=3)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    best = [r.best_val for r in results]
+    bottom = max(0.0, min(best) - 2 * (max(best) - min(best)) - 0.02)
+    axes[1].set_ylim(bottom, min(1.0, max(best) + 0.01) + 0.002)
+    axes[1].set_title("zoom on the top", fontsize=9)
+    axes[0].set_ylabel("validation accuracy")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.text(0.01, 0.01, "line: mean over the seeds still training; band: min-max over seeds; "
+             "dots: each seed's chosen (best validation) epoch", fontsize=7, color="0.4")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path)
     plt.close(fig)

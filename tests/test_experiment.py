@@ -17,7 +17,7 @@ from aimgen.errors import AimgenError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = str(ROOT / "examples" / "digits_cnn.py")
-QUICK = ["--seeds", "1", "--epochs", "2", "--limit", "12", "--threads", "1", "-q"]
+QUICK = ["--seeds", "1", "--epochs", "2", "--limit", "12", "--threads", "1"]
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,10 @@ def test_quick_digits_run_writes_plot_table_and_numbers(tmp_path, capsys):
     data = json.loads((out / "results.json").read_text())
     assert {r["arm"] for r in data["runs"]} == {"base", "aim", "wider"}
     assert all(1 <= len(r["val_acc"]) <= 2 and 0 <= r["test_acc"] <= 1 for r in data["runs"])
-    assert "| base |" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "| base |" in printed.out
+    # not a terminal: one plain progress line per run instead of a live bar
+    assert "aim seed 0: 2 epochs" in printed.err and "\x1b[" not in printed.err
     # results are not overwritten silently
     assert main(["experiment", DIGITS, "--data", "digits", "--out", str(out), *QUICK]) == 2
     assert "exists already" in capsys.readouterr().err

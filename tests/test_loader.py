@@ -1,0 +1,46 @@
+"""Loading FILE.py[:NAME] and parsing --input-shape."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aimgen.errors import LoadError
+from aimgen.loader import InputSpec, example_inputs, load_model, split_target
+
+from conftest import EXAMPLES, write_model
+
+
+def test_input_spec_parsing():
+    assert InputSpec.parse("1,3,224,224") == InputSpec((1, 3, 224, 224))
+    assert InputSpec.parse("1,16:int64") == InputSpec((1, 16), torch.int64)
+    assert InputSpec.parse("2x8") == InputSpec((2, 8))
+    for bad in ("", "1,,3", "a,b", "1,0", "1,3:complex7"):
+        with pytest.raises(LoadError):
+            InputSpec.parse(bad)
+
+
+def test_split_target():
+    assert split_target("m.py:Net") == (__import__("pathlib").Path("m.py"), "Net")
+    assert split_target("dir/m.py")[1] is None
+
+
+def test_integer_inputs_stay_inside_the_smallest_embedding_table():
+    model = torch.nn.Embedding(7, 3)
+    (ids,) = example_inputs([InputSpec((4, 50), torch.int64)], model)
+    assert ids.dtype == torch.int64 and int(ids.max()) < 7
+
+
+def test_picks_the_only_candidate_and_builds_it():
+    loaded = load_model(str(EXAMPLES / "tiny_cnn.py"))
+    assert loaded.name == "TinyCNN" and loaded.class_name == "TinyCNN"
+
+
+def test_a_failing_import_names_the_file_and_line(tmp_path):
+    path = write_model(tmp_path, "import torch\n\nraise ValueError('boom')\n")
+    with pytest.raises(LoadError, match=r"model.py:3: importing the model file failed: ValueError: boom"):
+        load_model(str(path))
+
+
+def test_a_name_that_is_not_there_lists_candidates(tmp_path):
+    with pytest.raises(LoadError, match=r"there is no 'Nope'.*Candidates found: TinyCNN"):
+        load_model(f"{EXAMPLES / 'tiny_cnn.py'}:Nope")

@@ -1,0 +1,118 @@
+"""Planning: cut nodes, memory grid, budget, tap widths, update placement, pattern errors."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.fx as fx
+from torch import nn
+
+import aimgen
+from aimgen.errors import PlanError
+from aimgen.plan import cut_nodes, linear_unit
+
+
+class Branchy(nn.Module):
+    """Two stages; a residual branch inside the first."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, padding=1)
+        self.down = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.c = nn.Conv2d(16, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.a(x))
+        y = torch.relu(self.b(x)) + x
+        z = torch.relu(self.c(self.down(y)))
+        return self.fc(z.mean((2, 3)))
+
+
+def test_cut_nodes_exclude_nodes_inside_a_branch():
+    graph = fx.symbolic_trace(Branchy()).graph
+    cuts = cut_nodes(graph)
+    assert {"relu", "add", "relu_2"} <= cuts  # block input, block output, last stage
+    assert "b" not in cuts and "relu_1" not in cuts  # jumped over by the residual edge
+
+
+def test_updates_go_at_the_end_of_each_resolution_stage():
+    plan = aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16)).plan
+    assert [u.node for u in plan.updates] == ["add", "relu_2"]
+    assert plan.memory_shape[1:] == (8, 8)  # the smallest map larger than 1x1
+
+
+def test_memory_size_and_budget():
+    model = Branchy()
+    big = aimgen.convert(model, torch.randn(1, 3, 16, 16), memory_size=512, budget=10.0).plan
+    assert big.memory_shape == (8, 8, 8)
+    auto = aimgen.convert(model, torch.randn(1, 3, 16, 16), budget=0.5).plan
+    assert auto.delta <= 0.5 * auto.base_params
+    with pytest.raises(PlanError, match=r"--memory-size 4096 costs .* over --budget 0.5.*Lower --memory-size"):
+        aimgen.convert(model, torch.randn(1, 3, 16, 16), memory_size=4096, budget=0.5)
+
+
+def test_smallest_configuration_is_reported_for_tiny_models():
+    plan = aimgen.convert(nn.Sequential(nn.Linear(4, 3)), torch.randn(1, 4)).plan
+    assert plan.memory_shape == (1,)
+    assert any("smallest configuration" in n for n in plan.notes)
+
+
+def test_full_tap_width_reshapes_the_whole_memory_to_fill_each_map():
+    plan = aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16), tap_width="full", memory_size=1024,
+                          budget=100.0).plan
+    by_name = {t.qualname: t for t in plan.taps}
+    assert by_name["a"].k == math.ceil(1024 / (16 * 16))  # 4 channels at 16x16
+    assert by_name["c"].k == 1024 // 64                   # 16 channels at 8x8
+    assert by_name["fc"].k == 1024
+
+
+def test_delta_is_the_sum_of_its_parts_and_matches_the_built_model():
+    result = aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16), memory_size=256, budget=10.0)
+    plan = result.plan
+    assert plan.delta == plan.memory_params + plan.tap_params + plan.update_params
+    assert sum(p.numel() for p in result.build().parameters()) == plan.aim_params
+    for t in plan.taps:
+        assert t.extra_params == t.out_size * t.k * math.prod(t.kernel)
+
+
+def test_layer_selection_and_errors():
+    plan = aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16), layers=["Conv2d"], skip=["down"]).plan
+    assert sorted(t.qualname for t in plan.taps) == ["a", "b", "c"]
+    reasons = {s.qualname: s.reason for s in plan.skipped}
+    assert reasons == {"down": "excluded by --skip down", "fc": "not selected by --layers"}
+    with pytest.raises(PlanError, match=r"--layers 'Conv3d' matches no weight layer.*Conv2d, Linear"):
+        aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16), layers=["Conv3d"])
+
+
+def test_update_placement_options():
+    x = torch.randn(1, 3, 16, 16)
+    assert aimgen.convert(Branchy(), x, updates="none").plan.updates == []
+    assert [u.node for u in aimgen.convert(Branchy(), x, updates="add").plan.updates] == ["add"]
+    with pytest.raises(PlanError, match="inside a branch"):
+        aimgen.convert(Branchy(), x, updates="relu_1")
+    with pytest.raises(PlanError, match="matches no operation"):
+        aimgen.convert(Branchy(), x, updates="nothing*")
+
+
+def test_linear_unit():
+    assert linear_unit((1024, 7, 7)) == 49
+    assert linear_unit((100,)) == 10
+    assert linear_unit((1, 16, 16)) == 16
+
+
+def test_a_layer_whose_first_axis_is_not_the_batch_is_skipped():
+    class SeqFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+            self.out = nn.Linear(8, 2)
+
+        def forward(self, x):  # x: (N, T, D) -> (T, N, D) for fc
+            return self.out(self.fc(x.transpose(0, 1)).mean(0))
+
+    plan = aimgen.convert(SeqFirst(), torch.randn(2, 5, 8)).plan
+    assert [t.qualname for t in plan.taps] == ["out"]
+    assert "batch" in {s.qualname: s.reason for s in plan.skipped}["fc"]

@@ -35,6 +35,9 @@ class Staging:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
                                    dir=str(target.parent if str(target.parent) else "."))
         os.close(fd)
+        mask = os.umask(0)  # mkstemp makes private files; outputs get the usual umask mode
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         self.pending.append((Path(tmp), target))
         return Path(tmp)
 

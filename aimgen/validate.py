@@ -153,8 +153,9 @@ print("AIMGEN_RESULT " + json.dumps(result))
 
 
 def run_fresh(path: Path, weights: Path | None = None, timeout: float = 600) -> dict:
-    """Run the dynamic checks in a fresh, isolated interpreter (python -I: no cwd, no user site)."""
-    proc = subprocess.run([sys.executable, "-I", "-c", _CHILD, str(path), str(weights or "")],
+    """Run the dynamic checks in a fresh, isolated interpreter (python -I: no cwd, no user site;
+    -B: no __pycache__ left beside the user's output)."""
+    proc = subprocess.run([sys.executable, "-I", "-B", "-c", _CHILD, str(path), str(weights or "")],
                           capture_output=True, text=True, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith("AIMGEN_RESULT "):

@@ -23,9 +23,11 @@ import inspect
 import io
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +36,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .errors import AimgenError, ExportError, WeightsError
+from .errors import ExportError, WeightsError
 from .files import check_targets, staged
 from .validate import Check, read_metadata
 
@@ -116,15 +118,19 @@ def load_generated(path: str | Path, weights: str | Path | None = None) -> Gener
     output is refused before its code runs."""
     path = Path(path)
     meta = read_metadata(path)
+    state = load_state_dict(weights) if weights is not None else None  # refuse a bad file early
     module = _import_file(path)
-    torch.manual_seed(0)  # generated models initialise randomly; make exports reproducible
-    try:
-        model = module.build_model()
-    except Exception as err:  # the file is editable: report where it broke
-        raise ExportError(f"{path}: build_model() failed: {type(err).__name__}: {err}.",
-                          hint="Fix the generated file or convert the model again.") from err
-    if weights is not None:
-        fit_weights(model, load_state_dict(weights), Path(weights))
+    # Generated models initialise randomly: seed for reproducible exports, without touching
+    # the caller's random state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        try:
+            model = module.build_model()
+        except Exception as err:  # the file is editable: report where it broke
+            raise ExportError(f"{path}: build_model() failed: {type(err).__name__}: {err}.",
+                              hint="Fix the generated file or convert the model again.") from err
+    if state is not None:
+        fit_weights(model, state, Path(weights))
     model.eval()
     if meta.get("kind") == "aim" and not callable(getattr(model, "forward_with_memory", None)):
         raise ExportError(f"{path}: the AIMGEN header says kind 'aim' but the model has no "
@@ -344,11 +350,14 @@ def export_model(gen: Generated, *, stateful: bool, opset: int | None = None) ->
     log = io.StringIO()
     start = time.perf_counter()
     try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), torch.no_grad():
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), torch.no_grad(), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # the exporter's warnings are noise unless it fails
             program = torch.onnx.export(wrapper, args, dynamo=True, input_names=names, output_names=outs,
                                         dynamic_shapes={"args": tuple(dynamic)}, opset_version=opset,
                                         external_data=False, verbose=False)
     except Exception as err:
+        log.writelines(f"{w.category.__name__}: {w.message}\n" for w in caught)
         raise ExportError(f"{gen.path}: the ONNX export ({'stateful' if stateful else 'stateless'}) failed: "
                           f"{_first_line(err)}{_log_tail(log)}",
                           hint="Run with --debug for the traceback, and please report it with the file "
@@ -375,19 +384,24 @@ def _first_line(err: BaseException) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for i, line in enumerate(lines):
         if line.startswith("## Exception summary") and i + 1 < len(lines):
-            return _strip_ansi(lines[i + 1])
+            return _strip_ansi(re.sub(r"^<class '(?:\w+\.)*(\w+)'>", r"\1", lines[i + 1]))
     return _strip_ansi(f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": "))
 
 
 def _strip_ansi(text: str) -> str:
-    import re
-
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def _log_tail(log: io.StringIO, lines: int = 3) -> str:
-    """The exporter's last log lines (it prints the real reason there, e.g. for opsets)."""
-    useful = [ln.strip() for ln in log.getvalue().splitlines()
+    """Where the export broke, from the exporter's log: the source line of the model it was
+    tracing ('# File: X.py:N in f, code: ...') if it names one, else its last lines (it
+    prints the real reason there, e.g. for opsets)."""
+    text = log.getvalue()
+    spots = re.findall(r"# File: (.+?):(\d+) in (\w+), code: (.+)", text)
+    if spots:
+        file, line, func, code = spots[-1]
+        return f" at {file}:{line} in {func}: `{code.strip()}`."
+    useful = [ln.strip() for ln in text.splitlines()
               if ln.strip() and not ln.startswith("[torch.onnx]") and not ln.strip().startswith("^")]
     return (" (exporter: " + " | ".join(useful[-lines:]) + ")") if useful else "."
 

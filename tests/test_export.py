@@ -131,6 +131,7 @@ EXPECTED_CHECKS = [f"{what} ({kind})" for kind in ("stateless", "stateful") for 
 
 def test_onnx_checks_pass(checked: Checked):
     """Both exports pass onnx.checker, match PyTorch at batch 1 and 3, and carry over 3 calls."""
+    print("\n".join(c.line() for c in checked.checks))  # the measured numbers, with -rP
     failed = [c.line() for c in checked.checks if not c.ok]
     assert not failed, failed
     assert sorted(c.name for c in checked.checks) == sorted(EXPECTED_CHECKS)
@@ -284,6 +285,7 @@ def test_a_model_that_does_not_export_fails_its_check_and_writes_nothing(mlp_fil
     checks = onnx_checks(broken)
     assert [c.ok for c in checks] == [False, False]
     assert "ONNX export (stateless) failed" in checks[0].detail
+    assert "broken.py:" in checks[0].detail and "`if x.sum() > 0:`" in checks[0].detail  # where it broke
     with pytest.raises(ValidationError, match="onnx export"):
         from aimgen.validate import validate_file
 

@@ -1,0 +1,65 @@
+"""Stopwatches around aimgen's own phases, wrapped in place (a few microseconds per call).
+
+Used by convert_child.py (the CLI in its own process) and by run.py (in-process conversions
+for the scaling table). ``PHASES`` accumulates seconds per phase until ``reset()``.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+PHASES: dict[str, float] = {}
+_DONE = False
+
+# (module, function, phase): the module is where the caller looks the name up.
+_TARGETS = [
+    ("aimgen.loader", "load_model", "load model file"),
+    ("aimgen.api", "trace", "trace"),
+    ("aimgen.api", "propagate_shapes", "shape propagation"),
+    ("aimgen.api", "make_plan", "plan"),
+    ("aimgen.api", "generate", "codegen"),
+    ("aimgen.api", "render_model", "render"),
+    ("aimgen.validate", "read_metadata", "validation: static"),
+    ("aimgen.validate", "imported_modules", "validation: static"),
+    ("aimgen.validate", "run_fresh", "validation: fresh process"),
+    ("aimgen.export", "onnx_checks", "validation: onnx"),
+]
+#: aimgen's own work between the traced graph and the source text (planning and rendering).
+OWN = ("plan", "codegen", "render")
+#: the in-process part of a conversion, in order.
+CONVERT = ("trace", "shape propagation", "plan", "codegen", "render")
+
+
+def _timed(fn, label: str):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            PHASES[label] = PHASES.get(label, 0.0) + time.perf_counter() - start
+
+    return wrapper
+
+
+def instrument() -> None:
+    """Wrap every phase once (idempotent); modules that do not exist are skipped."""
+    global _DONE
+    if _DONE:
+        return
+    import importlib
+
+    for mod_name, attr, label in _TARGETS:
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        setattr(module, attr, _timed(getattr(module, attr), label))
+    _DONE = True
+
+
+def reset() -> dict[str, float]:
+    """The phases since the last reset, and start again."""
+    out = dict(PHASES)
+    PHASES.clear()
+    return out

@@ -181,11 +181,11 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
               if not meta["depends"] else
               f"Written by aimgen. Depends on torch and: {', '.join(meta['depends'])} (the base model's layers)."]
     if plan is not None:
+        tapped, seen = plan.layer_counts()
         header += [
             f"options: {options.describe()}",
             f"memory: {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; taps: "
-            f"{len(plan.taps)} of {len(plan.taps) + len([s for s in plan.skipped if s.node])} weight layers; "
-            f"update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}",
+            f"{tapped} of {seen} weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}",
             f"parameters: base {plan.base_params:,} | aim {plan.aim_params:,} | delta +{plan.delta:,} "
             f"(memory {plan.memory_params:,}, taps {plan.tap_params:,}, updates {plan.update_params:,})",
         ] + [f"note: {n}" for n in plan.notes]

@@ -104,7 +104,20 @@ class Plan:
 
     @property
     def tap_params(self) -> int:
-        return sum(t.extra_params for t in self.taps)
+        return tap_cost(self.taps)
+
+    def layer_counts(self) -> tuple[int, int]:
+        """(weight layers tapped, weight layers seen): a layer called twice counts once."""
+        tapped = {t.qualname for t in self.taps}
+        seen = tapped | {s.qualname for s in self.skipped if s.node}
+        return len(tapped), len(seen)
+
+    def repeats(self) -> set[str]:
+        """Nodes of taps whose layer an earlier call already widened (its weights cost nothing more)."""
+        first: dict[str, str] = {}
+        for t in self.taps:
+            first.setdefault(t.weight, t.node)
+        return {t.node for t in self.taps if first[t.weight] != t.node}
 
     @property
     def update_params(self) -> int:
@@ -127,6 +140,7 @@ class Plan:
         )
 
     def to_dict(self) -> dict:
+        repeats = self.repeats()
         return {
             "memory_shape": list(self.memory_shape),
             "carry_rate": self.carry_rate,
@@ -136,7 +150,8 @@ class Plan:
                       "updates": self.update_params},
             "taps": [
                 {"layer": t.qualname, "type": t.layer_type, "memory_channels" if t.axis == 1 else "memory_features": t.k,
-                 "groups": t.groups, "at": list(t.spatial), "params": t.extra_params}
+                 "groups": t.groups, "at": list(t.spatial), "params": 0 if t.node in repeats else t.extra_params,
+                 **({"repeat_call": True} if t.node in repeats else {})}
                 for t in self.taps
             ],
             "untapped": [{"layer": s.qualname, "type": s.layer_type, "reason": s.reason} for s in self.skipped],
@@ -177,6 +192,11 @@ def module_label(node: fx.Node) -> str:
     stack = node.meta.get("nn_module_stack") or {}
     owner = list(stack.values())[-1][0] if stack else ""
     return f"{owner}:{node.name}" if owner else node.name
+
+
+def tap_cost(taps: list[TapSite]) -> int:
+    """Parameters the taps add: a layer called several times is widened once."""
+    return sum({t.weight: t.extra_params for t in taps}.values())
 
 
 def _matches(pattern: str, site) -> bool:
@@ -370,6 +390,11 @@ def _apply_size(taps, updates, memory_shape, options: Options) -> None:
             t.k = size if t.axis == -1 else -(-size // max(math.prod(t.spatial), 1))
         else:
             t.k = options.tap_width * (unit if t.axis == -1 else 1)
+    widest: dict[str, int] = {}  # a layer called at several sizes reads one width: the widest
+    for t in taps:
+        widest[t.weight] = max(widest.get(t.weight, 0), t.k)
+    for t in taps:
+        t.k = widest[t.weight]
     rank = options.update_rank or min(DEFAULT_RANK, channels)
     for u in updates:
         u.rank, u.memory_channels = rank, channels
@@ -401,7 +426,7 @@ def make_plan(traced: Traced, options: Options) -> Plan:
     def growth(channels: int) -> int:
         shape = _shape_for(channels, grid)
         _apply_size(taps, updates, shape, options)
-        return math.prod(shape) + sum(t.extra_params for t in taps) + sum(u.params for u in updates)
+        return math.prod(shape) + tap_cost(taps) + sum(u.params for u in updates)
 
     budget = options.budget if options.budget is not None else DEFAULT_BUDGET
     limit = int(budget * base)

@@ -15,12 +15,14 @@ from .plan import Plan
 def rows(plan: Plan) -> list[tuple[str, str, str, str, str]]:
     """(layer, type, status, detail, params) in graph order."""
     out = []
+    repeats = plan.repeats()
     for t in plan.taps:
         unit = "feature" if t.axis == -1 else "channel"
         where = f" at {'x'.join(map(str, t.spatial))}" if t.spatial else ""
         groups = f", every one of {t.groups} groups" if t.groups > 1 else ""
-        out.append((t.qualname, t.layer_type, "tapped", f"+{t.k} memory {unit}{'s' if t.k != 1 else ''}{where}{groups}",
-                    f"+{t.extra_params:,}"))
+        again = t.node in repeats
+        out.append((t.qualname, t.layer_type, "tapped", f"+{t.k} memory {unit}{'s' if t.k != 1 else ''}{where}{groups}"
+                    + (" (called again: same widened layer)" if again else ""), "+0" if again else f"+{t.extra_params:,}"))
     for s in plan.skipped:
         out.append((s.qualname, s.layer_type, "skipped", s.reason, "0"))
     for u in plan.updates:
@@ -41,9 +43,9 @@ def table_text(plan: Plan, title: str, width: int = 120, color: bool = False) ->
     console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
                       highlight=False)
     console.print(table)
+    tapped, seen = plan.layer_counts()
     console.print(f"memory {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; "
-                  f"taps: {len(plan.taps)} of {len(plan.taps) + len([s for s in plan.skipped if s.node])} "
-                  f"weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}")
+                  f"taps: {tapped} of {seen} weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}")
     for note in plan.notes:
         console.print(f"note: {note}")
     if plan.unused_params:

@@ -12,13 +12,11 @@ and LayerNorm. Input sizes vary. Shapes are tracked while generating, so every m
 
 ``check_conversion`` asserts the invariants of issue 5: imports only torch and the standard
 library, counted parameters equal the plan, forward and backward run, eval() is deterministic;
-with ``aimgen.weights``: base weights in, same function out (1e-5); with ``aimgen.export``:
-ONNX parity (when asked, it is the slow part).
+base weights in, same function out (1e-5); ONNX parity (when asked: it is the slow part).
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,14 +299,6 @@ def _width(spec: Spec, upto: int) -> int:
 
 # --- invariants ----------------------------------------------------------------------------
 
-def _module(name: str):
-    return importlib.util.find_spec(name) is not None
-
-
-HAS_WEIGHTS = _module("aimgen.weights")
-HAS_ONNX = _module("aimgen.export") and hasattr(importlib.import_module("aimgen.export"), "onnx_checks")
-
-
 def _tensors(obj) -> list[torch.Tensor]:
     if isinstance(obj, torch.Tensor):
         return [obj]
@@ -322,33 +312,32 @@ def _tensors(obj) -> list[torch.Tensor]:
 
 
 def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model", tmp: Path | None = None,
-                     onnx: bool = False, atol: float = 1e-5, **options):
-    """Convert ``model`` (with its own weights when aimgen.weights exists) and assert the
-    invariants; returns the Conversion."""
+                     onnx: bool = False, atol: float = 1e-5, depends: tuple[str, ...] = (), **options):
+    """Convert ``model`` with its own weights and assert the invariants; returns the Conversion.
+    ``depends``: packages besides torch the output may import (a library's layer kept in it)."""
     import aimgen
     from aimgen.validate import imported_modules
 
     conv = aimgen.convert(model, specs, source_name=source_name,
-                          base_weights=model.state_dict() if HAS_WEIGHTS else None, **options)
+                          base_weights=model.state_dict(), **options)
     tmp = tmp or Path(__import__("tempfile").mkdtemp(prefix="aimgen-random-"))
     path = tmp / "generated_model.py"
     path.write_text(conv.source, encoding="utf-8")
-    allowed = {"torch"} | set(__import__("sys").stdlib_module_names)
+    allowed = {"torch", *depends} | set(__import__("sys").stdlib_module_names)
     assert imported_modules(path) <= allowed, f"{source_name}: imports {imported_modules(path) - allowed}"
 
-    aim = conv.build(load_weights=HAS_WEIGHTS)
+    aim = conv.build()
     counted = sum(p.numel() for p in aim.parameters())
     assert counted == conv.plan.aim_params, f"{source_name}: counted {counted} != planned {conv.plan.aim_params}"
     x = conv.example_inputs(batch=3)
-    if HAS_WEIGHTS:  # same function as the base model until trained
-        model.eval()
-        aim.eval()
-        with torch.no_grad():
-            want, got = _tensors(model(*x)), _tensors(aim(*x))
-        assert len(want) == len(got)
-        for a, b in zip(want, got):
-            err = (a - b).abs().max().item() if a.numel() else 0.0
-            assert err <= atol, f"{source_name}: base weights in, output differs by {err:.3g}"
+    model.eval()  # same function as the base model until trained
+    aim.eval()
+    with torch.no_grad():
+        want, got = _tensors(model(*x)), _tensors(aim(*x))
+    assert len(want) == len(got)
+    for a, b in zip(want, got):
+        err = (a - b).abs().max().item() if a.numel() else 0.0
+        assert err <= atol, f"{source_name}: base weights in, output differs by {err:.3g}"
     aim.train()
     loss = sum(t.float().square().mean() for t in _tensors(aim(*x)) if t.is_floating_point())
     loss.backward()
@@ -359,7 +348,7 @@ def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model
     with torch.no_grad():
         a, b = _tensors(aim(*x)), _tensors(aim(*x))
     assert all(torch.equal(p, q) for p, q in zip(a, b)), f"{source_name}: eval() is not deterministic"
-    if onnx and HAS_ONNX:
+    if onnx:
         from aimgen.export import onnx_checks
 
         weights = None

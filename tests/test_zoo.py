@@ -1,0 +1,207 @@
+"""Issue 5: the hard cases of real model code, one zoo file per case (tests/zoo/), each either
+converted correctly (the invariants of random_models.check_conversion: standalone imports,
+counted parameters equal the plan, base weights in -> same function out, forward/backward,
+eval determinism) or refused with the file and line, a non-zero exit code and no file."""
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import aimgen
+import random_models as rm
+from aimgen.loader import InputSpec, load_model
+from conftest import leftovers
+
+ZOO = Path(__file__).resolve().parent / "zoo"
+
+
+def zoo(target: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return load_model(str(ZOO / target)).model
+
+
+def check(target: str, *shapes, **options):
+    specs = [s if isinstance(s, InputSpec) else InputSpec(s) for s in shapes]
+    return rm.check_conversion(zoo(target), specs, source_name=target, **options)
+
+
+def lines_with(source: str, text: str) -> list[str]:
+    return [line.strip() for line in source.splitlines() if text in line]
+
+
+# --- case 1: training-mode branches -------------------------------------------------------
+
+def test_training_branches_keep_train_and_eval_behaviour():
+    conv = check("training_branch.py:Net", (1, 3, 8, 8))
+    src = conv.source
+    assert "class NoisyIdentity(nn.Module):" in src and "class MyDropout(nn.Module):" in src  # kept whole, copied
+    assert lines_with(src, "F.dropout(") and all("self.training" in line for line in lines_with(src, "F.dropout("))
+    aim = conv.build()
+    x = torch.randn(4, 3, 8, 8)
+    aim.train()
+    with torch.no_grad():
+        a, b = aim(x), aim(x)
+    assert not torch.allclose(a, b)  # noise and dropout are live in train()
+    aim.eval()
+    with torch.no_grad():
+        assert torch.equal(aim(x), aim(x))
+
+
+def test_stochastic_depth_drops_rows_in_train_only():
+    conv = check("stochastic_depth.py:Net", (1, 3, 8, 8), depends=("torchvision",))
+    assert lines_with(conv.source, "stochastic_depth(") and "self.training" in conv.source
+    aim = conv.build().train()
+    x = torch.randn(16, 3, 8, 8)
+    with torch.no_grad():
+        assert not torch.allclose(aim(x), aim(x))
+
+
+def test_a_root_that_branches_on_training_is_refused_with_its_line(tmp_path, cli):
+    code, _, err = cli("convert", ZOO / "root_training_branch.py", "--input-shape", "1,3,8,8",
+                       "-o", tmp_path / "out.py", "--no-onnx")
+    assert code != 0 and "Traceback" not in err
+    assert "root_training_branch.py:16" in err and "train() and eval()" in err
+    assert leftovers(tmp_path, set()) == []
+
+
+# --- case 2: one module called several times ----------------------------------------------
+
+def test_a_module_called_at_two_resolutions_reads_memory_at_each():
+    conv = check("shared_module.py:Net", (1, 3, 16, 16))
+    tapped = [t.qualname for t in conv.plan.taps]
+    assert tapped.count("shared") == 2 and tapped.count("proj") == 2
+    calls = lines_with(conv.source, "self.shared(torch.cat(")
+    assert len(calls) == 2 and "16x16" in calls[0] and "8x8" in calls[1]
+    assert lines_with(conv.source, "self.shared = nn.Conv2d(8 + 1, 8")  # one layer, widened once
+    (shared,) = [t for t in conv.report_dict()["taps"] if t["layer"] == "shared" and t["params"]]
+    assert shared["params"] == 8 * 9  # counted once: 8 outputs x 3x3 for the one memory channel
+    assert "taps: 4 of 4 weight layers" in conv.source and "called again" in conv.report
+
+
+def test_with_the_full_tap_width_a_shared_layer_reads_its_widest_fit():
+    conv = check("shared_module.py:Net", (1, 3, 16, 16), tap_width="full", memory_size=512)
+    (a, b) = [t for t in conv.plan.taps if t.qualname == "shared"]
+    assert a.k == b.k == 512 // (8 * 8)  # the 8x8 call needs 8 channels to hold all 512 floats; 16x16 pads
+
+
+# --- case 3: functional layers on parameters ----------------------------------------------
+
+def test_functional_conv_and_linear_on_parameters_are_tapped():
+    conv = check("functional_params.py:Net", (1, 3, 8, 8))
+    assert [t.layer_type for t in conv.plan.taps] == ["F.conv2d", "F.conv2d", "F.linear"]
+    assert conv.plan.skipped == []
+    dw = conv.plan.taps[1]
+    assert dw.groups == 8  # depthwise: memory in every group
+
+
+def test_a_conv_that_standardises_its_weight_is_left_as_is_with_the_reason():
+    conv = check("weight_standardisation.py:Net", (1, 3, 8, 8))
+    assert [t.qualname for t in conv.plan.taps] == ["conv2", "fc"]
+    (skip,) = conv.plan.skipped
+    assert skip.qualname == "conv1" and "weight is computed in forward" in skip.reason
+    assert "conv1" in conv.report and "computed in forward" in conv.report
+
+
+# --- cases 4 and 5: user code copied in, untraceable code kept whole or refused -----------
+
+def test_user_leaf_classes_and_wrapped_functions_are_copied_so_the_output_stays_standalone():
+    conv = check("custom_leaf.py:Net", (1, 3, 16, 16))
+    src = conv.source
+    for needed in ("class Gate(nn.Module):", "def _clip(x, limit):", "def scaled_swish(x):", "THRESHOLD = 0.0",
+                   "SCALE = 1.5", "import math"):
+        assert needed in src, needed
+    assert not [line for line in src.splitlines() if "import" in line and "custom_leaf" in line]
+    assert [t.qualname for t in conv.plan.taps] == ["conv", "fc"]
+
+
+def test_a_library_leaf_makes_the_output_depend_on_that_library_and_says_so():
+    conv = aimgen.convert(zoo("library_leaf.py:Net"), [(1, 3, 8, 8)], source_name="library_leaf", leaf=["sd"])
+    assert "Depends on torch and: torchvision" in conv.source
+    assert "from torchvision.ops" in conv.source or "import torchvision" in conv.source
+    assert lines_with(conv.source, "self.sd = ") == ["self.sd = StochasticDepth(p=0.2, mode='batch')"] or \
+        "StochasticDepth(" in "".join(lines_with(conv.source, "self.sd = "))
+    aim = conv.build()
+    assert sum(p.numel() for p in aim.parameters()) == conv.plan.aim_params
+
+
+def test_len_of_a_traced_tensor_keeps_the_submodule_whole():
+    conv = check("len_proxy.py:Net", (1, 5, 6))
+    assert "class SeqPool(nn.Module):" in conv.source
+    assert [t.qualname for t in conv.plan.taps] == ["fc1", "fc2"]
+
+
+def test_untraceable_root_is_refused_with_file_line_and_the_option_that_helps(tmp_path, cli):
+    code, _, err = cli("convert", ZOO / "untraceable_root.py", "--input-shape", "1,3,8,8", "-o", tmp_path / "o.py")
+    assert code != 0 and "Traceback" not in err and err.count("\n") == 1
+    assert "untraceable_root.py:14" in err and "if x.sum() > 0:" in err and "--leaf" in err
+    assert leftovers(tmp_path, set()) == []
+
+
+# --- case 6: hostile names ----------------------------------------------------------------
+
+def test_hostile_names_never_run_and_the_model_keeps_its_function(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("AIMGEN_MARKER", str(marker))
+    model = zoo("hostile_names.py:Net")
+    conv = rm.check_conversion(model, [InputSpec((1, 3, 8, 8))], source_name="hostile", tmp=tmp_path)
+    aim = conv.build()
+    assert set(model.state_dict()) <= set(aim.state_dict())  # every base key kept, verbatim
+    assert set(aim(torch.randn(2, 3, 8, 8))) == {"def", next(k for k in model.heads if k != "def")}
+    assert len(conv.plan.taps) == 1 + len(model.blocks) + 2
+    # the file itself, imported and validated in a fresh process, runs nothing either
+    out = tmp_path / "hostile_aim.py"
+    conv.write(out, onnx=False)
+    assert not marker.exists() and not hasattr(builtins, "AIMGEN_PWNED")
+    assert os.environ["AIMGEN_MARKER"] == str(marker)
+
+
+# --- case 7: inputs, outputs and layer kinds ----------------------------------------------
+
+def test_several_inputs_and_a_dict_output_with_a_nested_tuple(tmp_path):
+    conv = check("multi_io.py:Net", (1, 3, 8, 8), (1, 5), tmp=tmp_path, onnx=True)
+    assert "def forward(self, img, meta):" in conv.source
+    out = conv.build()(torch.randn(2, 3, 8, 8), torch.randn(2, 5))
+    assert set(out) == {"logits", "parts"} and isinstance(out["parts"], tuple) and out["parts"][1].shape == (2, 1)
+
+
+@pytest.mark.parametrize("name,type_name", [("Net", "Output"), ("PairNet", "Pair")])
+def test_dataclass_and_namedtuple_outputs_are_returned_as_such(name, type_name):
+    conv = check(f"dataclass_output.py:{name}", (1, 3, 8, 8))
+    out = conv.build()(torch.randn(2, 3, 8, 8))
+    assert type(out).__name__ == type_name
+    first = out.logits if dataclasses.is_dataclass(out) else out.first
+    assert first.shape == (2, 3)
+
+
+def test_token_ids_sequences_and_attention_report_what_is_not_tapped():
+    conv = check("sequence.py:Net", InputSpec((1, 16), torch.int64))
+    assert "EXAMPLE_INPUT_DTYPES = ['int64']" in conv.source
+    tapped = {t.qualname for t in conv.plan.taps}
+    assert {"ff.0", "ff.2", "head"} <= tapped
+    untapped = {s["layer"]: s["reason"] for s in conv.report_dict()["untapped"]}
+    assert "internal weights" in untapped["attn"] and "attn.out_proj" in untapped
+    assert "attn" in conv.report and "not tapped" in conv.report
+
+
+@pytest.mark.parametrize("name,shape,memory_rank", [("Net1d", (1, 2, 32), 2), ("Net3d", (1, 1, 8, 8, 8), 4),
+                                                    ("Decoder", (1, 3, 16, 16), 3)])
+def test_conv1d_conv3d_and_transposed_convs(name, shape, memory_rank):
+    conv = check(f"conv_dims.py:{name}", shape)
+    assert len(conv.plan.memory_shape) == memory_rank
+    assert conv.plan.skipped == [] and len(conv.plan.taps) == sum(
+        isinstance(m, (torch.nn.Linear, torch.nn.modules.conv._ConvNd)) for m in zoo(f"conv_dims.py:{name}").modules())
+    if name == "Decoder":
+        assert {t.layer_type for t in conv.plan.taps} == {"Conv2d", "ConvTranspose2d"}
+        assert next(t for t in conv.plan.taps if t.qualname == "up_g").groups == 2
+
+
+def test_channel_shuffle_and_squeeze_excitation_on_1x1_maps():
+    conv = check("shuffle_se.py:Net", (1, 3, 8, 8))
+    taps = {t.qualname: t for t in conv.plan.taps}
+    assert set(taps) == {"stem", "group_conv", "se.reduce", "se.expand", "fc"}
+    assert taps["se.reduce"].spatial == (1, 1)  # the whole memory folded onto a 1x1 map

@@ -32,8 +32,12 @@ class Staging:
 
     def path_for(self, target: Path) -> Path:
         target = Path(target)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
-                                   dir=str(target.parent if str(target.parent) else "."))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
+                                       dir=str(target.parent if str(target.parent) else "."))
+        except OSError as err:
+            raise AimgenError(f"{target}: cannot write there: {err.strerror or err}.",
+                              hint="Choose a writable location.") from None
         os.close(fd)
         mask = os.umask(0)  # mkstemp makes private files; outputs get the usual umask mode
         os.umask(mask)

@@ -3,6 +3,7 @@ input refused with one paragraph, a non-zero exit code and no file left behind."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,10 @@ def test_name_may_be_a_builder_function_or_an_instance(tmp_path, cli):
                              "--no-onnx", "-q")
         assert code == 0, err
         assert "Linear(8 + " in (tmp_path / f"{name}.py").read_text()
+
+
+def test_an_output_folder_nobody_can_write_is_a_clear_error(tmp_path, cli):
+    code, _, err = cli("convert", TINY, "--input-shape", "1,3,32,32", "-o", "/sys/aimgen_out.py", "--no-onnx")
+    assert code == 2 and "internal error" not in err
+    assert "/sys/aimgen_out.py: cannot write there" in err and "writable location" in err
+    assert not list(Path("/sys").glob("*aimgen_out*"))

@@ -93,6 +93,17 @@ def test_cli_writes_the_aim_state_dict_beside_the_source(tmp_path, cli):
     assert torch.equal(sd["conv1.weight"][:, 3:], torch.zeros(16, 1, 3, 3))
 
 
+def test_safetensors_base_weights_give_the_same_function(tmp_path):
+    from safetensors.torch import save_file
+
+    base = randomized(TinyCNN())
+    save_file(base.state_dict(), str(tmp_path / "base.safetensors"))
+    result = aimgen.convert(base, torch.randn(1, 3, 32, 32), base_weights=tmp_path / "base.safetensors")
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert (result.build().eval()(x) - base(x)).abs().max().item() <= 1e-5
+
+
 def test_weights_that_do_not_fit_are_refused_with_names_and_shapes(tmp_path, cli):
     sd = TinyCNN().state_dict()
     sd.pop("fc.bias")

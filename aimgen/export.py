@@ -5,7 +5,8 @@ same numbers there. ONNX graphs are stateless and the exporter silently drops in
 updates, which is why there are two exports:
 
 - **stateless** (default): the ``eval()`` model with its memory frozen (seed + carry folded in
-  as constants); graph inputs and outputs are exactly those of the base model.
+  as constants); graph inputs and outputs are exactly those of the base model. For an AiM
+  model it is made from the stateful graph (``freeze_memory``), so one trace serves both.
 - **stateful**: the pure ``forward_with_memory(*inputs, memory) -> (outputs, new_memory)`` of
   the generated file, so ``memory`` is an explicit graph input and ``new_memory`` an explicit
   output, both with the seed's shape: a deployment feeds one call's ``new_memory`` to the next.
@@ -326,12 +327,43 @@ def check_opset(opset: int | None) -> None:
 
 
 def export_model(gen: Generated, *, stateful: bool, opset: int | None = None) -> Exported:
-    """Export the eval() model (stateless) or forward_with_memory (stateful) with a dynamic
-    batch axis on the data inputs; the memory input keeps the seed's shape."""
+    """Export forward_with_memory (stateful) or the eval() model (stateless) with a dynamic
+    batch axis on the data inputs; the memory input keeps the seed's shape.
+
+    An AiM model's stateless graph is its stateful graph with the memory frozen: the memory
+    input becomes a constant (seed + carry, what eval() reads) and the new-memory output and
+    the nodes only it needed are dropped. One trace serves both kinds, and the two graphs
+    cannot drift apart."""
     check_opset(opset)
     if stateful and not gen.is_aim:
         raise ExportError(f"{gen.path}: --stateful needs an AiM model, but this file is a plain rendering "
                           "(kind 'plain', no memory).", hint="Export it without --stateful.")
+    if gen.is_aim and not stateful:
+        return freeze_memory(_trace_export(gen, stateful=True, opset=opset, kind="stateless"), initial_memory(gen))
+    return _trace_export(gen, stateful=stateful, opset=opset, kind="stateful" if stateful else "stateless")
+
+
+def freeze_memory(exported: Exported, memory: torch.Tensor) -> Exported:
+    """The stateless graph from a stateful export (changed in place): the memory input becomes
+    an initializer holding ``memory``, the new-memory output goes, and so does every node
+    that only it used."""
+    import onnx_ir as ir
+    from onnx_ir.passes.common import RemoveUnusedNodesPass
+
+    start = time.perf_counter()
+    graph = exported.program.model.graph
+    (value,) = [v for v in graph.inputs if v.name == MEMORY_INPUT]
+    graph.inputs.remove(value)
+    value.const_value = ir.Tensor(memory.detach().cpu().numpy(), name=MEMORY_INPUT)
+    graph.register_initializer(value)
+    (out,) = [v for v in graph.outputs if v.name == MEMORY_OUTPUT]
+    graph.outputs.remove(out)
+    RemoveUnusedNodesPass()(exported.program.model)
+    return Exported(exported.program, exported.input_names[:-1], exported.output_names[:-1], exported.opset,
+                    exported.seconds + time.perf_counter() - start, exported.nbytes)
+
+
+def _trace_export(gen: Generated, *, stateful: bool, opset: int | None, kind: str) -> Exported:
     x = example_inputs(gen.module, gen.model, EXPORT_BATCH)
     names = input_names(gen.model, len(x))
     batch = torch.export.Dim("batch", min=1)
@@ -358,7 +390,7 @@ def export_model(gen: Generated, *, stateful: bool, opset: int | None = None) ->
                                         external_data=False, verbose=False)
     except Exception as err:
         log.writelines(f"{w.category.__name__}: {w.message}\n" for w in caught)
-        raise ExportError(f"{gen.path}: the ONNX export ({'stateful' if stateful else 'stateless'}) failed: "
+        raise ExportError(f"{gen.path}: the ONNX export ({kind}) failed: "
                           f"{_first_line(err)}{_log_tail(log)}",
                           hint="Run with --debug for the traceback, and please report it with the file "
                           "(aimgen should only write exportable models).") from err
@@ -506,22 +538,29 @@ def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int 
     with contextlib.ExitStack() as stack:
         folder = Path(keep_dir) if keep_dir is not None else \
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aimgen-onnx-")))
-        checks: list[Check] = []
-        for stateful in ((False, True) if gen.is_aim else (False,)):
-            checks += _variant_checks(gen, folder, stateful, opset)
-    return checks
+        if not gen.is_aim:
+            return _variant_checks(gen, folder, False, opset, lambda: export_model(gen, stateful=False, opset=opset))
+        # one trace: the stateful graph is checked and saved first, then frozen into the stateless one
+        try:
+            stateful = export_model(gen, stateful=True, opset=opset)
+        except ExportError as err:
+            return [Check(f"onnx export ({kind})", False, str(err).replace("(stateful)", f"({kind})"))
+                    for kind in ("stateless", "stateful")]
+        later = _variant_checks(gen, folder, True, opset, lambda: stateful)
+        return _variant_checks(gen, folder, False, opset, lambda: freeze_memory(stateful, initial_memory(gen))) + later
 
 
-def _variant_checks(gen: Generated, folder: Path, stateful: bool, opset: int | None) -> list[Check]:
+def _variant_checks(gen: Generated, folder: Path, stateful: bool, opset: int | None, export) -> list[Check]:
     kind = "stateful" if stateful else "stateless"
     try:
-        exported = export_model(gen, stateful=stateful, opset=opset)
+        exported = export()
         target = folder / f"{kind}.onnx"
         save(exported, target)
     except ExportError as err:
         return [Check(f"onnx export ({kind})", False, str(err))]
+    how = "from the stateful trace, memory frozen; " if gen.is_aim and not stateful else ""
     checks = [Check(f"onnx export ({kind})", True,
-                    f"opset {exported.opset}, {_size_text(_disk_size(target))}, {exported.seconds:.1f} s; inputs "
+                    f"opset {exported.opset}, {_size_text(_disk_size(target))}, {how}{exported.seconds:.1f} s; inputs "
                     f"{', '.join(exported.input_names)}; outputs {', '.join(exported.output_names)}",
                     {"seconds": round(exported.seconds, 3), "bytes": _disk_size(target), "opset": exported.opset})]
     checks.append(_checker(target, kind))
@@ -626,4 +665,4 @@ def _carry(gen: Generated, session: Any, exported: Exported) -> Check:
 
 
 __all__ = ["ExportResult", "export_file", "onnx_checks", "load_generated", "load_state_dict", "fit_weights",
-           "export_model", "check_opset"]
+           "export_model", "freeze_memory", "check_opset"]

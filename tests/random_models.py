@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from hypothesis import strategies as st
 
+from aimgen.export import flat_tensors
+
 CONV_BLOCKS = ("conv", "strided", "grouped", "depthwise", "residual", "concat", "branches", "pool", "se",
                "shuffle", "leaf", "wrapped")
 MLP_BLOCKS = ("linear", "residual", "norm", "wrapped", "leaf")
@@ -299,18 +301,6 @@ def _width(spec: Spec, upto: int) -> int:
 
 # --- invariants ----------------------------------------------------------------------------
 
-def _tensors(obj) -> list[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    elif hasattr(obj, "__dataclass_fields__"):
-        obj = [getattr(obj, f) for f in obj.__dataclass_fields__]
-    if isinstance(obj, (list, tuple)):
-        return [t for o in obj for t in _tensors(o)]
-    return []
-
-
 def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model", tmp: Path | None = None,
                      onnx: bool = False, atol: float = 1e-5, depends: tuple[str, ...] = (), **options):
     """Convert ``model`` with its own weights and assert the invariants; returns the Conversion.
@@ -333,20 +323,20 @@ def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model
     model.eval()  # same function as the base model until trained
     aim.eval()
     with torch.no_grad():
-        want, got = _tensors(model(*x)), _tensors(aim(*x))
+        want, got = flat_tensors(model(*x)), flat_tensors(aim(*x))
     assert len(want) == len(got)
     for a, b in zip(want, got):
         err = (a - b).abs().max().item() if a.numel() else 0.0
         assert err <= atol, f"{source_name}: base weights in, output differs by {err:.3g}"
     aim.train()
-    loss = sum(t.float().square().mean() for t in _tensors(aim(*x)) if t.is_floating_point())
+    loss = sum(t.float().square().mean() for t in flat_tensors(aim(*x)) if t.is_floating_point())
     loss.backward()
     assert math.isfinite(loss.item())
     grads = [p.grad for p in aim.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     aim.eval()
     with torch.no_grad():
-        a, b = _tensors(aim(*x)), _tensors(aim(*x))
+        a, b = flat_tensors(aim(*x)), flat_tensors(aim(*x))
     assert all(torch.equal(p, q) for p, q in zip(a, b)), f"{source_name}: eval() is not deterministic"
     if onnx:
         from aimgen.export import onnx_checks

@@ -169,6 +169,20 @@ def test_stateful_graph_adds_exactly_memory_in_and_out(checked: Checked):
     assert s_outputs == outputs + [("new_memory", seed, onnx.TensorProto.FLOAT)]
 
 
+def test_stateless_graph_is_the_stateful_one_with_the_memory_frozen(checked: Checked):
+    """One trace serves both: the memory input becomes a constant holding what eval() reads
+    (seed + carry), and the nodes that only computed new_memory are gone."""
+    from onnx import numpy_helper
+
+    stateless = onnx.load(str(checked.folder / "stateless.onnx"))
+    stateful = onnx.load(str(checked.folder / "stateful.onnx"))
+    (memory,) = [numpy_helper.to_array(t) for t in stateless.graph.initializer if t.name == "memory"]
+    gen = load_generated(checked.path)
+    np.testing.assert_array_equal(memory, getattr(gen.model, gen.meta["memory"]).read().detach().numpy())
+    assert len(stateless.graph.node) < len(stateful.graph.node)
+    assert "new_memory" not in {o for n in stateless.graph.node for o in n.output}
+
+
 def test_stateless_inputs_match_a_plain_export_of_the_base_model(tmp_path):
     """The reference for "the base model's inputs": torch.onnx.export of the base itself."""
     torch.manual_seed(0)

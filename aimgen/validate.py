@@ -152,11 +152,25 @@ print("AIMGEN_RESULT " + json.dumps(result))
 '''
 
 
+def start_fresh(path: Path, weights: Path | None = None) -> subprocess.Popen:
+    """Start the dynamic checks in a fresh, isolated interpreter (python -I: no cwd, no user
+    site; -B: no __pycache__ left beside the user's output); ``finish_fresh`` collects them."""
+    return subprocess.Popen([sys.executable, "-I", "-B", "-c", _CHILD, str(path), str(weights or "")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def run_fresh(path: Path, weights: Path | None = None, timeout: float = 600) -> dict:
-    """Run the dynamic checks in a fresh, isolated interpreter (python -I: no cwd, no user site;
-    -B: no __pycache__ left beside the user's output)."""
-    proc = subprocess.run([sys.executable, "-I", "-B", "-c", _CHILD, str(path), str(weights or "")],
-                          capture_output=True, text=True, timeout=timeout)
+    return finish_fresh(start_fresh(path, weights), timeout)
+
+
+def finish_fresh(proc: subprocess.Popen, timeout: float = 600) -> dict:
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     for line in proc.stdout.splitlines():
         if line.startswith("AIMGEN_RESULT "):
             return json.loads(line[len("AIMGEN_RESULT "):])
@@ -178,7 +192,18 @@ def validate_file(path: str | Path, *, weights: str | Path | None = None, onnx: 
     bad = sorted(imports - allowed)
     checks.append(Check("imports", not bad, f"imports {', '.join(sorted(imports))}" if not bad else
                         f"imports {', '.join(bad)} beyond torch and the standard library"))
-    res = run_fresh(path, Path(weights) if weights else None)
+    fresh = start_fresh(path, Path(weights) if weights else None)
+    onnx_results: list[Check] = []
+    if onnx:  # meanwhile, in this process: the ONNX checks (the other core is the child's)
+        from .export import onnx_checks
+
+        try:
+            onnx_results = onnx_checks(path, weights=weights, opset=opset)
+        except BaseException:
+            fresh.kill()
+            fresh.communicate()
+            raise
+    res = finish_fresh(fresh)
     expected = meta.get("aim_params", meta.get("params"))
     checks.append(Check("fresh import", not res["leaked"],
                         "built in a fresh process without aimgen" if not res["leaked"] else
@@ -195,10 +220,7 @@ def validate_file(path: str | Path, *, weights: str | Path | None = None, onnx: 
     if "carry_moved" in res:
         checks.append(Check("carry", res["carry_moved"], "a train() forward moved the carry"
                             if res["carry_moved"] else "a train() forward left the carry at zero"))
-    if onnx:
-        from .export import onnx_checks
-
-        checks += onnx_checks(path, weights=weights, opset=opset)
+    checks += onnx_results
     failed = [c for c in checks if not c.ok]
     if failed:
         raise ValidationError(

@@ -6,7 +6,8 @@ stopwatch around each phase, in its own process:
 The phases are aimgen's own functions, wrapped in place (a few microseconds per call):
 loading the model file, tracing, shape propagation (twice: at the example batch and at
 batch + 2, to find batch axes), planning, codegen, rendering (Jinja + the libcst parse of the
-output), and validation (static checks, the fresh process, the ONNX checks). Prints one line
+output), and validation (static checks, the ONNX checks, and the wait for the fresh process
+that runs beside them). Prints one line
 ``CONVERT_RESULT {json}``: seconds per phase, ``startup`` (interpreter and imports before
 main), the total, and the peak RSS of this process and of its children (the validation
 process), from getrusage.

@@ -2,11 +2,11 @@
 
     python benchmarks/run.py                  # the full run (resnet50 and the scaling series)
     python benchmarks/run.py --quick          # a tiny smoke version (seconds; numbers meaningless)
-    python benchmarks/run.py --readme         # also write the tables into benchmarks/README.md
+    python benchmarks/run.py --readme         # also write the tables into the top-level README.md
 
 Every number is a median over repetitions, and every ratio compares two arms measured in the
 same run, interleaved (A B, then B A, ...), so that load from other processes hits both. See
-benchmarks/README.md for what each row measures and the latest results.
+benchmarks/README.md for what each row measures; the latest results are in the top-level README.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ import flops  # noqa: E402
 import models  # noqa: E402
 import phases  # noqa: E402
 
-README = HERE / "README.md"
+README = ROOT / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -53,7 +53,7 @@ class Settings:
     infer_runs: int = 3
     scaling: list[str] = field(default_factory=lambda: [
         "resnet18", "resnet50", "resnet101", "resnet152", "chain16", "chain32", "chain64", "chain128"])
-    scale_convert_reps: int = 3
+    scale_convert_reps: int = 2
     scale_train_batch: int = 4
     scale_train_reps: int = 2
 
@@ -238,14 +238,22 @@ def bench_inference(s: Settings, aim_py: Path, base_model, tmp: Path) -> dict:
     import onnxruntime
     from aimgen.export import export_file
 
+    import floor
+
     shape = models.INPUTS[s.model]
+    log("export: torch.onnx.export of the base model (the floor's call)")
+    start = time.perf_counter()
+    floor.export(base_model.eval(), torch.randn(shape), str(tmp / "floor_base.onnx"))
+    base_export = time.perf_counter() - start
     plain_py = tmp / "plain.py"
     aimgen.convert(base_model, [shape], plain=True, source_name=s.model).write(plain_py, validate=False, force=True)
-    sessions = {}
+    sessions, export_seconds = {}, {}
     for arm, src in (("base", plain_py), ("aim", aim_py)):
         log(f"inference: exporting {arm}")
         target = tmp / f"infer_{arm}.onnx"
+        start = time.perf_counter()
         export_file(src, target, force=True)
+        export_seconds[arm] = time.perf_counter() - start
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = 1
@@ -265,7 +273,8 @@ def bench_inference(s: Settings, aim_py: Path, base_model, tmp: Path) -> dict:
                 sessions[arm].run(None, feeds[arm])
                 times[arm].append(time.perf_counter() - start)
     b, a = median(times["base"]), median(times["aim"])
-    return {"available": True, "base": b, "aim": a, "ratio": a / b}
+    return {"available": True, "base": b, "aim": a, "ratio": a / b, "export_aim": export_seconds["aim"],
+            "export_plain": export_seconds["base"], "export_base": base_export}
 
 
 # --------------------------------------------------------------------------- 4. memory
@@ -358,7 +367,17 @@ def report(r: dict) -> str:
         f"{(a['base'] + a['taps'] + a['updates']) / 1e9:.3f} GMAC | {a['base'] / 1e9:.3f} GMAC | "
         f"+{100 * a['increase']:.2f}% | - | - |",
     ]
+    validation = sum(v for k, v in c["aim_phases"].items() if k.startswith("validation"))
+    floor_check = sum(c["floor_phases"].get(k, 0.0) for k in ("onnx export", "onnxruntime run"))
+    if floor_check:
+        lines.append(f"| Validation: all of aimgen's checks (fresh process, ONNX export + checker + parity + carry) "
+                     f"vs the floor's export and one onnxruntime run | {validation:.1f} s | {floor_check:.1f} s | "
+                     f"{validation / floor_check:.2f}x | - | - |")
     if i.get("available"):
+        lines.append(f"| Export: `aimgen export` (stateless) of the AiM model vs `torch.onnx.export` of the base "
+                     f"model (the plain rendering through `aimgen export`: {i['export_plain']:.1f} s) | "
+                     f"{i['export_aim']:.1f} s | {i['export_base']:.1f} s | {i['export_aim'] / i['export_base']:.2f}x "
+                     "| - | - |")
         lines.append(f"| Inference, onnxruntime batch 1 (1 thread): AiM stateless export vs base export | "
                      f"{1000 * i['aim']:.1f} ms | {1000 * i['base']:.1f} ms | {i['ratio']:.2f}x | <= 1.10x | "
                      f"{yes(i['ratio'] <= 1.10)} |")
@@ -415,6 +434,8 @@ def report(r: dict) -> str:
 
 def update_readme(table: str) -> None:
     text = README.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{README}: no {START} ... {END} markers to put the tables between")
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
     README.write_text(f"{head}{START}\n{table}{END}{tail}")
@@ -430,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny models, one repetition: a smoke test")
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     p.add_argument("--out", metavar="PATH", help="also write the Markdown tables to PATH")
-    p.add_argument("--readme", action="store_true", help="write the tables into benchmarks/README.md")
+    p.add_argument("--readme", action="store_true", help="write the tables into the top-level README.md")
     p.add_argument("--threads", type=int, help="torch threads for the in-process training steps (default: torch's)")
     args = p.parse_args(argv)
     if args.threads:

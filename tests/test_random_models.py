@@ -2,7 +2,7 @@
 the real file path, with the invariants checked on every one.
 
     pytest tests/test_random_models.py               # the fixed-seed quick set (15 models)
-    pytest -m slow tests/test_random_models.py       # the large set (200 models), see docs/random_models.md
+    pytest -m slow tests/test_random_models.py       # the large set (200 models); last result in README.md
 
 ONNX parity costs about 10 s a model on this machine's CPU, so it runs on every 10th model of
 the large set and on 2 of the quick set; every other invariant runs on every model.

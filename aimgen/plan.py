@@ -262,8 +262,34 @@ def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Sk
                 if isinstance(mod, nn.MultiheadAttention):
                     skipped.append(Skip(node.name, node.target, "MultiheadAttention",
                                         "its projections are internal weights of a leaf module (in_proj_weight, out_proj): not tapped"))
+    skipped += _opaque_layers(traced, taps, skipped)
     _check_patterns(options, taps, skipped)
     return taps, skipped
+
+
+def _opaque_layers(traced: Traced, taps, skipped) -> list[Skip]:
+    """Conv and Linear modules that the traced graph never calls as a layer, e.g. Swin's
+    attention, whose weights go into a function torch.fx does not trace into: listed, not
+    silently left out."""
+    accounted = {t.qualname for t in taps} | {s.qualname for s in skipped}
+    accounted |= {t.qualname.rsplit(".", 1)[0] for t in taps if t.functional}
+    inside = tuple(f"{q}." for q in traced.leaf_names) + tuple(f"{s.qualname}." for s in skipped)
+    readers: dict[str, list[fx.Node]] = {}
+    for n in traced.graph.nodes:
+        if n.op == "get_attr" and "." in n.target:
+            readers.setdefault(n.target.rsplit(".", 1)[0], []).extend(n.users)
+    out = []
+    for name, mod in traced.root.named_modules():
+        if not name or name in accounted or name.startswith(inside) or \
+                not isinstance(mod, (nn.Linear, nn.modules.conv._ConvNd)):
+            continue
+        users = readers.get(name, [])
+        if not users:
+            continue  # never used by forward: not part of the traced model (unused_params says so)
+        fns = sorted({getattr(u.target, "__name__", str(u.target)) for u in users})
+        out.append(Skip(users[0].name, name, type(mod).__name__,
+                        f"not called as a layer: its weight goes into {', '.join(fns)}, which aimgen does not widen"))
+    return out
 
 
 def _check_patterns(options: Options, taps, skipped) -> None:

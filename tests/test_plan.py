@@ -116,3 +116,28 @@ def test_a_layer_whose_first_axis_is_not_the_batch_is_skipped():
     plan = aimgen.convert(SeqFirst(), torch.randn(2, 5, 8)).plan
     assert [t.qualname for t in plan.taps] == ["out"]
     assert "batch" in {s.qualname: s.reason for s in plan.skipped}["fc"]
+
+
+def _project(x, weight, bias):
+    return torch.nn.functional.linear(x, weight, bias) * 2
+
+
+torch.fx.wrap("_project")
+
+
+def test_a_layer_whose_weight_goes_into_an_opaque_function_is_listed_with_the_function():
+    class Opaque(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(8, 8)   # used only through _project, like Swin's attention
+            self.unused = nn.Linear(8, 8)  # never used: not part of the traced model
+            self.out = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.out(_project(x, self.proj.weight, self.proj.bias))
+
+    plan = aimgen.convert(Opaque(), torch.randn(2, 8)).plan
+    assert [t.qualname for t in plan.taps] == ["out"]
+    assert [s.qualname for s in plan.skipped] == ["proj"]
+    assert "its weight goes into _project, which aimgen does not widen" in plan.skipped[0].reason
+    assert plan.layer_counts() == (1, 2)

@@ -211,11 +211,37 @@ def train_steps(base: torch.nn.Module, aim: torch.nn.Module, shape, batch: int, 
     return {"base": b, "aim": a, "ratio": a / b, "batch": batch, "times": times}
 
 
+def op_profile(base: torch.nn.Module, aim: torch.nn.Module, shape, batch: int) -> list[dict]:
+    """One profiled training step per arm (after the timed ones): CPU time per aten op, so the
+    README can say where the AiM step's extra time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    x = torch.randn((batch,) + tuple(shape[1:]))
+    per_arm = {}
+    for name, model in (("base", base), ("aim", aim)):
+        model.train()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(x).float().square().mean().backward()
+        model.zero_grad(set_to_none=True)
+        per_arm[name] = {e.key: e.self_cpu_time_total / 1000 for e in prof.key_averages()}
+    ops = set(per_arm["base"]) | set(per_arm["aim"])
+    rows = [{"op": op, "base_ms": per_arm["base"].get(op, 0.0), "aim_ms": per_arm["aim"].get(op, 0.0)} for op in ops]
+    for r in rows:
+        r["extra_ms"] = r["aim_ms"] - r["base_ms"]
+    total = {arm: sum(v.values()) for arm, v in per_arm.items()}
+    rows.sort(key=lambda r: -r["extra_ms"])
+    return [{"op": "all ops", "base_ms": total["base"], "aim_ms": total["aim"],
+             "extra_ms": total["aim"] - total["base"]}] + rows[:8]
+
+
 def bench_training(s: Settings, conversion, base) -> dict:
     aim = conversion.build()
     shape = models.INPUTS[s.model]
     log(f"training: {s.model} batch {s.train_batch}, {s.train_reps} reps")
     result = train_steps(base, aim, shape, s.train_batch, s.train_reps)
+    log("training: one profiled step per arm")
+    result["profile"] = op_profile(base, aim, shape, s.train_batch)
     x = torch.randn((1,) + tuple(shape[1:]))
     result["analytic"] = flops.analytic(conversion)
     result["counted_base"] = flops.counted(base, x)
@@ -404,6 +430,11 @@ def report(r: dict) -> str:
         right = f"{floor_rows[k][0]} | {floor_rows[k][1]:.2f}" if k < len(floor_rows) else " | "
         lines.append(f"| {left} | | {right} |")
     lines.append(f"| **wall** | **{c['aim_wall']:.2f}** | | | **wall** | **{c['floor_wall']:.2f}** |")
+    lines += ["", f"Where a training step's extra time goes ({c['model']}, batch {t['batch']}, one profiled step per arm; "
+              "self CPU time per op, the ops that grew most):", "",
+              "| op | base ms | AiM ms | extra ms |", "|---|---|---|---|"]
+    for row in t["profile"]:
+        lines.append(f"| {row['op']} | {row['base_ms']:.0f} | {row['aim_ms']:.0f} | {row['extra_ms']:+.0f} |")
     sc = r["scaling"]
     lines += [
         "",

@@ -78,13 +78,17 @@ class _Tree:
                 self.leaves[n.target] = self.root.get_submodule(n.target)
             elif n.op == "get_attr":
                 self.attrs[n.target] = _fetch(self.root, n.target)
-        self.attrs = {k: v for k, v in self.attrs.items()
-                      if not any(k.startswith(f"{leaf}.") for leaf in self.leaves)}
+        self.attrs = {k: v for k, v in self.attrs.items() if not any(p in self.leaves for p in _prefixes(k)[:-1])}
+        # indices, so that walking the tree stays linear in its size
+        self._used = {p for k in [*self.leaves, *self.attrs] for p in _prefixes(k)}
+        self._is_list: dict[str, bool] = {}
+        self._attrs_of: dict[str, list[tuple[str, str]]] = {}
+        for q in self.attrs:
+            parent, _, name = q.rpartition(".")
+            self._attrs_of.setdefault(parent, []).append((name, q))
 
     def used(self, path: str) -> bool:
-        prefix = f"{path}." if path else ""
-        return path in self.leaves or path in self.attrs or any(
-            k.startswith(prefix) for k in list(self.leaves) + list(self.attrs))
+        return path in self._used if path else bool(self._used)
 
     def entries(self, module: nn.Module, path: str):
         """(name, kind, qualified path) of used members: 'leaf', 'tree', 'param', 'buffer', 'tensor'."""
@@ -98,17 +102,25 @@ class _Tree:
             q = f"{path}.{name}" if path else name
             if q in self.attrs:
                 out.append((name, "param" if name in module._parameters else "buffer", q))
-        for q in self.attrs:
-            parent, _, name = q.rpartition(".")
-            if parent == path and name not in module._parameters and name not in module._buffers \
-                    and name not in module._modules:
+        for name, q in self._attrs_of.get(path, []):
+            if name not in module._parameters and name not in module._buffers and name not in module._modules:
                 out.append((name, "tensor", q))
         return out
 
     def is_list(self, module: nn.Module, path: str) -> bool:
-        entries = self.entries(module, path)
-        return bool(entries) and all(k in ("leaf", "tree") for _, k, _ in entries) and \
-            [n for n, _, _ in entries] == [str(i) for i in range(len(entries))]
+        """Whether the used members are children named 0..n-1 (written as an nn.ModuleList).
+        Asked once per module access in forward, so remembered per path."""
+        if path not in self._is_list:
+            entries = self.entries(module, path)
+            self._is_list[path] = bool(entries) and all(k in ("leaf", "tree") for _, k, _ in entries) and \
+                [n for n, _, _ in entries] == [str(i) for i in range(len(entries))]
+        return self._is_list[path]
+
+
+def _prefixes(path: str) -> list[str]:
+    """'a.b.c' -> ['a', 'a.b', 'a.b.c']."""
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _fetch(root: nn.Module, target: str):
@@ -155,6 +167,10 @@ class Generator:
         self.taps: dict[str, TapSite] = {} if self.plain else {t.node: t for t in plan.taps}
         self.updates: dict[str, UpdateSite] = {} if self.plain else {u.node: u for u in plan.updates}
         self.tap_weights = {t.weight: t for t in self.taps.values() if t.functional}
+        self.module_taps: dict[str, list[TapSite]] = {}  # qualname -> its calls' taps (a layer may be called twice)
+        for t in self.taps.values():
+            if not t.functional:
+                self.module_taps.setdefault(t.qualname, []).append(t)
         self.imports: set[str] = set()
         self.uses_group = False
         # root attribute names: the user's first, then ours
@@ -270,13 +286,13 @@ class Generator:
 
     def _leaf(self, q: str) -> Line:
         module = self.tree.leaves[q]
-        tap = next((t for t in self.taps.values() if not t.functional and t.qualname == q), None)
+        shared = self.module_taps.get(q, [])
+        tap = shared[0] if shared else None
         overrides = None
         if tap is not None:
             handler = REGISTRY.get(tap.handler)
             key = "in_features" if isinstance(module, nn.Linear) else "in_channels"
             overrides = {key: handler.widened_in(tap)}
-            shared = [t for t in self.taps.values() if t.qualname == q]
             if len(shared) > 1 and len({(t.k, t.groups) for t in shared}) > 1:
                 raise RenderError(f"layer {q} is called {len(shared)} times and would read different "
                                   "memory widths.", hint=f"Use --skip {q}, or a numeric --tap-width.")

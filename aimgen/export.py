@@ -32,7 +32,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -539,18 +539,18 @@ def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int 
         folder = Path(keep_dir) if keep_dir is not None else \
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aimgen-onnx-")))
         if not gen.is_aim:
-            return _variant_checks(gen, folder, False, opset, lambda: export_model(gen, stateful=False, opset=opset))
+            return _variant_checks(gen, folder, False, lambda: export_model(gen, stateful=False, opset=opset))
         # one trace: the stateful graph is checked and saved first, then frozen into the stateless one
         try:
             stateful = export_model(gen, stateful=True, opset=opset)
         except ExportError as err:
             return [Check(f"onnx export ({kind})", False, str(err).replace("(stateful)", f"({kind})"))
                     for kind in ("stateless", "stateful")]
-        later = _variant_checks(gen, folder, True, opset, lambda: stateful)
-        return _variant_checks(gen, folder, False, opset, lambda: freeze_memory(stateful, initial_memory(gen))) + later
+        later = _variant_checks(gen, folder, True, lambda: stateful)
+        return _variant_checks(gen, folder, False, lambda: freeze_memory(stateful, initial_memory(gen))) + later
 
 
-def _variant_checks(gen: Generated, folder: Path, stateful: bool, opset: int | None, export) -> list[Check]:
+def _variant_checks(gen: Generated, folder: Path, stateful: bool, export: Callable[[], Exported]) -> list[Check]:
     kind = "stateful" if stateful else "stateless"
     try:
         exported = export()

@@ -10,6 +10,7 @@ import fnmatch
 import math
 from dataclasses import asdict, dataclass, field
 
+import torch
 import torch.fx as fx
 from torch import nn
 
@@ -170,12 +171,13 @@ class Plan:
 def cut_nodes(graph: fx.Graph) -> set[str]:
     """Nodes every path from the inputs to the output goes through (no edge jumps over them).
 
-    Placeholders and attribute reads are not edges of the data path. Linear time."""
+    Placeholders, attribute reads and shape arithmetic (``n = x.shape[0]`` used much later, as
+    in torchvision's ViT) are not edges of the data path. Linear time."""
     nodes = [n for n in graph.nodes]
     pos = {n: i for i, n in enumerate(nodes)}
     reach = [0] * len(nodes)
     for n in nodes:
-        if n.op in ("placeholder", "get_attr"):
+        if n.op in ("placeholder", "get_attr") or _shape_only(n):
             continue
         reach[pos[n]] = max((pos[u] for u in n.users), default=pos[n])
     cuts, furthest = set(), 0
@@ -184,6 +186,15 @@ def cut_nodes(graph: fx.Graph) -> set[str]:
             cuts.add(n.name)
         furthest = max(furthest, reach[i])
     return cuts
+
+
+_SHAPE_TYPES = (int, float, bool, torch.Size, type(None))
+
+
+def _shape_only(node: fx.Node) -> bool:
+    """A function or method call whose value holds no tensor (a size, a shape, an assert), when
+    shapes were propagated; such values say nothing about the data path."""
+    return node.op in ("call_function", "call_method") and node.meta.get("type") in _SHAPE_TYPES
 
 
 def module_label(node: fx.Node) -> str:

@@ -141,3 +141,19 @@ def test_a_layer_whose_weight_goes_into_an_opaque_function_is_listed_with_the_fu
     assert [s.qualname for s in plan.skipped] == ["proj"]
     assert "its weight goes into _project, which aimgen does not widen" in plan.skipped[0].reason
     assert plan.layer_counts() == (1, 2)
+
+
+def test_shape_reads_used_late_do_not_hide_the_main_path():
+    class ShapeLate(nn.Module):  # like torchvision's ViT: n = x.shape[0], used after the stem
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 4, stride=4)
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            n = x.shape[0]
+            y = torch.relu(self.stem(x))
+            return self.fc(y.reshape(n, 8, -1).mean(-1))
+
+    plan = aimgen.convert(ShapeLate(), torch.randn(2, 3, 16, 16)).plan
+    assert [u.label for u in plan.updates] == ["relu"]

@@ -44,14 +44,15 @@ def table_text(plan: Plan, title: str, width: int = 120, color: bool = False) ->
                       highlight=False)
     console.print(table)
     tapped, seen = plan.layer_counts()
-    console.print(f"memory {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; "
-                  f"taps: {tapped} of {seen} weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}")
-    for note in plan.notes:
-        console.print(f"note: {note}")
+    lines = [f"memory {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; taps: {tapped} of {seen} "
+             f"weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}"]
+    lines += [f"note: {note}" for note in plan.notes]
     if plan.unused_params:
-        console.print(f"note: {plan.unused_params:,} parameters of the base model are never used by its "
-                      "forward and are not in the output")
-    console.print(plan.summary())
+        lines.append(f"note: {plan.unused_params:,} parameters of the base model are never used by its "
+                     "forward and are not in the output")
+    lines.append(plan.summary())
+    for line in lines:
+        console.print(line, soft_wrap=True)  # one line each, whatever the width: easy to grep
     return buf.getvalue()
 
 

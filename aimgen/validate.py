@@ -159,10 +159,6 @@ def start_fresh(path: Path, weights: Path | None = None) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def run_fresh(path: Path, weights: Path | None = None, timeout: float = 600) -> dict:
-    return finish_fresh(start_fresh(path, weights), timeout)
-
-
 def finish_fresh(proc: subprocess.Popen, timeout: float = 600) -> dict:
     try:
         stdout, stderr = proc.communicate(timeout=timeout)

@@ -21,7 +21,6 @@ _TARGETS = [
     ("aimgen.api", "render_model", "render"),
     ("aimgen.validate", "read_metadata", "validation: static"),
     ("aimgen.validate", "imported_modules", "validation: static"),
-    ("aimgen.validate", "start_fresh", "validation: fresh process (start)"),
     ("aimgen.export", "onnx_checks", "validation: onnx (the fresh process runs meanwhile)"),
     ("aimgen.validate", "finish_fresh", "validation: fresh process (waiting for it)"),
 ]

@@ -390,10 +390,7 @@ def _trace_export(gen: Generated, *, stateful: bool, opset: int | None, kind: st
                                         external_data=False, verbose=False)
     except Exception as err:
         log.writelines(f"{w.category.__name__}: {w.message}\n" for w in caught)
-        raise ExportError(f"{gen.path}: the ONNX export ({kind}) failed: "
-                          f"{_first_line(err)}{_log_tail(log)}",
-                          hint="Run with --debug for the traceback, and please report it with the file "
-                          "(aimgen should only write exportable models).") from err
+        raise export_failed(gen, kind, f"{_first_line(err)}{_log_tail(log)}") from err
     seconds = time.perf_counter() - start
     produced = _opset_of(program.model_proto)
     if opset is not None and produced != opset:
@@ -403,6 +400,16 @@ def _trace_export(gen: Generated, *, stateful: bool, opset: int | None, kind: st
                           f"{MIN_OPSET} and the newest onnx knows.")
     nbytes = sum(t.numel() * t.element_size() for t in [*gen.model.parameters(), *gen.model.buffers()])
     return Exported(program, names, outs, produced, seconds, nbytes)
+
+
+def export_failed(gen: Generated, kind: str, cause: str) -> ExportError:
+    """The one message for an export that failed; ``cause`` is kept on the error so one failed
+    trace can be reported for each kind of graph it was meant to give."""
+    err = ExportError(f"{gen.path}: the ONNX export ({kind}) failed: {cause}",
+                      hint="Run with --debug for the traceback, and please report it with the file "
+                      "(aimgen should only write exportable models).")
+    err.cause = cause
+    return err
 
 
 def _opset_of(proto: Any) -> int:
@@ -544,7 +551,9 @@ def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int 
         try:
             stateful = export_model(gen, stateful=True, opset=opset)
         except ExportError as err:
-            return [Check(f"onnx export ({kind})", False, str(err).replace("(stateful)", f"({kind})"))
+            if not hasattr(err, "cause"):  # not a failed trace (e.g. an opset refused): report as is
+                return [Check(f"onnx export ({kind})", False, str(err)) for kind in ("stateless", "stateful")]
+            return [Check(f"onnx export ({kind})", False, str(export_failed(gen, kind, err.cause)))
                     for kind in ("stateless", "stateful")]
         later = _variant_checks(gen, folder, True, lambda: stateful)
         return _variant_checks(gen, folder, False, lambda: freeze_memory(stateful, initial_memory(gen))) + later

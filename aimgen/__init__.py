@@ -7,7 +7,7 @@ that hands it to the next batch. See README.md.
 from .api import Conversion, convert
 from .errors import AimgenError
 from .loader import InputSpec
-from .plan import Options
+from .options import Options
 
 __all__ = ["AimgenError", "Conversion", "InputSpec", "Options", "convert"]
 __version__ = "0.1.0"

@@ -21,8 +21,9 @@ from . import report as report_mod
 from .codegen import generate
 from .errors import AimgenError, TraceError
 from .files import check_targets, staged
-from .loader import InputSpec, example_inputs as make_inputs
-from .plan import Options, Plan, make_plan
+from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
+from .options import Options
+from .plan import Plan, make_plan
 from .render import FORMAT_VERSION, render_model
 from .tracing import Traced, propagate_shapes, trace
 
@@ -190,7 +191,7 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
             f"(memory {plan.memory_params:,}, taps {plan.tap_params:,}, updates {plan.update_params:,})",
         ] + [f"note: {n}" for n in plan.notes]
     text = render_model(src, title=title, header=header, shapes=[s.shape for s in specs],
-                        dtypes=[s.dtype_name for s in specs], metadata=meta)
+                        dtypes=[s.dtype_name for s in specs], metadata=meta, high=embedding_limit(model))
     result = Conversion(source=text, plan=plan, specs=specs, source_name=source_name, plain=plain,
                         _traced=traced)
     if base_weights is not None:

@@ -15,26 +15,9 @@ EXIT_USER, EXIT_INTERNAL = 2, 3
 
 
 def _options_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("transform options (defaults: see README)")
-    g.add_argument("--memory-size", type=int, help="memory floats (default: about 50,176, shrunk to the budget)")
-    g.add_argument("--tap-width", default="1",
-                   help="memory channels each tapped layer reads, or 'full' (the article's rule: the "
-                   "whole memory reshaped to fill each map). Default 1")
-    g.add_argument("--layers", action="append", default=[], metavar="PATTERN",
-                   help="tap only these: a layer type (Conv2d, Linear, F.conv2d) or a qualified-name glob "
-                   "(layer4.*). Repeatable or comma separated")
-    g.add_argument("--skip", action="append", default=[], metavar="PATTERN", help="never tap these (same patterns)")
-    g.add_argument("--updates", default="stages",
-                   help="where update blocks go: stages (default), every, none, or name globs")
-    g.add_argument("--update-rank", type=int, help="bottleneck width of update blocks (default min(8, memory channels))")
-    g.add_argument("--carry-rate", type=float, default=0.1, help="how fast the carry follows the memory (default 0.1)")
-    g.add_argument("--budget", type=float, help="max parameter growth as a fraction of the base (0.05 = 5%%)")
-    g.add_argument("--leaf", action="append", default=[], metavar="MODULE",
-                   help="keep this submodule whole (not traced into), e.g. one torch.fx cannot trace")
+    from .options import Options
 
-
-def _split(values: list[str]) -> list[str]:
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+    Options.add_arguments(p, "transform options (defaults: see README)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,17 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args):
-    from .plan import Options
+    from .options import Options
 
-    width = args.tap_width
-    if width != "full":
-        try:
-            width = int(width)
-        except ValueError:
-            raise AimgenError(f"--tap-width {width!r}: give a number of channels, or 'full'.") from None
-    return Options(memory_size=args.memory_size, tap_width=width, layers=_split(args.layers),
-                   skip=_split(args.skip), updates=args.updates, update_rank=args.update_rank,
-                   carry_rate=args.carry_rate, budget=args.budget, leaf=_split(args.leaf))
+    return Options.from_args(args)
 
 
 def _load(args):

@@ -1,17 +1,34 @@
-"""The one exception type users see. Every message says what failed, where, and what to do."""
+"""The exceptions users see. Every message says what failed, where, and what to do.
+
+``AimgenError`` and its subclasses are the user's to act on (exit code 2 on the command line);
+``InternalError`` is a bug in aimgen (exit code 3). Library messages name API arguments
+(``memory_size=``); ``field`` says which ``Options`` field a message is about, so the CLI can
+name the flag (``--memory-size``) instead.
+"""
 from __future__ import annotations
 
 
 class AimgenError(Exception):
     """A failure the user can act on. ``str(err)`` is one paragraph: what, where, what to do."""
 
-    def __init__(self, message: str, *, hint: str | None = None):
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None,
+                 cause: str | None = None):
         self.message = message.strip()
         self.hint = hint.strip() if hint else None
+        self.field = field      # the Options field the message is about, if any
+        self.cause = cause      # a short machine-kept cause (e.g. the exporter's first line)
         super().__init__(self.message + (f" {self.hint}" if self.hint else ""))
 
     def __str__(self) -> str:  # not args[0]: torch.fx's Interpreter rewrites args in flight
         return self.message + (f" {self.hint}" if self.hint else "")
+
+
+class InternalError(AimgenError):
+    """A bug in aimgen: an invariant of its own did not hold. Please report it."""
+
+    exit_code = 3
 
 
 class LoadError(AimgenError):
@@ -19,7 +36,7 @@ class LoadError(AimgenError):
 
 
 class TraceError(AimgenError):
-    """torch.fx could not trace the model, or running it on the example input failed."""
+    """The model could not be captured, or running it on the example input failed."""
 
 
 class PlanError(AimgenError):

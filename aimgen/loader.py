@@ -67,14 +67,17 @@ class InputSpec:
         return dims if self.dtype == torch.float32 else f"{dims}:{self.dtype_name}"
 
 
+def embedding_limit(model: nn.Module | None) -> int:
+    """Integer example inputs stay below this: the smallest embedding table (2 without one)."""
+    sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)] if model is not None else []
+    return min(sizes) if sizes else 2
+
+
 def example_inputs(specs: list[InputSpec], model: nn.Module | None = None, seed: int = 0,
                    batch: int | None = None) -> tuple[torch.Tensor, ...]:
     """Deterministic example tensors. Integer inputs stay below the smallest embedding table."""
     gen = torch.Generator().manual_seed(seed)
-    high = 2
-    if model is not None:
-        sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
-        high = min(sizes) if sizes else 2
+    high = embedding_limit(model)
     out = []
     for spec in specs:
         shape = ((batch,) + spec.shape[1:]) if batch else spec.shape

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.fx as fx
@@ -18,50 +18,7 @@ from .errors import PlanError
 from .handlers import REGISTRY, Skip, TapSite
 from .tracing import Traced, tensor_meta
 
-DEFAULT_MEMORY_SIZE = 50_176  # 7 x 7 x 1024: one 224 x 224 channel, the article's size
-DEFAULT_BUDGET = 0.05         # growth as a fraction of the base parameters, when not given
-DEFAULT_RANK = 8
-
-
-@dataclass
-class Options:
-    """Every number of the transform. ``None`` means: choose (see the README's defaults)."""
-
-    memory_size: int | None = None
-    tap_width: int | str = 1          # memory channels per tap, or "full"
-    layers: list[str] = field(default_factory=list)   # only these (layer type or name glob)
-    skip: list[str] = field(default_factory=list)     # never these
-    updates: str = "stages"           # "stages", "every", "none", or name globs, comma separated
-    update_rank: int | None = None
-    carry_rate: float = 0.1
-    budget: float | None = None       # max growth, fraction of base params (0.05 = 5%)
-    leaf: list[str] = field(default_factory=list)     # submodules kept whole (not traced into)
-
-    def check(self) -> None:
-        if self.memory_size is not None and self.memory_size < 1:
-            raise PlanError(f"--memory-size {self.memory_size}: must be a positive number of floats.")
-        if not (self.tap_width == "full" or (isinstance(self.tap_width, int) and self.tap_width >= 1)):
-            raise PlanError(f"--tap-width {self.tap_width!r}: give a number of channels >= 1, or 'full'.")
-        if not 0.0 <= self.carry_rate <= 1.0:
-            raise PlanError(f"--carry-rate {self.carry_rate}: must be between 0 (no carry) and 1.")
-        if self.budget is not None and self.budget <= 0:
-            raise PlanError(f"--budget {self.budget}: must be a positive fraction, e.g. 0.05 for 5%.")
-        if self.update_rank is not None and self.update_rank < 1:
-            raise PlanError(f"--update-rank {self.update_rank}: must be >= 1.")
-
-    def describe(self) -> str:
-        parts = [
-            f"memory_size={self.memory_size or 'auto'}", f"tap_width={self.tap_width}",
-            f"updates={self.updates}", f"update_rank={self.update_rank or 'auto'}",
-            f"carry_rate={self.carry_rate}", f"budget={self.budget if self.budget is not None else 'auto'}",
-        ]
-        if self.layers:
-            parts.append(f"layers={','.join(self.layers)}")
-        if self.skip:
-            parts.append(f"skip={','.join(self.skip)}")
-        if self.leaf:
-            parts.append(f"leaf={','.join(self.leaf)}")
-        return " ".join(parts)
+from .options import DEFAULT_BUDGET, DEFAULT_MEMORY_SIZE, DEFAULT_RANK, Options
 
 
 @dataclass
@@ -162,7 +119,7 @@ class Plan:
                 for u in self.updates
             ],
             "notes": list(self.notes),
-            "options": {k: v for k, v in asdict(self.options).items()},
+            "options": self.options.to_dict(),
         }
 
 

@@ -43,8 +43,26 @@ def _line(line: Line) -> str:
     return f"{line.code}  # {comment(line.comment)}"
 
 
+def example_input_exprs(shapes: list[tuple[int, ...]], dtypes: list[str], high: int) -> list[str]:
+    """Source of each example input at ``batch``, drawn in order from one seeded generator (the
+    same draws as aimgen.loader.example_inputs, so parity checks see the traced values)."""
+    out = []
+    for shape, dtype in zip(shapes, dtypes):
+        dims = ", ".join(["batch", *map(str, shape[1:])])
+        if dtype in ("float32", "float"):
+            out.append(f"torch.randn({dims}, generator=g)")
+        elif dtype in ("float64", "double", "float16", "half", "bfloat16"):
+            out.append(f"torch.randn({dims}, generator=g).to(torch.{dtype})")
+        elif dtype == "bool":
+            out.append(f"torch.randint(0, 2, ({dims},), generator=g).bool()")
+        else:
+            cast = "" if dtype in ("int64", "long") else f".to(torch.{dtype})"
+            out.append(f"torch.randint(0, {high}, ({dims},), generator=g){cast}")
+    return out
+
+
 def render_model(src: Source, *, title: str, header: list[str], shapes: list[tuple[int, ...]],
-                 dtypes: list[str], metadata: dict) -> str:
+                 dtypes: list[str], metadata: dict, high: int = 2) -> str:
     stdlib = sorted(m for m in src.imports if m.split(".")[0] in sys.stdlib_module_names and m != "math")
     extra = sorted(m for m in src.imports if m.split(".")[0] not in sys.stdlib_module_names)
     text = _ENV.get_template("model.py.j2").render(
@@ -54,6 +72,10 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
         extra_imports=extra,
         example_shapes=repr([tuple(s) for s in shapes]),
         example_dtypes=repr(list(dtypes)),
+        example_exprs=example_input_exprs(shapes, dtypes, high),
+        example_note=(f" (integers below {high}: the smallest embedding table)"
+                      if any(d not in ("float32", "float", "float64", "double", "float16", "half", "bfloat16", "bool")
+                             for d in dtypes) else ""),
         metadata=pprint.pformat(metadata, sort_dicts=False, width=96),
         plain=src.plain,
         uses_grouped_fit=src.uses_grouped_fit,

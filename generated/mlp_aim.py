@@ -1,6 +1,6 @@
 # AiM version of mlp.py:MLP, traced at input (1, 784).
 # Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
-# options: memory_size=auto tap_width=1 updates=stages update_rank=auto carry_rate=0.1 budget=auto
+# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1 budget=auto
 # memory: (89,) = 89 floats; taps: 3 of 3 weight layers; update blocks: 2; carry rate 0.1
 # parameters: base 235,146 | aim 246,891 | delta +11,745 (memory 89, taps 3,940, updates 7,716)
 # note: memory shrunk to 89 floats to stay within the 5% parameter budget
@@ -133,3 +133,11 @@ class AimMLP(nn.Module):
 
 def build_model() -> AimMLP:
     return AimMLP()
+
+
+def example_inputs(batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """Inputs shaped like EXAMPLE_INPUT_SHAPES at any batch size: seeded random values."""
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(batch, 784, generator=g),
+    )

@@ -1,6 +1,6 @@
 # AiM version of torchvision_models.py:resnet50, traced at input (1, 3, 224, 224).
 # Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
-# options: memory_size=auto tap_width=1 updates=stages update_rank=auto carry_rate=0.1 budget=auto
+# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1 budget=auto
 # memory: (1024, 7, 7) = 50,176 floats; taps: 54 of 54 weight layers; update blocks: 5; carry rate 0.1
 # parameters: base 23,753,912 | aim 24,034,200 | delta +280,288 (memory 50,176, taps 65,720, updates 164,392)
 import math
@@ -484,3 +484,11 @@ class AimResNet(nn.Module):
 
 def build_model() -> AimResNet:
     return AimResNet()
+
+
+def example_inputs(batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """Inputs shaped like EXAMPLE_INPUT_SHAPES at any batch size: seeded random values."""
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(batch, 3, 224, 224, generator=g),
+    )

@@ -387,3 +387,11 @@ class ResNet(nn.Module):
 
 def build_model() -> ResNet:
     return ResNet()
+
+
+def example_inputs(batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """Inputs shaped like EXAMPLE_INPUT_SHAPES at any batch size: seeded random values."""
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(batch, 3, 224, 224, generator=g),
+    )

@@ -1,6 +1,6 @@
 # AiM version of tiny_cnn.py:TinyCNN, traced at input (1, 3, 32, 32).
 # Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
-# options: memory_size=auto tap_width=1 updates=stages update_rank=auto carry_rate=0.1 budget=auto
+# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1 budget=auto
 # memory: (1, 16, 16) = 256 floats; taps: 3 of 3 weight layers; update blocks: 2; carry rate 0.1
 # parameters: base 5,418 | aim 6,326 | delta +908 (memory 256, taps 592, updates 60)
 # note: smallest configuration: even 1 memory channel costs +908 parameters (16.8% of the base), over the default 5% budget
@@ -134,3 +134,11 @@ class AimTinyCNN(nn.Module):
 
 def build_model() -> AimTinyCNN:
     return AimTinyCNN()
+
+
+def example_inputs(batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """Inputs shaped like EXAMPLE_INPUT_SHAPES at any batch size: seeded random values."""
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(batch, 3, 32, 32, generator=g),
+    )

@@ -1,6 +1,6 @@
 # AiM version of torchvision_models.py:vgg16, traced at input (1, 3, 224, 224).
 # Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
-# options: memory_size=auto tap_width=1 updates=stages update_rank=auto carry_rate=0.1 budget=auto
+# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1 budget=auto
 # memory: (1024, 7, 7) = 50,176 floats; taps: 16 of 16 weight layers; update blocks: 6; carry rate 0.1
 # parameters: base 134,752,184 | aim 135,423,328 | delta +671,144 (memory 50,176, taps 445,304, updates 175,664)
 import math
@@ -210,3 +210,11 @@ class AimVGG(nn.Module):
 
 def build_model() -> AimVGG:
     return AimVGG()
+
+
+def example_inputs(batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """Inputs shaped like EXAMPLE_INPUT_SHAPES at any batch size: seeded random values."""
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(batch, 3, 224, 224, generator=g),
+    )

@@ -19,13 +19,14 @@ from torch import nn
 
 from . import report as report_mod
 from .codegen import generate
-from .errors import AimgenError, TraceError
+from .errors import AimgenError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
 from .options import Options
 from .plan import Plan, make_plan
 from .render import FORMAT_VERSION, render_model
-from .tracing import Traced, propagate_shapes, trace
+from . import shapes
+from .tracing import Traced, trace
 
 
 @dataclass
@@ -40,6 +41,12 @@ class Conversion:
     state_dict: dict[str, torch.Tensor] | None = None
     weights_report: dict | None = None
     _traced: Traced | None = field(default=None, repr=False)
+    code: object = field(default=None, repr=False)   # the codegen Source (classes, update names)
+
+    @property
+    def base_model(self) -> nn.Module | None:
+        """The model that was converted."""
+        return self._traced.root if self._traced is not None else None
 
     @property
     def report(self) -> str:
@@ -117,39 +124,18 @@ def _specs_from(example_inputs) -> list[InputSpec]:
     return specs
 
 
-def _mark_batch_axes(traced: Traced, specs, model, source_name: str) -> None:
-    """Shape-propagate at a second batch size: a tensor's first axis is the batch axis if it
-    follows the batch. Taps and update blocks need that to line the memory up per sample."""
-    first = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
-    b1 = specs[0].shape[0]
-    b2 = b1 + 2
-    try:
-        propagate_shapes(traced, make_inputs(specs, model, batch=b2), source_name)
-    except TraceError:
-        for n in traced.graph.nodes:  # fixed-batch model: trust the first run's leading axis
-            n.meta["batch_axis_ok"] = None
-        for n in traced.graph.nodes:
-            if first.get(n.name) is not None:
-                n.meta["tensor_meta"] = first[n.name]
-        return
-    for n in traced.graph.nodes:
-        m1, m2 = first.get(n.name), n.meta.get("tensor_meta")
-        if m1 is not None:
-            n.meta["tensor_meta_b2"] = m2
-            n.meta["batch_axis_ok"] = bool(m2 is not None and len(m1.shape) and len(m2.shape) == len(m1.shape)
-                                           and m1.shape[0] == b1 and m2.shape[0] == b2)
-            n.meta["tensor_meta"] = m1
-
-
 def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: bool = False,
             source_name: str | None = None, base_weights: dict | str | Path | None = None,
-            options: Options | None = None, **option_kwargs) -> Conversion:
+            options: Options | None = None, constructor_args: dict[str, dict] | None = None,
+            **option_kwargs) -> Conversion:
     """Trace ``model`` at ``example_inputs`` (tensors, shapes or InputSpecs) and write its AiM
     source (or, with ``plain=True``, the same source without memory).
 
-    ``option_kwargs`` are the fields of ``aimgen.Options`` (memory_size, tap_width, layers,
-    skip, updates, update_rank, carry_rate, budget, leaf). ``base_weights``: a state_dict (or a
-    path to one) to copy in; every new weight that reads memory then starts at zero."""
+    ``option_kwargs`` are the fields of ``aimgen.Options`` (memory_size, tap_width, form,
+    layers, skip, updates, update_rank, carry_rate, budget, leaf, flat...). ``base_weights``: a
+    state_dict (or a path to one) to copy in; every new weight that reads memory then starts
+    at zero. ``constructor_args``: {module name: arguments} of the calls that built the model
+    (``aimgen.records.recording``), to write kept layers as their true constructor calls."""
     if options is None:
         options = Options(**option_kwargs)
     elif option_kwargs:
@@ -159,28 +145,61 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
         raise AimgenError("no example input given.", hint="Give example inputs, e.g. --input-shape 1,3,224,224.")
     source_name = source_name or type(model).__name__
     options.check()
-    traced = trace(model, frozenset(options.leaf), source=source_name)
-    propagate_shapes(traced, make_inputs(specs, model), source_name)
-    _mark_batch_axes(traced, specs, model, source_name)
+    traced = trace(model, frozenset(options.leaf), source=source_name, n_inputs=len(specs))
+    traced.constructor_args = dict(constructor_args or {})
+    shapes.analyse(traced, specs, lambda batch=None: make_inputs(specs, model, batch=batch), source_name)
     plan = None if plain else make_plan(traced, options)
-    src = generate(traced, plan, plain=plain)
-    base_params = sum(p.numel() for p in model.parameters())
+    src = generate(traced, plan, plain=plain, flat=options.flat)
+    meta = metadata(plan, src, specs, source_name, traced, plain=plain)
+    header = _header(plan, src, specs, source_name, options, traced, plain=plain)
+    title = (f"Plain rendering of {source_name}" if plain else f"AiM version of {source_name}") + \
+        f", traced at input {', '.join(str(tuple(s.shape)) + ('' if s.dtype == torch.float32 else ':' + s.dtype_name) for s in specs)}."
+    text = render_model(src, title=title, header=header, shapes=[s.shape for s in specs],
+                        dtypes=[s.dtype_name for s in specs], metadata=meta, high=embedding_limit(model))
+    result = Conversion(source=text, plan=plan, specs=specs, source_name=source_name, plain=plain,
+                        _traced=traced, code=src)
+    if base_weights is not None:
+        from .weights import convert_weights, load_state_dict
+
+        sd = load_state_dict(base_weights) if isinstance(base_weights, (str, Path)) else base_weights
+        result.state_dict, result.weights_report = convert_weights(sd, result)
+    return result
+
+
+def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *, plain: bool) -> dict:
+    """The AIMGEN dict of a generated file: built from the plan (and what the file defines)."""
+    depends = sorted({m.split(".")[0] for m in src.imports if m.split(".")[0] not in ("math", "operator", "functools")}
+                     - set(__import__("sys").stdlib_module_names))
     meta = {"format": FORMAT_VERSION, "kind": "plain" if plain else "aim", "source": source_name,
             "class": src.class_name, "input_shapes": [str(s) for s in specs]}
     if plan is not None:
-        meta.update({"memory_shape": list(plan.memory_shape), "memory": f"{src.memory_attr}",
+        meta.update({"memory_shape": list(plan.memory_shape), "memory": src.memory_attr, "form": plan.form,
                      "base_params": plan.base_params, "aim_params": plan.aim_params,
-                     "delta": {"memory": plan.memory_params, "taps": plan.tap_params,
-                               "updates": plan.update_params},
-                     "update_blocks": len(plan.updates)})
+                     "delta": {"memory": plan.memory_params, "taps": plan.tap_params, "updates": plan.update_params},
+                     "update_blocks": len(plan.updates), "taps": plan.weight_layout()})
     else:
-        meta["params"] = base_params - (0)
-    meta["depends"] = [m.split(".")[0] for m in src.imports if m.split(".")[0] not in ("math", "operator")]
-    title = (f"Plain rendering of {source_name}" if plain else f"AiM version of {source_name}") + \
-        f", traced at input {', '.join(str(tuple(s.shape)) + ('' if s.dtype == torch.float32 else ':' + s.dtype_name) for s in specs)}."
+        meta["params"] = sum(p.numel() for p in traced.root.parameters()) - _unused(traced)
+    if traced.leaf_reasons:
+        meta["kept_whole"] = dict(sorted(traced.leaf_reasons.items()))
+    if traced.fixed_inputs:
+        meta["fixed_inputs"] = {k: repr(v) for k, v in traced.fixed_inputs.items()}
+    meta["depends"] = depends
+    return meta
+
+
+def _unused(traced: Traced) -> int:
+    from .plan import used_params
+    return used_params(traced)[1]
+
+
+def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[str]:
+    depends = sorted({m.split(".")[0] for m in src.imports} - set(__import__("sys").stdlib_module_names) - {"torch"})
     header = ["Written by aimgen; edit freely. Standalone: imports torch and the standard library only."
-              if not meta["depends"] else
-              f"Written by aimgen. Depends on torch and: {', '.join(meta['depends'])} (the base model's layers)."]
+              if not depends else
+              f"Written by aimgen. Depends on torch and: {', '.join(depends)} (the base model's layers)."]
+    if traced.fixed_inputs:
+        header.append("traced with " + ", ".join(f"{k}={v!r}" for k, v in traced.fixed_inputs.items())
+                      + " (inputs not given; fixed in this file)")
     if plan is not None:
         tapped, seen = plan.layer_counts()
         header += [
@@ -190,13 +209,4 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
             f"parameters: base {plan.base_params:,} | aim {plan.aim_params:,} | delta +{plan.delta:,} "
             f"(memory {plan.memory_params:,}, taps {plan.tap_params:,}, updates {plan.update_params:,})",
         ] + [f"note: {n}" for n in plan.notes]
-    text = render_model(src, title=title, header=header, shapes=[s.shape for s in specs],
-                        dtypes=[s.dtype_name for s in specs], metadata=meta, high=embedding_limit(model))
-    result = Conversion(source=text, plan=plan, specs=specs, source_name=source_name, plain=plain,
-                        _traced=traced)
-    if base_weights is not None:
-        from .weights import convert_weights, load_state_dict
-
-        sd = load_state_dict(base_weights) if isinstance(base_weights, (str, Path)) else base_weights
-        result.state_dict, result.weights_report = convert_weights(sd, result)
-    return result
+    return header

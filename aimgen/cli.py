@@ -104,7 +104,8 @@ def cmd_convert(args) -> int:
     check_targets(targets, args.force)  # refuse early, before any work
     loaded, specs = _load(args)
     result = api.convert(loaded.model, specs, plain=args.plain, options=_options(args),
-                         source_name=f"{loaded.path.name}:{loaded.name}", base_weights=args.weights)
+                         source_name=f"{loaded.path.name}:{loaded.name}", base_weights=args.weights,
+                         constructor_args=loaded.constructor_args)
     result.write(out, force=args.force, report_json=args.report_json, validate=not args.no_validate,
                  onnx=not args.no_onnx and not args.plain)
     if not args.quiet:
@@ -146,7 +147,8 @@ def cmd_diff(args) -> int:
     loaded, specs = _load(args)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     sys.stdout.write(diff_text(loaded.model, specs, options=_options(args),
-                               source_name=f"{loaded.path.name}:{loaded.name}", color=color))
+                               source_name=f"{loaded.path.name}:{loaded.name}", color=color,
+                               constructor_args=loaded.constructor_args))
     return 0
 
 

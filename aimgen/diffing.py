@@ -27,9 +27,10 @@ def unified(a: list[str], b: list[str], from_name: str, to_name: str, context: i
             yield from ("+" + line for line in b[b1:b2])
 
 
-def diff_text(model, specs, *, options=None, source_name: str, color: bool = False) -> str:
-    plain = api.convert(model, specs, plain=True, source_name=source_name)
-    aim = api.convert(model, specs, options=options, source_name=source_name)
+def diff_text(model, specs, *, options=None, source_name: str, color: bool = False,
+              constructor_args: dict | None = None) -> str:
+    plain = api.convert(model, specs, plain=True, source_name=source_name, constructor_args=constructor_args)
+    aim = api.convert(model, specs, options=options, source_name=source_name, constructor_args=constructor_args)
     lines = unified(plain.source.splitlines(keepends=True), aim.source.splitlines(keepends=True),
                     f"{source_name} (plain)", f"{source_name} (AiM)", context=2)
     out = []

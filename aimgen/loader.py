@@ -10,7 +10,7 @@ import inspect
 import re
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -201,11 +201,22 @@ class LoadedModel:
     path: Path
     name: str  # the NAME used (given or picked)
     class_name: str
+    # {module name: arguments of its constructor call}, recorded while the model was built
+    constructor_args: dict = field(default_factory=dict)
 
 
 def load_model(target: str) -> LoadedModel:
     """Import FILE.py and build NAME (or the only candidate in it)."""
+    from .records import recording
+
     path, name = split_target(target)
+    with recording() as records:
+        loaded = _load(path, name)
+    loaded.constructor_args = records.by_name(loaded.model)
+    return loaded
+
+
+def _load(path: Path, name: str | None) -> LoadedModel:
     module = _import_file(path)
     if name is not None:
         if not hasattr(module, name):

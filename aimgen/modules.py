@@ -1,15 +1,17 @@
 """Writing a leaf module as an explicit constructor call, checked against the original.
 
-Any ``torch.nn`` leaf module works, not a fixed list: the constructor's arguments are read back
-from the module's attributes (PyTorch stores them under the same names), the module is rebuilt
-from them, and the rebuilt module must have the same ``repr`` and the same parameter and buffer
-names, shapes and dtypes as the original. Otherwise the layer is refused, by name.
+Any module class works, not a fixed list. Its arguments come from the constructor call aimgen
+recorded while building the model (aimgen/records.py), where there is one; otherwise they are
+read back from the module's attributes (PyTorch stores them under the same names). Either way
+the module is rebuilt from the written call, and the rebuilt module must have the same
+``repr`` and the same parameter and buffer names, shapes and dtypes as the original (and, for
+classes outside torch, the same plain attributes). Otherwise the layer is refused, by name.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from torch import nn
 from .errors import RenderError
 from .literals import Unrenderable, _lit
 from .sourcecopy import SourceCopier, is_user_object
+from .taps import Arg, Constructor
 
 _SKIP_PARAMS = {"self", "device", "dtype", "_weight", "_freeze"}
 # Constructor arguments that are stored as something else than their own name.
@@ -26,20 +29,6 @@ _DERIVED = {
     "add_bias_kv": lambda m: m.bias_k is not None,
     "elementwise_affine": lambda m: getattr(m, "elementwise_affine", getattr(m, "weight", None) is not None),
 }
-
-
-@dataclass
-class Constructor:
-    """``callee(*args, **kwargs)`` as source pieces; ``overrides`` replace arguments by source."""
-
-    callee: str
-    args: list[str]
-    kwargs: dict[str, str]
-    imports: set[str] = field(default_factory=set)
-
-    def source(self) -> str:
-        parts = list(self.args) + [f"{k}={v}" for k, v in self.kwargs.items()]
-        return f"{self.callee}({', '.join(parts)})"
 
 
 def public_path(obj) -> tuple[str, str] | None:
@@ -52,9 +41,13 @@ def public_path(obj) -> tuple[str, str] | None:
         return "torch", f"nn.{name}"
     if getattr(torch, name, None) is obj:
         return "torch", f"torch.{name}"
+    if getattr(nn.functional, name, None) is obj:
+        return "torch", f"F.{name}"
     parts = mod.split(".")
     for i in range(1, len(parts) + 1):
         path = ".".join(parts[:i])
+        if any(p.startswith("_") for p in parts[1:i]) and i < len(parts):
+            continue
         try:
             module = importlib.import_module(path)
         except Exception:
@@ -62,6 +55,43 @@ def public_path(obj) -> tuple[str, str] | None:
         if getattr(module, name, None) is obj:
             return path, f"{path}.{name}"
     return None
+
+
+class ValueWriter:
+    """Writes constructor argument values as source: literals, classes and functions by their
+    import path (or copied, for the user's own), ``functools.partial`` of those, and nn.Modules
+    passed as arguments (``norm_layer=nn.LayerNorm(8)``) as their own constructor calls."""
+
+    def __init__(self, copier: SourceCopier | None = None):
+        self.copier = copier
+        self.imports: set[str] = set()
+
+    def __call__(self, value) -> str:
+        try:
+            return _lit(value)
+        except Unrenderable:
+            pass
+        if isinstance(value, functools.partial):
+            parts = [self(value.func)] + [self(a) for a in value.args] + [f"{k}={self(v)}" for k, v in value.keywords.items()]
+            self.imports.add("functools")
+            return f"functools.partial({', '.join(parts)})"
+        if inspect.isclass(value) or inspect.isfunction(value) or inspect.isbuiltin(value):
+            if self.copier is not None and is_user_object(value):
+                return self.copier.add(value, "a constructor argument is this class or function")
+            found = public_path(value)
+            if found is None:
+                raise Unrenderable(f"{getattr(value, '__qualname__', value)!r} (not importable by name)")
+            if found[0] not in ("torch",):
+                self.imports.add(found[0])
+            return found[1]
+        if isinstance(value, (tuple, list)):
+            items = [self(v) for v in value]
+            if isinstance(value, list):
+                return "[" + ", ".join(items) + "]"
+            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return "{" + ", ".join(f"{k!r}: {self(v)}" for k, v in value.items()) + "}"
+        raise Unrenderable(f"{type(value).__name__} value")
 
 
 def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
@@ -81,12 +111,13 @@ def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
     return None
 
 
-def constructor(module: nn.Module, qualname: str, overrides: dict[str, str] | None = None,
-                deps_ok: bool = True, copier: SourceCopier | None = None, why: str = "") -> Constructor:
-    """The constructor call that rebuilds ``module``; ``overrides`` widen arguments by source.
+def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None = None, why: str = "",
+                recorded: dict | None = None) -> Constructor:
+    """The constructor call that rebuilds ``module``, verified by rebuilding it.
 
     A class of the user's own code is copied into the output by ``copier`` (see sourcecopy.py)
-    and called by its name; ``why`` says why the module is kept whole, for error messages."""
+    and called by its name; ``why`` says why the module is kept whole, for error messages;
+    ``recorded`` are the arguments its constructor was called with, if aimgen saw the call."""
     cls = type(module)
     where = f"layer {qualname} ({cls.__name__}{', ' + why if why else ''})"
     if copier is not None and is_user_object(cls):
@@ -98,15 +129,102 @@ def constructor(module: nn.Module, qualname: str, overrides: dict[str, str] | No
             f"{where}: its class is not importable by name, so it cannot be written as a constructor call.",
             hint=f"Define {cls.__name__} at module level, or keep its parent traced (not a leaf).")
     import_mod, callee = found
+    writer = ValueWriter(copier)
+    namespace = {"torch": torch, "nn": nn, "F": nn.functional, "functools": functools}
+    if not import_mod:
+        namespace[callee] = cls
+    elif import_mod != "torch":
+        namespace[import_mod.split(".")[0]] = importlib.import_module(import_mod.split(".")[0])
+    strict = not cls.__module__.startswith("torch.")
+    attempts: list[tuple[str, Constructor]] = []
+    if recorded is not None:
+        rec = _from_recorded(cls, callee, recorded, writer)
+        if rec is not None:
+            attempts.append(("the recorded constructor call", rec))
+    try:
+        values = _read_back(module, cls, where)
+    except RenderError as err:
+        if not attempts:
+            raise RenderError(f"{err.message}", hint="Convert with aimgen convert FILE.py (it records every "
+                              "constructor call while it builds the model), or list its parent with leaf=.") from None
+        values = None
+    if values is not None:
+        dtypes = {t.dtype for t in list(module.parameters()) + list(module.buffers()) if t.is_floating_point()}
+        sig = _signature(cls)
+        extra = {"dtype": dtypes.pop()} if dtypes and dtypes != {torch.float32} and "dtype" in sig.parameters else {}
+        for compact in (True, False):
+            attempts.append(("its attributes", _assemble(sig, values, extra, callee, compact)))
+    last = "no way to write it"
+    for _, ctor in attempts:
+        ctor.imports = {import_mod} if import_mod not in ("torch", "") else set()
+        try:
+            src = ctor.source(lambda a: writer(a.value))
+        except Unrenderable as err:
+            last = f"an argument ({err}) cannot be written as source"
+            continue
+        for mod in writer.imports:
+            namespace.setdefault(mod.split(".")[0], importlib.import_module(mod.split(".")[0]))
+        try:
+            with torch.random.fork_rng(devices=[]):
+                rebuilt = eval(src, namespace)  # our own literals and import paths only
+        except Exception as err:
+            last = f"rebuilding it failed: {err}"
+            continue
+        diff = _same(module, rebuilt, strict=strict)
+        if diff is None:
+            ctor.imports |= writer.imports
+            return ctor
+        last = f"rebuilding it does not give the same module ({diff[:200]})"
+    raise RenderError(f"{where}: {last}.",
+                      hint="List its parent module with leaf=, or report this layer type.")
+
+
+def _from_recorded(cls, callee: str, recorded: dict, writer: ValueWriter) -> Constructor | None:
+    sig = _signature(cls)
+    args: list[Arg] = []
+    positional_ok = True
+    for p in sig.parameters.values():
+        if p.name == "self":
+            continue
+        if p.kind is p.VAR_POSITIONAL:
+            for v in recorded.get("*" + p.name, ()):
+                args.append(Arg(p.name, v, True))
+            positional_ok = False
+            continue
+        if p.kind is p.VAR_KEYWORD:
+            for k, v in recorded.get("**" + p.name, {}).items():
+                args.append(Arg(k, v, False))
+            continue
+        if p.name not in recorded:
+            return None
+        value = recorded[p.name]
+        if p.default is not p.empty and _equal(value, p.default):
+            positional_ok = False
+            continue
+        positional = positional_ok and p.default is p.empty and p.kind is not p.KEYWORD_ONLY
+        if not positional:
+            positional_ok = False
+        args.append(Arg(p.name, value, positional))
+    return Constructor(callee=callee, args=args, defaults=_defaults(sig, args), order=_order(sig))
+
+
+def _order(sig: inspect.Signature) -> tuple[str, ...]:
+    return tuple(p.name for p in sig.parameters.values() if p.name not in _SKIP_PARAMS
+                 and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+def _defaults(sig: inspect.Signature, args: list[Arg]) -> dict:
+    given = {a.name for a in args}
+    return {p.name: p.default for p in sig.parameters.values()
+            if p.default is not p.empty and p.name not in given and p.name not in _SKIP_PARAMS}
+
+
+def _read_back(module: nn.Module, cls, where: str) -> dict:
+    """Constructor arguments read back from the module's attributes (the torch.nn convention)."""
     sig = _signature(cls)
     values: dict[str, object] = dict(_BY_CLASS[cls](module)) if cls in _BY_CLASS else {}
-    if cls is nn.RNN:
-        sig = sig.replace(parameters=list(sig.parameters.values()) + [
-            inspect.Parameter("nonlinearity", inspect.Parameter.KEYWORD_ONLY, default="tanh")])
     for p in sig.parameters.values():
-        if p.name in values:
-            continue
-        if p.name in _SKIP_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        if p.name in values or p.name in _SKIP_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.name in _DERIVED and (p.name != "elementwise_affine" or hasattr(module, "elementwise_affine")):
             try:
@@ -118,33 +236,8 @@ def constructor(module: nn.Module, qualname: str, overrides: dict[str, str] | No
         elif p.default is p.empty:
             raise RenderError(
                 f"{where}: constructor argument {p.name!r} is not stored on the module, so it "
-                "cannot be read back.", hint="List its parent module with --leaf, or report it.")
-    dtypes = {t.dtype for t in list(module.parameters()) + list(module.buffers()) if t.is_floating_point()}
-    extra = {"dtype": dtypes.pop()} if dtypes and dtypes != {torch.float32} and "dtype" in sig.parameters else {}
-    imports = {import_mod} if import_mod not in ("torch", "") else set()
-    namespace = {"torch": torch, "nn": nn, callee: cls} if not import_mod else {"torch": torch, "nn": nn}
-    if import_mod not in ("torch", ""):
-        namespace[import_mod.split(".")[0]] = importlib.import_module(import_mod.split(".")[0])
-    last = None
-    for compact in (True, False):
-        try:
-            ctor = _assemble(sig, values, extra, callee, compact)
-        except Unrenderable as err:
-            raise RenderError(f"{where}: an argument ({err}) cannot be written as source.") from None
-        ctor.imports = imports
-        try:
-            rebuilt = eval(ctor.source(), namespace)  # our own literals only: see literals.py
-        except Exception as err:
-            last = f"rebuilding it failed: {err}"
-            continue
-        last = _same(module, rebuilt, strict=not cls.__module__.startswith("torch."))
-        if last is None:
-            if overrides:
-                _override(ctor, sig, overrides)
-            return ctor
-    raise RenderError(
-        f"{where}: rebuilding it from its stored attributes does not give the same module ({last[:200]}).",
-        hint="List its parent module with --leaf, or report this layer type.")
+                "cannot be read back.", hint="List its parent module with leaf=, or report it.")
+    return values
 
 
 _PLAIN = (bool, int, float, str, tuple, list, type(None), torch.dtype)
@@ -163,7 +256,7 @@ def _plain_attrs_differ(a: dict, b: dict) -> bool:
     return any(not _equal(a[k], b[k]) and not (a[k] != a[k] and b[k] != b[k]) for k in a)
 
 
-def _signature(cls) -> inspect.Signature | None:
+def _signature(cls) -> inspect.Signature:
     """The first constructor signature in the MRO that names its arguments (LSTM -> RNNBase)."""
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
@@ -172,12 +265,14 @@ def _signature(cls) -> inspect.Signature | None:
         try:
             sig = inspect.signature(init)
         except (TypeError, ValueError):
-            return None
+            return inspect.Signature()
         params = [p for p in sig.parameters.values() if p.name != "self"]
         if params and all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
             continue
         if klass is not cls and issubclass(cls, nn.RNNBase):
             params = [p for p in params if p.name != "mode"]  # fixed by LSTM/GRU/RNN themselves
+        if cls is nn.RNN:
+            params.append(inspect.Parameter("nonlinearity", inspect.Parameter.KEYWORD_ONLY, default="tanh"))
         return sig.replace(parameters=[p for p in sig.parameters.values() if p.name == "self"] + params)
     return inspect.Signature()  # takes no arguments (nn.Identity and friends)
 
@@ -209,7 +304,8 @@ _SPATIAL_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_padding
 
 
 def _assemble(sig, values, extra, callee, compact) -> Constructor:
-    args, kwargs = [], {}
+    args: list[Arg] = []
+    keywords = False
     for p in sig.parameters.values():
         if p.name not in values:
             continue
@@ -219,24 +315,12 @@ def _assemble(sig, values, extra, callee, compact) -> Constructor:
             value = value[0]
         if p.default is not p.empty and _equal(value, p.default):
             continue
-        src = _lit(value)
-        if p.default is p.empty and p.kind != p.KEYWORD_ONLY and not kwargs:
-            args.append(src)
-        else:
-            kwargs[p.name] = src
+        positional = p.default is p.empty and p.kind != p.KEYWORD_ONLY and not keywords
+        keywords = keywords or not positional
+        args.append(Arg(p.name, value, positional))
     for k, v in extra.items():
-        kwargs[k] = _lit(v)
-    return Constructor(callee=callee, args=args, kwargs=kwargs)
-
-
-def _override(ctor: Constructor, sig, overrides: dict[str, str]) -> None:
-    names = [p.name for p in sig.parameters.values() if p.name not in _SKIP_PARAMS]
-    for name, src in overrides.items():
-        if name in ctor.kwargs:
-            ctor.kwargs[name] = src
-        else:
-            positional = [n for n in names][: len(ctor.args)]
-            ctor.args[positional.index(name)] = src
+        args.append(Arg(k, v, False))
+    return Constructor(callee=callee, args=args, defaults=_defaults(sig, args), order=_order(sig))
 
 
 def _equal(a, b) -> bool:

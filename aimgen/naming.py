@@ -12,14 +12,8 @@ import keyword
 import re
 
 _UNSAFE = re.compile(r"[^0-9a-zA-Z_]+")
-# Names the generated file itself uses at module level or inside forward.
-RESERVED = frozenset(
-    {
-        "self", "torch", "nn", "F", "math", "operator", "builtins", "memory", "fit_memory",
-        "fit_grouped", "fit_features", "Memory", "MemoryUpdate", "Group", "build_model",
-        "EXAMPLE_INPUT_SHAPES", "EXAMPLE_INPUT_DTYPES", "AIMGEN", "outputs", "math", "torchvision",
-    }
-)
+# Names every generated file uses itself (the code generator adds the runtime's and its classes').
+RESERVED = frozenset({"self", "torch", "nn", "F", "math", "operator", "builtins", "memory", "outputs"})
 
 
 def is_safe_identifier(name: str) -> bool:
@@ -65,6 +59,20 @@ class Namespace:
 
     def reserve(self, name: str) -> None:
         self._used.add(name)
+
+    @property
+    def used(self) -> frozenset[str]:
+        return frozenset(self._used)
+
+    def create_class(self, text: str) -> str:
+        """A unique CamelCase class name from any string."""
+        stem = class_name(text)
+        name, i = stem, 1
+        while name in self._used:
+            i += 1
+            name = f"{stem}{i}"
+        self._used.add(name)
+        return name
 
     def create(self, text: str, default: str = "v") -> str:
         stem = sanitize(text, default)

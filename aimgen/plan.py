@@ -1,8 +1,11 @@
-"""Planning the memory: its shape, which layers read it (taps), where update blocks rewrite it,
-and what all of that costs in parameters (the budget).
+"""Planning the memory: its shape, which layers read it (taps) and how wide, where update blocks
+rewrite it, and what all of that costs in parameters (the budget).
 
-Everything here is arithmetic on the traced graph; nothing is rendered. The counts this module
-computes are the ones the validator checks against the generated model, parameter for parameter.
+Everything here is arithmetic on the captured graph; nothing is rendered. A ``Plan`` is
+immutable and holds three kinds of value apart: *facts* about the graph (the tap sites, the
+layers left as they are, the update points), *decisions* (the memory's shape, each layer's
+width, the update blocks' rank) and the options they came from. The counts it computes are
+the ones the validator checks against the generated model, parameter for parameter.
 """
 from __future__ import annotations
 
@@ -12,57 +15,88 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.fx as fx
-from torch import nn
 
 from .errors import PlanError
-from .handlers import REGISTRY, Skip, TapSite
-from .tracing import Traced, tensor_meta
-
 from .options import DEFAULT_BUDGET, DEFAULT_MEMORY_SIZE, DEFAULT_RANK, Options
+from .shapes import size_key, tensor_meta
+from .taps import REGISTRY, Skip, TapSite, TapWidth
+from .tracing import Traced
 
 
-@dataclass
+@dataclass(frozen=True)
 class UpdateSite:
-    """An update block: after ``node``, the memory is rewritten from its output."""
+    """An update point: after ``node``, the memory is rewritten from its output."""
 
     node: str
     label: str               # where it is, for people: module name or node name
-    name: str = ""           # attribute name in the generated model (set by codegen)
-    features: int = 0        # feature channels read
-    kind: str = "spatial"    # "spatial": pooled to the grid; "vector": (N, C); "sequence": (N, ..., C)
-    shape: tuple = ()
-    rank: int = 0
-    memory_channels: int = 0
+    kind: str                # "spatial": pooled to the grid; "vector": (N, C); "sequence": (N, ..., C)
+    features: int            # feature channels read
+    shape: tuple             # the features' shape at the example input
+
+
+@dataclass(frozen=True)
+class Plan:
+    # facts
+    taps: tuple[TapSite, ...]
+    skipped: tuple[Skip, ...]
+    updates: tuple[UpdateSite, ...]
+    base_params: int
+    unused_params: int
+    # decisions
+    memory_shape: tuple[int, ...]
+    widths: dict[str, TapWidth]          # base weight (or node, for computed weights) -> width
+    rank: int
+    memory_keys: dict[str, str]          # tap node -> the sum form's state_dict key of its memory weights
+    options: Options
+    notes: tuple[str, ...] = ()
+    no_update_reason: str = ""           # why no update block was placed, if none was
+
+    # --- derived values ------------------------------------------------------------------
+    @property
+    def carry_rate(self) -> float:
+        return self.options.carry_rate
 
     @property
-    def params(self) -> int:
-        r, c, f = self.rank, self.memory_channels, self.features
-        return (f * r + r) + (c * r) + (r * 2 * c + 2 * c)
-
-
-@dataclass
-class Plan:
-    memory_shape: tuple[int, ...]
-    taps: list[TapSite]
-    skipped: list[Skip]
-    updates: list[UpdateSite]
-    carry_rate: float
-    base_params: int
-    options: Options
-    notes: list[str] = field(default_factory=list)
-    unused_params: int = 0
+    def form(self) -> str:
+        return self.options.form
 
     @property
     def memory_params(self) -> int:
         return math.prod(self.memory_shape)
 
     @property
+    def memory_channels(self) -> int:
+        return self.memory_shape[0]
+
+    @property
     def grid(self) -> tuple[int, ...]:
         return self.memory_shape[1:]
 
+    def width(self, site: TapSite) -> TapWidth:
+        return self.widths[layer_key(site)]
+
+    def tap_params_of(self, site: TapSite) -> int:
+        return REGISTRY.get(site.kind).extra_params(site, self.width(site))
+
     @property
     def tap_params(self) -> int:
-        return tap_cost(self.taps)
+        """Parameters the taps add: a layer called several times reads the memory once widened."""
+        return sum({layer_key(t): self.tap_params_of(t) for t in self.taps}.values())
+
+    def update_params_of(self, update: UpdateSite) -> int:
+        return update_cost(update.features, self.memory_channels, self.rank)
+
+    @property
+    def update_params(self) -> int:
+        return sum(self.update_params_of(u) for u in self.updates)
+
+    @property
+    def delta(self) -> int:
+        return self.memory_params + self.tap_params + self.update_params
+
+    @property
+    def aim_params(self) -> int:
+        return self.base_params + self.delta
 
     def layer_counts(self) -> tuple[int, int]:
         """(weight layers tapped, weight layers seen): a layer called twice counts once."""
@@ -74,20 +108,8 @@ class Plan:
         """Nodes of taps whose layer an earlier call already widened (its weights cost nothing more)."""
         first: dict[str, str] = {}
         for t in self.taps:
-            first.setdefault(t.weight, t.node)
-        return {t.node for t in self.taps if first[t.weight] != t.node}
-
-    @property
-    def update_params(self) -> int:
-        return sum(u.params for u in self.updates)
-
-    @property
-    def delta(self) -> int:
-        return self.memory_params + self.tap_params + self.update_params
-
-    @property
-    def aim_params(self) -> int:
-        return self.base_params + self.delta
+            first.setdefault(layer_key(t), t.node)
+        return {t.node for t in self.taps if first[layer_key(t)] != t.node}
 
     def summary(self) -> str:
         pct = 100.0 * self.delta / max(self.base_params, 1)
@@ -99,51 +121,66 @@ class Plan:
 
     def to_dict(self) -> dict:
         repeats = self.repeats()
+        taps = []
+        for t in self.taps:
+            w = self.width(t)
+            entry = {"layer": t.qualname, "type": t.layer_type, "kind": t.kind,
+                     "memory_features" if t.axis == -1 else "memory_channels": w.k,
+                     "groups": t.groups, "at": list(t.spatial),
+                     "params": 0 if t.node in repeats else self.tap_params_of(t)}
+            if w.kernel != "full":
+                entry["memory_kernel"] = w.kernel
+            if t.node in repeats:
+                entry["repeat_call"] = True
+            taps.append(entry)
         return {
             "memory_shape": list(self.memory_shape),
             "carry_rate": self.carry_rate,
+            "form": self.form,
             "base_params": self.base_params,
             "aim_params": self.aim_params,
             "delta": {"total": self.delta, "memory": self.memory_params, "taps": self.tap_params,
                       "updates": self.update_params},
-            "taps": [
-                {"layer": t.qualname, "type": t.layer_type, "memory_channels" if t.axis == 1 else "memory_features": t.k,
-                 "groups": t.groups, "at": list(t.spatial), "params": 0 if t.node in repeats else t.extra_params,
-                 **({"repeat_call": True} if t.node in repeats else {})}
-                for t in self.taps
-            ],
+            "taps": taps,
             "untapped": [{"layer": s.qualname, "type": s.layer_type, "reason": s.reason} for s in self.skipped],
             "update_blocks": [
-                {"name": u.name, "after": u.label, "features": u.features, "kind": u.kind,
-                 "rank": u.rank, "params": u.params}
+                {"after": u.label, "features": u.features, "kind": u.kind, "rank": self.rank,
+                 "params": self.update_params_of(u)}
                 for u in self.updates
             ],
+            **({"no_update_blocks": self.no_update_reason} if not self.updates else {}),
             "notes": list(self.notes),
             "options": self.options.to_dict(),
         }
 
+    def weight_layout(self) -> list[dict]:
+        """What a reader of the generated file needs to move weights between the two forms: per
+        tapped layer, its kind, facts and width (kept in the file's AIMGEN metadata)."""
+        out, seen = [], set()
+        for t in self.taps:
+            key = layer_key(t)
+            if key in seen or not t.weight:
+                continue
+            seen.add(key)
+            w = self.width(t)
+            out.append({"weight": t.weight, "memory": self.memory_keys[t.node], "kind": t.kind,
+                        "in": t.in_size, "out": t.out_size, "groups": t.groups, "kernel": list(t.kernel),
+                        "k": w.k, "memory_kernel": w.kernel})
+        return out
 
-# --- graph facts ---------------------------------------------------------------------------
 
-def cut_nodes(graph: fx.Graph) -> set[str]:
-    """Nodes every path from the inputs to the output goes through (no edge jumps over them).
+def layer_key(site: TapSite) -> str:
+    """One key per layer (a layer called twice is widened once): its weight, or its node."""
+    return site.weight or site.node
 
-    Placeholders, attribute reads and shape arithmetic (``n = x.shape[0]`` used much later, as
-    in torchvision's ViT) are not edges of the data path. Linear time."""
-    nodes = [n for n in graph.nodes]
-    pos = {n: i for i, n in enumerate(nodes)}
-    reach = [0] * len(nodes)
-    for n in nodes:
-        if n.op in ("placeholder", "get_attr") or _shape_only(n):
-            continue
-        reach[pos[n]] = max((pos[u] for u in n.users), default=pos[n])
-    cuts, furthest = set(), 0
-    for i, n in enumerate(nodes):
-        if furthest <= i and n.op not in ("placeholder", "get_attr", "output"):
-            cuts.add(n.name)
-        furthest = max(furthest, reach[i])
-    return cuts
 
+def update_cost(features: int, memory_channels: int, rank: int) -> int:
+    """Parameters of one MemoryUpdate: features -> r, memory -> r, r -> 2 x memory channels."""
+    r, c, f = rank, memory_channels, features
+    return (f * r + r) + (c * r) + (r * 2 * c + 2 * c)
+
+
+# --- graph facts -----------------------------------------------------------------------------
 
 _SHAPE_TYPES = (int, float, bool, torch.Size, type(None))
 
@@ -154,6 +191,31 @@ def _shape_only(node: fx.Node) -> bool:
     return node.op in ("call_function", "call_method") and node.meta.get("type") in _SHAPE_TYPES
 
 
+def cut_nodes(graph: fx.Graph, rank: int | None = None) -> set[str]:
+    """Nodes every path from the inputs to the output goes through (no edge jumps over them).
+
+    Placeholders, attribute reads and shape arithmetic (``n = x.shape[0]`` used much later, as in
+    torchvision's ViT) are not edges of the data path. With ``rank``, neither are edges that carry
+    a tensor of another rank: a side input that reaches every block (an attention mask, a
+    diffusion model's timestep embedding) does not hide the main path. Linear time."""
+    nodes = list(graph.nodes)
+    pos = {n: i for i, n in enumerate(nodes)}
+    reach = [0] * len(nodes)
+    for n in nodes:
+        if n.op in ("placeholder", "get_attr") or _shape_only(n):
+            continue
+        meta = tensor_meta(n)
+        if rank is not None and meta is not None and len(meta.shape) != rank:
+            continue
+        reach[pos[n]] = max((pos[u] for u in n.users), default=pos[n])
+    cuts, furthest = set(), 0
+    for i, n in enumerate(nodes):
+        if furthest <= i and n.op not in ("placeholder", "get_attr", "output"):
+            cuts.add(n.name)
+        furthest = max(furthest, reach[i])
+    return cuts
+
+
 def module_label(node: fx.Node) -> str:
     if node.op == "call_module":
         return node.target
@@ -162,17 +224,8 @@ def module_label(node: fx.Node) -> str:
     return f"{owner}:{node.name}" if owner else node.name
 
 
-def tap_cost(taps: list[TapSite]) -> int:
-    """Parameters the taps add: a layer called several times is widened once."""
-    return sum({t.weight: t.extra_params for t in taps}.values())
-
-
 def _matches(pattern: str, site) -> bool:
     return pattern == site.layer_type or fnmatch.fnmatchcase(site.qualname, pattern)
-
-
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def used_params(traced: Traced) -> tuple[int, int]:
@@ -192,55 +245,66 @@ def used_params(traced: Traced) -> tuple[int, int]:
     return used_total, total - used_total
 
 
-# --- planning ------------------------------------------------------------------------------
-
 def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Skip]]:
     taps, skipped = [], []
     for node in traced.graph.nodes:
-        handler = REGISTRY.find(node, traced.root)
-        if handler is None:
+        kind = REGISTRY.find(node, traced.root)
+        if kind is None:
             continue
-        site = handler.inspect(node, traced.root)
+        site = kind.inspect(node, traced.root)
         if isinstance(site, Skip):
             skipped.append(site)
             continue
+        if site.computed_weight and options.form == "literal":
+            skipped.append(Skip(site.node, site.qualname, site.layer_type,
+                                "its weight is computed in forward: only the sum form (form='sum', the "
+                                "default) can tap it, the literal form would have to widen that weight"))
+            continue
         if options.layers and not any(_matches(p, site) for p in options.layers):
-            skipped.append(Skip(site.node, site.qualname, site.layer_type, "not selected by --layers"))
+            skipped.append(Skip(site.node, site.qualname, site.layer_type, "not selected by layers="))
             continue
         hit = [p for p in options.skip if _matches(p, site)]
         if hit:
-            skipped.append(Skip(site.node, site.qualname, site.layer_type, f"excluded by --skip {hit[0]}"))
+            skipped.append(Skip(site.node, site.qualname, site.layer_type, f"excluded by skip={hit[0]!r}"))
             continue
         taps.append(site)
-    # leaf modules with weight layers inside: not traced into, so not tapped
-    for qual in sorted(traced.leaf_names):
-        mod = traced.root.get_submodule(qual)
-        inner = [n for n, m in mod.named_modules() if any(isinstance(m, h.module_types) for h in REGISTRY.handlers if h.module_types) and n]
-        for n in inner:
-            skipped.append(Skip("", f"{qual}.{n}", type(mod.get_submodule(n)).__name__,
-                                f"inside {qual}, which is kept whole (it depends on self.training or was listed with --leaf)"))
-    for node in traced.graph.nodes:
-        if node.op == "call_module" and node.target not in traced.leaf_names:
-            mod = traced.root.get_submodule(node.target)
-            if REGISTRY.find(node, traced.root) is None:
-                inner = [n for n, m in mod.named_modules() if n and isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
-                for n in inner:
-                    skipped.append(Skip(node.name, f"{node.target}.{n}", type(mod.get_submodule(n)).__name__,
-                                        f"inside the leaf module {node.target} ({type(mod).__name__}), which torch runs whole"))
-                if isinstance(mod, nn.MultiheadAttention):
-                    skipped.append(Skip(node.name, node.target, "MultiheadAttention",
-                                        "its projections are internal weights of a leaf module (in_proj_weight, out_proj): not tapped"))
+    skipped += _inside_leaves(traced)
     skipped += _opaque_layers(traced, taps, skipped)
     _check_patterns(options, taps, skipped)
     return taps, skipped
 
 
+def _inside_leaves(traced: Traced) -> list[Skip]:
+    """Weight layers inside modules torch runs whole (a kept leaf, nn.MultiheadAttention...)."""
+    out = []
+    for node in traced.graph.nodes:
+        if node.op != "call_module" or REGISTRY.find(node, traced.root) is not None:
+            continue
+        mod = traced.root.get_submodule(node.target)
+        kept = node.target in traced.leaf_names
+        why = (f"inside {node.target}, which is kept whole ({traced.leaf_reasons.get(node.target) or 'listed in leaf='})"
+               if kept else f"inside the leaf module {node.target} ({type(mod).__name__}), which torch runs whole")
+        for name, sub in mod.named_modules():
+            if name and REGISTRY.is_weight_layer(sub):
+                out.append(Skip(node.name, f"{node.target}.{name}", type(sub).__name__, why))
+        if not kept and not REGISTRY.is_weight_layer(mod) and any(
+                p.dim() >= 2 for p in mod.parameters(recurse=False)):
+            out.append(Skip(node.name, node.target, type(mod).__name__,
+                            f"its weights are internal to {type(mod).__name__}, which torch runs whole"))
+    seen, unique = set(), []
+    for s in out:  # a leaf called twice lists its layers once
+        if s.qualname not in seen:
+            seen.add(s.qualname)
+            unique.append(s)
+    return unique
+
+
 def _opaque_layers(traced: Traced, taps, skipped) -> list[Skip]:
-    """Conv and Linear modules that the traced graph never calls as a layer, e.g. Swin's
-    attention, whose weights go into a function torch.fx does not trace into: listed, not
-    silently left out."""
+    """Weight-layer modules the graph never calls as a layer, e.g. Swin's attention, whose
+    weights go into a function torch.fx does not trace into: listed, not silently left out."""
     accounted = {t.qualname for t in taps} | {s.qualname for s in skipped}
-    accounted |= {t.qualname.rsplit(".", 1)[0] for t in taps if t.functional}
+    accounted |= {t.weight.rsplit(".", 1)[0] for t in taps if t.functional and t.weight}
+    accounted |= {t.qualname.split(":")[0] for t in taps if t.computed_weight}
     inside = tuple(f"{q}." for q in traced.leaf_names) + tuple(f"{s.qualname}." for s in skipped)
     readers: dict[str, list[fx.Node]] = {}
     for n in traced.graph.nodes:
@@ -248,8 +312,7 @@ def _opaque_layers(traced: Traced, taps, skipped) -> list[Skip]:
             readers.setdefault(n.target.rsplit(".", 1)[0], []).extend(n.users)
     out = []
     for name, mod in traced.root.named_modules():
-        if not name or name in accounted or name.startswith(inside) or \
-                not isinstance(mod, (nn.Linear, nn.modules.conv._ConvNd)):
+        if not name or name in accounted or name.startswith(inside) or not REGISTRY.is_weight_layer(mod):
             continue
         users = readers.get(name, [])
         if not users:
@@ -262,15 +325,15 @@ def _opaque_layers(traced: Traced, taps, skipped) -> list[Skip]:
 
 def _check_patterns(options: Options, taps, skipped) -> None:
     everything = taps + [s for s in skipped if s.node]
-    for flag, patterns in (("--layers", options.layers), ("--skip", options.skip)):
+    for name, patterns in (("layers", options.layers), ("skip", options.skip)):
         for p in patterns:
             if not any(_matches(p, s) for s in everything):
                 names = ", ".join(s.qualname for s in everything[:6]) + (", ..." if len(everything) > 6 else "")
                 types = ", ".join(sorted({s.layer_type for s in everything}))
                 raise PlanError(
-                    f"{flag} {p!r} matches no weight layer of the model.",
+                    f"{name}={p!r} matches no weight layer of the model.",
                     hint=f"Patterns match a layer type ({types or 'none found'}) or a qualified name "
-                    f"glob; layers here include: {names or 'none'}.",
+                    f"glob; layers here include: {names or 'none'}.", field=name,
                 )
 
 
@@ -293,16 +356,7 @@ def choose_grid(traced: Traced, taps: list[TapSite]) -> tuple[int, ...] | None:
     return best
 
 
-def _data_nodes_after_first_tap(traced: Traced, taps) -> list[fx.Node]:
-    first = {t.node for t in taps}
-    seen, out = False, []
-    for n in traced.graph.nodes:
-        if n.name in first:
-            seen = True
-        if seen:
-            out.append(n)
-    return out
-
+# --- update placement ----------------------------------------------------------------------
 
 def _feature_kind(node: fx.Node, grid: tuple[int, ...]) -> tuple[str, int, tuple] | None:
     meta = tensor_meta(node)
@@ -311,8 +365,6 @@ def _feature_kind(node: fx.Node, grid: tuple[int, ...]) -> tuple[str, int, tuple
     shape = tuple(meta.shape)
     if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1:
         return "spatial", shape[1], shape
-    if not grid and len(shape) >= 3:
-        return "channels", shape[1], shape
     if len(shape) == 2:
         return "vector", shape[1], shape
     if len(shape) >= 3:
@@ -320,79 +372,106 @@ def _feature_kind(node: fx.Node, grid: tuple[int, ...]) -> tuple[str, int, tuple
     return None
 
 
-def find_updates(traced: Traced, taps, grid, options: Options) -> list[UpdateSite]:
+def _after_first_tap(traced: Traced, taps) -> list[fx.Node]:
+    first = {t.node for t in taps}
+    seen, out = False, []
+    for n in traced.graph.nodes:
+        seen = seen or n.name in first
+        if seen and n.op not in ("output", "placeholder", "get_attr") and not _shape_only(n):
+            out.append(n)
+    return out
+
+
+def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple]], str]:
+    """The end of every resolution stage, in program order. A stage is a run of feature maps of
+    one size (compared as symbolic sizes where they could be derived, so the placement holds at
+    every input size); its end is its last node on the main path (a cut node), or, where long
+    skips leave no cut node (U-Nets), its last node. Without a grid (MLPs, transformers over
+    tokens) the stages are runs of one feature width of the main rank."""
+    nodes = _after_first_tap(traced, taps)
+    kinds = {n.name: _feature_kind(n, grid) for n in nodes}
+    if grid:
+        main_rank = len(grid) + 2
+        candidates = [n for n in nodes if kinds[n.name] and kinds[n.name][0] == "spatial"]
+    else:
+        ranks = [len(kinds[n.name][2]) for n in nodes if kinds[n.name]]
+        main_rank = max(set(ranks), key=ranks.count) if ranks else 2
+        candidates = [n for n in nodes if kinds[n.name] and len(kinds[n.name][2]) == main_rank]
+    if not candidates:
+        return [], ("no feature map after the first tapped layer has the batch first and a size to pool "
+                    "(nothing to rewrite the memory from)")
+    cuts = cut_nodes(traced.graph, main_rank)
+    output = next(n for n in traced.graph.nodes if n.op == "output")
+    outputs = {a.name for a in output.all_input_nodes}
+    widths = [kinds[n.name][1] for n in candidates if n.name in cuts] or [kinds[n.name][1] for n in candidates]
+    main_width = max(set(widths), key=widths.count)
+
+    def key(n: fx.Node):
+        return size_key(n) if grid else kinds[n.name][1]
+
+    runs: list[list[fx.Node]] = []
+    for n in candidates:
+        if runs and key(runs[-1][-1]) == key(n):
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    chosen = []
+    for run in runs:
+        if not grid and kinds[run[0].name][1] != main_width:
+            continue  # a transformer's MLP expansion is not a stage of its own
+        on_path = [n for n in run if n.name in cuts]
+        end = (on_path or run)[-1]
+        if end.name in outputs:
+            continue  # the model's own output: nothing after it reads the memory
+        chosen.append((end, kinds[end.name]))
+    return chosen, "" if chosen else "the only feature maps after the first tapped layer are the model's outputs"
+
+
+def find_updates(traced: Traced, taps, grid, options: Options) -> tuple[list[UpdateSite], str]:
+    """The update points, and why there are none when there are none."""
     mode = options.updates.strip()
-    if mode == "none" or not taps:
-        return []
-    cuts = cut_nodes(traced.graph)
-    nodes = [n for n in _data_nodes_after_first_tap(traced, taps) if n.name in cuts]
-    output_args = {a.name for a in next(n for n in traced.graph.nodes if n.op == "output").all_input_nodes}
+    if not taps:
+        return [], "no layer reads the memory"
+    if mode == "none":
+        return [], "updates='none' was asked for"
     chosen: list[tuple[fx.Node, tuple]] = []
+    reason = ""
     if mode == "stages":
-        prev_key, prev = None, None
-        for n in nodes:
-            kind = _feature_kind(n, grid)
-            if kind is None or (grid and kind[0] != "spatial"):
-                continue
-            key = kind[2][2:] if grid else kind[1]
-            if prev is not None and key != prev_key:
-                chosen.append(prev)
-            prev_key, prev = key, (n, kind)
-        if prev is not None and prev[0].name not in output_args:
-            chosen.append(prev)
+        chosen, reason = _stage_points(traced, taps, grid)
     elif mode == "every":
         tap_nodes = {t.node for t in taps}
         last = None
-        for n in _data_nodes_after_first_tap(traced, taps):
+        for n in _after_first_tap(traced, taps):
             if n.name in tap_nodes and last is not None and (not chosen or chosen[-1][0] is not last[0]):
                 chosen.append(last)
             kind = _feature_kind(n, grid)
-            if n.name in cuts and kind is not None and n.name not in output_args:
+            if kind is not None and (not grid or kind[0] == "spatial"):
                 last = (n, kind)
+        reason = "" if chosen else "no tapped layer comes after a feature map the memory can be rewritten from"
     else:
         patterns = [p.strip() for p in mode.split(",") if p.strip()]
         everything = list(traced.graph.nodes)
         for p in patterns:
-            hits = [n for n in everything if fnmatch.fnmatchcase(module_label(n), p) or fnmatch.fnmatchcase(n.name, p)]
+            hits = [n for n in everything if n.op not in ("placeholder", "output", "get_attr")
+                    and (fnmatch.fnmatchcase(module_label(n), p) or fnmatch.fnmatchcase(n.name, p))]
             if not hits:
-                raise PlanError(f"--updates {p!r} matches no operation of the model.",
+                raise PlanError(f"updates={p!r} matches no operation of the model.", field="updates",
                                 hint="Use 'stages', 'every', 'none', or globs over module names (e.g. 'layer*.2.relu').")
             for n in hits:
-                if n.name not in cuts:
-                    raise PlanError(
-                        f"--updates {p!r} matches {module_label(n)}, which is inside a branch (another path "
-                        "runs beside it), so not every later layer would see that update.",
-                        hint="Place updates on the main path, e.g. at a block's output.")
                 kind = _feature_kind(n, grid)
                 if kind is None:
-                    raise PlanError(f"--updates {p!r}: {module_label(n)} does not output batched float features.")
+                    raise PlanError(f"updates={p!r}: {module_label(n)} does not output batched float features.",
+                                    field="updates")
                 if all(n is not c[0] for c in chosen):
                     chosen.append((n, kind))
         order = {n.name: i for i, n in enumerate(everything)}
         chosen.sort(key=lambda c: order[c[0].name])
-    return [UpdateSite(node=n.name, label=module_label(n), features=kind[1], kind=kind[0], shape=kind[2])
-            for n, kind in chosen]
+    updates = [UpdateSite(node=n.name, label=module_label(n), kind=kind[0], features=kind[1], shape=tuple(kind[2]))
+               for n, kind in chosen]
+    return updates, reason
 
 
-def _apply_size(taps, updates, memory_shape, options: Options) -> None:
-    channels = memory_shape[0]
-    grid = memory_shape[1:]
-    size = math.prod(memory_shape)
-    unit = linear_unit(memory_shape)
-    for t in taps:
-        if options.tap_width == "full":
-            t.k = size if t.axis == -1 else -(-size // max(math.prod(t.spatial), 1))
-        else:
-            t.k = options.tap_width * (unit if t.axis == -1 else 1)
-    widest: dict[str, int] = {}  # a layer called at several sizes reads one width: the widest
-    for t in taps:
-        widest[t.weight] = max(widest.get(t.weight, 0), t.k)
-    for t in taps:
-        t.k = widest[t.weight]
-    rank = options.update_rank or min(DEFAULT_RANK, channels)
-    for u in updates:
-        u.rank, u.memory_channels = rank, channels
-
+# --- sizes and the budget ------------------------------------------------------------------
 
 def linear_unit(memory_shape: tuple[int, ...]) -> int:
     """Features a Linear layer reads per tap channel: the memory folded to one grid's worth of
@@ -403,8 +482,43 @@ def linear_unit(memory_shape: tuple[int, ...]) -> int:
     return min(math.prod(memory_shape[1:]), root) if len(memory_shape) > 1 else root
 
 
+def tap_widths(taps, memory_shape: tuple[int, ...], options: Options) -> dict[str, TapWidth]:
+    """Each layer's width for a memory of this shape: a layer called at several sizes reads one
+    width, the widest any of its calls needs."""
+    size = math.prod(memory_shape)
+    unit = linear_unit(memory_shape)
+    widest: dict[str, int] = {}
+    kernels: dict[str, str] = {}
+    for t in taps:
+        if options.tap_width == "full":
+            k = size if t.axis == -1 else -(-size // max(math.prod(t.spatial), 1))
+        else:
+            k = options.tap_width * (unit if t.axis == -1 else 1)
+        key = layer_key(t)
+        widest[key] = max(widest.get(key, 0), k)
+        kernels[key] = REGISTRY.get(t.kind).width_choices(t, options.form, options.group_kernel)
+    return {key: TapWidth(k, kernels[key]) for key, k in widest.items()}
+
+
 def _shape_for(channels: int, grid) -> tuple[int, ...]:
     return (channels, *grid) if grid is not None else (channels,)
+
+
+def _memory_keys(taps) -> dict[str, str]:
+    """The sum form's state_dict key of each tap's memory weights, unique per layer."""
+    keys, taken, by_layer = {}, set(), {}
+    for t in taps:
+        if layer_key(t) in by_layer:
+            keys[t.node] = by_layer[layer_key(t)]
+            continue
+        base = REGISTRY.get(t.kind).memory_key(t) if not t.computed_weight else \
+            f"{t.qualname.split(':')[0]}.memory_weight".lstrip(".")
+        key, i = base, 1
+        while key in taken:
+            key, i = f"{base}_{i}", i + 1
+        taken.add(key)
+        keys[t.node] = by_layer[layer_key(t)] = key
+    return keys
 
 
 def make_plan(traced: Traced, options: Options) -> Plan:
@@ -412,15 +526,19 @@ def make_plan(traced: Traced, options: Options) -> Plan:
     taps, skipped = find_sites(traced, options)
     base, unused = used_params(traced)
     grid = choose_grid(traced, taps)
-    updates = find_updates(traced, taps, grid or (), options)
+    updates, no_update_reason = find_updates(traced, taps, grid or (), options)
     unit = math.prod(grid) if grid else 1
     max_channels = max(1, round((options.memory_size or DEFAULT_MEMORY_SIZE) / unit))
     notes: list[str] = []
 
+    def rank_for(channels: int) -> int:
+        return options.update_rank or min(DEFAULT_RANK, channels)
+
     def growth(channels: int) -> int:
         shape = _shape_for(channels, grid)
-        _apply_size(taps, updates, shape, options)
-        return math.prod(shape) + tap_cost(taps) + sum(u.params for u in updates)
+        widths = tap_widths(taps, shape, options)
+        cost = sum({layer_key(t): REGISTRY.get(t.kind).extra_params(t, widths[layer_key(t)]) for t in taps}.values())
+        return math.prod(shape) + cost + sum(update_cost(u.features, channels, rank_for(channels)) for u in updates)
 
     budget = options.budget if options.budget is not None else DEFAULT_BUDGET
     limit = int(budget * base)
@@ -428,9 +546,9 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         channels = max_channels
         if options.budget is not None and growth(channels) > limit:
             raise PlanError(
-                f"--memory-size {options.memory_size} costs +{growth(channels):,} parameters, over "
-                f"--budget {options.budget} ({limit:,} of {base:,} base parameters).",
-                hint=f"Lower --memory-size, use --tap-width 1, fewer --updates, or raise --budget to "
+                f"memory_size={options.memory_size} costs +{growth(channels):,} parameters, over "
+                f"budget={options.budget} ({limit:,} of {base:,} base parameters).", field="memory_size",
+                hint=f"Lower memory_size, use tap_width=1, fewer updates, or raise budget to "
                 f"{growth(channels) / max(base, 1):.4f}.")
     elif growth(max_channels) <= limit:
         channels = max_channels
@@ -438,9 +556,9 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         channels = 1
         if options.budget is not None:
             raise PlanError(
-                f"even the smallest memory (1 channel) costs +{growth(1):,} parameters, over --budget "
-                f"{options.budget} ({limit:,} of {base:,} base parameters).",
-                hint="Raise --budget, tap fewer layers (--layers/--skip), or use --updates none.")
+                f"even the smallest memory (1 channel) costs +{growth(1):,} parameters, over budget="
+                f"{options.budget} ({limit:,} of {base:,} base parameters).", field="budget",
+                hint="Raise budget, tap fewer layers (layers=/skip=), or use updates='none'.")
         notes.append(f"smallest configuration: even 1 memory channel costs +{growth(1):,} parameters "
                      f"({100 * growth(1) / max(base, 1):.1f}% of the base), over the default {budget:.0%} budget")
     else:
@@ -452,9 +570,12 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         notes.append(f"memory shrunk to {math.prod(_shape_for(channels, grid)):,} floats to stay within "
                      f"the {budget:.0%} parameter budget")
     memory_shape = _shape_for(channels, grid)
-    _apply_size(taps, updates, memory_shape, options)
     if not taps:
         notes.append("no layer reads the memory: nothing tappable was found or selected")
-    return Plan(memory_shape=memory_shape, taps=taps, skipped=skipped, updates=updates,
-                carry_rate=options.carry_rate, base_params=base, options=options, notes=notes,
-                unused_params=unused)
+    if not updates and taps:
+        notes.append(f"no update block: {no_update_reason}; the memory is read but never rewritten, "
+                     "so the carry does not move")
+    return Plan(taps=tuple(taps), skipped=tuple(skipped), updates=tuple(updates), base_params=base,
+                unused_params=unused, memory_shape=memory_shape, widths=tap_widths(taps, memory_shape, options),
+                rank=rank_for(channels), memory_keys=_memory_keys(taps), options=options, notes=tuple(notes),
+                no_update_reason=no_update_reason if not updates else "")

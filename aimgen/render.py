@@ -1,15 +1,17 @@
 """Rendering a generated model through the Jinja templates, then parsing it with libcst."""
 from __future__ import annotations
 
+import io
 import pprint
 import re
 import sys
+import tokenize
 from pathlib import Path
 
 import jinja2
 import libcst
 
-from .codegen import Line, Source
+from .codegen import Source
 from .errors import RenderError
 from .naming import comment
 
@@ -37,10 +39,7 @@ _ENV = jinja2.Environment(
 )
 
 
-def _line(line: Line) -> str:
-    if not line.comment:
-        return line.code
-    return f"{line.code}  # {comment(line.comment)}"
+_FLOATS = ("float32", "float", "float64", "double", "float16", "half", "bfloat16")
 
 
 def example_input_exprs(shapes: list[tuple[int, ...]], dtypes: list[str], high: int) -> list[str]:
@@ -74,22 +73,13 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
         example_dtypes=repr(list(dtypes)),
         example_exprs=example_input_exprs(shapes, dtypes, high),
         example_note=(f" (integers below {high}: the smallest embedding table)"
-                      if any(d not in ("float32", "float", "float64", "double", "float16", "half", "bfloat16", "bool")
-                             for d in dtypes) else ""),
+                      if any(d not in _FLOATS + ("bool",) for d in dtypes) else ""),
         metadata=pprint.pformat(metadata, sort_dicts=False, width=96),
-        plain=src.plain,
-        uses_grouped_fit=src.uses_grouped_fit,
-        uses_feature_fit=src.uses_feature_fit,
+        runtime=src.runtime,
         uses_group=src.uses_group,
         copied=src.copied,
+        classes=[wrap_long_lines(c) for c in src.classes],
         class_name=src.class_name,
-        init_lines=[_line(x) for x in src.init_lines],
-        forward_params=", ".join(src.forward_params),
-        input_names=", ".join(src.input_names),
-        body=[_line(x) for x in src.body],
-        return_expr=src.return_expr,
-        memory_attr=src.memory_attr,
-        batch_expr=src.batch_expr,
     )
     text = re.sub(r"\n{4,}", "\n\n\n", text)  # at most two blank lines, whatever the template's branches
     check_source(text, "the generated source")
@@ -105,3 +95,112 @@ def check_source(text: str, what: str) -> libcst.Module:
         raise RenderError(f"{what} does not parse: {err}.",
                           hint="This is a bug in aimgen: please report it with the model.") from None
     return module
+
+
+WIDTH = 99
+
+
+def wrap_long_lines(text: str, width: int = WIDTH) -> str:
+    """Lines over ``width`` characters, split the way a person would: a trailing comment moves
+    above its line; a call's arguments go one per line."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        out += _wrap(line, width)
+    return "\n".join(out)
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    if len(line) <= width:
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    code, note = _split_comment(line)
+    if note and len(code.rstrip()) <= width:
+        return [f"{indent}# {note}"] + _wrap(code.rstrip(), width)
+    split = _split_call(code.rstrip())
+    if split is None:
+        return [line]
+    head, args, tail = split
+    lines = [head]
+    for a in args:
+        lines += _wrap(f"{indent}    {a},", width)
+    lines.append(f"{indent}{tail}")
+    if note:
+        lines.insert(0, f"{indent}# {note}")
+    return lines
+
+
+def _tokens(code: str):
+    try:
+        return list(tokenize.generate_tokens(io.StringIO(code.strip() + "\n").readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+
+
+def _split_comment(line: str) -> tuple[str, str]:
+    toks = _tokens(line)
+    if toks is None:
+        return line, ""
+    offset = len(line) - len(line.lstrip())
+    for t in toks:
+        if t.type == tokenize.COMMENT:
+            col = t.start[1] + offset
+            return line[:col], line[col:].lstrip("#").strip()
+    return line, ""
+
+
+def _split_call(code: str):
+    """(head ending with the opening bracket, top-level arguments, closing tail) of the last
+    bracket that opens at depth 0 and closes at the end of the line."""
+    toks = _tokens(code)
+    if toks is None:
+        return None
+    offset = len(code) - len(code.lstrip())
+    stripped = code.rstrip()
+    depth, opener, pieces, start = 0, None, [], None
+    candidates = []
+    for t in toks:
+        if t.type != tokenize.OP:
+            continue
+        s = t.string
+        if s in "([{":
+            if depth == 0:
+                opener = t
+            depth += 1
+        elif s in ")]}":
+            depth -= 1
+            if depth == 0 and opener is not None:
+                candidates.append((opener, t))
+    for opener, closer in reversed(candidates):
+        open_col, close_col = opener.start[1] + offset, closer.start[1] + offset
+        if stripped[close_col + 1:].strip(",:") != "" and stripped[close_col + 1:] not in ("", ",", ":"):
+            continue
+        inner = stripped[open_col + 1:close_col]
+        args = _top_level_split(inner)
+        if len(args) < 2 and len(stripped) <= 99:
+            return None
+        if not args:
+            return None
+        return stripped[:open_col + 1], args, stripped[close_col:]
+    return None
+
+
+def _top_level_split(inner: str) -> list[str]:
+    inner = inner.strip()
+    toks = _tokens(inner)
+    if toks is None:
+        return []
+    parts, depth, last = [], 0, 0
+    for t in toks:
+        if t.type != tokenize.OP:
+            continue
+        if t.string in "([{":
+            depth += 1
+        elif t.string in ")]}":
+            depth -= 1
+        elif t.string == "," and depth == 0:
+            parts.append(inner[last:t.start[1]].strip())
+            last = t.end[1]
+    tail = inner[last:].strip()
+    if tail:
+        parts.append(tail)
+    return parts

@@ -125,8 +125,9 @@ class Copied:
 class SourceCopier:
     """Collects user classes and functions (``add``) and what they need (``copied``)."""
 
-    def __init__(self, taken: set[str] | frozenset[str] = frozenset()):
+    def __init__(self, taken: set[str] | frozenset[str] = frozenset(), copy_modules: frozenset[str] = frozenset()):
         self.taken = set(taken)               # names the generated file defines itself
+        self.copy_modules = copy_modules      # modules whose objects are always copied (aimgen.runtime)
         self.bound: dict[str, object] = {}   # top-level name in the output -> object it holds
         self.copied = Copied()
         self._files: dict[str, _File] = {}
@@ -246,7 +247,7 @@ class SourceCopier:
             self._depend(value.__name__)
             return
         if inspect.isclass(value) or inspect.isfunction(value):
-            if is_user_object(value):
+            if is_user_object(value) or getattr(value, "__module__", None) in self.copy_modules:
                 real = self.add(value, why)
                 if real != used:
                     self._bind(used, value, src, None, None, constant=f"{used} = {real}")

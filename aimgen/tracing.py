@@ -12,6 +12,8 @@ Two things torch.fx gets wrong for us are handled here:
 """
 from __future__ import annotations
 
+import inspect
+import operator
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -21,7 +23,6 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch import nn
-from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
 
 from .errors import TraceError
 
@@ -60,8 +61,16 @@ class Traced:
 
     root: nn.Module
     graph: fx.Graph
-    # node name -> paths (tuples of arg/kwarg keys) of constants that are ``self.training``
-    training_flags: dict[str, list[tuple]] = field(default_factory=dict)
+    # node name -> {path (a tuple of arg/kwarg keys): (value in train(), value in eval())} of
+    # the constants that differ between the two modes (``self.training``, ``p if self.training else 0``)
+    training_values: dict[str, dict[tuple, tuple]] = field(default_factory=dict)
+    # how the model was captured: "torch.fx" or "torch.export"
+    capture: str = "torch.fx"
+    # module qualified name -> the arguments its constructor was called with, when aimgen built
+    # the model itself (see aimgen/records.py)
+    constructor_args: dict[str, dict] = field(default_factory=dict)
+    # forward arguments traced at their defaults because no input was given for them
+    fixed_inputs: dict[str, Any] = field(default_factory=dict)
     leaf_names: frozenset[str] = frozenset()
     # submodules aimgen chose to keep whole -> why (file:line of the code that forced it)
     leaf_reasons: dict[str, str] = field(default_factory=dict)
@@ -101,13 +110,68 @@ def _stack_location(node: fx.Node) -> str | None:
     return loc
 
 
-def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool) -> fx.Graph:
+def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict) -> fx.Graph:
     was = model.training
     model.train(training)
     try:
-        return AimTracer(leaf_names).trace(model)
+        graph = AimTracer(leaf_names).trace(model, concrete_args=fixed or None)
     finally:
         model.train(was)
+    _drop_fixed_inputs(graph, fixed)
+    return graph
+
+
+def forward_inputs(model: nn.Module) -> list[inspect.Parameter]:
+    """The forward's parameters that take inputs (not ``self``, not ``*args``/``**kwargs``)."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def fixed_arguments(model: nn.Module, n_inputs: int | None, source: str) -> dict:
+    """Forward arguments beyond the given inputs that have defaults: traced at their defaults
+    (``attn_mask=None``). Too few inputs for the required ones is an error naming them."""
+    params = forward_inputs(model)
+    if n_inputs is None or not params:
+        return {}
+    required = [p.name for p in params if p.default is p.empty]
+    optional = [p.name for p in params if p.default is not p.empty]
+    if n_inputs < len(required):
+        raise TraceError(
+            f"{source}: the model's forward takes {len(required)} required input(s) ({', '.join(required)})"
+            f"{' and optional ' + ', '.join(optional) if optional else ''}, but {n_inputs} input shape(s) were given.",
+            hint="Give one input shape per required input, in order (an optional one may follow).")
+    if n_inputs > len(params):
+        raise TraceError(
+            f"{source}: the model's forward takes {len(params)} input(s) ({', '.join(p.name for p in params)}) "
+            f"but {n_inputs} input shapes were given.", hint="Give one input shape per input, in order.")
+    return {p.name: p.default for p in params[n_inputs:]}
+
+
+def _drop_fixed_inputs(graph: fx.Graph, fixed: dict) -> None:
+    """torch.fx keeps a placeholder for each fixed argument, asserting its value: drop both, so
+    the generated forward takes only the inputs that were given (its header says what was fixed)."""
+    if not fixed:
+        return
+    asserts = {"_assert_is_none", "_assert"}
+    for node in [n for n in graph.nodes if n.op == "placeholder"]:
+        name = str(node.target).rsplit("_", 1)[0] if str(node.target) not in fixed else str(node.target)
+        if name not in fixed:
+            continue
+        for user in list(node.users):
+            if getattr(user.target, "__name__", "") in asserts:
+                graph.erase_node(user)
+            elif user.target is operator.eq and all(getattr(u.target, "__name__", "") in asserts for u in user.users):
+                for u in list(user.users):
+                    graph.erase_node(u)
+                graph.erase_node(user)
+        value = fixed[name]
+        for user in list(node.users):
+            user.args = fx.node.map_arg(user.args, lambda a: value if a is node else a)
+            user.kwargs = fx.node.map_arg(user.kwargs, lambda a: value if a is node else a)
+        graph.erase_node(node)
 
 
 def _flatten(value, path=()):
@@ -124,9 +188,13 @@ def _flatten(value, path=()):
         yield path, value
 
 
+_MODE_VALUES = (bool, int, float, type(None))
+
+
 def _compare(train: fx.Graph, evalg: fx.Graph):
-    """Flags where the graphs differ by True/False only; or the first eval node that differs."""
-    flags: dict[str, list[tuple]] = {}
+    """Where the graphs differ only by plain constants (True/False, a dropout rate and 0.0),
+    {node: {path: (train value, eval value)}}; or the first eval node that differs."""
+    flags: dict[str, dict[tuple, tuple]] = {}
     tn, en = list(train.nodes), list(evalg.nodes)
     for a, b in zip(tn, en):
         if (a.op, a.target, a.name) != (b.op, b.target, b.name):
@@ -139,9 +207,11 @@ def _compare(train: fx.Graph, evalg: fx.Graph):
             if isinstance(va, fx.Node) or isinstance(vb, fx.Node):
                 if not (isinstance(va, fx.Node) and isinstance(vb, fx.Node) and va.name == vb.name):
                     return None, _deeper(a, b)
-            elif va is True and vb is False:
-                flags.setdefault(b.name, []).append(path)
-            elif type(va) is not type(vb) or va != vb:
+            elif type(va) is type(vb) and va == vb:
+                continue
+            elif isinstance(va, _MODE_VALUES) and isinstance(vb, _MODE_VALUES):
+                flags.setdefault(b.name, {})[path] = (va, vb)
+            else:
                 return None, _deeper(a, b)
     if len(tn) != len(en):
         return None, en[min(len(tn), len(en)) - 1]
@@ -155,10 +225,10 @@ def _deeper(a: fx.Node, b: fx.Node) -> fx.Node:
         return b
     if b.op == "output":
         return a
-    return a if _module_of(a).count(".") + bool(_module_of(a)) > _module_of(b).count(".") + bool(_module_of(b)) else b
+    return a if module_of(a).count(".") + bool(module_of(a)) > module_of(b).count(".") + bool(module_of(b)) else b
 
 
-def _module_of(node: fx.Node) -> str:
+def module_of(node: fx.Node) -> str:
     """The module whose forward made the node (for a call_module node: its caller)."""
     stack = node.meta.get("nn_module_stack") or {}
     for key, (qual, _cls) in reversed(list(stack.items())):
@@ -169,7 +239,8 @@ def _module_of(node: fx.Node) -> str:
     return ""
 
 
-def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: str = "the model") -> Traced:
+def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: str = "the model",
+          n_inputs: int | None = None) -> Traced:
     """Trace in train and eval mode and reconcile ``self.training`` as described above.
 
     A submodule torch.fx cannot trace (control flow on a tensor value, ``len`` of a traced
@@ -177,10 +248,11 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
     forward cannot be, and is refused with its file and line."""
     leaves = frozenset(leaf_names)
     reasons: dict[str, str] = {}
+    fixed = fixed_arguments(model, n_inputs, source)
     for _ in range(64):
         try:
-            g_train = _trace_once(model, leaves, True)
-            g_eval = _trace_once(model, leaves, False)
+            g_train = _trace_once(model, leaves, True, fixed)
+            g_eval = _trace_once(model, leaves, False, fixed)
         except Exception as err:
             loc = _user_location(err) or source
             first = str(err).splitlines()[0] if str(err) else ""
@@ -198,9 +270,9 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
             ) from err
         flags, culprit = _compare(g_train, g_eval)
         if flags is not None:
-            return Traced(root=model, graph=g_eval, training_flags=flags, leaf_names=leaves,
-                          leaf_reasons=reasons)
-        qual = _module_of(culprit)
+            return Traced(root=model, graph=g_eval, training_values=flags, leaf_names=leaves,
+                          leaf_reasons=reasons, fixed_inputs=fixed)
+        qual = module_of(culprit)
         loc = _stack_location(culprit) or source
         if not qual or qual in leaves:
             raise TraceError(
@@ -213,63 +285,3 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
         reasons[qual] = f"its forward depends on self.training (near {loc})"
         leaves = leaves | {qual}
     raise TraceError(f"{source}: too many modules depend on self.training or cannot be traced.")
-
-
-class _ShapeProp(fx.Interpreter):
-    """Records ``tensor_meta`` like torch.fx's ShapeProp, on the user's module itself."""
-
-    def __init__(self, root: nn.Module, graph: fx.Graph, source: str):
-        super().__init__(root, garbage_collect_values=True, graph=graph)
-        self.source = source
-
-    def run_node(self, n: fx.Node):
-        try:
-            result = super().run_node(n)
-            if isinstance(result, torch.Tensor):
-                n.meta["tensor_meta"] = _extract_tensor_metadata(result)
-            n.meta["type"] = type(result)
-            return result
-        except TraceError:
-            raise
-        except Exception as err:
-            qual = n.target if n.op == "call_module" else _module_of(n)
-            mod = self.module.get_submodule(n.target) if n.op == "call_module" else None
-            shapes = [
-                tuple(a.meta["tensor_meta"].shape) for a in n.all_input_nodes
-                if isinstance(a.meta.get("tensor_meta"), TensorMetadata)
-            ]
-            what = f"layer {qual} ({type(mod).__name__})" if mod is not None else f"operation {n.name}" + (
-                f" in {qual}" if qual else "")
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise TraceError(
-                f"{self.source}: running the model on the example input failed at {what} with input "
-                f"shapes {shapes}: {first}",
-                hint="Check --input-shape (one per model input, batch first, e.g. 1,3,224,224).",
-            ) from err
-
-
-def propagate_shapes(traced: Traced, inputs: tuple[torch.Tensor, ...], source: str) -> Any:
-    """Run the eval graph on the example inputs (no grad, eval mode) and record shapes."""
-    model = traced.root
-    was = model.training
-    model.eval()
-    try:
-        n_placeholders = sum(1 for n in traced.graph.nodes if n.op == "placeholder")
-        if n_placeholders != len(inputs):
-            names = [n.target for n in traced.graph.nodes if n.op == "placeholder"]
-            raise TraceError(
-                f"{source}: the model takes {n_placeholders} input(s) ({', '.join(names)}) but "
-                f"{len(inputs)} --input-shape was given.",
-                hint="Give one --input-shape per model input, in order.",
-            )
-        with torch.no_grad():
-            out = _ShapeProp(model, traced.graph, source).run(*inputs)
-        traced.outputs = out
-        return out
-    finally:
-        model.train(was)
-
-
-def tensor_meta(node: fx.Node) -> TensorMetadata | None:
-    meta = node.meta.get("tensor_meta")
-    return meta if isinstance(meta, TensorMetadata) else None

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import WeightsError
-from .handlers import REGISTRY
+from .errors import InternalError, WeightsError
+from .taps import REGISTRY, TapSite, TapWidth
 
 if TYPE_CHECKING:
     from .api import Conversion
@@ -85,10 +85,14 @@ def _fit_errors(given: dict[str, torch.Tensor], expected: dict[str, torch.Tensor
 
 def convert_weights(base: dict[str, torch.Tensor], conversion: "Conversion",
                     where: str = "the base weights") -> tuple[dict[str, torch.Tensor], dict]:
-    """(AiM state_dict, counts) from a base state_dict; refuses weights that do not fit."""
+    """(AiM state_dict, counts) from a base state_dict; refuses weights that do not fit.
+
+    Every base tensor keeps its key. In the sum form a tapped layer's weight keeps its shape and
+    its memory weights (their own keys) start at zero; in the literal form the widened weight
+    holds the base weight in its original slots and zeros in the memory's. Either way the AiM
+    model computes what the base model computed until it is trained."""
     base = check_plain(base, where)
-    base_model = conversion._traced.root
-    errors = _fit_errors(base, base_model.state_dict())
+    errors = _fit_errors(base, conversion.base_model.state_dict())
     if errors:
         raise WeightsError(f"{where} do not fit {conversion.source_name}: " + "; ".join(errors) + ".",
                            hint="Give the state_dict of the same model (same constructor arguments).")
@@ -96,19 +100,29 @@ def convert_weights(base: dict[str, torch.Tensor], conversion: "Conversion",
         torch.manual_seed(0)
         fresh = conversion.build(load_weights=False)
     target = fresh.state_dict()
-    widened = {}
-    if conversion.plan is not None:
-        widened = {t.weight: t for t in conversion.plan.taps}
+    plan = conversion.plan
+    widened, memory_keys = {}, set()
+    if plan is not None:
+        for t in plan.taps:
+            if plan.form == "literal":
+                widened[t.weight] = t
+            else:
+                memory_keys.add(plan.memory_keys[t.node])
     out: dict[str, torch.Tensor] = {}
     counts = {"copied": 0, "widened": 0, "created": 0, "dropped": 0}
     for key, value in target.items():
         if key in widened and key in base:
             site = widened[key]
-            new = REGISTRY.get(site.handler).widen_weight(site, base[key].to(value.dtype))
+            kind = REGISTRY.get(site.kind)
+            width = plan.width(site)
+            zeros = torch.zeros(kind.memory_shape(site, width), dtype=value.dtype)
+            new = kind.to_literal(site, base[key].to(value.dtype), zeros, width)
             if new.shape != value.shape:
-                raise WeightsError(f"{key}: widened to {tuple(new.shape)} but the model has {tuple(value.shape)}.",
-                                   hint="This is a bug in aimgen; please report it.")
+                raise InternalError(f"{key}: widened to {tuple(new.shape)} but the model has {tuple(value.shape)}.")
             out[key] = new
+            counts["widened"] += 1
+        elif key in memory_keys:
+            out[key] = torch.zeros_like(value)
             counts["widened"] += 1
         elif key in base:
             if base[key].shape != value.shape:
@@ -120,3 +134,37 @@ def convert_weights(base: dict[str, torch.Tensor], conversion: "Conversion",
             counts["created"] += 1
     counts["dropped"] = len(set(base) - set(target))
     return out, counts
+
+
+def convert_form(state_dict: dict[str, torch.Tensor], layout: list[dict], to: str) -> dict[str, torch.Tensor]:
+    """The same weights in the other form of a generated model: ``to='literal'`` (memory weights
+    folded into widened layer weights) or ``to='sum'`` (split out again). ``layout`` is the
+    ``taps`` list of the file's AIMGEN metadata (or ``Plan.weight_layout()``); the two models
+    then compute the same outputs::
+
+        import importlib.util, aimgen.weights as w
+        literal_sd = w.convert_form(model.state_dict(), generated_module.AIMGEN["taps"], to="literal")
+    """
+    if to not in ("sum", "literal"):
+        raise WeightsError(f"to={to!r}: the forms are 'sum' and 'literal'.")
+    out = dict(state_dict)
+    for entry in layout:
+        kind = REGISTRY.get(entry["kind"])
+        site = _site(entry)
+        width = TapWidth(entry["k"], entry.get("memory_kernel", "full"))
+        weight, memory = entry["weight"], entry["memory"]
+        if to == "literal":
+            if memory not in out:
+                raise WeightsError(f"{memory}: missing; these weights are not in the sum form.")
+            out[weight] = kind.to_literal(site, out[weight], out.pop(memory), width)
+        else:
+            if memory in out:
+                raise WeightsError(f"{memory}: present already; these weights are in the sum form.")
+            out[weight], out[memory] = kind.to_sum(site, out[weight], width)
+    return out
+
+
+def _site(entry: dict) -> TapSite:
+    return TapSite(node="", qualname=entry["weight"].rpartition(".")[0], layer_type="", kind=entry["kind"],
+                   axis=-1 if not entry["kernel"] else 1, in_size=entry["in"], out_size=entry["out"],
+                   groups=entry["groups"], kernel=tuple(entry["kernel"]), spatial=(), weight=entry["weight"])

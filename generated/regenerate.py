@@ -33,11 +33,12 @@ def render_all() -> dict[str, str]:
         loaded = load_model(str(ROOT / target))
         specs = [InputSpec.parse(s) for s in shapes]
         name = f"{Path(target.split(':')[0]).name}:{loaded.name}"
-        aim = api.convert(loaded.model, specs, source_name=name)
+        aim = api.convert(loaded.model, specs, source_name=name, constructor_args=loaded.constructor_args)
         out[f"{stem}_aim.py"] = aim.source
         out[f"{stem}_aim.report.json"] = report.to_json(aim.plan, {"source": name})
         if plain:
-            out[f"{stem}_plain.py"] = api.convert(loaded.model, specs, plain=True, source_name=name).source
+            out[f"{stem}_plain.py"] = api.convert(loaded.model, specs, plain=True, source_name=name,
+                                                  constructor_args=loaded.constructor_args).source
     return out
 
 

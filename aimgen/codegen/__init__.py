@@ -1,0 +1,578 @@
+"""From a captured graph and a plan to the classes of a standalone source file.
+
+The output is structured as a person writes a model: one class per distinct block of the base
+model (scopes.py finds the blocks, classes.py shares a class between identical instances and
+turns what differs into ``__init__`` parameters), containers kept as they were, and the memory
+passed through block calls explicitly: a block that reads or rewrites the memory has
+``forward(self, x, memory) -> (y, memory)``; one that does neither is called as in the base
+model. ``flat=True`` writes the same function as one forward instead.
+
+This package decides *what* each line says; templates/ decide how the file is laid out. Every
+identifier comes from naming.Namespace; user strings that are not safe identifiers are written
+with repr; constants go through literals.literal. Nothing from a name is ever pasted into code.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .. import runtime
+from ..errors import InternalError, RenderError
+from ..modules import ValueWriter, constructor
+from ..naming import Namespace, class_name, is_safe_identifier, sanitize
+from ..plan import Plan, UpdateSite, layer_key
+from ..sourcecopy import SourceCopier
+from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
+from ..tracing import Traced
+from . import scopes
+from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
+from .expressions import Expressions, ref
+from .functions import Function, Naming, Stmt, render, source_name
+from .members import Member, Raw, Tree, tensor_member
+from .scopes import Scope
+
+#: names the generated file binds at module level besides the runtime's and the classes'
+TEMPLATE_NAMES = frozenset({"torch", "nn", "F", "math", "operator", "builtins", "functools", "build_model",
+                            "example_inputs", "EXAMPLE_INPUT_SHAPES", "EXAMPLE_INPUT_DTYPES", "AIMGEN", "Group"})
+#: the runtime every AiM file has, in the order it is written
+BASE_RUNTIME = (runtime.fit_memory, runtime.MemoryState, runtime.Memory)
+
+
+def reserved_names() -> frozenset[str]:
+    """Every module-level name a generated file may bind itself: user code copied into it must
+    not use them (the registry adds its kinds' runtime names)."""
+    names = set(TEMPLATE_NAMES) | {o.__name__ for o in BASE_RUNTIME}
+    names |= {runtime.MemoryUpdate.__name__, runtime.MemorySequential.__name__, runtime.weight_parameter.__name__}
+    return frozenset(names | REGISTRY.runtime_names())
+
+
+@dataclass
+class Source:
+    """Everything the template needs, already written as source."""
+
+    class_name: str
+    base_class: str
+    plain: bool
+    classes: list[str]
+    runtime: str
+    copied: str
+    imports: list[str]
+    memory_attr: str
+    uses_group: bool
+    update_names: dict[str, str] = field(default_factory=dict)   # update node -> attribute path
+    inline: list[tuple[str, str]] = field(default_factory=list)   # blocks written inline, and why
+    block_classes: dict[str, int] = field(default_factory=dict)   # class name -> instances
+
+
+class Generator:
+    def __init__(self, traced: Traced, plan: Plan | None, *, plain: bool, flat: bool = False):
+        self.traced = traced
+        self.plan = None if plain else plan
+        self.plain = self.plan is None
+        self.form = plan.form if plan is not None else "sum"
+        self.root = traced.root
+        self.graph = traced.graph
+        self.nodes = {n.name: n for n in self.graph.nodes}
+        self.taps: dict[str, TapSite] = {} if self.plain else {t.node: t for t in self.plan.taps}
+        self.updates: dict[str, UpdateSite] = {} if self.plain else {u.node: u for u in self.plan.updates}
+        call_targets = {n.target for n in self.graph.nodes if n.op == "call_module"}
+        self.top, self.owner = scopes.build(self.graph, self.root, set(traced.leaf_names))
+        self.after: dict[int, list[UpdateSite]] = {}
+        hosts = self._place_updates()
+        scopes.mark_memory(self.top, set(self.taps), hosts)
+        scopes.decide(self.top, flat)
+        self.scope_of: dict[str, Scope] = {}
+        for s in self.top.walk():
+            if not s.is_root:
+                self.scope_of.setdefault(s.qual, s)
+        # the sum form's memory weights of functional taps live on the weight's owner module
+        self.extras: dict[str, list[Member]] = {}
+        owners = set()
+        if not self.plain and self.form == "sum":
+            for t in self.plan.taps:
+                if t.functional:
+                    owners.add(self.plan.memory_keys[t.node].rpartition(".")[0])
+        attrs = {n.target for n in self.graph.nodes if n.op == "get_attr"}
+        self.tree = Tree(self.root, call_targets, attrs, owners | {self.top.qual})
+        self.reserved = set(reserved_names())
+        self.copier = SourceCopier(taken=self.reserved)
+        self.writer = ValueWriter(self.copier)
+        self.expr = Expressions(traced.training_values, self.copier)
+        self.class_names = Namespace(self.reserved)
+        self.root_class = self.class_names.create_class(("" if self.plain else "Aim") + class_name(type(self.root).__name__))
+        self.memory_attr = ""
+        self.update_attr: dict[str, tuple[Scope, str]] = {}   # update node -> (class scope, attribute)
+        self.runtime_needed: list = [] if self.plain else list(BASE_RUNTIME)
+        self.uses_group = False
+        self._leaf_ctors: dict[str, Constructor] = {}
+        self._class_lines: dict[type, tuple[str, int, int] | None] = {}
+        if not self.plain and self.form == "sum":
+            for t in self.plan.taps:
+                key = self.plan.memory_keys[t.node]
+                owner, _, attr = key.rpartition(".")
+                if t.functional and not any(m.name == attr for m in self.extras.get(owner, [])):
+                    width = self.plan.width(t)
+                    shape = REGISTRY.get(t.kind).memory_shape(t, width)
+                    self.extras.setdefault(owner, []).append(Member(attr, Constructor("weight_parameter", [
+                        Arg("shape", shape, True), Arg("fan_in", _fan_in(t, width), True)])))
+                    self._need((runtime.weight_parameter,))
+
+    # --- updates ------------------------------------------------------------------------
+    def _place_updates(self) -> list[Scope]:
+        """Where each update statement goes: right after its node, or, when the node is the
+        last value of a block, after that block's call in the parent (so the update after
+        ``layer1``'s last block reads ``memory = self.update_layer1(memory, x)`` in the root)."""
+        hosts = []
+        for u in self.updates.values():
+            node = self.nodes[u.node]
+            scope, item = self.owner[node.name], node
+            while not scope.is_root and scope.nodes and scope.nodes[-1] is node and node in scope.outputs:
+                scope, item = scope.parent, scope
+            self.after.setdefault(id(item), []).append(u)
+            hosts.append(scope)
+        return hosts
+
+    # --- members ------------------------------------------------------------------------
+    def leaf(self, q: str) -> Constructor:
+        if q not in self._leaf_ctors:
+            module = self.root.get_submodule(q)
+            ctor = constructor(module, q, copier=self.copier, why=self.traced.leaf_reasons.get(q, ""),
+                               recorded=self.traced.constructor_args.get(q))
+            taps = [t for t in self.taps.values() if not t.functional and t.qualname == q]
+            if taps:
+                site = taps[0]
+                kind = REGISTRY.get(site.kind)
+                width = self.plan.width(site)
+                ctor = kind.layer_sum(site, ctor, width) if self.form == "sum" else kind.layer_literal(site, ctor, width)
+                self._need(kind.runtime(site, self.form, width))
+            self._leaf_ctors[q] = ctor
+        return self._leaf_ctors[q]
+
+    def members(self, q: str, cls: Scope) -> list[Member]:
+        """The members of module ``q`` as written in its own class (or its holder)."""
+        out = []
+        if q == "" and not self.plain:
+            out.append(Member(self.memory_attr, Constructor("Memory", [
+                Arg("shape", tuple(self.plan.memory_shape), True),
+                Arg("carry_rate", self.plan.carry_rate, False)]),
+                f"{math.prod(self.plan.memory_shape):,} floats, carried from batch to batch"))
+        module = self.tree.module(q)
+        for name, kind, cq in self.tree.entries(q):
+            if kind == "leaf":
+                out.append(Member(name, self.leaf(cq)))
+            elif kind == "tree":
+                out.append(Member(name, self.module_value(cq)))
+            else:
+                out.append(self._tensor(name, kind, cq, module))
+        out += self.extras.get(q, [])
+        for node, (host_cls, attr) in self.update_attr.items():
+            if host_cls is cls and cls.qual == q:
+                u = self.updates[node]
+                out.append(Member(attr, Constructor("MemoryUpdate", [
+                    Arg("features", u.features, True), Arg("memory_channels", self.plan.memory_channels, True),
+                    Arg("rank", self.plan.rank, False)])))
+        return out
+
+    def _tensor(self, name: str, kind: str, q: str, owner: nn.Module) -> Member:
+        value = self.tree_attr(q)
+        site = next((t for t in self.taps.values() if t.functional and t.weight == q), None)
+        if site is not None and self.form == "literal":
+            width = self.plan.width(site)
+            shape = REGISTRY.get(site.kind).literal_shape(site, tuple(value.shape), width)
+            self._need((runtime.weight_parameter,))
+            return Member(name, Constructor("weight_parameter", [Arg("shape", shape, True),
+                                                                 Arg("fan_in", _fan_in(site, width), True)]),
+                          "widened: its last slots read the memory")
+        recorded = self.traced.constructor_args.get(q.rpartition(".")[0])
+        ctor, comment = tensor_member(value, kind, owner, name, recorded)
+        return Member(name, ctor, comment)
+
+    def tree_attr(self, q: str):
+        obj = self.root
+        for part in q.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def module_value(self, q: str):
+        """A used submodule as a value: a block's instance, a container, or a holder (Group)."""
+        module = self.tree.module(q)
+        scope = self.scope_of.get(q)
+        if scope is not None and scope.outlined and type(module) is not nn.Sequential:
+            return BlockRef(scope)
+        if type(module) in (nn.Sequential, nn.ModuleList) and self.tree.is_list(q):
+            items = [self.leaf(cq) if kind == "leaf" else self.module_value(cq) for _, kind, cq in self.tree.entries(q)]
+            if type(module) is nn.ModuleList:
+                return Constructor("nn.ModuleList", [Arg("modules", items, True)])
+            callee = "MemorySequential" if scope is not None and scope.outlined and scope.chain == "memory" \
+                else "nn.Sequential"
+            if callee == "MemorySequential":
+                self._need((runtime.MemorySequential,))
+            return Constructor(callee, [Arg(str(i), v, True) for i, v in enumerate(items)])
+        if type(module) is nn.ModuleDict:
+            items = {name: (self.leaf(cq) if kind == "leaf" else self.module_value(cq))
+                     for name, kind, cq in self.tree.entries(q) if kind in ("leaf", "tree")}
+            return Constructor("nn.ModuleDict", [Arg("modules", items, True)])
+        self.uses_group = True
+        members = self.members(q, None)
+        return Constructor("Group", [Arg(m.name, m.value, False) for m in members])
+
+    # --- functions ----------------------------------------------------------------------
+    def function(self, cls: Scope) -> tuple[Function, dict[str, str]]:
+        """The forward of an outlined scope (or the root), and its value names."""
+        root = cls.is_root
+        if root:
+            params = [n for n in self.graph.nodes if n.op == "placeholder"]
+            fn = Function(name="forward" if self.plain else "forward_with_memory", params=params,
+                          memory=not self.plain)
+            if not self.plain:
+                fn.prologue = ["memory = MemoryState(memory)"]
+                fn.return_memory = "memory.final()"
+        else:
+            params = list(cls.inputs)
+            fn = Function(name="forward", params=params, memory=cls.memory)
+        self._emit_items(cls, cls, fn)
+        if not root:
+            outs = [ref(o) for o in cls.outputs]
+            fn.returns = ", ".join(outs)
+        param_names = self._param_names(cls, params)
+        within = self._class_range(type(cls.module))
+
+        def wanted(node: fx.Node) -> str | None:
+            w = source_name(node, within)
+            if w is None and node.op == "call_module":
+                last = str(node.target).rsplit(".", 1)[-1]
+                w = last if not last.isdigit() else type(self.root.get_submodule(node.target)).__name__.lower()
+            return w
+
+        names = Naming(self.reserved | self.copier.names | set(self.class_names.used), wanted).assign(fn, param_names)
+        return fn, names
+
+    def _class_range(self, cls: type) -> tuple[str, int, int] | None:
+        """(file, first line, last line) of a class's source, to find its frames in stack traces."""
+        if cls not in self._class_lines:
+            try:
+                lines, start = inspect.getsourcelines(cls)
+                self._class_lines[cls] = (str(Path(inspect.getsourcefile(cls)).resolve()), start, start + len(lines) - 1)
+            except (OSError, TypeError):
+                self._class_lines[cls] = None
+        return self._class_lines[cls]
+
+    def _param_names(self, cls: Scope, params: list[fx.Node]) -> dict[str, str]:
+        ns = Namespace(self.reserved | self.copier.names | {"memory", "self"})
+        out = {}
+        signature = []
+        if not cls.is_root:
+            try:
+                signature = [p.name for p in inspect.signature(type(cls.module).forward).parameters.values()
+                             if p.name != "self" and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            except (TypeError, ValueError):
+                signature = []
+        values = [p for p in params if p.op != "get_attr"]
+        for i, p in enumerate(params):
+            if cls.is_root:
+                wanted = str(p.target).lstrip("*")
+            elif len(signature) == len(values) and p in values:
+                wanted = signature[values.index(p)]
+            elif p.op == "get_attr":
+                wanted = str(p.target).rsplit(".", 1)[-1]
+            else:
+                wanted = source_name(p) or ("x" if i == 0 else p.name)
+            out[p.name] = ns.create(wanted, "x")
+        return out
+
+    def _emit_items(self, scope: Scope, cls: Scope, fn: Function) -> None:
+        for item in scope.items:
+            if isinstance(item, Scope):
+                if item.outlined:
+                    self._emit_call(item, cls, fn)
+                else:
+                    self._emit_items(item, cls, fn)
+            else:
+                self._emit_node(item, cls, fn)
+            for u in self.after.get(id(item), []):
+                self._emit_update(u, item, cls, fn)
+
+    def _emit_call(self, child: Scope, cls: Scope, fn: Function) -> None:
+        callee = self.tree.access(child.qual, cls.qual)
+        args = [ref(i) for i in child.inputs] + (["memory"] if child.memory else [])
+        fn.body.append(Stmt(targets=list(child.outputs), code=f"{callee}({', '.join(args)})",
+                            memory_out=child.memory))
+
+    def _emit_node(self, node: fx.Node, cls: Scope, fn: Function) -> None:
+        if node.op in ("placeholder", "get_attr"):
+            return
+        if node.op == "output":
+            fn.returns = self.expr.arg(node.args[0], node, (0, 0))
+            return
+        if not node.users and _pure(node):
+            return
+        tap = self.taps.get(node.name)
+        if tap is not None:
+            code, comment = self._tap(node, tap, cls)
+        else:
+            module = self.tree.access(node.target, cls.qual) if node.op == "call_module" else None
+            code, comment = self.expr.expression(node, module), ""
+        fn.body.append(Stmt(targets=[node] if node.users else [], code=code, comment=comment))
+
+    def _tap(self, node: fx.Node, site: TapSite, cls: Scope) -> tuple[str, str]:
+        kind = REGISTRY.get(site.kind)
+        width = self.plan.width(site)
+        args, kwargs = self.expr.call_parts(node)
+        if node.op == "call_module":
+            callee = self.tree.access(node.target, cls.qual)
+            name = node.target[len(cls.qual) + 1:] if cls.qual else node.target
+        else:
+            callee = self.expr.callee(node)
+            name = f"{callee}"
+            self._need(kind.runtime(site, self.form, width))
+        memory_weight = ""
+        if site.functional and self.form == "sum":
+            key = self.plan.memory_keys[node.name]
+            memory_weight = self.tree.access(key, cls.qual)
+        src = CallSource(callee=callee, args=args, kwargs=kwargs, memory=kind.fit_expr(site, width, args[0]),
+                         memory_weight=memory_weight)
+        return kind.call(site, self.form, width, src), kind.comment(site, width, name, args[0])
+
+    def _emit_update(self, u: UpdateSite, item, cls: Scope, fn: Function) -> None:
+        attr = self._update_attribute(u, item, cls)
+        fn.body.append(Stmt(targets=[], code=f"self.{attr}(memory, {self._features(u)})", memory_out=True))
+
+    def _update_attribute(self, u: UpdateSite, item, cls: Scope) -> str:
+        if u.node in self.update_attr:
+            return self.update_attr[u.node][1]
+        if isinstance(item, Scope):
+            stem = item.qual[len(cls.qual) + 1:] if cls.qual else item.qual
+        else:
+            stem = u.label.split(":")[-1] if ":" in u.label else u.label
+            stem = stem[len(cls.qual) + 1:] if cls.qual and stem.startswith(cls.qual + ".") else stem
+        ns = self._attr_namespace(cls)
+        attr = ns.create(f"update_{sanitize(stem)}")
+        self.update_attr[u.node] = (cls, attr)
+        self._need((runtime.MemoryUpdate,))
+        return attr
+
+    def _attr_namespace(self, cls: Scope) -> Namespace:
+        if not hasattr(self, "_attr_ns"):
+            self._attr_ns = {}
+        if id(cls) not in self._attr_ns:
+            module = cls.module
+            taken = set(module._modules) | set(module._parameters) | set(module._buffers)
+            self._attr_ns[id(cls)] = Namespace(taken)
+        return self._attr_ns[id(cls)]
+
+    def _features(self, u: UpdateSite) -> str:
+        var = ref(self.nodes[u.node])
+        grid = tuple(self.plan.grid)
+        if u.kind == "spatial":
+            return f"F.adaptive_avg_pool{len(grid)}d({var}, {grid!r})"
+        vec = var
+        if u.kind == "sequence":
+            vec = f"{var}.flatten(1, -2).mean(1)"
+        return vec if not grid else f"{vec}[:, :{', None' * len(grid)}]"
+
+    # --- the whole file -----------------------------------------------------------------
+    def _need(self, objects) -> None:
+        for o in objects:
+            if o not in self.runtime_needed:
+                self.runtime_needed.append(o)
+
+    def generate(self) -> Source:
+        if not self.plain:
+            ns = self._attr_namespace(self.top)
+            self.memory_attr = ns.create("memory")
+        blocks = [s for s in _postorder(self.top) if not s.is_root and s.outlined and type(s.module) is not nn.Sequential]
+        texts: dict[int, tuple[Function, dict, str]] = {}
+        for s in blocks:
+            fn, names = self.function(s)
+            texts[id(s)] = (fn, names, "\n".join(render(fn, names, self._resolver(s))))
+        keys: dict[int, object] = {}
+
+        def key_of(scope):
+            return keys[id(scope)]
+
+        instances: dict[int, Instance] = {}
+        for s in blocks:  # post-order: children's keys exist before their parents'
+            members = self.members(s.qual, s)
+            instances[id(s)] = Instance(s, members, self.traced.constructor_args.get(s.qual))
+            keys[id(s)] = (type(s.module).__name__, _signature(texts[id(s)][0], texts[id(s)][1]), texts[id(s)][2],
+                           tuple((m.name, structure(m.value, key_of)) for m in members))
+        groups: dict[object, BlockClass] = {}
+        for s in blocks:
+            k = keys[id(s)]
+            if k not in groups:
+                groups[k] = BlockClass(name="", base="nn.Module", instances=[])
+            groups[k].instances.append(instances[id(s)])
+        # name the classes: the user's class name; variants numbered in order of appearance
+        by_user: dict[str, list[BlockClass]] = {}
+        for g in groups.values():
+            by_user.setdefault(type(g.instances[0].scope.module).__name__, []).append(g)
+        for user_name, gs in by_user.items():
+            for i, g in enumerate(gs):
+                g.name = self.class_names.create_class(class_name(user_name) + (str(i + 1) if i else ""))
+                g.variant_of = gs[0].name if i else ""
+        class_of = {id(inst.scope): g for g in groups.values() for inst in g.instances}
+        # parameterise and write, deepest classes first (their instances appear in parents)
+        written: list[str] = []
+        resolved: dict[int, Constructor] = {}
+        for g in sorted(groups.values(), key=lambda g: _height(g.instances[0].scope)):
+            for inst in g.instances:
+                inst.members = [Member(m.name, _resolve_refs(m.value, resolved), m.comment) for m in inst.members]
+            parameterise(g, self.reserved | {"self"})
+            for inst, args in zip(g.instances, g.args):
+                resolved[id(inst.scope)] = Constructor(g.name, [Arg(p, v, True) for p, v in zip(g.params, args)])
+            written.append(self._class_text(g, texts[id(g.instances[0].scope)]))
+        root_fn, root_names = self.function(self.top)
+        root_members = [Member(m.name, _resolve_refs(m.value, resolved), m.comment) for m in self.members("", self.top)]
+        written.append(self._root_text(root_fn, root_names, root_members))
+        runtime_text = self._runtime_text()
+        inline = [(s.qual, s.why_inline) for s in self.top.walk()
+                  if not s.is_root and not s.outlined and type(s.module) is not nn.Sequential and s.why_inline
+                  and s.why_inline != "flat=True"]
+        update_names = {}
+        for node, (cls, attr) in self.update_attr.items():
+            update_names[node] = f"{cls.qual}.{attr}" if cls.qual else attr
+        copied = self.copier.copied
+        imports = set(self.expr.imports) | set(self.writer.imports) | copied.depends
+        for ctor in self._leaf_ctors.values():
+            imports |= ctor.imports
+        return Source(class_name=self.root_class, base_class=type(self.root).__name__, plain=self.plain,
+                      classes=written, runtime=runtime_text, copied=copied.text(), imports=sorted(imports),
+                      memory_attr=self.memory_attr, uses_group=self.uses_group, update_names=update_names,
+                      inline=inline, block_classes={g.name: len(g.instances) for g in groups.values()})
+
+    def _resolver(self, cls: Scope):
+        def resolve(key: str):
+            node = self.nodes.get(key)
+            if node is not None and node.op == "get_attr":
+                return self.tree.access(node.target, cls.qual)
+            return None
+        return resolve
+
+    def _class_text(self, g: BlockClass, text) -> str:
+        fn, names, body = text
+        first = g.instances[0]
+        scope = first.scope
+        doc = self._block_doc(g, fn)
+        params = ", ".join(["self", *g.params])
+        init = member_lines(first.members, self.writer, g.slots)
+        sig = ", ".join(["self"] + [names[p.name] for p in fn.params] + (["memory"] if fn.memory else []))
+        lines = [f"class {g.name}({g.base}):", f'    """{doc}"""', "", f"    def __init__({params}):",
+                 "        super().__init__()"]
+        lines += ["        " + x for x in init]
+        lines += ["", f"    def forward({sig}):", body]
+        del scope
+        return "\n".join(lines)
+
+    def _block_doc(self, g: BlockClass, fn: Function) -> str:
+        scope = g.instances[0].scope
+        user = type(scope.module).__name__
+        where = ", ".join(s.scope.qual for s in g.instances[:3]) + (", ..." if len(g.instances) > 3 else "")
+        head = f"{user} of the base model ({len(g.instances)} instance{'s' if len(g.instances) != 1 else ''}: {where})."
+        if getattr(g, "variant_of", ""):
+            head = f"{user} of the base model, a variant of {g.variant_of} (another forward or other members; " \
+                   f"{len(g.instances)} instance{'s' if len(g.instances) != 1 else ''}: {where})."
+        taps = [self.taps[n.name] for n in scope.nodes if n.name in self.taps]
+        parts = [head]
+        if taps:
+            rel = sorted({(t.qualname[len(scope.qual) + 1:] if t.qualname.startswith(scope.qual + ".") else t.qualname)
+                          for t in taps})
+            widths = {self.plan.width(t).k for t in taps}
+            unit = "channel" if all(t.axis == 1 for t in taps) else "feature"
+            parts.append(f"Reads the memory at {', '.join(rel[:6])}{', ...' if len(rel) > 6 else ''} "
+                         f"({'/'.join(map(str, sorted(widths)))} memory {unit}{'s' if widths != {1} else ''} each).")
+        writes = [a for n, (c, a) in self.update_attr.items() if c is scope]
+        if writes:
+            parts.append(f"Rewrites it in {', '.join(writes)}.")
+        return _wrap_doc(" ".join(parts))
+
+    def _root_text(self, fn: Function, names: dict[str, str], members: list[Member]) -> str:
+        init = member_lines(members, self.writer)
+        params = [names[p.name] for p in fn.params]
+        lines = [f"class {self.root_class}(nn.Module):"]
+        lines.append(f'    """{"AiM version" if not self.plain else "Plain rendering"} of '
+                     f'{type(self.root).__name__}{": the memory, its readers and its update blocks." if not self.plain else "."}"""')
+        lines += ["", "    def __init__(self):", "        super().__init__()"] + ["        " + x for x in init]
+        body = render(fn, names, self._resolver(self.top))
+        if self.plain:
+            lines += ["", f"    def forward(self, {', '.join(params)}):"] + body
+        else:
+            call = ", ".join(params)
+            lines += ["", f"    def forward(self, {', '.join(params)}):",
+                      f"        outputs, memory = self.forward_with_memory({call}, self.{self.memory_attr}.read())",
+                      f"        self.{self.memory_attr}.write(memory)",
+                      "        return outputs",
+                      "", f"    def forward_with_memory(self, {call}, memory):",
+                      '        """The pure function behind forward: (inputs, memory) -> (outputs, new memory).',
+                      "        Memory in and out have the seed's shape; the new memory is the batch mean.\"\"\""]
+            lines += body
+            lines += ["", "    def reset_memory(self) -> None:",
+                      '        """Forget what training carried over: the memory is the learned seed again."""',
+                      f"        self.{self.memory_attr}.reset()"]
+        return "\n".join(lines)
+
+    def _runtime_text(self) -> str:
+        if self.plain:
+            return ""
+        copier = SourceCopier(taken=set(), copy_modules=frozenset({runtime.__name__}))
+        for obj in self.runtime_needed:
+            copier.add(obj, "the memory runtime")
+        return "\n\n\n".join(src.strip("\n") for _, src in copier.copied.definitions)
+
+
+def _fan_in(site: TapSite, width) -> int:
+    if site.axis == -1:
+        return site.in_size + width.k
+    return (site.in_size // site.groups + width.k) * math.prod(site.kernel)
+
+
+def _pure(node: fx.Node) -> bool:
+    """A value read that does nothing if nobody uses it (a shape, an attribute)."""
+    import builtins
+    import operator
+    return (node.op == "call_function" and node.target in (getattr, builtins.getattr, operator.getitem, len)) or \
+        (node.op == "call_method" and node.target in ("size", "dim", "numel"))
+
+
+def _postorder(scope: Scope):
+    for c in scope.children:
+        yield from _postorder(c)
+    yield scope
+
+
+def _height(scope: Scope) -> int:
+    return 1 + max((_height(c) for c in scope.children), default=0)
+
+
+def _signature(fn: Function, names: dict[str, str]) -> tuple:
+    return (tuple(names[p.name] for p in fn.params), fn.memory)
+
+
+def _resolve_refs(value, resolved: dict):
+    if isinstance(value, BlockRef):
+        if id(value.scope) not in resolved:
+            raise InternalError(f"the block {value.scope.qual} was used before its class was written.")
+        return resolved[id(value.scope)]
+    if isinstance(value, Constructor):
+        return Constructor(value.callee, [Arg(a.name, _resolve_refs(a.value, resolved), a.positional, a.widen)
+                                          for a in value.args], value.imports, value.defaults, value.order)
+    if isinstance(value, list):
+        return [_resolve_refs(v, resolved) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_refs(v, resolved) for k, v in value.items()}
+    return value
+
+
+def _wrap_doc(text: str, width: int = 88) -> str:
+    import textwrap
+    lines = textwrap.wrap(text, width)
+    return lines[0] if len(lines) == 1 else "\n    ".join(lines)
+
+
+def generate(traced: Traced, plan: Plan | None, *, plain: bool = False, flat: bool = False) -> Source:
+    return Generator(traced, plan, plain=plain, flat=flat).generate()

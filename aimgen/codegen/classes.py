@@ -1,0 +1,221 @@
+"""One class per distinct block: instances with the same forward and the same members share a
+class, and what differs between them becomes ``__init__`` parameters.
+
+Instances are compared member by member, argument by argument (``Constructor`` values, with
+left-out arguments at their signature defaults). An argument equal in every instance stays a
+literal; one that differs becomes a parameter, named after the user's own constructor argument
+when its values are exactly that argument's (``planes``), written as a multiple of one when they
+are (``planes * 4``), and otherwise after the argument it fills (``stride``). Tuples that differ
+are compared element by element (``(dim, 1, 1)``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..literals import Unrenderable, _lit
+from ..modules import ValueWriter
+from ..naming import Namespace, sanitize
+from ..taps import Arg, Constructor
+from .members import Member, Raw, _has_ctor, lines
+
+_PLAIN = (int, float, bool, str, type(None))
+
+
+@dataclass
+class BlockRef:
+    """An instance of an outlined block, inside its parent's members: resolved to a
+    constructor call of its class once that class's parameters are known."""
+
+    scope: object
+    key: object = None
+
+
+@dataclass
+class Instance:
+    scope: object
+    members: list[Member]
+    records: dict | None            # the user's recorded constructor arguments of this module
+
+
+@dataclass
+class BlockClass:
+    name: str
+    base: str
+    instances: list[Instance]
+    params: list[str] = field(default_factory=list)
+    slots: dict = field(default_factory=dict)   # slot path -> source (parameter expression)
+    args: list[list] = field(default_factory=list)  # per instance, the parameter values in order
+
+
+def structure(value, key_of) -> object:
+    """What two instances must share to share a class: everything but plain argument values."""
+    if isinstance(value, Raw):
+        return ("raw", value.code)
+    if isinstance(value, BlockRef):
+        return ("block", key_of(value.scope))
+    if isinstance(value, Constructor):
+        return (value.callee, tuple((a.name, a.positional, a.widen, structure(a.value, key_of))
+                                    for a, _ in value.full_args()))
+    if isinstance(value, list):
+        return ("list", tuple(structure(v, key_of) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, structure(v, key_of)) for k, v in value.items()))
+    if isinstance(value, tuple):
+        return ("tuple", len(value))
+    return "value"
+
+
+def _slots(value, path: tuple, out: dict) -> None:
+    """Every plain value position in a member tree (tuples element by element), with a
+    label for naming: {path: (arg name, value, given explicitly)}."""
+    if isinstance(value, Constructor):
+        for a, given in value.full_args():
+            _slot_value(a.value, path + (a.name,), a.name, given, out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _slot_value(v, path + (i,), "", True, out)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _slot_value(v, path + (k,), "", True, out)
+
+
+def _slot_value(v, path, label, given, out):
+    if isinstance(v, Constructor) or (isinstance(v, (list, dict)) and _has_ctor(v)):
+        _slots(v, path, out)
+    elif isinstance(v, (Raw, BlockRef)):
+        pass
+    else:
+        out[path] = (label, v, given)
+
+
+def parameterise(cls: BlockClass, ns_reserved: set[str]) -> None:
+    """Find the slots that differ between the instances and make them parameters."""
+    per_instance = []
+    for inst in cls.instances:
+        slots: dict = {}
+        for m in inst.members:
+            _slot_value(m.value, (m.name,), m.name, True, slots)
+        per_instance.append(slots)
+    paths = list(per_instance[0])
+    records = [inst.records or {} for inst in cls.instances]
+    named: dict[str, tuple] = {}   # recorded argument -> its values across instances
+    if all(records):
+        for name in records[0]:
+            if name.startswith("*"):
+                continue
+            vec = tuple(r.get(name) for r in records)
+            if all(isinstance(v, _PLAIN) and not isinstance(v, bool) for v in vec) and len(set(vec)) > 1:
+                named[name] = vec
+    ns = Namespace(set(ns_reserved) | {"self"})
+    params: dict[tuple, str] = {}   # value vector -> parameter name
+    order: list[str] = []
+    exprs: dict[tuple, str] = {}
+
+    def param_for(vec: tuple, label: str) -> str:
+        if vec in params:
+            return params[vec]
+        for name, rec in named.items():
+            if rec == vec:
+                params[vec] = ns.create(name)
+                order.append(params[vec])
+                return params[vec]
+        for known, name in list(params.items()):  # a multiple of a known parameter
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in vec + known) and all(known):
+                for op, f in (("*", lambda a, b: a * b), ("//", lambda a, b: a // b)):
+                    for c in (2, 3, 4, 6, 8):
+                        if tuple(f(k, c) for k in known) == vec and (op == "*" or all(k % c == 0 for k in known)):
+                            return f"{name} {op} {c}"
+        params[vec] = ns.create(sanitize(label or "value", "value"))
+        order.append(params[vec])
+        return params[vec]
+
+    # recorded names first, in the user's signature order, so the class reads like theirs
+    for name, vec in named.items():
+        if any(tuple(inst[p][1] for inst in per_instance) == vec for p in paths):
+            param_for(vec, name)
+    for p in paths:
+        vec = tuple(inst[p][1] for inst in per_instance)
+        if len(set(map(_key, vec))) == 1:
+            continue
+        if all(isinstance(v, tuple) for v in vec) and len({len(v) for v in vec}) == 1:
+            parts = []
+            for i in range(len(vec[0])):
+                sub = tuple(v[i] for v in vec)
+                parts.append(_lit(sub[0]) if len(set(map(_key, sub))) == 1 else param_for(sub, per_instance[0][p][0]))
+            exprs[p] = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        else:
+            exprs[p] = param_for(vec, per_instance[0][p][0])
+    cls.params = order
+    cls.slots = exprs
+    by_name = {name: vec for vec, name in params.items()}
+    cls.args = [[by_name[n][i] for n in order] for i in range(len(cls.instances))]
+
+
+def _key(v):
+    try:
+        hash(v)
+        return (type(v), v)
+    except TypeError:
+        return repr(v)
+
+
+def member_lines(members: list[Member], writer: ValueWriter, slots: dict | None = None) -> list[str]:
+    """``self.name = ...`` lines of a class's __init__; ``slots`` replace values by parameter
+    expressions (a class shared by several instances)."""
+    slots = slots or {}
+    out = []
+    for m in members:
+        def render(path, arg, value, _m=m):
+            full = (_m.name,) + path
+            if full in slots:
+                return slots[full]
+            return writer(value)
+
+        body = lines(_as_written(m.value, (m.name,), slots), render)
+        target = f"self.{m.name}" if _safe(m.name) else None
+        comment = f"  # {m.comment}" if m.comment else ""
+        if target:
+            out.append(f"{target} = {body[0]}" + (comment if len(body) == 1 else ""))
+            out += body[1:]
+            if len(body) > 1 and comment:
+                out[-1] += comment
+        else:
+            out.append(f"setattr(self, {m.name!r}, {body[0]}" + ("" if len(body) > 1 else ")") + comment)
+            if len(body) > 1:
+                out += body[1:]
+                out[-1] += ")"
+    return out
+
+
+def _as_written(value, path: tuple, slots: dict):
+    """The constructor with its arguments as written: the ones given, and any that became a
+    parameter; arguments at their default are left out (later positional ones then become
+    keywords)."""
+    if isinstance(value, Constructor):
+        args = []
+        positional = True
+        for a, given in value.full_args():
+            p = path + (a.name,)
+            if not given and not any(s[:len(p)] == p for s in slots):
+                positional = False
+                continue
+            positional = positional and a.positional
+            args.append(Arg(a.name, _as_written(a.value, p, slots), positional, a.widen))
+        return Constructor(value.callee, args)
+    if isinstance(value, list):
+        return [_as_written(v, path + (i,), slots) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _as_written(v, path + (k,), slots) for k, v in value.items()}
+    return value
+
+
+def _safe(name: str) -> bool:
+    from ..naming import is_safe_identifier
+    return is_safe_identifier(name)
+
+
+def literal_or_none(value) -> str | None:
+    try:
+        return _lit(value)
+    except Unrenderable:
+        return None

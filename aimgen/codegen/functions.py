@@ -1,0 +1,167 @@
+"""A function of the generated source (a forward), as statements; and naming its locals.
+
+Statements refer to graph values by markers (expressions.ref). Once all statements of a
+function are known, each value gets a local name: the name the user's own forward gave it
+where the node's source line assigns one (``out = self.bn1(out)``), else the graph's name, and
+a name is reused as soon as the value it held is dead, so a chain reads
+``out = self.conv1(x); out = self.bn1(out)`` and nothing dead is kept alive.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.fx as fx
+
+from ..errors import InternalError
+from ..naming import Namespace, sanitize
+from .expressions import MARK
+
+_MARKER = re.compile(f"{MARK}([^{MARK}]+){MARK}")
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + "/"
+_AIMGEN_DIR = str(Path(__file__).resolve().parent.parent) + "/"
+
+
+@dataclass
+class Stmt:
+    targets: list[fx.Node]            # the values it defines
+    code: str                         # the right-hand side (or the whole line when ``targets`` is empty)
+    comment: str = ""
+    memory_out: bool = False          # it also rebinds ``memory`` (``y, memory = block(x, memory)``)
+
+    def uses(self) -> list[str]:
+        return _MARKER.findall(self.code)
+
+
+@dataclass
+class Function:
+    name: str
+    params: list[fx.Node]             # value parameters, in order
+    memory: bool                      # takes (and returns) ``memory`` after them
+    body: list[Stmt] = field(default_factory=list)
+    returns: str = ""                 # return expression (markers allowed), without the memory
+    doc: str = ""
+    prologue: list[str] = field(default_factory=list)   # plain lines before the body
+    return_memory: str = "memory"     # how the memory is returned ("memory", "memory.final()")
+
+
+def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> str | None:
+    """The variable the user's forward assigned this node's value to, read from its source line:
+    the innermost frame of model code in the node's recorded stack trace (torch's own frames,
+    e.g. nn.Sequential's loop, name nothing). ``within`` (file, first line, last line) of a
+    class: the innermost frame inside that class, i.e. the line of the forward being written
+    that made the value (``x = self.layer1(x)`` for everything ``layer1`` computes)."""
+    lines = (node.meta.get("stack_trace") or "").splitlines()
+    frames = []
+    for i, line in enumerate(lines):
+        m = re.match(r'\s*File "(.+)", line (\d+), in ', line)
+        if m:
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            frames.append((m.group(1), "" if re.match(r'\s*File "', nxt) else nxt.strip(), int(m.group(2))))
+    frames = [f for f in frames if not _resolved(f[0]).startswith((_TORCH_DIR, _AIMGEN_DIR))]
+    if within is not None:
+        inside = [f for f in frames if _resolved(f[0]) == within[0] and within[1] <= f[2] <= within[2]]
+        frames = inside or frames
+    if not frames or not frames[-1][1]:
+        return None
+    fname, code = frames[-1][:2]
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1:
+        return None
+    stmt = tree.body[0]
+    target = None
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target = stmt.targets[0]
+    elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
+        target = stmt.target
+    return target.id if isinstance(target, ast.Name) else None
+
+
+def _resolved(path: str) -> str:
+    return path if path.startswith("<") else str(Path(path).resolve())
+
+
+class Naming:
+    """Assigns local names to the values of one function, reusing names of dead values."""
+
+    def __init__(self, reserved: set[str], wanted):
+        self.reserved = set(reserved) | {"self", "memory"}
+        self.wanted = wanted                  # node -> preferred name, or None
+
+    def assign(self, fn: Function, param_names: dict[str, str]) -> dict[str, str]:
+        uses: dict[str, int] = {}
+        for i, stmt in enumerate(fn.body):
+            for name in stmt.uses():
+                uses[name] = i
+        for name in _MARKER.findall(fn.returns):
+            uses[name] = len(fn.body)
+        names: dict[str, str] = dict(param_names)
+        holder: dict[str, str] = {v: k for k, v in param_names.items()}   # local name -> value
+        spare = Namespace(self.reserved | set(param_names.values()))
+        for i, stmt in enumerate(fn.body):
+            for node in stmt.targets:
+                if node.name in names:  # defined again (an optional block's output): same name
+                    continue
+                chosen = None
+                for cand in self._candidates(node):
+                    if cand in self.reserved:
+                        continue
+                    current = holder.get(cand)
+                    if current is None or (uses.get(current, -1) <= i and current not in
+                                           {t.name for t in stmt.targets}):
+                        chosen = cand
+                        break
+                if chosen is None:
+                    chosen = spare.create(self._candidates(node)[0])
+                spare.reserve(chosen)
+                holder[chosen] = node.name
+                names[node.name] = chosen
+        return names
+
+    def _candidates(self, node: fx.Node) -> list[str]:
+        out = []
+        wanted = self.wanted(node)
+        if wanted:
+            out.append(sanitize(wanted, "x"))
+        out.append(sanitize(re.sub(r"_\d+$", "", node.name), "x"))  # relu_2 -> relu
+        return out
+
+
+def render(fn: Function, names: dict[str, str], resolve, indent: str = "        ") -> list[str]:
+    """Source lines of the function's body (statements and return), markers resolved by
+    ``names`` (locals and parameters) or ``resolve`` (e.g. ``self.weight`` for attributes)."""
+
+    def sub(code: str) -> str:
+        def one(m):
+            key = m.group(1)
+            if key in names:
+                return names[key]
+            found = resolve(key)
+            if found is None:
+                raise InternalError(f"the value {key} is used in {fn.name} but is not defined there.")
+            return found
+        return _MARKER.sub(one, code)
+
+    lines = [indent + p for p in fn.prologue]
+    for stmt in fn.body:
+        code = sub(stmt.code)
+        if stmt.targets:
+            targets = [names[t.name] for t in stmt.targets] + (["memory"] if stmt.memory_out else [])
+            line = f"{', '.join(targets)} = {code}"
+        elif stmt.memory_out:
+            line = f"memory = {code}"
+        else:
+            line = code
+        lines.append(indent + line + (f"  # {sub(stmt.comment)}" if stmt.comment else ""))
+    ret = sub(fn.returns) if fn.returns else ""
+    if fn.memory:
+        lines.append(indent + f"return {ret + ', ' if ret else ''}{fn.return_memory}")
+    elif ret:
+        lines.append(indent + f"return {ret}")
+    return lines

@@ -1,0 +1,312 @@
+"""What a generated class holds (its ``__init__``): the used part of the base model's module tree,
+as constructor calls.
+
+A member is a tree of ``Constructor`` values (taps.base): a leaf layer's own call, a block's
+class with its arguments, a container of members, a tensor's initialisation. Keeping them as
+values, not text, lets the class builder compare instances argument by argument and turn what
+differs into ``__init__`` parameters (classes.py).
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import RenderError
+from ..literals import Unrenderable, _lit
+from ..naming import is_safe_identifier
+from ..taps import Arg, Constructor
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Source that is written as it is (and compared as text)."""
+
+    code: str
+
+
+@dataclass
+class Member:
+    name: str
+    value: Constructor | Raw
+    comment: str = ""
+
+
+class Tree:
+    """The used part of the base model's module tree, in the base model's order."""
+
+    def __init__(self, root: nn.Module, leaves: set[str], attrs: set[str], extra_owners: set[str]):
+        self.root = root
+        self.leaves = leaves
+        self.attrs = {a for a in attrs if not any(p in leaves for p in _prefixes(a)[:-1])}
+        self._used = {p for k in [*leaves, *self.attrs, *extra_owners] for p in _prefixes(k)}
+        self._attrs_of: dict[str, list[tuple[str, str]]] = {}
+        for q in sorted(self.attrs):
+            parent, _, name = q.rpartition(".")
+            self._attrs_of.setdefault(parent, []).append((name, q))
+        self._is_list: dict[str, bool] = {}
+
+    def used(self, path: str) -> bool:
+        return path in self._used if path else bool(self._used)
+
+    def module(self, path: str) -> nn.Module:
+        return self.root.get_submodule(path) if path else self.root
+
+    def entries(self, path: str):
+        """(name, kind, qualified path) of used members: 'leaf', 'tree', 'param', 'buffer', 'tensor'."""
+        module = self.module(path)
+        out = []
+        for name, child in module._modules.items():
+            q = f"{path}.{name}" if path else name
+            if child is None or not self.used(q):
+                continue
+            out.append((name, "leaf" if q in self.leaves else "tree", q))
+        for name in list(module._parameters) + list(module._buffers):
+            q = f"{path}.{name}" if path else name
+            if q in self.attrs:
+                out.append((name, "param" if name in module._parameters else "buffer", q))
+        for name, q in self._attrs_of.get(path, []):
+            if name not in module._parameters and name not in module._buffers and name not in module._modules:
+                out.append((name, "tensor", q))
+        return out
+
+    def is_list(self, path: str) -> bool:
+        """Whether the used members are children named 0..n-1 of a list-like container, written
+        as an nn.Sequential / nn.ModuleList and indexed (``self.layer1[0]``)."""
+        if path not in self._is_list:
+            module = self.module(path)
+            entries = self.entries(path)
+            self._is_list[path] = isinstance(module, (nn.Sequential, nn.ModuleList)) and bool(entries) and \
+                all(k in ("leaf", "tree") for _, k, _ in entries) and \
+                [n for n, _, _ in entries] == [str(i) for i in range(len(entries))]
+        return self._is_list[path]
+
+    def access(self, target: str, base: str = "") -> str:
+        """Source for ``target`` (a qualified name) from the class of module ``base``."""
+        from ..naming import attribute_access
+
+        rel = target[len(base) + 1:] if base else target
+        expr, path = "self", base
+        for part in rel.split("."):
+            module = self.module(path) if isinstance(self.module(path), nn.Module) else None
+            if module is not None and type(module) is nn.ModuleDict:
+                expr = f"{expr}[{part!r}]"
+            elif module is not None and self.is_list(path) and part.isdigit():
+                expr = f"{expr}[{int(part)}]"
+            else:
+                expr = attribute_access(expr, part)
+            path = f"{path}.{part}" if path else part
+        return expr
+
+
+def _prefixes(path: str) -> list[str]:
+    """'a.b.c' -> ['a', 'a.b', 'a.b.c']."""
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+# --- tensors ---------------------------------------------------------------------------------
+
+def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, recorded: dict | None) -> tuple[Constructor | Raw, str]:
+    """A parameter, buffer or plain tensor attribute as its initialisation, and a comment.
+
+    Exact when the values are constant (zeros, ones, a fill) or small; otherwise the owner's own
+    initialisation expression where it can be read from its ``__init__`` (``torch.randn(1, 16,
+    dim) * 0.02``, with the recorded constructor arguments filled in); otherwise the documented
+    rule ``torch.randn(shape) * 0.02``. Never statistics of the model's random draw: the same
+    input gives the same file."""
+    if not isinstance(value, torch.Tensor):
+        raise RenderError(f"attribute {name} ({type(value).__name__}) is read in forward but is not a tensor.")
+    init, comment = _initial_values(value, owner, name, recorded, kind)
+    if kind == "param":
+        args = [Arg("data", init, True)]
+        if not value.requires_grad:
+            args.append(Arg("requires_grad", False, False))
+        return Constructor("nn.Parameter", args), comment
+    persistent = kind != "buffer" or name not in owner._non_persistent_buffers_set
+    args = [Arg("data", init, True)]
+    if not persistent:
+        args.append(Arg("persistent", False, False))
+    return Constructor("nn.Buffer", args), comment
+
+
+def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict | None,
+                    kind: str) -> tuple[Constructor | Raw, str]:
+    shape = tuple(t.shape)
+    dtype = [] if t.dtype == torch.float32 else [Arg("dtype", t.dtype, False)]
+    data = t.detach().cpu()
+    flat = data.reshape(-1)
+    if flat.numel() and bool((flat == flat[0]).all()):
+        v = flat[0].item()
+        if v == 0:
+            return Constructor("torch.zeros", [Arg("size", shape, True)] + dtype), ""
+        if v == 1:
+            return Constructor("torch.ones", [Arg("size", shape, True)] + dtype), ""
+        return Constructor("torch.full", [Arg("size", shape, True), Arg("fill_value", v, True)] + dtype), ""
+    found = init_expression(owner, name, recorded, t)
+    if found is not None:
+        return Raw(found), "as its module's __init__ draws it; load base weights for the model's values"
+    exact = not t.is_floating_point() or kind != "param"  # parameters are drawn at random: never copied
+    if exact and data.numel() <= (4096 if not t.is_floating_point() else 64) and data.dim() <= 4:
+        try:
+            return Raw(f"torch.tensor({_lit(data.tolist())}{', dtype=' + _lit(t.dtype) if dtype else ''})"), ""
+        except Unrenderable:
+            pass
+    if not t.is_floating_point():
+        raise RenderError(f"the {shape} integer tensor {name} is too large to write into the source.",
+                          hint="Compute it in forward, or keep its module whole with leaf=.")
+    return (Raw(f"torch.randn({_lit(shape)}{', dtype=' + _lit(t.dtype) if dtype else ''}) * 0.02"),
+            "its own init could not be read: drawn N(0, 0.02); load base weights for the model's values")
+
+
+def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor) -> str | None:
+    """The expression the owner's ``__init__`` assigns to ``self.<name>`` (inside
+    ``nn.Parameter(...)`` if so), if it only uses torch and the constructor's own arguments;
+    those are replaced by their recorded values. Checked by evaluating it: same shape and dtype."""
+    try:
+        source = textwrap.dedent(inspect.getsource(type(owner).__init__))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
+                    target.value.id == "self" and target.attr == name:
+                found = node.value
+    if found is None:
+        return None
+    if isinstance(found, ast.Call) and _dotted(found.func) in ("nn.Parameter", "torch.nn.Parameter", "Parameter") \
+            and found.args:
+        found = found.args[0]
+    values = dict(recorded or {})
+    allowed = {"torch", "math"}
+
+    class Substitute(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in allowed:
+                return node
+            if node.id in values:
+                try:
+                    return ast.parse(_lit(values[node.id]), mode="eval").body
+                except Unrenderable:
+                    raise LookupError(node.id) from None
+            raise LookupError(node.id)
+
+    import math
+
+    def draw(seed: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return eval(expr, {"torch": torch, "math": math, "__builtins__": {}})  # only torch calls remain
+
+    try:
+        expr = ast.unparse(Substitute().visit(found))
+        value, again = draw(1), draw(2)
+    except Exception:
+        return None
+    if not isinstance(value, torch.Tensor) or value.shape != like.shape or value.dtype != like.dtype:
+        return None
+    if torch.equal(value, again) and not torch.allclose(value, like.detach().cpu(), equal_nan=True):
+        return None  # a fixed value that is not this tensor's: the module changed it after __init__
+    return expr
+
+
+def _dotted(node) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+# --- writing members -------------------------------------------------------------------------
+
+def lines(value, render_value, indent: str = "") -> list[str]:
+    """Source lines of a member's value; ``render_value(path, arg)`` writes a plain argument
+    value (a literal, or a parameter expression); containers put one member per line."""
+    return _lines(value, render_value, (), indent)
+
+
+def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
+    if isinstance(value, Raw):
+        return [value.code]
+    if not isinstance(value, Constructor):
+        return [render_value(path, None, value)]
+    nested = [a for a in value.args if isinstance(a.value, (Constructor, list, dict)) and _has_ctor(a.value)]
+    if not nested:
+        return [_inline(value, render_value, path)]
+    out = [f"{value.callee}("]
+    odd = []
+    for a in value.args:
+        sub = path + (a.name,)
+        if isinstance(a.value, list) and _has_ctor(a.value):
+            out.append("    [")
+            for j, item in enumerate(a.value):
+                body = _lines(item, render_value, sub + (j,), indent)
+                out += ["        " + body[0]] + ["        " + b for b in body[1:]]
+                out[-1] += ","
+            out.append("    ],")
+            continue
+        if isinstance(a.value, dict) and _has_ctor(a.value):
+            out.append("    {")
+            for key, item in a.value.items():
+                body = _lines(item, render_value, sub + (key,), indent)
+                out += [f"        {key!r}: " + body[0]] + ["        " + b for b in body[1:]]
+                out[-1] += ","
+            out.append("    },")
+            continue
+        body = _lines(a.value, render_value, sub, indent) if isinstance(a.value, (Constructor, Raw)) \
+            else [_arg_source(a, render_value, sub)]
+        if not a.positional and not is_safe_identifier(a.name):
+            odd.append((a.name, body))
+            continue
+        prefix = "" if a.positional else f"{a.name}="
+        out += ["    " + prefix + body[0]] + ["    " + b for b in body[1:]]
+        out[-1] += ","
+    if odd:
+        out.append("    **{")
+        for name, body in odd:
+            out += [f"        {name!r}: " + body[0]] + ["        " + b for b in body[1:]]
+            out[-1] += ","
+        out.append("    },")
+    out.append(")")
+    return out
+
+
+def _has_ctor(value) -> bool:
+    if isinstance(value, (Constructor, Raw)) or type(value).__name__ == "BlockRef":
+        return True
+    if isinstance(value, list):
+        return any(_has_ctor(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_ctor(v) for v in value.values())
+    return False
+
+
+def _arg_source(a: Arg, render_value, path: tuple) -> str:
+    src = render_value(path, a, a.value)
+    return f"{src} + {a.widen}" if a.widen else src
+
+
+def _inline(ctor: Constructor, render_value, path: tuple) -> str:
+    parts, odd = [], []
+    for a in ctor.args:
+        if isinstance(a.value, (Constructor, Raw)):
+            src = _lines(a.value, render_value, path + (a.name,), "")[0]
+        else:
+            src = _arg_source(a, render_value, path + (a.name,))
+        if a.positional:
+            parts.append(src)
+        elif is_safe_identifier(a.name):
+            parts.append(f"{a.name}={src}")
+        else:
+            odd.append(f"{a.name!r}: {src}")
+    if odd:
+        parts.append("**{" + ", ".join(odd) + "}")
+    return f"{ctor.callee}({', '.join(parts)})"

@@ -1,0 +1,88 @@
+"""Recording the arguments every module's constructor was called with, while aimgen builds the
+user's model.
+
+Reading constructor arguments back from a module's attributes is a guess (PyTorch stores most
+under their own names; user and library classes often do not). When aimgen builds the model
+itself (``aimgen convert FILE.py:NAME``) it watches every ``__init__`` call of an ``nn.Module``
+(through ``sys.setprofile``, so no class is patched) and keeps the arguments of the outermost
+one per object: the call ``Bottleneck(64, 64, stride=2)`` made, with its defaults filled in.
+The code generator then writes kept leaves as their true constructor calls and names block
+parameters after the user's own (``inplanes``, ``planes``).
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from torch import nn
+
+
+class ConstructorRecords:
+    """Arguments of each module's constructor call, by object."""
+
+    def __init__(self):
+        self._by_id: dict[int, tuple[nn.Module, dict]] = {}
+
+    def add(self, module: nn.Module, arguments: dict) -> None:
+        self._by_id.setdefault(id(module), (module, arguments))
+
+    def of(self, module: nn.Module) -> dict | None:
+        found = self._by_id.get(id(module))
+        return found[1] if found is not None and found[0] is module else None
+
+    def by_name(self, root: nn.Module) -> dict[str, dict]:
+        """{qualified name: arguments} for the modules of ``root`` that were recorded."""
+        out = {}
+        for name, module in root.named_modules(remove_duplicate=False):
+            args = self.of(module)
+            if args is not None:
+                out.setdefault(name, args)
+        return out
+
+
+def _arguments(frame, module: nn.Module) -> dict | None:
+    """The bound arguments of a constructor frame at its first line, defaults included."""
+    try:
+        sig = inspect.signature(type(module).__init__)
+    except (TypeError, ValueError):
+        return None
+    local = frame.f_locals
+    out = {}
+    for p in list(sig.parameters.values())[1:]:
+        if p.name not in local:
+            return None  # not the class's own __init__ (a wrapper): no record
+        value = local[p.name]
+        if p.kind is p.VAR_POSITIONAL:
+            out["*" + p.name] = tuple(value)
+        elif p.kind is p.VAR_KEYWORD:
+            out["**" + p.name] = dict(value)
+        else:
+            out[p.name] = value
+    return out
+
+
+@contextmanager
+def recording() -> Iterator[ConstructorRecords]:
+    """Record constructor arguments of every nn.Module built in this thread meanwhile."""
+    records = ConstructorRecords()
+    previous = sys.getprofile()
+    own_thread = threading.get_ident()
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "__init__" and threading.get_ident() == own_thread:
+            module = frame.f_locals.get("self")
+            if isinstance(module, nn.Module) and records.of(module) is None:
+                args = _arguments(frame, module)
+                if args is not None:
+                    records.add(module, args)
+        if previous is not None:
+            previous(frame, event, arg)
+
+    sys.setprofile(profile)
+    try:
+        yield records
+    finally:
+        sys.setprofile(previous)

@@ -1,0 +1,170 @@
+"""Shapes: running the captured graph on the example inputs.
+
+Three facts come from here, recorded on each node's ``meta``:
+- ``tensor_meta``: shape and dtype at the example input (a concrete run, no grad, eval mode);
+- ``batch_axis_ok``: whether the tensor's first axis follows the batch (taps and update blocks
+  line the memory up per sample, so they need it);
+- ``size``: its shape as symbolic expressions of the input sizes (``(s0 - 1)//4 + 1``), from a
+  run on fake tensors whose batch and spatial sizes are symbols (torch's FakeTensorMode with a
+  ShapeEnv). Two sizes with the same expression are equal at *every* input size, which is what
+  placing update blocks at resolution stages needs. Where a model cannot run symbolically
+  (data-dependent control flow in a kept leaf, ...), the batch axis is checked with a second
+  concrete run at another batch size, and sizes are compared as the example's numbers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
+
+from .errors import TraceError
+from .tracing import Traced, module_of
+
+class _ShapeProp(fx.Interpreter):
+    """Records ``tensor_meta`` like torch.fx's ShapeProp, on the user's module itself."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph, source: str):
+        super().__init__(root, garbage_collect_values=True, graph=graph)
+        self.source = source
+
+    def run_node(self, n: fx.Node):
+        try:
+            result = super().run_node(n)
+            if isinstance(result, torch.Tensor):
+                n.meta["tensor_meta"] = _extract_tensor_metadata(result)
+            n.meta["type"] = type(result)
+            return result
+        except TraceError:
+            raise
+        except Exception as err:
+            qual = n.target if n.op == "call_module" else module_of(n)
+            mod = self.module.get_submodule(n.target) if n.op == "call_module" else None
+            shapes = [
+                tuple(a.meta["tensor_meta"].shape) for a in n.all_input_nodes
+                if isinstance(a.meta.get("tensor_meta"), TensorMetadata)
+            ]
+            what = f"layer {qual} ({type(mod).__name__})" if mod is not None else f"operation {n.name}" + (
+                f" in {qual}" if qual else "")
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise TraceError(
+                f"{self.source}: running the model on the example input failed at {what} with input "
+                f"shapes {shapes}: {first}",
+                hint="Check --input-shape (one per model input, batch first, e.g. 1,3,224,224).",
+            ) from err
+
+
+def propagate_shapes(traced: Traced, inputs: tuple[torch.Tensor, ...], source: str) -> Any:
+    """Run the eval graph on the example inputs (no grad, eval mode) and record shapes."""
+    model = traced.root
+    was = model.training
+    model.eval()
+    try:
+        n_placeholders = sum(1 for n in traced.graph.nodes if n.op == "placeholder")
+        if n_placeholders != len(inputs):
+            names = [n.target for n in traced.graph.nodes if n.op == "placeholder"]
+            raise TraceError(
+                f"{source}: the model takes {n_placeholders} input(s) ({', '.join(names)}) but "
+                f"{len(inputs)} --input-shape was given.",
+                hint="Give one --input-shape per model input, in order.",
+            )
+        with torch.no_grad():
+            out = _ShapeProp(model, traced.graph, source).run(*inputs)
+        traced.outputs = out
+        return out
+    finally:
+        model.train(was)
+
+
+def tensor_meta(node: fx.Node) -> TensorMetadata | None:
+    meta = node.meta.get("tensor_meta")
+    return meta if isinstance(meta, TensorMetadata) else None
+
+
+def size_key(node: fx.Node) -> tuple:
+    """The spatial size of a node's tensor (all axes after the channel axis), as symbolic
+    expressions where they are known, else as the example's numbers."""
+    sym = node.meta.get("size")
+    if sym is not None:
+        return tuple(sym[2:])
+    meta = tensor_meta(node)
+    return tuple(meta.shape[2:]) if meta is not None else ()
+
+
+class _SymbolicProp(fx.Interpreter):
+    """Records each tensor's shape as strings of symbolic expressions."""
+
+    def run_node(self, n: fx.Node):
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            n.meta["size"] = tuple(str(d) for d in result.shape)
+        return result
+
+
+def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
+    """Record ``size`` and ``batch_axis_ok`` from a run on fake tensors with symbolic batch and
+    spatial sizes. False (nothing recorded) when the model cannot run that way."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
+
+    model = traced.root
+    was = model.training
+    try:
+        mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
+        fakes = []
+        for i, x in enumerate(inputs):
+            # a size of 1 is specialised by the ShapeEnv: draw the batch at 2 for the symbol
+            real = x if x.shape[0] > 1 else x.expand(2, *x.shape[1:])
+            dims = [DimDynamic.DYNAMIC if (d == 0 or (d > 1 and x.is_floating_point())) and real.shape[d] > 1
+                    else DimDynamic.STATIC for d in range(real.dim())]
+            fakes.append(mode.from_tensor(real, symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims)))
+        batch = str(fakes[0].shape[0])
+        model.eval()
+        with mode, torch.no_grad():
+            _SymbolicProp(model, graph=traced.graph).run(*fakes)
+    except Exception:
+        for n in traced.graph.nodes:
+            n.meta.pop("size", None)
+        return False
+    finally:
+        model.train(was)
+    for n in traced.graph.nodes:
+        sym = n.meta.get("size")
+        if tensor_meta(n) is not None:
+            n.meta["batch_axis_ok"] = bool(sym and sym[0] == batch)
+    return True
+
+
+def mark_batch_axes(traced: Traced, specs, make_inputs, source_name: str) -> None:
+    """Without symbolic sizes: a tensor's first axis is the batch axis if it follows the batch
+    when the model runs at a second batch size."""
+    first = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
+    b1 = specs[0].shape[0]
+    b2 = b1 + 2
+    try:
+        propagate_shapes(traced, make_inputs(batch=b2), source_name)
+    except TraceError:
+        for n in traced.graph.nodes:  # fixed-batch model: trust the first run's leading axis
+            n.meta["batch_axis_ok"] = None
+            if first.get(n.name) is not None:
+                n.meta["tensor_meta"] = first[n.name]
+        return
+    for n in traced.graph.nodes:
+        m1, m2 = first.get(n.name), n.meta.get("tensor_meta")
+        if m1 is not None:
+            n.meta["batch_axis_ok"] = bool(m2 is not None and len(m1.shape) and len(m2.shape) == len(m1.shape)
+                                           and m1.shape[0] == b1 and m2.shape[0] == b2)
+            n.meta["tensor_meta"] = m1
+
+
+def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
+    """All shape facts: the concrete run (returns the model's outputs), then the symbolic sizes,
+    or the two-batch check where those cannot be had."""
+    inputs = make_inputs()
+    outputs = propagate_shapes(traced, inputs, source_name)
+    if not symbolic_sizes(traced, inputs):
+        mark_batch_axes(traced, specs, make_inputs, source_name)
+    return outputs

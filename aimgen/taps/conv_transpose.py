@@ -1,0 +1,74 @@
+"""ConvTranspose1d/2d/3d modules. Their weight is (in, out/groups, *kernel): the memory adds
+rows on the input axis (dim 0), ``k`` per group, each group's rows followed by its memory rows.
+
+Sum form: ``MemoryConvTransposeNd`` with ``memory_weight`` (k, out, *kernel): every group reads
+the same memory rows, so the memory part is one ungrouped transposed convolution.
+"""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .. import runtime
+from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input
+
+
+
+@REGISTRY.register
+class ConvTransposeKind(TapKind):
+    key = "conv_transpose"
+    module_types = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    runtime_objects = (runtime.MemoryConvTranspose1d, runtime.MemoryConvTranspose2d, runtime.MemoryConvTranspose3d,
+                       runtime.cat_channels, runtime.cat_grouped)
+    in_arg = "in_channels"
+
+    def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
+        conv = root.get_submodule(node.target)
+        dims = len(conv.kernel_size)
+        kind = type(conv).__name__
+        shape = batched_input(node, dims + 2)
+        if shape is None:
+            return Skip(node.name, node.target, kind, "input is not a batched tensor whose first axis is the batch")
+        if len(node.args) != 1 or node.kwargs:
+            return Skip(node.name, node.target, kind, "called with an output_size argument")
+        return TapSite(
+            node=node.name, qualname=node.target, layer_type=kind, kind=self.key, axis=1,
+            in_size=conv.in_channels, out_size=conv.out_channels, groups=conv.groups,
+            kernel=tuple(conv.kernel_size), spatial=tuple(shape[2:]), weight=f"{node.target}.weight",
+        )
+
+    def _sum_class(self, site: TapSite):
+        return (runtime.MemoryConvTranspose1d, runtime.MemoryConvTranspose2d,
+                runtime.MemoryConvTranspose3d)[len(site.kernel) - 1]
+
+    def runtime(self, site: TapSite, form: str, width: TapWidth):
+        return super().runtime(site, form, width) if form == "literal" else (self._sum_class(site),)
+
+    def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:
+        return ctor.renamed(self._sum_class(site).__name__).with_arg("memory_channels", width.k)
+
+    def memory_shape(self, site: TapSite, width: TapWidth) -> tuple[int, ...]:
+        return (width.k, site.out_size, *site.kernel)
+
+    def literal_shape(self, site: TapSite, base_shape: tuple[int, ...], width: TapWidth) -> tuple[int, ...]:
+        return (base_shape[0] + site.groups * width.k, *base_shape[1:])
+
+    def to_literal(self, site: TapSite, weight: torch.Tensor, memory: torch.Tensor, width: TapWidth) -> torch.Tensor:
+        g, k = site.groups, width.k
+        per_in, per_out = weight.shape[0] // g, weight.shape[1]
+        parts = weight.reshape(g, per_in, *weight.shape[1:])
+        # memory (k, out, *kernel): group j's output columns are out[j*per_out:(j+1)*per_out]
+        mem = memory.to(weight.dtype).reshape(k, g, per_out, *weight.shape[2:]).transpose(0, 1)
+        return torch.cat([parts, mem], 1).reshape(g * (per_in + k), *weight.shape[1:])
+
+    def to_sum(self, site: TapSite, widened: torch.Tensor, width: TapWidth) -> tuple[torch.Tensor, torch.Tensor]:
+        g, k = site.groups, width.k
+        per_in = site.in_size // g
+        parts = widened.reshape(g, per_in + k, *widened.shape[1:])
+        weight = parts[:, :per_in].reshape(g * per_in, *widened.shape[1:])
+        memory = parts[:, per_in:].transpose(0, 1).reshape(k, g * widened.shape[1], *widened.shape[2:])
+        return weight.clone(), memory.clone()
+
+    def sizes(self, module: nn.Module) -> tuple[int, int]:
+        return module.in_channels, module.out_channels

@@ -1,0 +1,68 @@
+"""Functional convolutions: ``F.conv2d(x, weight, bias, stride, padding, dilation, groups)`` (and
+1d/3d, and the ``torch.conv*d`` aliases).
+
+Sum form: ``F.conv2d(x, ...) + read_conv_memory(m, self.<weight>_memory, F.conv2d, stride,
+padding, dilation)``: the memory's weights are a parameter of their own beside the weight, so
+this works even when the weight is computed in forward (weight standardisation, as in NFNets
+and BiT). Literal form: the weight must be a parameter read directly, and is widened.
+"""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from .. import runtime
+from .base import REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of, weight_param
+
+ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+
+
+@REGISTRY.register
+class FunctionalConvKind(TapKind):
+    key = "functional_conv"
+    functions = (F.conv1d, F.conv2d, F.conv3d, torch.conv1d, torch.conv2d, torch.conv3d)
+    runtime_objects = (runtime.read_conv_memory, runtime.weight_parameter, runtime.cat_channels, runtime.cat_grouped)
+
+    def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
+        kind = f"F.{node.target.__name__}"
+        dims = int(node.target.__name__[-2])
+        owner = owner_of(node)
+        weight, why = weight_param(node, root, ARGS)
+        groups = node_arg(node, ARGS, "groups", 1)
+        if not isinstance(groups, int):
+            return Skip(node.name, weight or owner or node.name, kind, "its groups argument is computed in forward")
+        shape = batched_input(node, dims + 2)
+        if shape is None:
+            return Skip(node.name, weight or owner or node.name, kind, "input is not batched with the batch axis first")
+        meta = getattr(node_arg(node, ARGS, "weight"), "meta", {}).get("tensor_meta")
+        if meta is None:
+            return Skip(node.name, owner or node.name, kind, f"its weight's shape is unknown ({why})")
+        w_shape = tuple(meta.shape)
+        return TapSite(
+            node=node.name, qualname=weight or (f"{owner}:{node.name}" if owner else node.name), layer_type=kind,
+            kind=self.key, axis=1, in_size=w_shape[1] * groups, out_size=w_shape[0], groups=groups,
+            kernel=w_shape[2:], spatial=tuple(shape[2:]), weight=weight or "", functional=True,
+            computed_weight=weight is None,
+        )
+
+    def width_choices(self, site: TapSite, form: str, group_kernel: str) -> str:
+        if form == "sum" and site.groups > 1 and group_kernel == "pointwise":
+            return "pointwise"
+        return "full"
+
+    def runtime(self, site: TapSite, form: str, width: TapWidth):
+        return super().runtime(site, form, width) if form == "literal" else (runtime.read_conv_memory,)
+
+    def call(self, site: TapSite, form: str, width: TapWidth, src: CallSource) -> str:
+        args = src.named(ARGS, DEFAULTS)
+        base = src.original()
+        if form == "literal":
+            x = (f"cat_grouped({args['input']}, {src.memory}, {site.groups})" if site.groups > 1
+                 else f"cat_channels({args['input']}, {src.memory})")
+            return src.original(replace_first=x)
+        extra = ", ".join(f"{args[k]}" for k in ("stride", "padding", "dilation"))
+        kernel = f", kernel_size={site.kernel!r}" if width.kernel == "pointwise" else ""
+        return f"{base} + read_conv_memory({src.memory}, {src.memory_weight}, {src.callee}, {extra}{kernel})"

@@ -1,0 +1,41 @@
+"""Linear modules: memory features join the last axis (broadcast over (N, ..., D) middles).
+
+Sum form: ``MemoryLinear`` with ``memory_weight`` (out, k): linear(x) + m @ memory_weight.T,
+the memory broadcast over the middle axes without a copy. Literal form: ``in_features``
+grows by k and the input is ``cat_features``.
+"""
+from __future__ import annotations
+
+import torch.fx as fx
+from torch import nn
+
+from .. import runtime
+from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input
+
+
+@REGISTRY.register
+class LinearKind(TapKind):
+    key = "linear"
+    module_types = (nn.Linear,)
+    runtime_objects = (runtime.MemoryLinear, runtime.cat_features)
+    in_arg = "in_features"
+
+    def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
+        lin = root.get_submodule(node.target)
+        shape = batched_input(node)
+        if shape is None or len(shape) < 2:
+            return Skip(node.name, node.target, "Linear", "input is not batched (N, ..., D) with the batch first")
+        return TapSite(
+            node=node.name, qualname=node.target, layer_type="Linear", kind=self.key, axis=-1,
+            in_size=lin.in_features, out_size=lin.out_features, groups=1, kernel=(),
+            spatial=(), weight=f"{node.target}.weight",
+        )
+
+    def runtime(self, site: TapSite, form: str, width: TapWidth):
+        return super().runtime(site, form, width) if form == "literal" else (runtime.MemoryLinear,)
+
+    def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:
+        return ctor.renamed("MemoryLinear").with_arg("memory_features", width.k)
+
+    def sizes(self, module: nn.Module) -> tuple[int, int]:
+        return module.in_features, module.out_features

@@ -176,7 +176,7 @@ def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *,
         meta.update({"memory_shape": list(plan.memory_shape), "memory": src.memory_attr, "form": plan.form,
                      "base_params": plan.base_params, "aim_params": plan.aim_params,
                      "delta": {"memory": plan.memory_params, "taps": plan.tap_params, "updates": plan.update_params},
-                     "update_blocks": len(plan.updates), "taps": plan.weight_layout()})
+                     "update_blocks": len(plan.updates)})
     else:
         meta["params"] = sum(p.numel() for p in traced.root.parameters()) - _unused(traced)
     if traced.leaf_reasons:

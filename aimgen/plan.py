@@ -153,21 +153,6 @@ class Plan:
             "options": self.options.to_dict(),
         }
 
-    def weight_layout(self) -> list[dict]:
-        """What a reader of the generated file needs to move weights between the two forms: per
-        tapped layer, its kind, facts and width (kept in the file's AIMGEN metadata)."""
-        out, seen = [], set()
-        for t in self.taps:
-            key = layer_key(t)
-            if key in seen or not t.weight:
-                continue
-            seen.add(key)
-            w = self.width(t)
-            out.append({"weight": t.weight, "memory": self.memory_keys[t.node], "kind": t.kind,
-                        "in": t.in_size, "out": t.out_size, "groups": t.groups, "kernel": list(t.kernel),
-                        "k": w.k, "memory_kernel": w.kernel})
-        return out
-
 
 def layer_key(site: TapSite) -> str:
     """One key per layer (a layer called twice is widened once): its weight, or its node."""
@@ -363,7 +348,9 @@ def _feature_kind(node: fx.Node, grid: tuple[int, ...]) -> tuple[str, int, tuple
     if meta is None or not meta.dtype.is_floating_point or node.meta.get("batch_axis_ok") is False:
         return None
     shape = tuple(meta.shape)
-    if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1:
+    sym = node.meta.get("size")
+    channels_first = sym is None or str(sym[1]).isdigit()  # (N, H, W, C) has a size on axis 1
+    if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1 and channels_first:
         return "spatial", shape[1], shape
     if len(shape) == 2:
         return "vector", shape[1], shape
@@ -383,11 +370,12 @@ def _after_first_tap(traced: Traced, taps) -> list[fx.Node]:
 
 
 def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple]], str]:
-    """The end of every resolution stage, in program order. A stage is a run of feature maps of
-    one size (compared as symbolic sizes where they could be derived, so the placement holds at
-    every input size); its end is its last node on the main path (a cut node), or, where long
-    skips leave no cut node (U-Nets), its last node. Without a grid (MLPs, transformers over
-    tokens) the stages are runs of one feature width of the main rank."""
+    """The end of every resolution stage, in program order. Sizes are compared as symbolic
+    expressions of the input size where they could be derived, so the placement holds at every
+    input size. On the main path (cut nodes: no edge jumps over them) a stage ends where the
+    next main-path feature map has another size (a ResNet's stage outputs). Where long skips
+    leave no main path (a U-Net's encoder and decoder), every run of one size in program order
+    is a stage. Without a grid (MLPs, transformers over tokens) sizes are feature widths."""
     nodes = _after_first_tap(traced, taps)
     kinds = {n.name: _feature_kind(n, grid) for n in nodes}
     if grid:
@@ -403,27 +391,33 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     cuts = cut_nodes(traced.graph, main_rank)
     output = next(n for n in traced.graph.nodes if n.op == "output")
     outputs = {a.name for a in output.all_input_nodes}
-    widths = [kinds[n.name][1] for n in candidates if n.name in cuts] or [kinds[n.name][1] for n in candidates]
-    main_width = max(set(widths), key=widths.count)
 
     def key(n: fx.Node):
         return size_key(n) if grid else kinds[n.name][1]
 
-    runs: list[list[fx.Node]] = []
-    for n in candidates:
-        if runs and key(runs[-1][-1]) == key(n):
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    chosen = []
-    for run in runs:
-        if not grid and kinds[run[0].name][1] != main_width:
-            continue  # a transformer's MLP expansion is not a stage of its own
-        on_path = [n for n in run if n.name in cuts]
-        end = (on_path or run)[-1]
-        if end.name in outputs:
-            continue  # the model's own output: nothing after it reads the memory
-        chosen.append((end, kinds[end.name]))
+    on_path = [n for n in candidates if n.name in cuts]
+    if not grid and on_path:  # a transformer's MLP expansion is not a stage of its own
+        widths = [kinds[n.name][1] for n in on_path]
+        main_width = max(set(widths), key=widths.count)
+        candidates = [n for n in candidates if kinds[n.name][1] == main_width]
+        on_path = [n for n in on_path if kinds[n.name][1] == main_width]
+    ends: list[fx.Node] = []
+    for i, n in enumerate(on_path):
+        if i + 1 == len(on_path) or key(on_path[i + 1]) != key(n):
+            ends.append(n)
+    # stretches between main-path nodes that hold other sizes: no main path there
+    order = {n.name: i for i, n in enumerate(candidates)}
+    marks = [-1] + [order[n.name] for n in on_path] + [len(candidates)]
+    for lo, hi in zip(marks, marks[1:]):
+        inner = candidates[lo + 1:hi]
+        outer = {key(candidates[i]) for i in (lo, hi) if 0 <= i < len(candidates)}
+        if not any(key(n) not in outer for n in inner):
+            continue
+        for j, n in enumerate(inner):
+            if j + 1 == len(inner) or key(inner[j + 1]) != key(n):
+                ends.append(n)
+    ends.sort(key=lambda n: order[n.name])
+    chosen = [(n, kinds[n.name]) for n in ends if n.name not in outputs]
     return chosen, "" if chosen else "the only feature maps after the first tapped layer are the model's outputs"
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import pprint
 import re
 import sys
 import tokenize
@@ -16,6 +15,7 @@ from .errors import RenderError
 from .naming import comment
 
 FORMAT_VERSION = 1
+WIDTH = 99  # the longest line a generated file has
 
 
 def templates_dir() -> Path:
@@ -74,7 +74,7 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
         example_exprs=example_input_exprs(shapes, dtypes, high),
         example_note=(f" (integers below {high}: the smallest embedding table)"
                       if any(d not in _FLOATS + ("bool",) for d in dtypes) else ""),
-        metadata=pprint.pformat(metadata, sort_dicts=False, width=96),
+        metadata=dict_literal(metadata),
         runtime=src.runtime,
         uses_group=src.uses_group,
         copied=src.copied,
@@ -84,6 +84,22 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
     text = re.sub(r"\n{4,}", "\n\n\n", text)  # at most two blank lines, whatever the template's branches
     check_source(text, "the generated source")
     return text
+
+
+def dict_literal(data: dict, width: int = WIDTH) -> str:
+    """A dict as source, its items filled onto lines of at most ``width`` characters."""
+    items = [f"{k!r}: {v!r}" for k, v in data.items()]
+    one = "{" + ", ".join(items) + "}"
+    if len(one) + 10 <= width:
+        return one
+    lines, cur = [], "   "
+    for item in items:
+        if len(cur) + len(item) + 2 > width and cur.strip():
+            lines.append(cur.rstrip())
+            cur = "   "
+        cur += f" {item},"
+    lines.append(cur.rstrip())
+    return "{\n" + "\n".join(lines) + "\n}"
 
 
 def check_source(text: str, what: str) -> libcst.Module:
@@ -96,8 +112,6 @@ def check_source(text: str, what: str) -> libcst.Module:
                           hint="This is a bug in aimgen: please report it with the model.") from None
     return module
 
-
-WIDTH = 99
 
 
 def wrap_long_lines(text: str, width: int = WIDTH) -> str:
@@ -120,13 +134,30 @@ def _wrap(line: str, width: int) -> list[str]:
     if split is None:
         return [line]
     head, args, tail = split
-    lines = [head]
-    for a in args:
-        lines += _wrap(f"{indent}    {a},", width)
-    lines.append(f"{indent}{tail}")
+    lines = _fill(head, args, tail, " " * len(head), width) or \
+        _fill(head, args, tail, indent + "    ", width, hanging=True)
+    if lines is None:
+        lines = [head] + [x for a in args for x in _wrap(f"{indent}    {a},", width)] + [f"{indent}{tail}"]
     if note:
         lines.insert(0, f"{indent}# {note}")
     return lines
+
+
+def _fill(head: str, args: list[str], tail: str, pad: str, width: int, hanging: bool = False) -> list[str] | None:
+    """Arguments filled onto lines (aligned after the bracket, or on hanging lines)."""
+    lines, cur = ([head], pad) if hanging else ([], head)
+    for i, a in enumerate(args):
+        piece = a + ("," if i < len(args) - 1 or hanging else "")
+        if cur.strip() and not cur.endswith("(") and not cur.endswith("[") and len(cur) + 1 + len(piece) > width:
+            lines.append(cur.rstrip())
+            cur = pad + piece
+        else:
+            cur = cur + ("" if cur.endswith(("(", "[")) or not cur.strip() else " ") + piece
+    if hanging:
+        lines += [cur.rstrip(), pad[:-4] + tail]
+    else:
+        lines.append(cur + tail)
+    return lines if all(len(x) <= width for x in lines) else None
 
 
 def _tokens(code: str):

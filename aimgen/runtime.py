@@ -34,32 +34,29 @@ def fit_memory(memory: torch.Tensor, channels: int, size: tuple[int, ...]) -> to
 
 
 class MemoryState:
-    """The memory as it flows through one forward pass: its current value, and each fit of
-    that value computed once (a fit depends only on the value, the width and the size)."""
+    """The memory during one forward pass: its value (one row for every sample until an update
+    block reads per-sample features, then a row per sample), and its fits, each made once."""
 
     def __init__(self, memory: torch.Tensor, batched: bool = False):
         self.tensor = memory if batched else memory.unsqueeze(0)
-        self._fits: dict[tuple, torch.Tensor] = {}
+        self.fits: dict[tuple, torch.Tensor] = {}
+
+    def fit(self, k: int, size: tuple[int, ...]) -> torch.Tensor:
+        if (k, *size) not in self.fits:
+            self.fits[(k, *size)] = fit_memory(self.tensor, k, size)
+        return self.fits[(k, *size)]
 
     def channels(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        """The memory fitted to ``k`` channels at the spatial size of ``x``: (1 or N, k, *size)."""
-        key = (k, *x.shape[2:])
-        if key not in self._fits:
-            self._fits[key] = fit_memory(self.tensor, k, x.shape[2:])
-        return self._fits[key]
+        """k memory channels at the spatial size of x: (1 or N, k, *x.shape[2:])."""
+        return self.fit(k, x.shape[2:])
 
     def features(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        """The memory folded to ``k`` features, shaped to broadcast over the middle axes of an
-        (N, ..., D) input: (1 or N, 1, ..., 1, k)."""
-        key = (k,)
-        if key not in self._fits:
-            self._fits[key] = fit_memory(self.tensor, k, ())
-        m = self._fits[key]
+        """k memory features, shaped to broadcast over the middle axes of an (N, ..., D) x."""
+        m = self.fit(k, ())
         return m.reshape(m.shape[0], *([1] * (x.dim() - 2)), k)
 
     def final(self) -> torch.Tensor:
-        """The memory handed on (to the carry, or out of a stateful graph): the batch mean,
-        with the seed's shape."""
+        """What is handed on (to the carry, or out of a stateful graph): the batch mean."""
         return self.tensor.mean(0)
 
 
@@ -107,12 +104,12 @@ class MemoryUpdate(nn.Module):
         z = torch.relu(self.from_features(features.movedim(1, -1)) + self.from_memory(m))
         gate, candidate = self.to_memory(z).chunk(2, dim=-1)
         gate = torch.sigmoid(gate)
-        return MemoryState(((1 - gate) * m + gate * torch.tanh(candidate)).movedim(-1, 1), batched=True)
+        m = (1 - gate) * m + gate * torch.tanh(candidate)
+        return MemoryState(m.movedim(-1, 1), batched=True)
 
 
 class MemorySequential(nn.Sequential):
-    """An nn.Sequential of blocks that read or rewrite the memory: each takes and returns
-    (x, memory). Keeps nn.Sequential's layout, so state_dict keys are the base model's."""
+    """nn.Sequential of blocks that each take and return (x, memory); same state_dict keys."""
 
     def forward(self, x: torch.Tensor, memory: MemoryState) -> tuple[torch.Tensor, MemoryState]:
         for block in self:
@@ -156,11 +153,13 @@ class _MemoryConv:
 
     def __init__(self, *args, memory_channels: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
+        shape = (self.out_channels, memory_channels, *self.kernel_size)
         fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
-        self.memory_weight = weight_parameter((self.out_channels, memory_channels, *self.kernel_size), fan_in)
+        self.memory_weight = weight_parameter(shape, fan_in)
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.weight, self.bias) + self._conv_forward(m, self.memory_weight, None)
+        memory = self._conv_forward(m, self.memory_weight, None)
+        return self._conv_forward(x, self.weight, self.bias) + memory
 
 
 class MemoryConv1d(_MemoryConv, nn.Conv1d):
@@ -196,13 +195,14 @@ class _GroupedMemoryConv:
     (``memory_kernel='pointwise'``) through the kernel's center tap only: the widened layer
     with its other memory taps fixed at zero, k x k times fewer weights."""
 
-    def __init__(self, *args, memory_channels: int = 1, memory_kernel: str = "pointwise", **kwargs):
+    def __init__(self, *args, memory_channels: int = 1, memory_kernel: str = "pointwise",
+                 **kwargs):
         super().__init__(*args, **kwargs)
         kernel = self.kernel_size if memory_kernel == "full" else (1,) * len(self.kernel_size)
         fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
         self.memory_weight = weight_parameter((self.out_channels, memory_channels, *kernel), fan_in)
         self.memory_kernel = memory_kernel
-        padding = self.padding if self.padding_mode == "zeros" else "valid"  # other modes pad first
+        padding = self.padding if self.padding_mode == "zeros" else "valid"  # others pad first
         self.memory_pads = center_tap_pads(self.kernel_size, padding, self.dilation)
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -235,12 +235,15 @@ class _MemoryConvTranspose:
 
     def __init__(self, *args, memory_channels: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
+        shape = (memory_channels, self.out_channels, *self.kernel_size)
         fan_in = (self.out_channels // self.groups) * math.prod(self.kernel_size)
-        self.memory_weight = weight_parameter((memory_channels, self.out_channels, *self.kernel_size), fan_in)
+        self.memory_weight = weight_parameter(shape, fan_in)
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[len(self.kernel_size) - 1]
-        memory = conv(m, self.memory_weight, None, self.stride, self.padding, self.output_padding, 1, self.dilation)
+        dims = len(self.kernel_size)
+        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
+        memory = conv(m, self.memory_weight, None, self.stride, self.padding, self.output_padding,
+                      1, self.dilation)
         return super().forward(x) + memory
 
 
@@ -257,13 +260,13 @@ class MemoryConvTranspose3d(_MemoryConvTranspose, nn.ConvTranspose3d):
 
 
 class MemoryLinear(nn.Linear):
-    """nn.Linear that also reads ``memory_features`` fitted memory features:
-    linear(cat([x, m], -1)) computed as linear(x) + m @ memory_weight.T, so ``weight`` keeps
-    its base shape and the memory is broadcast over the middle axes without being copied."""
+    """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],
+    -1)) as linear(x) + linear(m, memory_weight), m broadcast over the middle axes, not copied."""
 
     def __init__(self, *args, memory_features: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
-        self.memory_weight = weight_parameter((self.out_features, memory_features), self.in_features + memory_features)
+        fan_in = self.in_features + memory_features
+        self.memory_weight = weight_parameter((self.out_features, memory_features), fan_in)
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return super().forward(x) + F.linear(m, self.memory_weight)

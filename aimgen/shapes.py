@@ -8,8 +8,8 @@ Three facts come from here, recorded on each node's ``meta``:
   run on fake tensors whose batch and spatial sizes are symbols (torch's FakeTensorMode with a
   ShapeEnv). Two sizes with the same expression are equal at *every* input size, which is what
   placing update blocks at resolution stages needs. Where a model cannot run symbolically
-  (data-dependent control flow in a kept leaf, ...), the batch axis is checked with a second
-  concrete run at another batch size, and sizes are compared as the example's numbers.
+  (data-dependent control flow in a kept leaf, a pad of symbolic size...), a second concrete
+  run at another batch and spatial size stands in (see ``second_run``).
 """
 from __future__ import annotations
 
@@ -110,8 +110,13 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
 
+    import logging
+
     model = traced.root
     was = model.training
+    quiet = logging.getLogger("torch._subclasses.fake_tensor")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # a model that cannot run symbolically is not an error here
     try:
         mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
         fakes = []
@@ -131,6 +136,7 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
         return False
     finally:
         model.train(was)
+        quiet.setLevel(level)
     for n in traced.graph.nodes:
         sym = n.meta.get("size")
         if tensor_meta(n) is not None:
@@ -138,26 +144,40 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
     return True
 
 
-def mark_batch_axes(traced: Traced, specs, make_inputs, source_name: str) -> None:
-    """Without symbolic sizes: a tensor's first axis is the batch axis if it follows the batch
-    when the model runs at a second batch size."""
+def second_run(traced: Traced, specs, make_inputs, source_name: str) -> None:
+    """Without symbolic sizes: run the model again at another batch size (and, where it allows,
+    at twice the spatial size). An axis that follows the batch is the batch axis; a size that
+    stays is fixed (channels), one that changes depends on the input size. Sizes are then
+    compared as (size at the example, size at the second run): equal at both, as good a proof
+    as two runs give."""
     first = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
     b1 = specs[0].shape[0]
     b2 = b1 + 2
-    try:
-        propagate_shapes(traced, make_inputs(batch=b2), source_name)
-    except TraceError:
-        for n in traced.graph.nodes:  # fixed-batch model: trust the first run's leading axis
-            n.meta["batch_axis_ok"] = None
-            if first.get(n.name) is not None:
-                n.meta["tensor_meta"] = first[n.name]
-        return
+    second = None
+    for scale in (2, 1):
+        try:
+            inputs = tuple(x if not x.is_floating_point() or scale == 1 else
+                           x.new_zeros(x.shape[0], x.shape[1], *[d * scale for d in x.shape[2:]]).normal_()
+                           for x in make_inputs(batch=b2))
+            propagate_shapes(traced, inputs, source_name)
+            second = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
+            break
+        except TraceError:
+            continue
     for n in traced.graph.nodes:
-        m1, m2 = first.get(n.name), n.meta.get("tensor_meta")
+        m1 = first.get(n.name)
         if m1 is not None:
-            n.meta["batch_axis_ok"] = bool(m2 is not None and len(m1.shape) and len(m2.shape) == len(m1.shape)
-                                           and m1.shape[0] == b1 and m2.shape[0] == b2)
             n.meta["tensor_meta"] = m1
+        if m1 is None or not hasattr(m1, "shape"):
+            continue
+        if second is None:  # a fixed-size model: trust the first run's leading axis
+            n.meta["batch_axis_ok"] = None
+            continue
+        m2 = second.get(n.name)
+        ok = m2 is not None and hasattr(m2, "shape") and len(m2.shape) == len(m1.shape)
+        n.meta["batch_axis_ok"] = bool(ok and len(m1.shape) and m1.shape[0] == b1 and m2.shape[0] == b2)
+        if ok:
+            n.meta["size"] = tuple(str(a) if a == b else f"{a}|{b}" for a, b in zip(m1.shape, m2.shape))
 
 
 def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
@@ -166,5 +186,5 @@ def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     inputs = make_inputs()
     outputs = propagate_shapes(traced, inputs, source_name)
     if not symbolic_sizes(traced, inputs):
-        mark_batch_axes(traced, specs, make_inputs, source_name)
+        second_run(traced, specs, make_inputs, source_name)
     return outputs

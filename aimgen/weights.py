@@ -136,23 +136,21 @@ def convert_weights(base: dict[str, torch.Tensor], conversion: "Conversion",
     return out, counts
 
 
-def convert_form(state_dict: dict[str, torch.Tensor], layout: list[dict], to: str) -> dict[str, torch.Tensor]:
-    """The same weights in the other form of a generated model: ``to='literal'`` (memory weights
-    folded into widened layer weights) or ``to='sum'`` (split out again). ``layout`` is the
-    ``taps`` list of the file's AIMGEN metadata (or ``Plan.weight_layout()``); the two models
-    then compute the same outputs::
+def convert_form(state_dict: dict[str, torch.Tensor], model: torch.nn.Module, to: str) -> dict[str, torch.Tensor]:
+    """The same weights in the other form of a generated model, so the two compute the same
+    outputs: ``to='literal'`` folds each layer's memory weights into its widened weight,
+    ``to='sum'`` splits them out again. ``model`` is the sum form of the model (the default
+    output of ``aimgen convert``; its layers tell which weights read the memory and how)::
 
-        import importlib.util, aimgen.weights as w
-        literal_sd = w.convert_form(model.state_dict(), generated_module.AIMGEN["taps"], to="literal")
+        sum_model = build_model()                       # from the generated file
+        literal_sd = convert_form(sum_model.state_dict(), sum_model, to="literal")
+        sum_sd = convert_form(literal_sd, sum_model, to="sum")
     """
     if to not in ("sum", "literal"):
         raise WeightsError(f"to={to!r}: the forms are 'sum' and 'literal'.")
     out = dict(state_dict)
-    for entry in layout:
-        kind = REGISTRY.get(entry["kind"])
-        site = _site(entry)
-        width = TapWidth(entry["k"], entry.get("memory_kernel", "full"))
-        weight, memory = entry["weight"], entry["memory"]
+    for weight, memory, site, width in _sum_layout(model):
+        kind = REGISTRY.get(site.kind)
         if to == "literal":
             if memory not in out:
                 raise WeightsError(f"{memory}: missing; these weights are not in the sum form.")
@@ -164,7 +162,34 @@ def convert_form(state_dict: dict[str, torch.Tensor], layout: list[dict], to: st
     return out
 
 
-def _site(entry: dict) -> TapSite:
-    return TapSite(node="", qualname=entry["weight"].rpartition(".")[0], layer_type="", kind=entry["kind"],
-                   axis=-1 if not entry["kernel"] else 1, in_size=entry["in"], out_size=entry["out"],
-                   groups=entry["groups"], kernel=tuple(entry["kernel"]), spatial=(), weight=entry["weight"])
+def _sum_layout(model: torch.nn.Module):
+    """(weight key, memory key, site, width) of every layer of a sum-form model that reads the
+    memory: its memory-reading layers (``memory_weight``) and functional ones (``X_memory``)."""
+    params = dict(model.named_parameters())
+    for name, module in model.named_modules():
+        memory = getattr(module, "memory_weight", None)
+        kind = REGISTRY.kind_for(module)
+        prefix = f"{name}." if name else ""
+        if isinstance(memory, torch.nn.Parameter) and kind is not None:
+            base = module.weight
+            transpose = kind.key == "conv_transpose"
+            k = memory.shape[0] if transpose else memory.shape[1]
+            kernel = tuple(base.shape[2:])
+            pointwise = bool(kernel) and tuple(memory.shape[2:]) != kernel
+            groups = getattr(module, "groups", 1)
+            in_size = base.shape[0] if transpose else base.shape[1] * groups
+            out_size = base.shape[1] * groups if transpose else base.shape[0]
+            site = TapSite(node="", qualname=name, layer_type=type(module).__name__, kind=kind.key,
+                           axis=-1 if not kernel else 1, in_size=in_size, out_size=out_size, groups=groups,
+                           kernel=kernel, spatial=(), weight=prefix + "weight")
+            yield prefix + "weight", prefix + "memory_weight", site, TapWidth(k, "pointwise" if pointwise else "full")
+    for key, memory in params.items():
+        if key.endswith("_memory") and key[: -len("_memory")] in params:
+            base = params[key[: -len("_memory")]]
+            kernel = tuple(base.shape[2:])
+            site = TapSite(node="", qualname=key, layer_type="functional",
+                           kind="functional_conv" if kernel else "functional_linear", axis=1 if kernel else -1,
+                           in_size=base.shape[1], out_size=base.shape[0], groups=1, kernel=kernel, spatial=(),
+                           weight=key[: -len("_memory")], functional=True)
+            pointwise = bool(kernel) and tuple(memory.shape[2:]) != kernel
+            yield site.weight, key, site, TapWidth(memory.shape[1], "pointwise" if pointwise else "full")

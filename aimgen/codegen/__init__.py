@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from torch import nn
 
 from .. import runtime
 from ..errors import InternalError, RenderError
+from ..literals import literal
 from ..modules import ValueWriter, constructor
 from ..naming import Namespace, class_name, is_safe_identifier, sanitize
 from ..plan import Plan, UpdateSite, layer_key
@@ -32,14 +34,15 @@ from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
 from ..tracing import Traced
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
-from .expressions import Expressions, ref
+from .expressions import CONST, Expressions, ref
 from .functions import Function, Naming, Stmt, render, source_name
 from .members import Member, Raw, Tree, tensor_member
-from .scopes import Scope
+from .scopes import Scope, container_kind
 
 #: names the generated file binds at module level besides the runtime's and the classes'
 TEMPLATE_NAMES = frozenset({"torch", "nn", "F", "math", "operator", "builtins", "functools", "build_model",
                             "example_inputs", "EXAMPLE_INPUT_SHAPES", "EXAMPLE_INPUT_DTYPES", "AIMGEN", "Group"})
+_CONSTANT = re.compile(f"{CONST}([0-9]+){CONST}")
 #: the runtime every AiM file has, in the order it is written
 BASE_RUNTIME = (runtime.fit_memory, runtime.MemoryState, runtime.Memory)
 
@@ -99,7 +102,8 @@ class Generator:
                 if t.functional:
                     owners.add(self.plan.memory_keys[t.node].rpartition(".")[0])
         attrs = {n.target for n in self.graph.nodes if n.op == "get_attr"}
-        self.tree = Tree(self.root, call_targets, attrs, owners | {self.top.qual})
+        called = {s.qual for s in self.top.walk() if s.outlined}  # a module called whole must exist
+        self.tree = Tree(self.root, call_targets, attrs, owners | called | {self.top.qual})
         self.reserved = set(reserved_names())
         self.copier = SourceCopier(taken=self.reserved)
         self.writer = ValueWriter(self.copier)
@@ -164,6 +168,8 @@ class Generator:
                 f"{math.prod(self.plan.memory_shape):,} floats, carried from batch to batch"))
         module = self.tree.module(q)
         for name, kind, cq in self.tree.entries(q):
+            if kind == "unused":
+                continue
             if kind == "leaf":
                 out.append(Member(name, self.leaf(cq)))
             elif kind == "tree":
@@ -203,18 +209,33 @@ class Generator:
         """A used submodule as a value: a block's instance, a container, or a holder (Group)."""
         module = self.tree.module(q)
         scope = self.scope_of.get(q)
-        if scope is not None and scope.outlined and type(module) is not nn.Sequential:
+        container = container_kind(module)
+        if scope is not None and scope.outlined and not container:
             return BlockRef(scope)
-        if type(module) in (nn.Sequential, nn.ModuleList) and self.tree.is_list(q):
-            items = [self.leaf(cq) if kind == "leaf" else self.module_value(cq) for _, kind, cq in self.tree.entries(q)]
-            if type(module) is nn.ModuleList:
+        if container in ("sequential", "list") and self.tree.is_list(q):
+            items = [self.leaf(cq) if kind == "leaf" else Constructor("nn.Identity", []) if kind == "unused"
+                     else self.module_value(cq) for _, kind, cq in self.tree.entries(q)]
+            if container == "list":
                 return Constructor("nn.ModuleList", [Arg("modules", items, True)])
             callee = "MemorySequential" if scope is not None and scope.outlined and scope.chain == "memory" \
                 else "nn.Sequential"
             if callee == "MemorySequential":
                 self._need((runtime.MemorySequential,))
             return Constructor(callee, [Arg(str(i), v, True) for i, v in enumerate(items)])
-        if type(module) is nn.ModuleDict:
+        if container == "sequential" and all(k != "unused" for _, k, _ in self.tree.entries(q)) and \
+                [n for n, _, _ in self.tree.entries(q)] == list(module._modules):
+            # a Sequential with named items: nn.Sequential(OrderedDict([('name', ...), ...]))
+            items = [Constructor("", [Arg("name", name, True), Arg("module", self.leaf(cq) if kind == "leaf"
+                                                                       else self.module_value(cq), True)])
+                     for name, kind, cq in self.tree.entries(q)]
+            callee = "MemorySequential" if scope is not None and scope.outlined and scope.chain == "memory" \
+                else "nn.Sequential"
+            if callee == "MemorySequential":
+                self._need((runtime.MemorySequential,))
+            self.writer.imports.add("collections")
+            return Constructor(callee, [Arg("modules", Constructor("collections.OrderedDict", [
+                Arg("items", items, True)]), True)])
+        if container == "dict":
             items = {name: (self.leaf(cq) if kind == "leaf" else self.module_value(cq))
                      for name, kind, cq in self.tree.entries(q) if kind in ("leaf", "tree")}
             return Constructor("nn.ModuleDict", [Arg("modules", items, True)])
@@ -240,17 +261,7 @@ class Generator:
         if not root:
             outs = [ref(o) for o in cls.outputs]
             fn.returns = ", ".join(outs)
-        param_names = self._param_names(cls, params)
-        within = self._class_range(type(cls.module))
-
-        def wanted(node: fx.Node) -> str | None:
-            w = source_name(node, within)
-            if w is None and node.op == "call_module":
-                last = str(node.target).rsplit(".", 1)[-1]
-                w = last if not last.isdigit() else type(self.root.get_submodule(node.target)).__name__.lower()
-            return w
-
-        names = Naming(self.reserved | self.copier.names | set(self.class_names.used), wanted).assign(fn, param_names)
+        names = self._naming(cls).assign(fn, self._param_names(cls, params))
         return fn, names
 
     def _class_range(self, cls: type) -> tuple[str, int, int] | None:
@@ -288,6 +299,7 @@ class Generator:
 
     def _emit_items(self, scope: Scope, cls: Scope, fn: Function) -> None:
         for item in scope.items:
+            start = len(fn.body)
             if isinstance(item, Scope):
                 if item.outlined:
                     self._emit_call(item, cls, fn)
@@ -295,6 +307,9 @@ class Generator:
                     self._emit_items(item, cls, fn)
             else:
                 self._emit_node(item, cls, fn)
+            if scope is cls:  # what each of the class's own items wrote (see _merge_optional)
+                for stmt in fn.body[start:]:
+                    stmt.origin = item
             for u in self.after.get(id(item), []):
                 self._emit_update(u, item, cls, fn)
 
@@ -386,7 +401,7 @@ class Generator:
         if not self.plain:
             ns = self._attr_namespace(self.top)
             self.memory_attr = ns.create("memory")
-        blocks = [s for s in _postorder(self.top) if not s.is_root and s.outlined and type(s.module) is not nn.Sequential]
+        blocks = [s for s in _postorder(self.top) if not s.is_root and s.outlined and not container_kind(s.module)]
         texts: dict[int, tuple[Function, dict, str]] = {}
         for s in blocks:
             fn, names = self.function(s)
@@ -400,39 +415,51 @@ class Generator:
         for s in blocks:  # post-order: children's keys exist before their parents'
             members = self.members(s.qual, s)
             instances[id(s)] = Instance(s, members, self.traced.constructor_args.get(s.qual))
-            keys[id(s)] = (type(s.module).__name__, _signature(texts[id(s)][0], texts[id(s)][1]), texts[id(s)][2],
+            keys[id(s)] = (type(s.module).__name__, _signature(texts[id(s)][0], texts[id(s)][1]),
+                           _CONSTANT.sub("#", texts[id(s)][2]),
                            tuple((m.name, structure(m.value, key_of)) for m in members))
         groups: dict[object, BlockClass] = {}
         for s in blocks:
             k = keys[id(s)]
             if k not in groups:
-                groups[k] = BlockClass(name="", base="nn.Module", instances=[])
+                fn, names, text = texts[id(s)]
+                groups[k] = BlockClass(name="", base="nn.Module", instances=[], text=text,
+                                       signature=_signature(fn, names), key=k)
             groups[k].instances.append(instances[id(s)])
+        classes = self._merge_optional(list(groups.values()), texts)
         # name the classes: the user's class name; variants numbered in order of appearance
         by_user: dict[str, list[BlockClass]] = {}
-        for g in groups.values():
+        for g in classes:
             by_user.setdefault(type(g.instances[0].scope.module).__name__, []).append(g)
         for user_name, gs in by_user.items():
             for i, g in enumerate(gs):
                 g.name = self.class_names.create_class(class_name(user_name) + (str(i + 1) if i else ""))
                 g.variant_of = gs[0].name if i else ""
-        class_of = {id(inst.scope): g for g in groups.values() for inst in g.instances}
         # parameterise and write, deepest classes first (their instances appear in parents)
         written: list[str] = []
         resolved: dict[int, Constructor] = {}
-        for g in sorted(groups.values(), key=lambda g: _height(g.instances[0].scope)):
+        for g in sorted(classes, key=lambda g: _height(g.instances[0].scope)):
             for inst in g.instances:
                 inst.members = [Member(m.name, _resolve_refs(m.value, resolved), m.comment) for m in inst.members]
-            parameterise(g, self.reserved | {"self"})
+            if g.optional:
+                for inst in g.instances:
+                    found = [m for m in inst.members if m.name == g.optional]
+                    if found:
+                        g.optional_values[id(inst.scope)] = found[0].value
+                        inst.members = [m for m in inst.members if m.name != g.optional]
+            parameterise(g, self.reserved | {"self", g.optional}, self._constant_vectors(g, texts))
             for inst, args in zip(g.instances, g.args):
-                resolved[id(inst.scope)] = Constructor(g.name, [Arg(p, v, True) for p, v in zip(g.params, args)])
-            written.append(self._class_text(g, texts[id(g.instances[0].scope)]))
+                call = [Arg(p, v, True) for p, v in zip(g.params, args)]
+                if id(inst.scope) in g.optional_values:
+                    call.append(Arg(g.optional, g.optional_values[id(inst.scope)], False))
+                resolved[id(inst.scope)] = Constructor(g.name, call)
+            written.append(self._class_text(g))
         root_fn, root_names = self.function(self.top)
         root_members = [Member(m.name, _resolve_refs(m.value, resolved), m.comment) for m in self.members("", self.top)]
         written.append(self._root_text(root_fn, root_names, root_members))
         runtime_text = self._runtime_text()
         inline = [(s.qual, s.why_inline) for s in self.top.walk()
-                  if not s.is_root and not s.outlined and type(s.module) is not nn.Sequential and s.why_inline
+                  if not s.is_root and not s.outlined and not container_kind(s.module) and s.why_inline
                   and s.why_inline != "flat=True"]
         update_names = {}
         for node, (cls, attr) in self.update_attr.items():
@@ -444,7 +471,111 @@ class Generator:
         return Source(class_name=self.root_class, base_class=type(self.root).__name__, plain=self.plain,
                       classes=written, runtime=runtime_text, copied=copied.text(), imports=sorted(imports),
                       memory_attr=self.memory_attr, uses_group=self.uses_group, update_names=update_names,
-                      inline=inline, block_classes={g.name: len(g.instances) for g in groups.values()})
+                      inline=inline, block_classes={g.name: len(g.instances) for g in classes})
+
+    def _merge_optional(self, classes: list[BlockClass], texts: dict) -> list[BlockClass]:
+        """Two classes of one user class that differ only by a submodule one of them has
+        (``downsample``) become one class whose forward branches on it, as torchvision
+        writes it: ``if self.downsample is not None: identity = self.downsample(x)``."""
+        changed = True
+        while changed:
+            changed = False
+            for a in classes:
+                for b in classes:
+                    if a is b or a.optional or b.optional or a.key[0] != b.key[0]:
+                        continue
+                    merged = self._try_merge(a, b, texts)
+                    if merged is not None:
+                        classes = [c for c in classes if c is not a and c is not b] + [merged]
+                        changed = True
+                        break
+                if changed:
+                    break
+        return classes
+
+    def _try_merge(self, a: BlockClass, b: BlockClass, texts: dict) -> BlockClass | None:
+        """``a`` with one more member than ``b``; None unless that is the only difference."""
+        a_members, b_members = a.key[3], b.key[3]
+        names_b = [m[0] for m in b_members]
+        extra = [m for m in a_members if m[0] not in names_b]
+        if len(extra) != 1 or [m for m in a_members if m[0] != extra[0][0]] != list(b_members) or \
+                a.signature != b.signature:
+            return None
+        optional = extra[0][0]
+        if not is_safe_identifier(optional):
+            return None
+        scope = a.instances[0].scope
+        fn, names, _ = texts[id(scope)]
+        target = f"{scope.qual}.{optional}"
+        item = next((i for i in scope.items if (isinstance(i, Scope) and i.qual == target) or
+                     (isinstance(i, fx.Node) and i.op == "call_module" and i.target == target)), None)
+        if item is None:
+            return None
+        ins = [n for n in item.inputs if n.op != "get_attr"] if isinstance(item, Scope) else item.all_input_nodes
+        outs = item.outputs if isinstance(item, Scope) else [item]
+        where = [i for i, st in enumerate(fn.body) if st.origin is item]
+        if len(ins) != 1 or len(outs) != 1 or not where or where != list(range(where[0], where[-1] + 1)) or \
+                any(fn.body[i].memory_out for i in where):
+            return None
+        i_ref, o_ref = ref(ins[0]), ref(outs[0])
+        rest = [st for st in fn.body if st.origin is not item]
+        without = Function(fn.name, fn.params, fn.memory, prologue=fn.prologue, return_memory=fn.return_memory,
+                           returns=fn.returns.replace(o_ref, i_ref),
+                           body=[Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref),
+                                      st.memory_out) for st in rest])
+        cls_scope = scope
+        naming = self._naming(cls_scope)
+        text_without = "\n".join(render(without, naming.assign(without, self._param_names(cls_scope, fn.params)),
+                                        self._resolver(cls_scope)))
+        if _CONSTANT.sub("#", text_without) != _CONSTANT.sub("#", b.text):
+            return None
+        first = where[0]
+        body = fn.body[:first] + [Stmt([outs[0]], i_ref), Stmt([], f"if self.{optional} is not None:")]
+        body += [Stmt(st.targets, st.code, st.comment, st.memory_out, indent=st.indent + 1, origin=item)
+                 for st in fn.body[first:where[-1] + 1]]
+        body += fn.body[where[-1] + 1:]
+        merged = Function(fn.name, fn.params, fn.memory, body=body, returns=fn.returns, prologue=fn.prologue,
+                          return_memory=fn.return_memory)
+        merged_names = naming.assign(merged, self._param_names(cls_scope, fn.params))
+        text = "\n".join(render(merged, merged_names, self._resolver(cls_scope)))
+        position = [m[0] for m in a_members].index(optional)
+        merged_class = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances, text=text,
+                                  signature=a.signature, key=a.key, optional=optional, optional_index=position)
+        # where each instance's constants go in the merged text (the optional part's come from a)
+        skipped = {m for st in fn.body[first:where[-1] + 1] for m in _CONSTANT.findall(st.code + st.comment)}
+        merged_class.constant_skip = [m in skipped for m in _CONSTANT.findall(texts[id(scope)][2])]
+        return merged_class
+
+    def _constant_vectors(self, g: BlockClass, texts: dict) -> list[tuple]:
+        """Per constant of the class's forward (in order), its value in every instance."""
+        seqs = []
+        skip = getattr(g, "constant_skip", None)
+        first = [self.expr.constants[k] for k in _CONSTANT.findall(texts[id(g.instances[0].scope)][2])]
+        for inst in g.instances:
+            own = [self.expr.constants[k] for k in _CONSTANT.findall(texts[id(inst.scope)][2])]
+            if skip is not None and len(own) != len(skip):   # an instance without the optional part
+                it = iter(own)
+                own = [first[i] if skipped else next(it) for i, skipped in enumerate(skip)]
+            seqs.append(own)
+        return [tuple(seq[i] for seq in seqs) for i in range(len(seqs[0]))] if seqs and seqs[0] else []
+
+    def _fill_constants(self, text: str, written: list[str] | None = None) -> str:
+        """Constants back into a text: the class's own expressions, or their literals."""
+        it = iter(written or [])
+        return _CONSTANT.sub(lambda m: next(it) if written is not None else literal(self.expr.constants[m.group(1)]),
+                             text)
+
+    def _naming(self, cls: Scope) -> Naming:
+        within = self._class_range(type(cls.module))
+
+        def wanted(node: fx.Node) -> str | None:
+            w = source_name(node, within)
+            if w is None and node.op == "call_module":
+                last = str(node.target).rsplit(".", 1)[-1]
+                w = last if not last.isdigit() else type(self.root.get_submodule(node.target)).__name__.lower()
+            return w
+
+        return Naming(self.reserved | self.copier.names | set(self.class_names.used), wanted)
 
     def _resolver(self, cls: Scope):
         def resolve(key: str):
@@ -454,22 +585,22 @@ class Generator:
             return None
         return resolve
 
-    def _class_text(self, g: BlockClass, text) -> str:
-        fn, names, body = text
+    def _class_text(self, g: BlockClass) -> str:
         first = g.instances[0]
-        scope = first.scope
-        doc = self._block_doc(g, fn)
-        params = ", ".join(["self", *g.params])
+        params = ["self", *g.params] + ([f"{g.optional}=None"] if g.optional else [])
         init = member_lines(first.members, self.writer, g.slots)
-        sig = ", ".join(["self"] + [names[p.name] for p in fn.params] + (["memory"] if fn.memory else []))
-        lines = [f"class {g.name}({g.base}):", f'    """{doc}"""', "", f"    def __init__({params}):",
-                 "        super().__init__()"]
+        if g.optional:
+            index = sum(len(member_lines([m], self.writer, g.slots)) for m in first.members[:g.optional_index])
+            init.insert(index, f"self.{g.optional} = {g.optional}")
+        init += [f"self.{a} = {a}" for a in g.attributes]
+        sig = g.text_signature
+        lines = [f"class {g.name}({g.base}):", f'    """{self._block_doc(g)}"""', "",
+                 f"    def __init__({', '.join(params)}):", "        super().__init__()"]
         lines += ["        " + x for x in init]
-        lines += ["", f"    def forward({sig}):", body]
-        del scope
+        lines += ["", f"    def forward({sig}):", self._fill_constants(g.text, g.constants)]
         return "\n".join(lines)
 
-    def _block_doc(self, g: BlockClass, fn: Function) -> str:
+    def _block_doc(self, g: BlockClass) -> str:
         scope = g.instances[0].scope
         user = type(scope.module).__name__
         where = ", ".join(s.scope.qual for s in g.instances[:3]) + (", ..." if len(g.instances) > 3 else "")
@@ -489,6 +620,9 @@ class Generator:
         writes = [a for n, (c, a) in self.update_attr.items() if c is scope]
         if writes:
             parts.append(f"Rewrites it in {', '.join(writes)}.")
+        if g.optional:
+            without = sum(1 for i in g.instances if id(i.scope) not in g.optional_values)
+            parts.append(f"{g.optional} is optional (None in {without} of them).")
         return _wrap_doc(" ".join(parts))
 
     def _root_text(self, fn: Function, names: dict[str, str], members: list[Member]) -> str:
@@ -498,7 +632,7 @@ class Generator:
         lines.append(f'    """{"AiM version" if not self.plain else "Plain rendering"} of '
                      f'{type(self.root).__name__}{": the memory, its readers and its update blocks." if not self.plain else "."}"""')
         lines += ["", "    def __init__(self):", "        super().__init__()"] + ["        " + x for x in init]
-        body = render(fn, names, self._resolver(self.top))
+        body = [self._fill_constants(line) for line in render(fn, names, self._resolver(self.top))]
         if self.plain:
             lines += ["", f"    def forward(self, {', '.join(params)}):"] + body
         else:
@@ -549,8 +683,9 @@ def _height(scope: Scope) -> int:
     return 1 + max((_height(c) for c in scope.children), default=0)
 
 
-def _signature(fn: Function, names: dict[str, str]) -> tuple:
-    return (tuple(names[p.name] for p in fn.params), fn.memory)
+def _signature(fn: Function, names: dict[str, str]) -> str:
+    """The forward's parameter list as written."""
+    return ", ".join(["self"] + [names[p.name] for p in fn.params] + (["memory"] if fn.memory else []))
 
 
 def _resolve_refs(value, resolved: dict):

@@ -42,9 +42,22 @@ class BlockClass:
     name: str
     base: str
     instances: list[Instance]
+    text: str = ""                 # the forward's body, as written
+    signature: str = ""            # the forward's parameter list
+    key: tuple = ()
     params: list[str] = field(default_factory=list)
     slots: dict = field(default_factory=dict)   # slot path -> source (parameter expression)
     args: list[list] = field(default_factory=list)  # per instance, the parameter values in order
+    optional: str = ""             # a member some instances have and others leave None
+    optional_index: int = 0
+    optional_values: dict = field(default_factory=dict)
+    variant_of: str = ""
+    constants: list[str] = field(default_factory=list)    # each constant of the forward, as written
+    attributes: list[str] = field(default_factory=list)   # parameters the forward reads as self.<name>
+
+    @property
+    def text_signature(self) -> str:
+        return self.signature
 
 
 def structure(value, key_of) -> object:
@@ -88,8 +101,10 @@ def _slot_value(v, path, label, given, out):
         out[path] = (label, v, given)
 
 
-def parameterise(cls: BlockClass, ns_reserved: set[str]) -> None:
-    """Find the slots that differ between the instances and make them parameters."""
+def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] = ()) -> None:
+    """Find the slots that differ between the instances and make them parameters. ``constants``:
+    per position of a constant in the forward, its value in each instance; one that differs
+    becomes a parameter kept as an attribute (``self.stochastic_depth_prob``)."""
     per_instance = []
     for inst in cls.instances:
         slots: dict = {}
@@ -131,7 +146,7 @@ def parameterise(cls: BlockClass, ns_reserved: set[str]) -> None:
 
     # recorded names first, in the user's signature order, so the class reads like theirs
     for name, vec in named.items():
-        if any(tuple(inst[p][1] for inst in per_instance) == vec for p in paths):
+        if any(tuple(inst[p][1] for inst in per_instance) == vec for p in paths) or vec in constants:
             param_for(vec, name)
     for p in paths:
         vec = tuple(inst[p][1] for inst in per_instance)
@@ -145,6 +160,16 @@ def parameterise(cls: BlockClass, ns_reserved: set[str]) -> None:
             exprs[p] = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
         else:
             exprs[p] = param_for(vec, per_instance[0][p][0])
+    cls.constants = []
+    for vec in constants:
+        if len(set(map(_key, vec))) == 1:
+            cls.constants.append(_lit(vec[0]))
+        else:
+            name = param_for(vec, "value")
+            base = name.split()[0]   # "planes * 4" reads self.planes
+            if base not in cls.attributes:
+                cls.attributes.append(base)
+            cls.constants.append(f"self.{name}")
     cls.params = order
     cls.slots = exprs
     by_name = {name: vec for vec, name in params.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import math
 import operator
+import re
 
 import torch
 import torch.fx as fx
@@ -23,6 +24,7 @@ from ..naming import attribute_access, is_safe_identifier
 from ..sourcecopy import SourceCopier, is_user_object
 
 MARK = "\x00"
+CONST = "\x01"   # around a constant's number: the class writer may turn it into a parameter
 
 _BINARY = {
     operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
@@ -47,6 +49,7 @@ class Expressions:
         self.training_values = training_values
         self.copier = copier
         self.imports: set[str] = set()
+        self.constants: dict[str, object] = {}   # constant marker -> its value
 
     # --- values ---------------------------------------------------------------------------
     def arg(self, value, node: fx.Node | None = None, path: tuple = ()) -> str:
@@ -71,6 +74,12 @@ class Expressions:
             return "{" + ", ".join(f"{literal(k)}: {self.arg(v, node, path + (k,))}" for k, v in value.items()) + "}"
         if isinstance(value, slice):
             return f"slice({self.arg(value.start)}, {self.arg(value.stop)}, {self.arg(value.step)})"
+        if isinstance(value, str) and "Proxy(" in value:  # torch.fx wrote a traced value into a message
+            value = re.sub(r"Proxy\(\w+\)", "...", value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and node is not None:
+            key = str(len(self.constants))
+            self.constants[key] = value
+            return f"{CONST}{key}{CONST}"
         return literal(value, where=f"operation {node.name if node else '?'}")
 
     def call_parts(self, node: fx.Node) -> tuple[list[str], dict[str, str]]:

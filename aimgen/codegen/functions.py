@@ -31,6 +31,8 @@ class Stmt:
     code: str                         # the right-hand side (or the whole line when ``targets`` is empty)
     comment: str = ""
     memory_out: bool = False          # it also rebinds ``memory`` (``y, memory = block(x, memory)``)
+    indent: int = 0                   # levels inside an ``if``
+    origin: object = None             # the item of the class's own forward that wrote it
 
     def uses(self) -> list[str]:
         return _MARKER.findall(self.code)
@@ -129,6 +131,10 @@ class Naming:
         wanted = self.wanted(node)
         if wanted:
             out.append(sanitize(wanted, "x"))
+        if node.op == "call_module":  # layer1.0.downsample.0 -> downsample
+            parts = [p for p in str(node.target).split(".") if not p.isdigit()]
+            if parts:
+                out.append(sanitize(parts[-1], "x"))
         out.append(sanitize(re.sub(r"_\d+$", "", node.name), "x"))  # relu_2 -> relu
         return out
 
@@ -158,7 +164,7 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
             line = f"memory = {code}"
         else:
             line = code
-        lines.append(indent + line + (f"  # {sub(stmt.comment)}" if stmt.comment else ""))
+        lines.append(indent + "    " * stmt.indent + line + (f"  # {sub(stmt.comment)}" if stmt.comment else ""))
     ret = sub(fn.returns) if fn.returns else ""
     if fn.memory:
         lines.append(indent + f"return {ret + ', ' if ret else ''}{fn.return_memory}")

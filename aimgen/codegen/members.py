@@ -20,6 +20,7 @@ from ..errors import RenderError
 from ..literals import Unrenderable, _lit
 from ..naming import is_safe_identifier
 from ..taps import Arg, Constructor
+from .scopes import container_kind
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,19 @@ class Tree:
         return self.root.get_submodule(path) if path else self.root
 
     def entries(self, path: str):
-        """(name, kind, qualified path) of used members: 'leaf', 'tree', 'param', 'buffer', 'tensor'."""
+        """(name, kind, qualified path) of used members: 'leaf', 'tree', 'param', 'buffer',
+        'tensor', and in a list container 'unused': a stateless item whose code is written inline
+        (it stays in the container, as nn.Identity, so the others keep their indices)."""
         module = self.module(path)
         out = []
+        listed = container_kind(module) in ("sequential", "list")
         for name, child in module._modules.items():
             q = f"{path}.{name}" if path else name
-            if child is None or not self.used(q):
+            if child is None:
+                continue
+            if not self.used(q):
+                if listed and not any(True for _ in child.parameters()) and not any(True for _ in child.buffers()):
+                    out.append((name, "unused", q))
                 continue
             out.append((name, "leaf" if q in self.leaves else "tree", q))
         for name in list(module._parameters) + list(module._buffers):
@@ -80,8 +88,9 @@ class Tree:
         if path not in self._is_list:
             module = self.module(path)
             entries = self.entries(path)
-            self._is_list[path] = isinstance(module, (nn.Sequential, nn.ModuleList)) and bool(entries) and \
-                all(k in ("leaf", "tree") for _, k, _ in entries) and \
+            self._is_list[path] = container_kind(module) in ("sequential", "list") and \
+                any(k != "unused" for _, k, _ in entries) and \
+                all(k in ("leaf", "tree", "unused") for _, k, _ in entries) and \
                 [n for n, _, _ in entries] == [str(i) for i in range(len(entries))]
         return self._is_list[path]
 
@@ -93,7 +102,7 @@ class Tree:
         expr, path = "self", base
         for part in rel.split("."):
             module = self.module(path) if isinstance(self.module(path), nn.Module) else None
-            if module is not None and type(module) is nn.ModuleDict:
+            if module is not None and container_kind(module) == "dict":
                 expr = f"{expr}[{part!r}]"
             elif module is not None and self.is_list(path) and part.isdigit():
                 expr = f"{expr}[{int(part)}]"
@@ -142,6 +151,8 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
     flat = data.reshape(-1)
     if flat.numel() and bool((flat == flat[0]).all()):
         v = flat[0].item()
+        if t.dtype == torch.float32:  # the shortest decimal that is this float32: 1e-06
+            v = float(str(flat[0].numpy()))
         if v == 0:
             return Constructor("torch.zeros", [Arg("size", shape, True)] + dtype), ""
         if v == 1:
@@ -241,14 +252,24 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
     nested = [a for a in value.args if isinstance(a.value, (Constructor, list, dict)) and _has_ctor(a.value)]
     if not nested:
         return [_inline(value, render_value, path)]
+    last = value.args[-1]
+    if nested == [last] and isinstance(last.value, Constructor):
+        # one nested member, last: Block(64, 64, downsample=nn.Sequential(  ...  ))
+        head = _inline(Constructor(value.callee, value.args[:-1]), render_value, path)[:-1]
+        inner = _lines(last.value, render_value, path + (last.name,), indent)
+        if len(inner) > 1:
+            sep = ", " if value.args[:-1] else ""
+            prefix = "" if last.positional else f"{last.name}="
+            return [f"{head}{sep}{prefix}{inner[0]}"] + inner[1:-1] + [inner[-1] + ")"]
     out = [f"{value.callee}("]
     odd = []
+    items = []
     for a in value.args:
         sub = path + (a.name,)
         if isinstance(a.value, list) and _has_ctor(a.value):
             out.append("    [")
-            for j, item in enumerate(a.value):
-                body = _lines(item, render_value, sub + (j,), indent)
+            for body in _repeats([_lines(item, render_value, sub + (j,), indent) for j, item in enumerate(a.value)],
+                                 "[{} for _ in range({})]"):
                 out += ["        " + body[0]] + ["        " + b for b in body[1:]]
                 out[-1] += ","
             out.append("    ],")
@@ -266,8 +287,14 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
         if not a.positional and not is_safe_identifier(a.name):
             odd.append((a.name, body))
             continue
-        prefix = "" if a.positional else f"{a.name}="
-        out += ["    " + prefix + body[0]] + ["    " + b for b in body[1:]]
+        items.append((a, body))
+    positional = [body for a, body in items if a.positional]
+    keywords = [(a, body) for a, body in items if not a.positional]
+    for body in _repeats(positional, "({} for _ in range({}))"):
+        out += ["    " + body[0]] + ["    " + b for b in body[1:]]
+        out[-1] += ","
+    for a, body in keywords:
+        out += ["    " + f"{a.name}=" + body[0]] + ["    " + b for b in body[1:]]
         out[-1] += ","
     if odd:
         out.append("    **{")
@@ -276,6 +303,21 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
             out[-1] += ","
         out.append("    },")
     out.append(")")
+    return out
+
+
+def _repeats(bodies: list[list[str]], pattern: str) -> list[list[str]]:
+    """Runs of three or more identical one-line items written once: ``*(X for _ in range(5))``."""
+    out, i = [], 0
+    while i < len(bodies):
+        j = i
+        while j < len(bodies) and bodies[j] == bodies[i]:
+            j += 1
+        if j - i >= 3 and len(bodies[i]) == 1:
+            out.append(["*" + pattern.format(bodies[i][0], j - i)])
+        else:
+            out += bodies[i:j]
+        i = j
     return out
 
 

@@ -34,6 +34,7 @@ class Scope:
     why_inline: str = ""
     reads: bool = False               # a tap inside reads the memory
     writes: bool = False              # an update block inside rewrites it
+    hosts_update: bool = False        # an update statement is written between its own items
 
     @property
     def is_root(self) -> bool:
@@ -61,6 +62,19 @@ class Scope:
 
     def __repr__(self) -> str:  # dataclass repr would recurse through parents
         return f"Scope({self.key or '<root>'}, outlined={self.outlined})"
+
+
+def container_kind(module: nn.Module) -> str:
+    """'sequential', 'list' or 'dict' for torch's containers (and Sequential subclasses that keep
+    its forward, like torchvision's Conv2dNormActivation), else ''."""
+    if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
+        return "sequential"
+    plain = type(module).forward is nn.Module.forward  # a container without a forward of its own
+    if isinstance(module, nn.ModuleList) and plain:
+        return "list"
+    if isinstance(module, nn.ModuleDict) and plain:
+        return "dict"
+    return ""
 
 
 def _chain(node: fx.Node) -> list[tuple[str, str]]:
@@ -146,8 +160,10 @@ def decide(top: Scope, flat: bool) -> None:
             scope.why_inline = "nothing it computes is used after it"
         elif any(n.op in ("placeholder", "output") for n in scope.nodes):
             scope.why_inline = "it holds the model's inputs or outputs"
-        elif type(scope.module) is nn.Sequential:
+        elif container_kind(scope.module) == "sequential":
             _decide_sequential(scope)
+        elif not scope.module._modules and not scope.module._parameters and not scope.module._buffers:
+            scope.why_inline = ""  # holds nothing (a Permute, a StochasticDepth): its code reads best inline
         else:
             scope.outlined = True
 
@@ -177,6 +193,9 @@ def _decide_sequential(scope: Scope) -> None:
     if prev is None or scope.outputs != [prev]:
         scope.why_inline = "its last item's output is not its own"
         return
+    if scope.hosts_update:
+        scope.why_inline = "an update block rewrites the memory between its items"
+        return
     if not scope.memory:
         scope.chain = "plain"
     elif all(isinstance(i, Scope) and i.memory for i in items):
@@ -193,6 +212,7 @@ def mark_memory(top: Scope, tap_nodes: set[str], update_hosts: list[Scope]) -> N
     for scope in top.walk():
         scope.reads = any(n.name in tap_nodes for n in scope.nodes)
     for host in update_hosts:
+        host.hosts_update = True
         s = host
         while s is not None:
             s.writes = True

@@ -232,11 +232,12 @@ class TapKind:
 
     def comment(self, site: TapSite, width: TapWidth, name: str, x: str = "x") -> str:
         """What the tap equals, in the literal form's words (``x``: the input's source)."""
-        plural = "s" if width.k != 1 else ""
-        where = f"cat([{x}, m], {'-1' if site.axis == -1 else '1'})"
-        grouped = " in every group" if site.groups > 1 and site.axis == 1 else ""
-        center = ", center tap" if width.kernel == "pointwise" else ""
-        return f"= {name}({where}), m: {width.k} memory {site.unit}{plural}{grouped}{center}"
+        if site.axis == -1:
+            return f"= {name}(cat([{x}, m], -1))"
+        if site.groups > 1:
+            center = ", center tap" if width.kernel == "pointwise" else ""
+            return f"= {name}({x} with m in every group{center})"
+        return f"= {name}(cat([{x}, m], 1))"
 
     # --- weights ----------------------------------------------------------------------------
     def memory_key(self, site: TapSite) -> str:
@@ -317,6 +318,13 @@ class Registry:
         """The kind of a module (an nn.Conv2d, an nn.Linear...), or None."""
         for kind in self.kinds:
             if kind.module_types and kind.owns(module):
+                return kind
+        return None
+
+    def kind_for(self, module: nn.Module) -> TapKind | None:
+        """The kind of a module or of a subclass of its types (a generated MemoryConv2d)."""
+        for kind in self.kinds:
+            if kind.module_types and isinstance(module, kind.module_types):
                 return kind
         return None
 

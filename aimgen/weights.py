@@ -22,6 +22,7 @@ import copy
 import math
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -94,7 +95,9 @@ def _read_file(path: Path) -> Any:
         except Exception as err:
             raise WeightsError(f"{path}: not a readable safetensors file: {_plain(err)}.") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
         what = f"a pickled {found.group(1)}" if found else "pickled Python objects"
@@ -256,7 +259,8 @@ def base_match(base_model: nn.Module, base_state: Mapping[str, torch.Tensor], co
     whether every element is within MATCH_ATOL + MATCH_RTOL * |base|."""
     reference = copy.deepcopy(base_model)
     reference.load_state_dict(base_state)
-    aim = conversion.build(load_weights=False)
+    with torch.random.fork_rng(devices=[]):  # building draws random weights: leave the caller's RNG alone
+        aim = conversion.build(load_weights=False)
     aim.load_state_dict(aim_state)
     x = conversion.example_inputs()
     with torch.no_grad():

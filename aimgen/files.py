@@ -33,13 +33,14 @@ def check_source(target: str) -> tuple[Path, str | None]:
     return path, name
 
 
-def check_input(path: str | Path, what: str, hint: str, field: str | None = None) -> Path:
+def check_input(path: str | Path, what: str, hint: str, field: str | None = None,
+                error: type[AimgenError] = AimgenError) -> Path:
     """An input file that must exist (``what``: 'weights file', 'generated file', ...)."""
     path = Path(path)
     if not path.exists():
-        raise AimgenError(f"{what} {path}: no such file.", hint=hint, field=field)
+        raise error(f"{what} {path}: no such file.", hint=hint, field=field)
     if path.is_dir():
-        raise AimgenError(f"{what} {path}: is a folder, not a file.", hint=hint, field=field)
+        raise error(f"{what} {path}: is a folder, not a file.", hint=hint, field=field)
     return path
 
 

@@ -34,7 +34,7 @@ CONVERT_AGAIN = "Convert the model again with this version of aimgen."
 def read_metadata(path: str | Path) -> dict:
     """The ``AIMGEN`` dict of a generated file, read without running it. Lenient: any format
     number from 1 on, and keys it does not know, are accepted; a file without one is refused."""
-    path = check_input(path, "generated file", "Give a file written by `aimgen convert`.")
+    path = check_input(path, "generated file", "Give a file written by `aimgen convert`.", error=GeneratedFileError)
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         tree = ast.parse(text, filename=str(path))
@@ -111,7 +111,7 @@ def choose_weights(source: str | Path, weights: str | Path | None = None,
                            hint="Give one of them.", field="random_weights")
     if weights is not None:
         return WeightsChoice(check_input(weights, "weights file", "Give the path of a saved state_dict.",
-                                         field="weights"), "given")
+                                         field="weights", error=WeightsError), "given")
     if random_weights:
         return WeightsChoice(None, "random")
     candidates = weights_beside(source)

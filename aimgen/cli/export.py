@@ -29,8 +29,10 @@ def run(args) -> int:
         check_input(args.weights, "weights file", "Give the path of a saved state_dict.")
     check_targets([args.output], args.force)
     from ..export import check_opset, export_file
+    from ..readback import read_metadata
 
     check_opset(args.opset)
+    read_metadata(file)  # an aimgen output, before anything is said about it
     say(weights_line(file, args))
     kind = "stateful" if args.stateful else "stateless"
     with progress_display() as progress, progress.step("export", f"ONNX export ({kind}): tracing with "

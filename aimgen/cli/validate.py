@@ -42,8 +42,10 @@ def run(args) -> int:
     file = check_input(args.file, "generated file", FILE_HELP[0].upper() + FILE_HELP[1:] + ".")
     if args.weights:
         check_input(args.weights, "weights file", "Give the path of a saved state_dict.")
+    from ..readback import read_metadata
     from ..validate import validate_file
 
+    read_metadata(file)  # an aimgen output, before anything is said about it
     say(weights_line(file, args))
     if not args.no_onnx:
         say(f"validating {file}: a fresh process beside the ONNX export and onnxruntime parity, the long part "

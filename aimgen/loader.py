@@ -228,7 +228,8 @@ def _pick(cands: dict[str, object], path: Path) -> tuple[str, str]:
     kinds = (("builder function", builders), ("module instance", instances), ("nn.Module subclass", classes))
     for i, (kind, group) in enumerate(kinds):
         if len(group) > 1:
-            raise LoadError(f"{path}: found several candidate models of one kind ({kind}s: "
+            plural = kind + ("es" if kind.endswith("s") else "s")
+            raise LoadError(f"{path}: found several candidate models of one kind ({plural}: "
                             f"{', '.join(group)}) and nothing to prefer one by.",
                             hint=f"Name the one to convert as FILE.py:NAME, e.g. {path.name}:{group[0]}.")
         if len(group) == 1:

@@ -20,7 +20,7 @@ from torch import nn
 
 from . import report as report_mod
 from .codegen import generate
-from .errors import AimgenError, TraceError, ValidationError
+from .errors import AimgenError, InternalError, TraceError, ValidationError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
 from .options import Options
@@ -30,6 +30,8 @@ from .readback import weights_beside
 from .render import FORMAT_VERSION, render_model
 from .tracing import Traced, propagate_shapes, trace
 from .validate import validate_file
+
+BUG_HINT = "Nothing was written. This is a bug in aimgen: please report it with the model file."
 
 
 @dataclass
@@ -141,10 +143,13 @@ class Conversion:
                     checks.append(match)
                     progress.check(match)
                     if not match.ok:
-                        raise ValidationError(f"{path}: validation failed: {match.name}: {match.detail}.",
-                                              hint="Nothing was written. Please report this with the model file.")
-                checks += validate_file(tmp, weights=tmp_weights, random_weights=tmp_weights is None, onnx=onnx,
-                                        label=str(path), opset=opset, progress=progress)
+                        raise InternalError(f"{path}: validation failed: {match.name}: {match.detail}.",
+                                            hint=BUG_HINT)
+                try:
+                    checks += validate_file(tmp, weights=tmp_weights, random_weights=tmp_weights is None,
+                                            onnx=onnx, label=str(path), opset=opset, progress=progress)
+                except ValidationError as err:  # aimgen wrote this file: a failed check is aimgen's bug
+                    raise InternalError(err.message, hint=BUG_HINT) from err
             self.validation = checks
             if report_json is not None:
                 data = self.report_dict()

@@ -205,5 +205,6 @@ def validate_file(path: str | Path, *, weights: str | Path | None = None, random
     if failed:
         raise ValidationError(
             f"{label}: validation failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed) + ".",
-            hint="Nothing was written. Please report this with the model file (aimgen should not produce it).")
+            hint="If the file is as aimgen wrote it, please report this with the model file (aimgen should not "
+            "produce it); if it was edited, the failed checks say what to fix.")
     return checks

@@ -5,7 +5,7 @@ layer over it.
     result = aimgen.convert(torchvision.models.resnet18(num_classes=10), torch.randn(1, 3, 64, 64))
     print(result.report)                       # per-layer table and the parameter summary
     aim = result.build()                       # the AiM model, built from the generated source
-    result.write("resnet18_aim.py")            # standalone source (+ .pt with base weights)
+    written = result.write("resnet18_aim.py")  # validated as `aimgen convert` does (ONNX too), then written
 """
 from __future__ import annotations
 

@@ -5,10 +5,11 @@ layer over it.
     result = aimgen.convert(torchvision.models.resnet18(num_classes=10), torch.randn(1, 3, 64, 64))
     print(result.report)                       # per-layer table and the parameter summary
     aim = result.build()                       # the AiM model, built from the generated source
-    result.write("resnet18_aim.py")            # standalone source (+ .pt with base weights)
+    written = result.write("resnet18_aim.py")  # validated as `aimgen convert` does (ONNX too), then written
 """
 from __future__ import annotations
 
+import json
 import math
 import types
 from dataclasses import dataclass, field
@@ -19,14 +20,29 @@ from torch import nn
 
 from . import report as report_mod
 from .codegen import generate
-from .errors import AimgenError
+from .errors import AimgenError, InternalError, ValidationError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
 from .options import Options
 from .plan import Plan, make_plan
+from .progress import Check, Progress
+from .readback import weights_beside
 from .render import FORMAT_VERSION, render_model
 from . import shapes
 from .tracing import Traced, trace
+from .validate import validate_file
+
+BUG_HINT = "Nothing was written. This is a bug in aimgen: please report it with the model file."
+
+
+@dataclass
+class Written:
+    """What ``Conversion.write`` did: the files written, the checks that passed before they were
+    (in the order they ran), and stale files it removed (a weights file of an earlier run)."""
+
+    files: list[Path]
+    checks: list[Check] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -42,17 +58,21 @@ class Conversion:
     weights_report: dict | None = None
     _traced: Traced | None = field(default=None, repr=False)
     code: object = field(default=None, repr=False)   # the codegen Source (classes, update names)
+    validation: list[Check] = field(default_factory=list, repr=False)  # the checks of the last write()
 
     @property
     def base_model(self) -> nn.Module | None:
-        """The model that was converted."""
+        """The model that was converted (as traced: the caller's own module)."""
         return self._traced.root if self._traced is not None else None
 
     @property
     def report(self) -> str:
         if self.plan is None:
             return f"plain rendering of {self.source_name}"
-        return report_mod.table_text(self.plan, title=f"aimgen: {self.source_name}")
+        notes = [f"{qual} is written inline in its parent's forward: {why}" for qual, why in self.code.inline] \
+            if self.code is not None else []
+        return report_mod.table_text(self.plan, title=f"aimgen: {self.source_name}", notes=notes,
+                                     update_names=self.code.update_names if self.code is not None else None)
 
     def report_dict(self) -> dict:
         data = self.plan.to_dict() if self.plan else {}
@@ -63,7 +83,7 @@ class Conversion:
         return data
 
     def example_inputs(self, batch: int | None = None) -> tuple[torch.Tensor, ...]:
-        return make_inputs(self.specs, self._traced.root if self._traced else None, batch=batch)
+        return make_inputs(self.specs, self.base_model, batch=batch)
 
     def build(self, load_weights: bool = True) -> nn.Module:
         """Build the generated model in this process (from the source text, not from aimgen)."""
@@ -73,19 +93,49 @@ class Conversion:
             model.load_state_dict(self.state_dict)
         return model
 
-    def write(self, path: str | Path, *, force: bool = False, report_json: str | Path | None = None,
-              validate: bool = True, onnx: bool = False) -> list[Path]:
-        """Write the source (and ``OUT.pt`` when weights were given, and the JSON report);
-        validated in a fresh process first; all files or none."""
-        from .validate import validate_file  # late: validation imports onnx tooling
+    def base_match(self) -> Check | None:
+        """With base weights: the AiM model computes the base model's function (measured when
+        the weights were converted, on the example input); None without base weights."""
+        match = (self.weights_report or {}).get("base_match")
+        if match is None:
+            return None
+        return Check("matches the base model", bool(match["ok"]),
+                     f"max abs difference {match['max_abs_diff']:.2e} between the base and the AiM model on the "
+                     f"example input (bound: {match['atol']:g} + {match['rtol']:g} x |base output|)",
+                     {k: match[k] for k in ("max_abs_diff", "atol", "rtol")})
 
+    def targets(self, path: str | Path, report_json: str | Path | None = None) -> list[Path]:
+        """The files ``write(path)`` writes: the source, ``OUT.pt`` with weights, the JSON report."""
         path = Path(path)
-        targets = [path]
-        if self.state_dict is not None:
-            targets.append(path.with_suffix(".pt"))
-        if report_json is not None:
-            targets.append(Path(report_json))
+        return [path] + ([path.with_suffix(".pt")] if self.state_dict is not None else []) + \
+            ([Path(report_json)] if report_json is not None else [])
+
+    def write(self, path: str | Path, *, force: bool = False, report_json: str | Path | None = None,
+              validate: bool = True, onnx: bool = True, opset: int | None = None,
+              progress: Progress | None = None) -> Written:
+        """Validate, then write the source (and ``OUT.pt`` when weights were given, and the JSON
+        report): all files or none, existing ones only with ``force=True``.
+
+        Validation is what ``aimgen convert`` runs: with base weights, that the AiM model
+        computes the base model's function; in a fresh process, that the file imports, builds,
+        has the planned parameter count and trains; with ``onnx=True`` (the default; the long
+        part), ONNX export and onnxruntime parity. ``progress`` (an ``aimgen.progress.Progress``,
+        e.g. ``Lines()``) sees each phase and check as it happens. A weights file beside
+        ``path`` from an earlier run (``OUT.pt``/``OUT.safetensors``) would be taken for this
+        model's weights by ``aimgen export``: it is refused, or removed with ``force=True``.
+        Returns the files, the checks, and what was removed."""
+        path = Path(path)
+        progress = progress or Progress()
+        targets = self.targets(path, report_json)
+        if path.suffix != ".py":
+            raise AimgenError(f"{path}: the output is Python source; give a .py file name.")
         check_targets(targets, force)
+        stale = [p for p in weights_beside(path) if p.exists() and p not in targets]
+        if stale and not force:
+            raise AimgenError(f"{stale[0]} lies beside {path} and `aimgen export`/`validate` would take it for the "
+                              "new model's weights, but this conversion has none (no base_weights=).",
+                              hint="Remove it, or pass `force=True` to delete it with the write.", field="force")
+        checks: list[Check] = []
         with staged() as stage:
             tmp = stage.write_text(path, self.source)
             tmp_weights = None
@@ -93,14 +143,28 @@ class Conversion:
                 tmp_weights = stage.path_for(path.with_suffix(".pt"))
                 torch.save(self.state_dict, tmp_weights)
             if validate:
-                self.validation = validate_file(tmp, weights=tmp_weights, onnx=onnx, label=str(path))
+                match = self.base_match()
+                if match is not None:
+                    checks.append(match)
+                    progress.check(match)
+                    if not match.ok:
+                        raise InternalError(f"{path}: validation failed: {match.name}: {match.detail}.",
+                                            hint=BUG_HINT)
+                try:
+                    checks += validate_file(tmp, weights=tmp_weights, random_weights=tmp_weights is None,
+                                            onnx=onnx, label=str(path), opset=opset, progress=progress)
+                except ValidationError as err:  # aimgen wrote this file: a failed check is aimgen's bug
+                    raise InternalError(err.message, hint=BUG_HINT) from err
+            self.validation = checks
             if report_json is not None:
                 data = self.report_dict()
                 if validate:
-                    data["validation"] = [c.to_dict() for c in self.validation]
+                    data["validation"] = [c.to_dict() for c in checks]
                 stage.write_text(Path(report_json), report_mod.to_json(self.plan, data) if self.plan else
-                                 __import__("json").dumps(data, indent=2) + "\n")
-        return targets
+                                 json.dumps(data, indent=2) + "\n")
+            for old in stale:
+                stage.remove(old)
+        return Written(targets, checks, stale)
 
 
 def load_source(text: str, name: str) -> types.ModuleType:
@@ -142,7 +206,8 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
         raise TypeError("give either options= or option keywords, not both")
     specs = _specs_from(example_inputs if example_inputs is not None else input_shapes)
     if not specs:
-        raise AimgenError("no example input given.", hint="Give example inputs, e.g. --input-shape 1,3,224,224.")
+        raise AimgenError("no example input given.", hint="Give example inputs, e.g. `input_shapes=[(1, 3, 224, 224)]` or a tensor such as "
+                          "torch.randn(1, 3, 224, 224).", field="input_shapes")
     source_name = source_name or type(model).__name__
     options.check()
     traced = trace(model, frozenset(options.leaf), source=source_name, n_inputs=len(specs))

@@ -19,10 +19,17 @@ class AimgenError(Exception):
         self.hint = hint.strip() if hint else None
         self.field = field      # the Options field the message is about, if any
         self.cause = cause      # a short machine-kept cause (e.g. the exporter's first line)
-        super().__init__(self.message + (f" {self.hint}" if self.hint else ""))
+        super().__init__(str(self))
 
     def __str__(self) -> str:  # not args[0]: torch.fx's Interpreter rewrites args in flight
-        return self.message + (f" {self.hint}" if self.hint else "")
+        return sentence(self.message) + (f" {self.hint}" if self.hint else "")
+
+
+def sentence(text: str) -> str:
+    """``text`` ending as a sentence does, so a hint after it reads as the next sentence (torch's
+    own messages, quoted into ours, often end without a full stop)."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?:;)]}'\"`" else text + "."
 
 
 class InternalError(AimgenError):
@@ -49,6 +56,10 @@ class RenderError(AimgenError):
 
 class ValidationError(AimgenError):
     """The generated model failed one of the checks of the spec."""
+
+
+class GeneratedFileError(AimgenError):
+    """A file given as aimgen's output is not one, or does not import or build."""
 
 
 class WeightsError(AimgenError):

@@ -12,11 +12,13 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from .errors import LoadError
+from .files import check_source, split_target
 
 DTYPES = {
     "float32": torch.float32, "float": torch.float32, "float64": torch.float64,
@@ -90,20 +92,23 @@ def example_inputs(specs: list[InputSpec], model: nn.Module | None = None, seed:
     return tuple(out)
 
 
-def split_target(target: str) -> tuple[Path, str | None]:
-    """``path/to/file.py:Name`` -> (Path, 'Name'); a Windows drive colon is not a separator."""
-    path, name = target, None
-    head, sep, tail = target.rpartition(":")
-    if sep and head and tail and "/" not in tail and "\\" not in tail and not tail.endswith(".py"):
-        path, name = head, tail
-    return Path(path), name
+def flat_tensors(obj: Any) -> list[torch.Tensor]:
+    """The tensors of a (nested) model output in order, as the ONNX exporter flattens them:
+    tuples, lists, dicts (by value), dataclasses and NamedTuples. (The fresh-process check of
+    aimgen.validate runs this function's own source.)"""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    elif hasattr(obj, "__dataclass_fields__"):
+        obj = [getattr(obj, f) for f in obj.__dataclass_fields__]
+    if isinstance(obj, (list, tuple)):
+        return [t for o in obj for t in flat_tensors(o)]
+    return []
 
 
 def _import_file(path: Path):
-    if not path.exists():
-        raise LoadError(f"{path}: no such file.", hint="Check the path to your model file.")
-    if path.is_dir() or path.suffix != ".py":
-        raise LoadError(f"{path}: not a Python file.", hint="Give a .py file, e.g. models.py:MyNet.")
+    path, _ = check_source(str(path))
     source = path.read_text(encoding="utf-8", errors="replace")
     try:
         compile(source, str(path), "exec")
@@ -195,18 +200,54 @@ def _instantiate(obj, label: str, path: Path) -> nn.Module:
     )
 
 
+CANDIDATES = ("a candidate is a zero-argument build_model() or build() function, a module-level nn.Module "
+              "instance, or an nn.Module subclass defined in the file and built with no arguments")
+EXAMPLE = "for example `def build_model(): return MyNet(num_classes=10)`, then convert FILE.py:build_model"
+
+
 @dataclass
 class LoadedModel:
     model: nn.Module
     path: Path
     name: str  # the NAME used (given or picked)
     class_name: str
+    picked: str | None = None  # why NAME was picked, when it was not given
     # {module name: arguments of its constructor call}, recorded while the model was built
     constructor_args: dict = field(default_factory=dict)
 
+    def line(self) -> str:
+        """One line for the CLI: which model, and why when aimgen chose it."""
+        text = f"model: {self.path.name}:{self.name} ({self.class_name})"
+        return text + (f"; {self.picked}" if self.picked else "")
+
+
+def _pick(cands: dict[str, object], path: Path) -> tuple[str, str]:
+    """(name, why) of the candidate to convert when none is named: a builder function before
+    module instances before classes, and only when that kind has exactly one."""
+    builders = sorted(k for k, v in cands.items() if k in BUILDER_NAMES)
+    instances = sorted(k for k, v in cands.items() if isinstance(v, nn.Module))
+    classes = sorted(k for k, v in cands.items() if inspect.isclass(v))
+    kinds = (("builder function", builders), ("module instance", instances), ("nn.Module subclass", classes))
+    for i, (kind, group) in enumerate(kinds):
+        if len(group) > 1:
+            plural = kind + ("es" if kind.endswith("s") else "s")
+            raise LoadError(f"{path}: found several candidate models of one kind ({plural}: "
+                            f"{', '.join(group)}) and nothing to prefer one by.",
+                            hint=f"Name the one to convert as FILE.py:NAME, e.g. {path.name}:{group[0]}.")
+        if len(group) == 1:
+            others = [k for _, g in kinds[i + 1:] for k in g]
+            if not others:
+                return group[0], f"picked as the only candidate in {path.name}"
+            return group[0], (f"picked because a {kind} comes before {', '.join(others)} "
+                              f"(builder functions, then module instances, then classes); name another "
+                              "as FILE.py:NAME")
+    raise LoadError(f"{path}: found no model to convert; {CANDIDATES}.",
+                    hint=f"Add one, {EXAMPLE}.")
+
 
 def load_model(target: str) -> LoadedModel:
-    """Import FILE.py and build NAME (or the only candidate in it)."""
+    """Import FILE.py and build NAME (or the candidate picked by ``_pick``, with the reason),
+    recording every module's constructor call meanwhile (see aimgen/records.py)."""
     from .records import recording
 
     path, name = split_target(target)
@@ -218,34 +259,17 @@ def load_model(target: str) -> LoadedModel:
 
 def _load(path: Path, name: str | None) -> LoadedModel:
     module = _import_file(path)
+    picked = None
     if name is not None:
         if not hasattr(module, name):
             cands = sorted(_candidates(module))
-            raise LoadError(
-                f"{path}: there is no {name!r} in the file.",
-                hint=f"Candidates found: {', '.join(cands) if cands else 'none'}.",
-            )
+            found = (f"Candidates found: {', '.join(cands)}." if cands else
+                     f"The file has no candidate either ({CANDIDATES}); {EXAMPLE}.")
+            raise LoadError(f"{path}: there is no {name!r} in the file.", hint=found)
         obj = getattr(module, name)
     else:
         cands = _candidates(module)
-        builders = {k: v for k, v in cands.items() if k in BUILDER_NAMES}
-        instances = {k: v for k, v in cands.items() if isinstance(v, nn.Module)}
-        classes = {k: v for k, v in cands.items() if inspect.isclass(v)}
-        pick = None
-        for group in (builders, instances, classes):
-            if len(group) == 1:
-                pick = next(iter(group))
-                break
-            if len(group) > 1:
-                break
-        if pick is None:
-            listing = ", ".join(f"{path.name}:{k}" for k in sorted(cands)) or "none"
-            what = "several candidate models" if cands else "no model"
-            raise LoadError(
-                f"{path}: found {what} (a build_model/build function, a module instance, or an "
-                f"nn.Module subclass defined in the file). Candidates: {listing}.",
-                hint="Name the one to convert as FILE.py:NAME.",
-            )
-        name, obj = pick, cands[pick]
+        name, picked = _pick(cands, path)
+        obj = cands[name]
     model = _instantiate(obj, name, path)
-    return LoadedModel(model=model, path=path, name=name, class_name=type(model).__name__)
+    return LoadedModel(model=model, path=path, name=name, class_name=type(model).__name__, picked=picked)

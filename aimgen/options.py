@@ -79,11 +79,13 @@ class Options:
         type=float, metavar="FRACTION")
     leaf: list[str] = _opt(
         [], "--leaf",
-        "keep this submodule whole (not traced into), e.g. one torch.fx cannot trace. Repeatable",
+        "keep this submodule whole (not traced into), e.g. one torch.fx cannot trace. Repeatable. "
+        "Default: none (aimgen keeps whole what it cannot trace and says so)",
         action="append", metavar="MODULE")
     flat: bool = _opt(
         False, "--flat",
-        "write the model as one flat forward (as torch.fx would) instead of one class per block",
+        "write the model as one flat forward (as torch.fx would) instead of one class per block. "
+        "Default: off, one class per block",
         action="store_true")
 
     def __post_init__(self):

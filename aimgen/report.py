@@ -12,31 +12,36 @@ from rich.table import Table
 from .plan import Plan
 
 
-def rows(plan: Plan) -> list[tuple[str, str, str, str, str]]:
-    """(layer, type, status, detail, params) in graph order."""
+def rows(plan: Plan, update_names: dict[str, str] | None = None) -> list[tuple[str, str, str, str, str]]:
+    """(layer, type, status, detail, params) in graph order; ``update_names``: each update
+    block's attribute in the generated model, by its node."""
     out = []
     repeats = plan.repeats()
     for t in plan.taps:
-        unit = "feature" if t.axis == -1 else "channel"
+        width = plan.width(t)
         where = f" at {'x'.join(map(str, t.spatial))}" if t.spatial else ""
         groups = f", every one of {t.groups} groups" if t.groups > 1 else ""
+        kernel = " (center tap)" if width.kernel == "pointwise" else ""
         again = t.node in repeats
-        out.append((t.qualname, t.layer_type, "tapped", f"+{t.k} memory {unit}{'s' if t.k != 1 else ''}{where}{groups}"
-                    + (" (called again: same widened layer)" if again else ""), "+0" if again else f"+{t.extra_params:,}"))
+        detail = f"+{width.k} memory {t.unit}{'s' if width.k != 1 else ''}{where}{groups}{kernel}"
+        out.append((t.qualname, t.layer_type, "tapped", detail + (" (called again: same layer)" if again else ""),
+                    "+0" if again else f"+{plan.tap_params_of(t):,}"))
     for s in plan.skipped:
         out.append((s.qualname, s.layer_type, "skipped", s.reason, "0"))
     for u in plan.updates:
-        out.append((u.name, "MemoryUpdate", "update block", f"after {u.label} ({u.features} features, rank {u.rank})",
-                    f"+{u.params:,}"))
+        name = (update_names or {}).get(u.node, f"update after {u.label}")
+        out.append((name, "MemoryUpdate", "update block", f"after {u.label} ({u.features} features, rank {plan.rank})",
+                    f"+{plan.update_params_of(u):,}"))
     return out
 
 
-def table_text(plan: Plan, title: str, width: int = 120, color: bool = False) -> str:
+def table_text(plan: Plan, title: str, width: int = 120, color: bool = False,
+               update_names: dict[str, str] | None = None, notes: list[str] = ()) -> str:
     table = Table(title=title, show_lines=False, header_style="bold")
     for col, justify in (("layer", "left"), ("type", "left"), ("status", "left"), ("detail", "left"),
                          ("params", "right")):
         table.add_column(col, justify=justify, overflow="fold")
-    for r in rows(plan):
+    for r in rows(plan, update_names):
         style = {"tapped": "green", "skipped": "yellow", "update block": "cyan"}.get(r[2]) if color else None
         table.add_row(*r, style=style)
     buf = io.StringIO()
@@ -46,7 +51,7 @@ def table_text(plan: Plan, title: str, width: int = 120, color: bool = False) ->
     tapped, seen = plan.layer_counts()
     lines = [f"memory {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; taps: {tapped} of {seen} "
              f"weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}"]
-    lines += [f"note: {note}" for note in plan.notes]
+    lines += [f"note: {note}" for note in [*plan.notes, *notes]]
     if plan.unused_params:
         lines.append(f"note: {plan.unused_params:,} parameters of the base model are never used by its "
                      "forward and are not in the output")

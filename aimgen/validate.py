@@ -1,66 +1,37 @@
 """Proving a generated file is valid (see the spec's Validation section).
 
-Static: it parses (libcst) and imports only torch, the standard library and what its header
-declares. Dynamic, in a fresh isolated Python process that never imports aimgen: it builds,
-counts exactly the parameters it declares, runs forward and backward on the example input,
-its eval() output is deterministic, and its carry moves in train() mode. ONNX checks (export
-and onnxruntime parity, stateless and stateful) are added by aimgen.export when asked for.
+Static: it parses and imports only torch, the standard library and what its header declares.
+Dynamic, in a fresh isolated Python process that never imports aimgen: it builds, counts
+exactly the parameters it declares, runs forward and backward on its own example inputs, its
+eval() output is deterministic, and its carry moves in train() mode. The ONNX checks
+(aimgen.onnx_checks) run meanwhile in this process when asked for.
+
+Weights: as aimgen.readback chooses them (given, else the file beside the generated one, else
+random initialisation), read once here with aimgen.weights and handed to the fresh process.
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+import tempfile
 from pathlib import Path
 
 import libcst
+import torch
 
-from .errors import ValidationError
+from .errors import ValidationError, WeightsError
+from .loader import flat_tensors
+from .onnx_checks import onnx_checks
+from .progress import Check, Progress
+from .readback import WeightsChoice, choose_weights, read_metadata
+from .weights import Checkpoint, fit_problems
+
+__all__ = ["Check", "imported_modules", "read_metadata", "validate_file"]
 
 _ALLOWED = {"torch"} | set(sys.stdlib_module_names)
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    numbers: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def line(self) -> str:
-        return f"[{'ok' if self.ok else 'FAILED'}] {self.name}: {self.detail}"
-
-
-def read_metadata(path: Path) -> dict:
-    """The AIMGEN dict of a generated file, read without running it; errors if it is not one."""
-    path = Path(path)
-    if not path.exists():
-        raise ValidationError(f"{path}: no such file.")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        module = libcst.parse_module(text)
-    except libcst.ParserSyntaxError as err:
-        raise ValidationError(f"{path}:{err.raw_line}: does not parse: {err.message}.") from None
-    for stmt in module.body:
-        if isinstance(stmt, libcst.SimpleStatementLine):
-            for small in stmt.body:
-                if isinstance(small, libcst.Assign) and any(
-                        isinstance(t.target, libcst.Name) and t.target.value == "AIMGEN" for t in small.targets):
-                    import ast
-
-                    try:
-                        meta = ast.literal_eval(module.code_for_node(small.value))
-                    except ValueError:
-                        break
-                    if isinstance(meta, dict) and meta.get("format") == 1:
-                        return meta
-    raise ValidationError(
-        f"{path} is not an aimgen output (it has no AIMGEN header of a known format).",
-        hint="Give a file written by `aimgen convert`.")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -82,10 +53,12 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-_CHILD = r'''
-import importlib.util, json, math, sys
+# The child never imports aimgen: it gets flat_tensors by source (the one definition, in
+# aimgen.loader) and uses the generated file's own build_model() and example_inputs(batch).
+_CHILD = "from __future__ import annotations\n" + inspect.getsource(flat_tensors).replace("def flat_tensors", "def tensors").replace(
+    "flat_tensors(o)", "tensors(o)") + r'''
+import importlib.util, json, sys
 import torch
-from torch import nn
 
 path, weights = sys.argv[1], sys.argv[2]
 spec = importlib.util.spec_from_file_location("aimgen_file_under_test", path)
@@ -95,40 +68,19 @@ leaked = sorted(m for m in sys.modules if m == "aimgen" or m.startswith("aimgen.
 meta = mod.AIMGEN
 torch.manual_seed(0)
 model = mod.build_model()
-if weights:
-    model.load_state_dict(torch.load(weights, weights_only=True))
 result = {"leaked": leaked, "params": sum(p.numel() for p in model.parameters())}
-sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
-high = min(sizes) if sizes else 2
-dtypes = getattr(mod, "EXAMPLE_INPUT_DTYPES", ["float32"] * len(mod.EXAMPLE_INPUT_SHAPES))
-
-def inputs(batch):
-    g = torch.Generator().manual_seed(0)
-    out = []
-    for shape, dt in zip(mod.EXAMPLE_INPUT_SHAPES, dtypes):
-        shape = (batch,) + tuple(shape[1:])
-        dtype = getattr(torch, dt)
-        if dtype.is_floating_point:
-            out.append(torch.randn(shape, generator=g).to(dtype))
-        elif dtype == torch.bool:
-            out.append(torch.randint(0, 2, shape, generator=g).bool())
-        else:
-            out.append(torch.randint(0, high, shape, generator=g).to(dtype))
-    return out
-
-def tensors(obj):
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    elif hasattr(obj, "__dataclass_fields__"):
-        obj = [getattr(obj, f) for f in obj.__dataclass_fields__]
-    if isinstance(obj, (list, tuple)):
-        return [t for o in obj for t in tensors(o)]
-    return []
+if weights:
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    if set(state) != set(own) or any(tuple(state[k].shape) != tuple(own[k].shape) for k in own):
+        result["misfit"] = {"given": {k: list(v.shape) for k, v in state.items()},
+                            "model": {k: list(v.shape) for k, v in own.items()}}
+        print("AIMGEN_RESULT " + json.dumps(result))
+        sys.exit(0)
+    model.load_state_dict(state)
 
 batch = max(2, mod.EXAMPLE_INPUT_SHAPES[0][0])
-x = inputs(batch)
+x = tuple(mod.example_inputs(batch))
 model.train()
 out = model(*x)
 outs = [t for t in tensors(out) if t.is_floating_point()]
@@ -154,7 +106,8 @@ print("AIMGEN_RESULT " + json.dumps(result))
 
 def start_fresh(path: Path, weights: Path | None = None) -> subprocess.Popen:
     """Start the dynamic checks in a fresh, isolated interpreter (python -I: no cwd, no user
-    site; -B: no __pycache__ left beside the user's output); ``finish_fresh`` collects them."""
+    site; -B: no __pycache__ left beside the user's output); ``finish_fresh`` collects them.
+    ``weights``: a plain state_dict file (torch.save of tensors)."""
     return subprocess.Popen([sys.executable, "-I", "-B", "-c", _CHILD, str(path), str(weights or "")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -166,60 +119,92 @@ def finish_fresh(proc: subprocess.Popen, timeout: float = 600) -> dict:
         proc.kill()
         proc.communicate()
         raise
-    proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("AIMGEN_RESULT "):
             return json.loads(line[len("AIMGEN_RESULT "):])
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    tail = (stderr.strip().splitlines() or ["no output"])[-1]
     raise ValidationError(f"the generated model failed in a fresh Python process: {tail}",
                           hint="Run it with `python -c 'import runpy; runpy.run_path(...)'` to see the "
                           "traceback, or convert with --debug.")
 
 
-def validate_file(path: str | Path, *, weights: str | Path | None = None, onnx: bool = False,
-                  label: str | None = None, opset: int | None = None) -> list[Check]:
-    """All checks; raises ValidationError (naming the failed check) if one fails."""
+@contextlib.contextmanager
+def _plain_weights(choice: WeightsChoice):
+    """The chosen weights as a file the fresh process can read with torch.load alone: the file
+    itself when it is a plain state_dict, else a temporary copy of what aimgen.weights read
+    from it (safetensors, an unwrapped checkpoint)."""
+    if choice.path is None:
+        yield None
+        return
+    ckpt = Checkpoint.read(choice.path)
+    if choice.path.suffix != ".safetensors" and not ckpt.notes:
+        yield choice.path
+        return
+    with tempfile.TemporaryDirectory(prefix="aimgen-weights-") as folder:
+        target = Path(folder) / "weights.pt"
+        torch.save(ckpt.state_dict, target)
+        yield target
+
+
+def validate_file(path: str | Path, *, weights: str | Path | None = None, random_weights: bool = False,
+                  onnx: bool = False, label: str | None = None, opset: int | None = None,
+                  progress: Progress | None = None) -> list[Check]:
+    """All checks, each reported to ``progress`` as it finishes; raises ValidationError (naming
+    the failed checks) if one fails. Weights: see the module doc."""
     path = Path(path)
     label = label or str(path)
+    progress = progress or Progress()
     meta = read_metadata(path)
+    choice = choose_weights(path, weights, random_weights)
     checks: list[Check] = []
+
+    def add(check: Check) -> None:
+        checks.append(check)
+        progress.check(check)
+
     allowed = _ALLOWED | set(meta.get("depends", []))
     imports = imported_modules(path)
     bad = sorted(imports - allowed)
-    checks.append(Check("imports", not bad, f"imports {', '.join(sorted(imports))}" if not bad else
-                        f"imports {', '.join(bad)} beyond torch and the standard library"))
-    fresh = start_fresh(path, Path(weights) if weights else None)
-    onnx_results: list[Check] = []
-    if onnx:  # meanwhile, in this process: the ONNX checks (the other core is the child's)
-        from .export import onnx_checks
-
+    add(Check("imports", not bad, f"imports {', '.join(sorted(imports))}" if not bad else
+              f"imports {', '.join(bad)} beyond torch and the standard library"))
+    with _plain_weights(choice) as plain:
+        fresh = start_fresh(path, plain)
+        progress.start("fresh", "fresh process: build, parameter count, train step, eval determinism"
+                       + (" (beside the ONNX checks)" if onnx else ""))
         try:
-            onnx_results = onnx_checks(path, weights=weights, opset=opset)
+            onnx_results = onnx_checks(path, weights=choice.path, random_weights=choice.path is None,
+                                       opset=opset, progress=progress) if onnx else []
+            res = finish_fresh(fresh)
         except BaseException:
             fresh.kill()
             fresh.communicate()
             raise
-    res = finish_fresh(fresh)
+        finally:
+            progress.stop("fresh")
+    if "misfit" in res:
+        raise WeightsError(f"{choice.path} does not fit the model: "
+                           + "; ".join(fit_problems(res["misfit"]["given"], res["misfit"]["model"])) + ".",
+                           hint="Give the state_dict written with this file (OUT.pt from `aimgen convert "
+                           "--weights`), or a checkpoint of this model.")
     expected = meta.get("aim_params", meta.get("params"))
-    checks.append(Check("fresh import", not res["leaked"],
-                        "built in a fresh process without aimgen" if not res["leaked"] else
-                        f"the file imported {res['leaked']}"))
+    add(Check("fresh import", not res["leaked"], "built in a fresh process without aimgen" if not res["leaked"]
+              else f"the file imported {res['leaked']}"))
     if expected is not None:
-        checks.append(Check("parameter count", res["params"] == expected,
-                            f"counted {res['params']:,}, planned {expected:,}",
-                            {"counted": res["params"], "planned": expected}))
-    checks.append(Check("forward/backward", res["loss_finite"] and res["grads_finite"],
-                        f"outputs {res['output_shapes']}; {res['params_with_grad']} of {res['params_total']} "
-                        "parameters got gradients", {"params_with_grad": res["params_with_grad"]}))
-    checks.append(Check("eval determinism", res["eval_deterministic"], "two eval() forwards are identical"
-                        if res["eval_deterministic"] else "two eval() forwards differ"))
+        add(Check("parameter count", res["params"] == expected, f"counted {res['params']:,}, planned {expected:,}",
+                  {"counted": res["params"], "planned": expected}))
+    add(Check("forward/backward", res["loss_finite"] and res["grads_finite"],
+              f"outputs {res['output_shapes']}; {res['params_with_grad']} of {res['params_total']} "
+              "parameters got gradients", {"params_with_grad": res["params_with_grad"]}))
+    add(Check("eval determinism", res["eval_deterministic"], "two eval() forwards are identical"
+              if res["eval_deterministic"] else "two eval() forwards differ"))
     if "carry_moved" in res:
-        checks.append(Check("carry", res["carry_moved"], "a train() forward moved the carry"
-                            if res["carry_moved"] else "a train() forward left the carry at zero"))
+        add(Check("carry", res["carry_moved"], "a train() forward moved the carry"
+                  if res["carry_moved"] else "a train() forward left the carry at zero"))
     checks += onnx_results
     failed = [c for c in checks if not c.ok]
     if failed:
         raise ValidationError(
             f"{label}: validation failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed) + ".",
-            hint="Nothing was written. Please report this with the model file (aimgen should not produce it).")
+            hint="If the file is as aimgen wrote it, please report this with the model file (aimgen should not "
+            "produce it); if it was edited, the failed checks say what to fix.")
     return checks

@@ -21,7 +21,7 @@ _TARGETS = [
     ("aimgen.api", "render_model", "render"),
     ("aimgen.validate", "read_metadata", "validation: static"),
     ("aimgen.validate", "imported_modules", "validation: static"),
-    ("aimgen.export", "onnx_checks", "validation: onnx (the fresh process runs meanwhile)"),
+    ("aimgen.validate", "onnx_checks", "validation: onnx (the fresh process runs meanwhile)"),
     ("aimgen.validate", "finish_fresh", "validation: fresh process (waiting for it)"),
 ]
 #: aimgen's own work between the traced graph and the source text (planning and rendering).

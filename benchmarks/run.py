@@ -169,7 +169,8 @@ def bench_convert(s: Settings, tmp: Path) -> dict:
 
 def _has_export() -> bool:
     try:
-        from aimgen.export import export_file, onnx_checks  # noqa: F401
+        from aimgen.export import export_file  # noqa: F401
+        from aimgen.onnx_checks import onnx_checks  # noqa: F401
     except ImportError:
         return False
     return True

@@ -9,16 +9,15 @@ from torch import nn
 EXAMPLE_INPUT_SHAPES = [(1, 784)]
 EXAMPLE_INPUT_DTYPES = ['float32']
 # What aimgen planned; `aimgen validate` checks the model against it.
-AIMGEN = {'format': 1,
- 'kind': 'plain',
- 'source': 'mlp.py:MLP',
- 'class': 'MLP',
- 'input_shapes': ['1,784'],
- 'params': 235146,
- 'depends': []}
+AIMGEN = {
+    'format': 1, 'kind': 'plain', 'source': 'mlp.py:MLP', 'class': 'MLP',
+    'input_shapes': ['1,784'], 'params': 235146, 'depends': [],
+}
 
 
 class MLP(nn.Module):
+    """Plain rendering of MLP."""
+
     def __init__(self):
         super().__init__()
         self.fc1 = nn.Linear(784, 256)
@@ -29,13 +28,13 @@ class MLP(nn.Module):
         self.head = nn.Linear(128, 10)
 
     def forward(self, x):
-        flatten = x.flatten(1)
-        fc1 = self.fc1(flatten)
-        act1 = self.act1(fc1)
-        fc2 = self.fc2(act1)
-        act2 = self.act2(fc2)
-        drop = self.drop(act2)
-        head = self.head(drop)
+        x = x.flatten(1)
+        x = self.fc1(x)
+        x = self.act1(x)
+        x = self.fc2(x)
+        x = self.act2(x)
+        x = self.drop(x)
+        head = self.head(x)
         return head
 
 

@@ -12,18 +12,16 @@ from torch import nn
 EXAMPLE_INPUT_SHAPES = [(1, 3, 224, 224)]
 EXAMPLE_INPUT_DTYPES = ['float32']
 # What aimgen planned; `aimgen validate` checks the model against it.
-AIMGEN = {'format': 1,
- 'kind': 'aim',
- 'source': 'torchvision_models.py:resnet50',
- 'class': 'AimResNet',
- 'input_shapes': ['1,3,224,224'],
- 'memory_shape': [1024, 7, 7],
- 'memory': 'memory',
- 'base_params': 23753912,
- 'aim_params': 24034200,
- 'delta': {'memory': 50176, 'taps': 65720, 'updates': 164392},
- 'update_blocks': 5,
- 'depends': []}
+AIMGEN = {
+    'format': 1, 'kind': 'aim', 'source': 'torchvision_models.py:resnet50', 'class': 'AimResNet',
+    'input_shapes': ['1,3,224,224'], 'memory_shape': [1024, 7, 7], 'memory': 'memory',
+    'form': 'sum', 'base_params': 23753912, 'aim_params': 24034200,
+    'delta': {'memory': 50176, 'taps': 65720, 'updates': 164392}, 'update_blocks': 5,
+    'depends': [],
+}
+
+
+# --- the memory: what every AiM model runs (aimgen's runtime, copied here) ---
 
 
 def fit_memory(memory: torch.Tensor, channels: int, size: tuple[int, ...]) -> torch.Tensor:
@@ -38,11 +36,31 @@ def fit_memory(memory: torch.Tensor, channels: int, size: tuple[int, ...]) -> to
     return flat.reshape(n, folds, channels, *size).sum(1)
 
 
-def fit_features(memory: torch.Tensor, features: int, x: torch.Tensor) -> torch.Tensor:
-    """(N, ...) memory -> `features` values on the last axis of x, broadcast over the
-    middle axes of an (N, ..., D) input."""
-    m = fit_memory(memory, features, ())
-    return m.reshape(m.shape[0], *([1] * (x.dim() - 2)), features).expand(*x.shape[:-1], features)
+class MemoryState:
+    """The memory during one forward pass: its value (one row for every sample until an update
+    block reads per-sample features, then a row per sample), and its fits, each made once."""
+
+    def __init__(self, memory: torch.Tensor, batched: bool = False):
+        self.tensor = memory if batched else memory.unsqueeze(0)
+        self.fits: dict[tuple, torch.Tensor] = {}
+
+    def fit(self, k: int, size: tuple[int, ...]) -> torch.Tensor:
+        if (k, *size) not in self.fits:
+            self.fits[(k, *size)] = fit_memory(self.tensor, k, size)
+        return self.fits[(k, *size)]
+
+    def channels(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """k memory channels at the spatial size of x: (1 or N, k, *x.shape[2:])."""
+        return self.fit(k, x.shape[2:])
+
+    def features(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """k memory features, shaped to broadcast over the middle axes of an (N, ..., D) x."""
+        m = self.fit(k, ())
+        return m.reshape(m.shape[0], *([1] * (x.dim() - 2)), k)
+
+    def final(self) -> torch.Tensor:
+        """What is handed on (to the carry, or out of a stateful graph): the batch mean."""
+        return self.tensor.mean(0)
 
 
 class Memory(nn.Module):
@@ -74,6 +92,35 @@ class Memory(nn.Module):
         self.carry.zero_()
 
 
+def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
+    """A weight drawn as PyTorch draws a layer's weights: uniform(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) over the (widened) layer's fan-in."""
+    bound = 1 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+
+
+# --- the sum form: layer(cat([x, m])) == layer(x) + the memory's part ---------------------
+
+class _MemoryConv:
+    """conv(cat([x, m], 1)) computed as conv(x) + conv(m, memory_weight): ``weight`` keeps its
+    base shape and ``memory_weight`` holds what the memory channels would get in a widened
+    layer (and is drawn the way PyTorch would draw them there)."""
+
+    def __init__(self, *args, memory_channels: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        shape = (self.out_channels, memory_channels, *self.kernel_size)
+        fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
+        self.memory_weight = weight_parameter(shape, fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        memory = self._conv_forward(m, self.memory_weight, None)
+        return self._conv_forward(x, self.weight, self.bias) + memory
+
+
+class MemoryConv2d(_MemoryConv, nn.Conv2d):
+    """nn.Conv2d that also reads ``memory_channels`` fitted memory channels."""
+
+
 class MemoryUpdate(nn.Module):
     """Rewrite the memory from features pooled to its grid: mix both through a rank-r
     bottleneck (1x1, channels last), then a gated, bounded write."""
@@ -84,207 +131,121 @@ class MemoryUpdate(nn.Module):
         self.from_memory = nn.Linear(memory_channels, rank, bias=False)
         self.to_memory = nn.Linear(rank, 2 * memory_channels)
 
-    def forward(self, memory: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        m = memory.movedim(1, -1)
+    def forward(self, memory: MemoryState, features: torch.Tensor) -> MemoryState:
+        m = memory.tensor.movedim(1, -1)
         z = torch.relu(self.from_features(features.movedim(1, -1)) + self.from_memory(m))
         gate, candidate = self.to_memory(z).chunk(2, dim=-1)
         gate = torch.sigmoid(gate)
-        return ((1 - gate) * m + gate * torch.tanh(candidate)).movedim(-1, 1)
+        m = (1 - gate) * m + gate * torch.tanh(candidate)
+        return MemoryState(m.movedim(-1, 1), batched=True)
 
 
-class Group(nn.Module):
-    """A plain container: holds submodules, parameters and buffers under the base model's
-    names, so state_dict keys are the base model's."""
+class MemorySequential(nn.Sequential):
+    """nn.Sequential of blocks that each take and return (x, memory); same state_dict keys."""
 
-    def __init__(self, **members):
+    def forward(self, x: torch.Tensor, memory: MemoryState) -> tuple[torch.Tensor, MemoryState]:
+        for block in self:
+            x, memory = block(x, memory)
+        return x, memory
+
+
+class MemoryLinear(nn.Linear):
+    """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],
+    -1)) as linear(x) + linear(m, memory_weight), m broadcast over the middle axes, not copied."""
+
+    def __init__(self, *args, memory_features: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        fan_in = self.in_features + memory_features
+        self.memory_weight = weight_parameter((self.out_features, memory_features), fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + F.linear(m, self.memory_weight)
+
+
+class Bottleneck(nn.Module):
+    """Bottleneck of the base model (16 instances: layer1.0, layer2.0, layer3.0, ...). Reads
+    the memory at conv1, conv2, conv3, downsample.0 (1 memory channel each). downsample is
+    optional (None in 12 of them)."""
+
+    def __init__(self, inplanes, planes, stride, downsample=None):
         super().__init__()
-        for name, member in members.items():
-            setattr(self, name, member)
+        self.conv1 = MemoryConv2d(inplanes, planes, 1, bias=False, memory_channels=1)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = MemoryConv2d(planes, planes, 3, stride=stride, padding=1, bias=False,
+                                  memory_channels=1)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = MemoryConv2d(planes, planes * 4, 1, bias=False, memory_channels=1)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x, memory):
+        out = self.conv1(x, memory.channels(1, x))  # = conv1(cat([x, m], 1))
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.conv2(out, memory.channels(1, out))  # = conv2(cat([out, m], 1))
+        out = self.bn2(out)
+        out = self.relu(out)
+        out = self.conv3(out, memory.channels(1, out))  # = conv3(cat([out, m], 1))
+        out = self.bn3(out)
+        identity = x
+        if self.downsample is not None:
+            # = downsample.0(cat([x, m], 1))
+            downsample = self.downsample[0](x, memory.channels(1, x))
+            identity = self.downsample[1](downsample)
+        out = out + identity
+        out = self.relu(out)
+        return out, memory
 
 
 class AimResNet(nn.Module):
+    """AiM version of ResNet: the memory, its readers and its update blocks."""
+
     def __init__(self):
         super().__init__()
-        self.memory = Memory((1024, 7, 7), carry_rate=0.1)  # 50,176 floats, carried from batch to batch
-        self.conv1 = nn.Conv2d(3 + 1, 64, 7, stride=2, padding=3, bias=False)  # + memory: 1 channel at 224x224
+        # 50,176 floats, carried from batch to batch
+        self.memory = Memory((1024, 7, 7), carry_rate=0.1)
+        self.conv1 = MemoryConv2d(3, 64, 7, stride=2, padding=3, bias=False, memory_channels=1)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = nn.ModuleList([
-            Group(
-                conv1=nn.Conv2d(64 + 1, 64, 1, bias=False),  # + memory: 1 channel at 56x56
-                bn1=nn.BatchNorm2d(64),
-                conv2=nn.Conv2d(64 + 1, 64, 3, padding=1, bias=False),  # + memory: 1 channel at 56x56
-                bn2=nn.BatchNorm2d(64),
-                conv3=nn.Conv2d(64 + 1, 256, 1, bias=False),  # + memory: 1 channel at 56x56
-                bn3=nn.BatchNorm2d(256),
-                relu=nn.ReLU(inplace=True),
-                downsample=nn.ModuleList([
-                    nn.Conv2d(64 + 1, 256, 1, bias=False),  # + memory: 1 channel at 56x56
-                    nn.BatchNorm2d(256),
-                ]),
-            ),
-            Group(
-                conv1=nn.Conv2d(256 + 1, 64, 1, bias=False),  # + memory: 1 channel at 56x56
-                bn1=nn.BatchNorm2d(64),
-                conv2=nn.Conv2d(64 + 1, 64, 3, padding=1, bias=False),  # + memory: 1 channel at 56x56
-                bn2=nn.BatchNorm2d(64),
-                conv3=nn.Conv2d(64 + 1, 256, 1, bias=False),  # + memory: 1 channel at 56x56
-                bn3=nn.BatchNorm2d(256),
-                relu=nn.ReLU(inplace=True),
-            ),
-            Group(
-                conv1=nn.Conv2d(256 + 1, 64, 1, bias=False),  # + memory: 1 channel at 56x56
-                bn1=nn.BatchNorm2d(64),
-                conv2=nn.Conv2d(64 + 1, 64, 3, padding=1, bias=False),  # + memory: 1 channel at 56x56
-                bn2=nn.BatchNorm2d(64),
-                conv3=nn.Conv2d(64 + 1, 256, 1, bias=False),  # + memory: 1 channel at 56x56
-                bn3=nn.BatchNorm2d(256),
-                relu=nn.ReLU(inplace=True),
-            ),
-        ])
-        self.layer2 = nn.ModuleList([
-            Group(
-                conv1=nn.Conv2d(256 + 1, 128, 1, bias=False),  # + memory: 1 channel at 56x56
-                bn1=nn.BatchNorm2d(128),
-                conv2=nn.Conv2d(128 + 1, 128, 3, stride=2, padding=1, bias=False),  # + memory: 1 channel at 56x56
-                bn2=nn.BatchNorm2d(128),
-                conv3=nn.Conv2d(128 + 1, 512, 1, bias=False),  # + memory: 1 channel at 28x28
-                bn3=nn.BatchNorm2d(512),
-                relu=nn.ReLU(inplace=True),
-                downsample=nn.ModuleList([
-                    nn.Conv2d(256 + 1, 512, 1, stride=2, bias=False),  # + memory: 1 channel at 56x56
-                    nn.BatchNorm2d(512),
-                ]),
-            ),
-            Group(
-                conv1=nn.Conv2d(512 + 1, 128, 1, bias=False),  # + memory: 1 channel at 28x28
-                bn1=nn.BatchNorm2d(128),
-                conv2=nn.Conv2d(128 + 1, 128, 3, padding=1, bias=False),  # + memory: 1 channel at 28x28
-                bn2=nn.BatchNorm2d(128),
-                conv3=nn.Conv2d(128 + 1, 512, 1, bias=False),  # + memory: 1 channel at 28x28
-                bn3=nn.BatchNorm2d(512),
-                relu=nn.ReLU(inplace=True),
-            ),
-            Group(
-                conv1=nn.Conv2d(512 + 1, 128, 1, bias=False),  # + memory: 1 channel at 28x28
-                bn1=nn.BatchNorm2d(128),
-                conv2=nn.Conv2d(128 + 1, 128, 3, padding=1, bias=False),  # + memory: 1 channel at 28x28
-                bn2=nn.BatchNorm2d(128),
-                conv3=nn.Conv2d(128 + 1, 512, 1, bias=False),  # + memory: 1 channel at 28x28
-                bn3=nn.BatchNorm2d(512),
-                relu=nn.ReLU(inplace=True),
-            ),
-            Group(
-                conv1=nn.Conv2d(512 + 1, 128, 1, bias=False),  # + memory: 1 channel at 28x28
-                bn1=nn.BatchNorm2d(128),
-                conv2=nn.Conv2d(128 + 1, 128, 3, padding=1, bias=False),  # + memory: 1 channel at 28x28
-                bn2=nn.BatchNorm2d(128),
-                conv3=nn.Conv2d(128 + 1, 512, 1, bias=False),  # + memory: 1 channel at 28x28
-                bn3=nn.BatchNorm2d(512),
-                relu=nn.ReLU(inplace=True),
-            ),
-        ])
-        self.layer3 = nn.ModuleList([
-            Group(
-                conv1=nn.Conv2d(512 + 1, 256, 1, bias=False),  # + memory: 1 channel at 28x28
-                bn1=nn.BatchNorm2d(256),
-                conv2=nn.Conv2d(256 + 1, 256, 3, stride=2, padding=1, bias=False),  # + memory: 1 channel at 28x28
-                bn2=nn.BatchNorm2d(256),
-                conv3=nn.Conv2d(256 + 1, 1024, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn3=nn.BatchNorm2d(1024),
-                relu=nn.ReLU(inplace=True),
-                downsample=nn.ModuleList([
-                    nn.Conv2d(512 + 1, 1024, 1, stride=2, bias=False),  # + memory: 1 channel at 28x28
-                    nn.BatchNorm2d(1024),
-                ]),
-            ),
-            Group(
-                conv1=nn.Conv2d(1024 + 1, 256, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn1=nn.BatchNorm2d(256),
-                conv2=nn.Conv2d(256 + 1, 256, 3, padding=1, bias=False),  # + memory: 1 channel at 14x14
-                bn2=nn.BatchNorm2d(256),
-                conv3=nn.Conv2d(256 + 1, 1024, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn3=nn.BatchNorm2d(1024),
-                relu=nn.ReLU(inplace=True),
-            ),
-            Group(
-                conv1=nn.Conv2d(1024 + 1, 256, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn1=nn.BatchNorm2d(256),
-                conv2=nn.Conv2d(256 + 1, 256, 3, padding=1, bias=False),  # + memory: 1 channel at 14x14
-                bn2=nn.BatchNorm2d(256),
-                conv3=nn.Conv2d(256 + 1, 1024, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn3=nn.BatchNorm2d(1024),
-                relu=nn.ReLU(inplace=True),
-            ),
-            Group(
-                conv1=nn.Conv2d(1024 + 1, 256, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn1=nn.BatchNorm2d(256),
-                conv2=nn.Conv2d(256 + 1, 256, 3, padding=1, bias=False),  # + memory: 1 channel at 14x14
-                bn2=nn.BatchNorm2d(256),
-                conv3=nn.Conv2d(256 + 1, 1024, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn3=nn.BatchNorm2d(1024),
-                relu=nn.ReLU(inplace=True),
-            ),
-            Group(
-                conv1=nn.Conv2d(1024 + 1, 256, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn1=nn.BatchNorm2d(256),
-                conv2=nn.Conv2d(256 + 1, 256, 3, padding=1, bias=False),  # + memory: 1 channel at 14x14
-                bn2=nn.BatchNorm2d(256),
-                conv3=nn.Conv2d(256 + 1, 1024, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn3=nn.BatchNorm2d(1024),
-                relu=nn.ReLU(inplace=True),
-            ),
-            Group(
-                conv1=nn.Conv2d(1024 + 1, 256, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn1=nn.BatchNorm2d(256),
-                conv2=nn.Conv2d(256 + 1, 256, 3, padding=1, bias=False),  # + memory: 1 channel at 14x14
-                bn2=nn.BatchNorm2d(256),
-                conv3=nn.Conv2d(256 + 1, 1024, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn3=nn.BatchNorm2d(1024),
-                relu=nn.ReLU(inplace=True),
-            ),
-        ])
-        self.layer4 = nn.ModuleList([
-            Group(
-                conv1=nn.Conv2d(1024 + 1, 512, 1, bias=False),  # + memory: 1 channel at 14x14
-                bn1=nn.BatchNorm2d(512),
-                conv2=nn.Conv2d(512 + 1, 512, 3, stride=2, padding=1, bias=False),  # + memory: 1 channel at 14x14
-                bn2=nn.BatchNorm2d(512),
-                conv3=nn.Conv2d(512 + 1, 2048, 1, bias=False),  # + memory: 1 channel at 7x7
-                bn3=nn.BatchNorm2d(2048),
-                relu=nn.ReLU(inplace=True),
-                downsample=nn.ModuleList([
-                    nn.Conv2d(1024 + 1, 2048, 1, stride=2, bias=False),  # + memory: 1 channel at 14x14
-                    nn.BatchNorm2d(2048),
-                ]),
-            ),
-            Group(
-                conv1=nn.Conv2d(2048 + 1, 512, 1, bias=False),  # + memory: 1 channel at 7x7
-                bn1=nn.BatchNorm2d(512),
-                conv2=nn.Conv2d(512 + 1, 512, 3, padding=1, bias=False),  # + memory: 1 channel at 7x7
-                bn2=nn.BatchNorm2d(512),
-                conv3=nn.Conv2d(512 + 1, 2048, 1, bias=False),  # + memory: 1 channel at 7x7
-                bn3=nn.BatchNorm2d(2048),
-                relu=nn.ReLU(inplace=True),
-            ),
-            Group(
-                conv1=nn.Conv2d(2048 + 1, 512, 1, bias=False),  # + memory: 1 channel at 7x7
-                bn1=nn.BatchNorm2d(512),
-                conv2=nn.Conv2d(512 + 1, 512, 3, padding=1, bias=False),  # + memory: 1 channel at 7x7
-                bn2=nn.BatchNorm2d(512),
-                conv3=nn.Conv2d(512 + 1, 2048, 1, bias=False),  # + memory: 1 channel at 7x7
-                bn3=nn.BatchNorm2d(2048),
-                relu=nn.ReLU(inplace=True),
-            ),
-        ])
+        self.layer1 = MemorySequential(
+            Bottleneck(64, 64, 1, downsample=nn.Sequential(
+                MemoryConv2d(64, 256, 1, bias=False, memory_channels=1),
+                nn.BatchNorm2d(256),
+            )),
+            Bottleneck(256, 64, 1),
+            Bottleneck(256, 64, 1),
+        )
+        self.layer2 = MemorySequential(
+            Bottleneck(256, 128, 2, downsample=nn.Sequential(
+                MemoryConv2d(256, 512, 1, stride=2, bias=False, memory_channels=1),
+                nn.BatchNorm2d(512),
+            )),
+            *(Bottleneck(512, 128, 1) for _ in range(3)),
+        )
+        self.layer3 = MemorySequential(
+            Bottleneck(512, 256, 2, downsample=nn.Sequential(
+                MemoryConv2d(512, 1024, 1, stride=2, bias=False, memory_channels=1),
+                nn.BatchNorm2d(1024),
+            )),
+            *(Bottleneck(1024, 256, 1) for _ in range(5)),
+        )
+        self.layer4 = MemorySequential(
+            Bottleneck(1024, 512, 2, downsample=nn.Sequential(
+                MemoryConv2d(1024, 2048, 1, stride=2, bias=False, memory_channels=1),
+                nn.BatchNorm2d(2048),
+            )),
+            Bottleneck(2048, 512, 1),
+            Bottleneck(2048, 512, 1),
+        )
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(2048 + 49, 120)  # + memory: 49 features
-        self.update_relu = MemoryUpdate(64, 1024, rank=8)  # update block after relu: +27,144 params
-        self.update_layer1_2_relu = MemoryUpdate(256, 1024, rank=8)  # update block after layer1.2.relu: +28,680 params
-        self.update_layer2_3_relu = MemoryUpdate(512, 1024, rank=8)  # update block after layer2.3.relu: +30,728 params
-        self.update_layer3_5_relu = MemoryUpdate(1024, 1024, rank=8)  # update block after layer3.5.relu: +34,824 params
-        self.update_layer4_2_relu = MemoryUpdate(2048, 1024, rank=8)  # update block after layer4.2.relu: +43,016 params
+        self.fc = MemoryLinear(2048, 120, memory_features=49)
+        self.update_relu = MemoryUpdate(64, 1024, rank=8)
+        self.update_layer1 = MemoryUpdate(256, 1024, rank=8)
+        self.update_layer2 = MemoryUpdate(512, 1024, rank=8)
+        self.update_layer3 = MemoryUpdate(1024, 1024, rank=8)
+        self.update_layer4 = MemoryUpdate(2048, 1024, rank=8)
 
     def forward(self, x):
         outputs, memory = self.forward_with_memory(x, self.memory.read())
@@ -294,188 +255,24 @@ class AimResNet(nn.Module):
     def forward_with_memory(self, x, memory):
         """The pure function behind forward: (inputs, memory) -> (outputs, new memory).
         Memory in and out have the seed's shape; the new memory is the batch mean."""
-        memory = memory.expand(x.shape[0], *memory.shape)
-        conv1 = self.conv1(torch.cat([x, fit_memory(memory, 1, x.shape[2:])], 1))  # + memory: 1 channel at 224x224
-        bn1 = self.bn1(conv1)
-        relu = self.relu(bn1)
-        memory = self.update_relu(memory, F.adaptive_avg_pool2d(relu, (7, 7)))  # update block: memory rewritten from relu (64 x 112x112)
-        maxpool = self.maxpool(relu)
-        layer1_0_conv1 = self.layer1[0].conv1(torch.cat([maxpool, fit_memory(memory, 1, maxpool.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_0_bn1 = self.layer1[0].bn1(layer1_0_conv1)
-        layer1_0_relu = self.layer1[0].relu(layer1_0_bn1)
-        layer1_0_conv2 = self.layer1[0].conv2(torch.cat([layer1_0_relu, fit_memory(memory, 1, layer1_0_relu.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_0_bn2 = self.layer1[0].bn2(layer1_0_conv2)
-        layer1_0_relu_1 = self.layer1[0].relu(layer1_0_bn2)
-        layer1_0_conv3 = self.layer1[0].conv3(torch.cat([layer1_0_relu_1, fit_memory(memory, 1, layer1_0_relu_1.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_0_bn3 = self.layer1[0].bn3(layer1_0_conv3)
-        layer1_0_downsample_0 = self.layer1[0].downsample[0](torch.cat([maxpool, fit_memory(memory, 1, maxpool.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_0_downsample_1 = self.layer1[0].downsample[1](layer1_0_downsample_0)
-        add = layer1_0_bn3 + layer1_0_downsample_1
-        layer1_0_relu_2 = self.layer1[0].relu(add)
-        layer1_1_conv1 = self.layer1[1].conv1(torch.cat([layer1_0_relu_2, fit_memory(memory, 1, layer1_0_relu_2.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_1_bn1 = self.layer1[1].bn1(layer1_1_conv1)
-        layer1_1_relu = self.layer1[1].relu(layer1_1_bn1)
-        layer1_1_conv2 = self.layer1[1].conv2(torch.cat([layer1_1_relu, fit_memory(memory, 1, layer1_1_relu.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_1_bn2 = self.layer1[1].bn2(layer1_1_conv2)
-        layer1_1_relu_1 = self.layer1[1].relu(layer1_1_bn2)
-        layer1_1_conv3 = self.layer1[1].conv3(torch.cat([layer1_1_relu_1, fit_memory(memory, 1, layer1_1_relu_1.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_1_bn3 = self.layer1[1].bn3(layer1_1_conv3)
-        add_1 = layer1_1_bn3 + layer1_0_relu_2
-        layer1_1_relu_2 = self.layer1[1].relu(add_1)
-        layer1_2_conv1 = self.layer1[2].conv1(torch.cat([layer1_1_relu_2, fit_memory(memory, 1, layer1_1_relu_2.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_2_bn1 = self.layer1[2].bn1(layer1_2_conv1)
-        layer1_2_relu = self.layer1[2].relu(layer1_2_bn1)
-        layer1_2_conv2 = self.layer1[2].conv2(torch.cat([layer1_2_relu, fit_memory(memory, 1, layer1_2_relu.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_2_bn2 = self.layer1[2].bn2(layer1_2_conv2)
-        layer1_2_relu_1 = self.layer1[2].relu(layer1_2_bn2)
-        layer1_2_conv3 = self.layer1[2].conv3(torch.cat([layer1_2_relu_1, fit_memory(memory, 1, layer1_2_relu_1.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer1_2_bn3 = self.layer1[2].bn3(layer1_2_conv3)
-        add_2 = layer1_2_bn3 + layer1_1_relu_2
-        layer1_2_relu_2 = self.layer1[2].relu(add_2)
-        memory = self.update_layer1_2_relu(memory, F.adaptive_avg_pool2d(layer1_2_relu_2, (7, 7)))  # update block: memory rewritten from layer1.2.relu (256 x 56x56)
-        layer2_0_conv1 = self.layer2[0].conv1(torch.cat([layer1_2_relu_2, fit_memory(memory, 1, layer1_2_relu_2.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer2_0_bn1 = self.layer2[0].bn1(layer2_0_conv1)
-        layer2_0_relu = self.layer2[0].relu(layer2_0_bn1)
-        layer2_0_conv2 = self.layer2[0].conv2(torch.cat([layer2_0_relu, fit_memory(memory, 1, layer2_0_relu.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer2_0_bn2 = self.layer2[0].bn2(layer2_0_conv2)
-        layer2_0_relu_1 = self.layer2[0].relu(layer2_0_bn2)
-        layer2_0_conv3 = self.layer2[0].conv3(torch.cat([layer2_0_relu_1, fit_memory(memory, 1, layer2_0_relu_1.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_0_bn3 = self.layer2[0].bn3(layer2_0_conv3)
-        layer2_0_downsample_0 = self.layer2[0].downsample[0](torch.cat([layer1_2_relu_2, fit_memory(memory, 1, layer1_2_relu_2.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        layer2_0_downsample_1 = self.layer2[0].downsample[1](layer2_0_downsample_0)
-        add_3 = layer2_0_bn3 + layer2_0_downsample_1
-        layer2_0_relu_2 = self.layer2[0].relu(add_3)
-        layer2_1_conv1 = self.layer2[1].conv1(torch.cat([layer2_0_relu_2, fit_memory(memory, 1, layer2_0_relu_2.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_1_bn1 = self.layer2[1].bn1(layer2_1_conv1)
-        layer2_1_relu = self.layer2[1].relu(layer2_1_bn1)
-        layer2_1_conv2 = self.layer2[1].conv2(torch.cat([layer2_1_relu, fit_memory(memory, 1, layer2_1_relu.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_1_bn2 = self.layer2[1].bn2(layer2_1_conv2)
-        layer2_1_relu_1 = self.layer2[1].relu(layer2_1_bn2)
-        layer2_1_conv3 = self.layer2[1].conv3(torch.cat([layer2_1_relu_1, fit_memory(memory, 1, layer2_1_relu_1.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_1_bn3 = self.layer2[1].bn3(layer2_1_conv3)
-        add_4 = layer2_1_bn3 + layer2_0_relu_2
-        layer2_1_relu_2 = self.layer2[1].relu(add_4)
-        layer2_2_conv1 = self.layer2[2].conv1(torch.cat([layer2_1_relu_2, fit_memory(memory, 1, layer2_1_relu_2.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_2_bn1 = self.layer2[2].bn1(layer2_2_conv1)
-        layer2_2_relu = self.layer2[2].relu(layer2_2_bn1)
-        layer2_2_conv2 = self.layer2[2].conv2(torch.cat([layer2_2_relu, fit_memory(memory, 1, layer2_2_relu.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_2_bn2 = self.layer2[2].bn2(layer2_2_conv2)
-        layer2_2_relu_1 = self.layer2[2].relu(layer2_2_bn2)
-        layer2_2_conv3 = self.layer2[2].conv3(torch.cat([layer2_2_relu_1, fit_memory(memory, 1, layer2_2_relu_1.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_2_bn3 = self.layer2[2].bn3(layer2_2_conv3)
-        add_5 = layer2_2_bn3 + layer2_1_relu_2
-        layer2_2_relu_2 = self.layer2[2].relu(add_5)
-        layer2_3_conv1 = self.layer2[3].conv1(torch.cat([layer2_2_relu_2, fit_memory(memory, 1, layer2_2_relu_2.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_3_bn1 = self.layer2[3].bn1(layer2_3_conv1)
-        layer2_3_relu = self.layer2[3].relu(layer2_3_bn1)
-        layer2_3_conv2 = self.layer2[3].conv2(torch.cat([layer2_3_relu, fit_memory(memory, 1, layer2_3_relu.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_3_bn2 = self.layer2[3].bn2(layer2_3_conv2)
-        layer2_3_relu_1 = self.layer2[3].relu(layer2_3_bn2)
-        layer2_3_conv3 = self.layer2[3].conv3(torch.cat([layer2_3_relu_1, fit_memory(memory, 1, layer2_3_relu_1.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer2_3_bn3 = self.layer2[3].bn3(layer2_3_conv3)
-        add_6 = layer2_3_bn3 + layer2_2_relu_2
-        layer2_3_relu_2 = self.layer2[3].relu(add_6)
-        memory = self.update_layer2_3_relu(memory, F.adaptive_avg_pool2d(layer2_3_relu_2, (7, 7)))  # update block: memory rewritten from layer2.3.relu (512 x 28x28)
-        layer3_0_conv1 = self.layer3[0].conv1(torch.cat([layer2_3_relu_2, fit_memory(memory, 1, layer2_3_relu_2.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer3_0_bn1 = self.layer3[0].bn1(layer3_0_conv1)
-        layer3_0_relu = self.layer3[0].relu(layer3_0_bn1)
-        layer3_0_conv2 = self.layer3[0].conv2(torch.cat([layer3_0_relu, fit_memory(memory, 1, layer3_0_relu.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer3_0_bn2 = self.layer3[0].bn2(layer3_0_conv2)
-        layer3_0_relu_1 = self.layer3[0].relu(layer3_0_bn2)
-        layer3_0_conv3 = self.layer3[0].conv3(torch.cat([layer3_0_relu_1, fit_memory(memory, 1, layer3_0_relu_1.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_0_bn3 = self.layer3[0].bn3(layer3_0_conv3)
-        layer3_0_downsample_0 = self.layer3[0].downsample[0](torch.cat([layer2_3_relu_2, fit_memory(memory, 1, layer2_3_relu_2.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        layer3_0_downsample_1 = self.layer3[0].downsample[1](layer3_0_downsample_0)
-        add_7 = layer3_0_bn3 + layer3_0_downsample_1
-        layer3_0_relu_2 = self.layer3[0].relu(add_7)
-        layer3_1_conv1 = self.layer3[1].conv1(torch.cat([layer3_0_relu_2, fit_memory(memory, 1, layer3_0_relu_2.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_1_bn1 = self.layer3[1].bn1(layer3_1_conv1)
-        layer3_1_relu = self.layer3[1].relu(layer3_1_bn1)
-        layer3_1_conv2 = self.layer3[1].conv2(torch.cat([layer3_1_relu, fit_memory(memory, 1, layer3_1_relu.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_1_bn2 = self.layer3[1].bn2(layer3_1_conv2)
-        layer3_1_relu_1 = self.layer3[1].relu(layer3_1_bn2)
-        layer3_1_conv3 = self.layer3[1].conv3(torch.cat([layer3_1_relu_1, fit_memory(memory, 1, layer3_1_relu_1.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_1_bn3 = self.layer3[1].bn3(layer3_1_conv3)
-        add_8 = layer3_1_bn3 + layer3_0_relu_2
-        layer3_1_relu_2 = self.layer3[1].relu(add_8)
-        layer3_2_conv1 = self.layer3[2].conv1(torch.cat([layer3_1_relu_2, fit_memory(memory, 1, layer3_1_relu_2.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_2_bn1 = self.layer3[2].bn1(layer3_2_conv1)
-        layer3_2_relu = self.layer3[2].relu(layer3_2_bn1)
-        layer3_2_conv2 = self.layer3[2].conv2(torch.cat([layer3_2_relu, fit_memory(memory, 1, layer3_2_relu.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_2_bn2 = self.layer3[2].bn2(layer3_2_conv2)
-        layer3_2_relu_1 = self.layer3[2].relu(layer3_2_bn2)
-        layer3_2_conv3 = self.layer3[2].conv3(torch.cat([layer3_2_relu_1, fit_memory(memory, 1, layer3_2_relu_1.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_2_bn3 = self.layer3[2].bn3(layer3_2_conv3)
-        add_9 = layer3_2_bn3 + layer3_1_relu_2
-        layer3_2_relu_2 = self.layer3[2].relu(add_9)
-        layer3_3_conv1 = self.layer3[3].conv1(torch.cat([layer3_2_relu_2, fit_memory(memory, 1, layer3_2_relu_2.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_3_bn1 = self.layer3[3].bn1(layer3_3_conv1)
-        layer3_3_relu = self.layer3[3].relu(layer3_3_bn1)
-        layer3_3_conv2 = self.layer3[3].conv2(torch.cat([layer3_3_relu, fit_memory(memory, 1, layer3_3_relu.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_3_bn2 = self.layer3[3].bn2(layer3_3_conv2)
-        layer3_3_relu_1 = self.layer3[3].relu(layer3_3_bn2)
-        layer3_3_conv3 = self.layer3[3].conv3(torch.cat([layer3_3_relu_1, fit_memory(memory, 1, layer3_3_relu_1.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_3_bn3 = self.layer3[3].bn3(layer3_3_conv3)
-        add_10 = layer3_3_bn3 + layer3_2_relu_2
-        layer3_3_relu_2 = self.layer3[3].relu(add_10)
-        layer3_4_conv1 = self.layer3[4].conv1(torch.cat([layer3_3_relu_2, fit_memory(memory, 1, layer3_3_relu_2.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_4_bn1 = self.layer3[4].bn1(layer3_4_conv1)
-        layer3_4_relu = self.layer3[4].relu(layer3_4_bn1)
-        layer3_4_conv2 = self.layer3[4].conv2(torch.cat([layer3_4_relu, fit_memory(memory, 1, layer3_4_relu.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_4_bn2 = self.layer3[4].bn2(layer3_4_conv2)
-        layer3_4_relu_1 = self.layer3[4].relu(layer3_4_bn2)
-        layer3_4_conv3 = self.layer3[4].conv3(torch.cat([layer3_4_relu_1, fit_memory(memory, 1, layer3_4_relu_1.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_4_bn3 = self.layer3[4].bn3(layer3_4_conv3)
-        add_11 = layer3_4_bn3 + layer3_3_relu_2
-        layer3_4_relu_2 = self.layer3[4].relu(add_11)
-        layer3_5_conv1 = self.layer3[5].conv1(torch.cat([layer3_4_relu_2, fit_memory(memory, 1, layer3_4_relu_2.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_5_bn1 = self.layer3[5].bn1(layer3_5_conv1)
-        layer3_5_relu = self.layer3[5].relu(layer3_5_bn1)
-        layer3_5_conv2 = self.layer3[5].conv2(torch.cat([layer3_5_relu, fit_memory(memory, 1, layer3_5_relu.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_5_bn2 = self.layer3[5].bn2(layer3_5_conv2)
-        layer3_5_relu_1 = self.layer3[5].relu(layer3_5_bn2)
-        layer3_5_conv3 = self.layer3[5].conv3(torch.cat([layer3_5_relu_1, fit_memory(memory, 1, layer3_5_relu_1.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer3_5_bn3 = self.layer3[5].bn3(layer3_5_conv3)
-        add_12 = layer3_5_bn3 + layer3_4_relu_2
-        layer3_5_relu_2 = self.layer3[5].relu(add_12)
-        memory = self.update_layer3_5_relu(memory, F.adaptive_avg_pool2d(layer3_5_relu_2, (7, 7)))  # update block: memory rewritten from layer3.5.relu (1024 x 14x14)
-        layer4_0_conv1 = self.layer4[0].conv1(torch.cat([layer3_5_relu_2, fit_memory(memory, 1, layer3_5_relu_2.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer4_0_bn1 = self.layer4[0].bn1(layer4_0_conv1)
-        layer4_0_relu = self.layer4[0].relu(layer4_0_bn1)
-        layer4_0_conv2 = self.layer4[0].conv2(torch.cat([layer4_0_relu, fit_memory(memory, 1, layer4_0_relu.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer4_0_bn2 = self.layer4[0].bn2(layer4_0_conv2)
-        layer4_0_relu_1 = self.layer4[0].relu(layer4_0_bn2)
-        layer4_0_conv3 = self.layer4[0].conv3(torch.cat([layer4_0_relu_1, fit_memory(memory, 1, layer4_0_relu_1.shape[2:])], 1))  # + memory: 1 channel at 7x7
-        layer4_0_bn3 = self.layer4[0].bn3(layer4_0_conv3)
-        layer4_0_downsample_0 = self.layer4[0].downsample[0](torch.cat([layer3_5_relu_2, fit_memory(memory, 1, layer3_5_relu_2.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        layer4_0_downsample_1 = self.layer4[0].downsample[1](layer4_0_downsample_0)
-        add_13 = layer4_0_bn3 + layer4_0_downsample_1
-        layer4_0_relu_2 = self.layer4[0].relu(add_13)
-        layer4_1_conv1 = self.layer4[1].conv1(torch.cat([layer4_0_relu_2, fit_memory(memory, 1, layer4_0_relu_2.shape[2:])], 1))  # + memory: 1 channel at 7x7
-        layer4_1_bn1 = self.layer4[1].bn1(layer4_1_conv1)
-        layer4_1_relu = self.layer4[1].relu(layer4_1_bn1)
-        layer4_1_conv2 = self.layer4[1].conv2(torch.cat([layer4_1_relu, fit_memory(memory, 1, layer4_1_relu.shape[2:])], 1))  # + memory: 1 channel at 7x7
-        layer4_1_bn2 = self.layer4[1].bn2(layer4_1_conv2)
-        layer4_1_relu_1 = self.layer4[1].relu(layer4_1_bn2)
-        layer4_1_conv3 = self.layer4[1].conv3(torch.cat([layer4_1_relu_1, fit_memory(memory, 1, layer4_1_relu_1.shape[2:])], 1))  # + memory: 1 channel at 7x7
-        layer4_1_bn3 = self.layer4[1].bn3(layer4_1_conv3)
-        add_14 = layer4_1_bn3 + layer4_0_relu_2
-        layer4_1_relu_2 = self.layer4[1].relu(add_14)
-        layer4_2_conv1 = self.layer4[2].conv1(torch.cat([layer4_1_relu_2, fit_memory(memory, 1, layer4_1_relu_2.shape[2:])], 1))  # + memory: 1 channel at 7x7
-        layer4_2_bn1 = self.layer4[2].bn1(layer4_2_conv1)
-        layer4_2_relu = self.layer4[2].relu(layer4_2_bn1)
-        layer4_2_conv2 = self.layer4[2].conv2(torch.cat([layer4_2_relu, fit_memory(memory, 1, layer4_2_relu.shape[2:])], 1))  # + memory: 1 channel at 7x7
-        layer4_2_bn2 = self.layer4[2].bn2(layer4_2_conv2)
-        layer4_2_relu_1 = self.layer4[2].relu(layer4_2_bn2)
-        layer4_2_conv3 = self.layer4[2].conv3(torch.cat([layer4_2_relu_1, fit_memory(memory, 1, layer4_2_relu_1.shape[2:])], 1))  # + memory: 1 channel at 7x7
-        layer4_2_bn3 = self.layer4[2].bn3(layer4_2_conv3)
-        add_15 = layer4_2_bn3 + layer4_1_relu_2
-        layer4_2_relu_2 = self.layer4[2].relu(add_15)
-        memory = self.update_layer4_2_relu(memory, F.adaptive_avg_pool2d(layer4_2_relu_2, (7, 7)))  # update block: memory rewritten from layer4.2.relu (2048 x 7x7)
-        avgpool = self.avgpool(layer4_2_relu_2)
-        flatten = torch.flatten(avgpool, 1)
-        fc = self.fc(torch.cat([flatten, fit_features(memory, 49, flatten)], -1))  # + memory: 49 features
-        return fc, memory.mean(0)
+        memory = MemoryState(memory)
+        x = self.conv1(x, memory.channels(1, x))  # = conv1(cat([x, m], 1))
+        x = self.bn1(x)
+        x = self.relu(x)
+        memory = self.update_relu(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = self.maxpool(x)
+        x, memory = self.layer1(x, memory)
+        memory = self.update_layer1(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x, memory = self.layer2(x, memory)
+        memory = self.update_layer2(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x, memory = self.layer3(x, memory)
+        memory = self.update_layer3(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x, memory = self.layer4(x, memory)
+        memory = self.update_layer4(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        x = self.fc(x, memory.features(49, x))  # = fc(cat([x, m], -1))
+        return x, memory.final()
 
     def reset_memory(self) -> None:
         """Forget what training carried over: the memory is the learned seed again."""

@@ -13,18 +13,15 @@ from torch import nn
 EXAMPLE_INPUT_SHAPES = [(1, 3, 32, 32)]
 EXAMPLE_INPUT_DTYPES = ['float32']
 # What aimgen planned; `aimgen validate` checks the model against it.
-AIMGEN = {'format': 1,
- 'kind': 'aim',
- 'source': 'tiny_cnn.py:TinyCNN',
- 'class': 'AimTinyCNN',
- 'input_shapes': ['1,3,32,32'],
- 'memory_shape': [1, 16, 16],
- 'memory': 'memory',
- 'base_params': 5418,
- 'aim_params': 6326,
- 'delta': {'memory': 256, 'taps': 592, 'updates': 60},
- 'update_blocks': 2,
- 'depends': []}
+AIMGEN = {
+    'format': 1, 'kind': 'aim', 'source': 'tiny_cnn.py:TinyCNN', 'class': 'AimTinyCNN',
+    'input_shapes': ['1,3,32,32'], 'memory_shape': [1, 16, 16], 'memory': 'memory', 'form': 'sum',
+    'base_params': 5418, 'aim_params': 6326, 'delta': {'memory': 256, 'taps': 592, 'updates': 60},
+    'update_blocks': 2, 'depends': [],
+}
+
+
+# --- the memory: what every AiM model runs (aimgen's runtime, copied here) ---
 
 
 def fit_memory(memory: torch.Tensor, channels: int, size: tuple[int, ...]) -> torch.Tensor:
@@ -39,11 +36,31 @@ def fit_memory(memory: torch.Tensor, channels: int, size: tuple[int, ...]) -> to
     return flat.reshape(n, folds, channels, *size).sum(1)
 
 
-def fit_features(memory: torch.Tensor, features: int, x: torch.Tensor) -> torch.Tensor:
-    """(N, ...) memory -> `features` values on the last axis of x, broadcast over the
-    middle axes of an (N, ..., D) input."""
-    m = fit_memory(memory, features, ())
-    return m.reshape(m.shape[0], *([1] * (x.dim() - 2)), features).expand(*x.shape[:-1], features)
+class MemoryState:
+    """The memory during one forward pass: its value (one row for every sample until an update
+    block reads per-sample features, then a row per sample), and its fits, each made once."""
+
+    def __init__(self, memory: torch.Tensor, batched: bool = False):
+        self.tensor = memory if batched else memory.unsqueeze(0)
+        self.fits: dict[tuple, torch.Tensor] = {}
+
+    def fit(self, k: int, size: tuple[int, ...]) -> torch.Tensor:
+        if (k, *size) not in self.fits:
+            self.fits[(k, *size)] = fit_memory(self.tensor, k, size)
+        return self.fits[(k, *size)]
+
+    def channels(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """k memory channels at the spatial size of x: (1 or N, k, *x.shape[2:])."""
+        return self.fit(k, x.shape[2:])
+
+    def features(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """k memory features, shaped to broadcast over the middle axes of an (N, ..., D) x."""
+        m = self.fit(k, ())
+        return m.reshape(m.shape[0], *([1] * (x.dim() - 2)), k)
+
+    def final(self) -> torch.Tensor:
+        """What is handed on (to the carry, or out of a stateful graph): the batch mean."""
+        return self.tensor.mean(0)
 
 
 class Memory(nn.Module):
@@ -85,25 +102,71 @@ class MemoryUpdate(nn.Module):
         self.from_memory = nn.Linear(memory_channels, rank, bias=False)
         self.to_memory = nn.Linear(rank, 2 * memory_channels)
 
-    def forward(self, memory: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        m = memory.movedim(1, -1)
+    def forward(self, memory: MemoryState, features: torch.Tensor) -> MemoryState:
+        m = memory.tensor.movedim(1, -1)
         z = torch.relu(self.from_features(features.movedim(1, -1)) + self.from_memory(m))
         gate, candidate = self.to_memory(z).chunk(2, dim=-1)
         gate = torch.sigmoid(gate)
-        return ((1 - gate) * m + gate * torch.tanh(candidate)).movedim(-1, 1)
+        m = (1 - gate) * m + gate * torch.tanh(candidate)
+        return MemoryState(m.movedim(-1, 1), batched=True)
+
+
+def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
+    """A weight drawn as PyTorch draws a layer's weights: uniform(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) over the (widened) layer's fan-in."""
+    bound = 1 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+
+
+# --- the sum form: layer(cat([x, m])) == layer(x) + the memory's part ---------------------
+
+class _MemoryConv:
+    """conv(cat([x, m], 1)) computed as conv(x) + conv(m, memory_weight): ``weight`` keeps its
+    base shape and ``memory_weight`` holds what the memory channels would get in a widened
+    layer (and is drawn the way PyTorch would draw them there)."""
+
+    def __init__(self, *args, memory_channels: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        shape = (self.out_channels, memory_channels, *self.kernel_size)
+        fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
+        self.memory_weight = weight_parameter(shape, fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        memory = self._conv_forward(m, self.memory_weight, None)
+        return self._conv_forward(x, self.weight, self.bias) + memory
+
+
+class MemoryConv2d(_MemoryConv, nn.Conv2d):
+    """nn.Conv2d that also reads ``memory_channels`` fitted memory channels."""
+
+
+class MemoryLinear(nn.Linear):
+    """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],
+    -1)) as linear(x) + linear(m, memory_weight), m broadcast over the middle axes, not copied."""
+
+    def __init__(self, *args, memory_features: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        fan_in = self.in_features + memory_features
+        self.memory_weight = weight_parameter((self.out_features, memory_features), fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + F.linear(m, self.memory_weight)
 
 
 class AimTinyCNN(nn.Module):
+    """AiM version of TinyCNN: the memory, its readers and its update blocks."""
+
     def __init__(self):
         super().__init__()
-        self.memory = Memory((1, 16, 16), carry_rate=0.1)  # 256 floats, carried from batch to batch
-        self.conv1 = nn.Conv2d(3 + 1, 16, 3, padding=1)  # + memory: 1 channel at 32x32
-        self.pool = nn.MaxPool2d(2, stride=2)
-        self.conv2 = nn.Conv2d(16 + 1, 32, 3, padding=1)  # + memory: 1 channel at 16x16
+        # 256 floats, carried from batch to batch
+        self.memory = Memory((1, 16, 16), carry_rate=0.1)
+        self.conv1 = MemoryConv2d(3, 16, 3, padding=1, memory_channels=1)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = MemoryConv2d(16, 32, 3, padding=1, memory_channels=1)
         self.drop = nn.Dropout(p=0.1)
-        self.fc = nn.Linear(32 + 16, 10)  # + memory: 16 features
-        self.update_relu = MemoryUpdate(16, 1, rank=1)  # update block after relu: +22 params
-        self.update_relu_1 = MemoryUpdate(32, 1, rank=1)  # update block after relu_1: +38 params
+        self.fc = MemoryLinear(32, 10, memory_features=16)
+        self.update_relu = MemoryUpdate(16, 1, rank=1)
+        self.update_relu_1 = MemoryUpdate(32, 1, rank=1)
 
     def forward(self, x):
         outputs, memory = self.forward_with_memory(x, self.memory.read())
@@ -113,19 +176,19 @@ class AimTinyCNN(nn.Module):
     def forward_with_memory(self, x, memory):
         """The pure function behind forward: (inputs, memory) -> (outputs, new memory).
         Memory in and out have the seed's shape; the new memory is the batch mean."""
-        memory = memory.expand(x.shape[0], *memory.shape)
-        conv1 = self.conv1(torch.cat([x, fit_memory(memory, 1, x.shape[2:])], 1))  # + memory: 1 channel at 32x32
-        relu = torch.relu(conv1)
-        memory = self.update_relu(memory, F.adaptive_avg_pool2d(relu, (16, 16)))  # update block: memory rewritten from relu (16 x 32x32)
-        pool = self.pool(relu)
-        conv2 = self.conv2(torch.cat([pool, fit_memory(memory, 1, pool.shape[2:])], 1))  # + memory: 1 channel at 16x16
-        relu_1 = torch.relu(conv2)
-        memory = self.update_relu_1(memory, F.adaptive_avg_pool2d(relu_1, (16, 16)))  # update block: memory rewritten from relu_1 (32 x 16x16)
-        adaptive_avg_pool2d = F.adaptive_avg_pool2d(relu_1, 1)
-        flatten = torch.flatten(adaptive_avg_pool2d, 1)
-        drop = self.drop(flatten)
-        fc = self.fc(torch.cat([drop, fit_features(memory, 16, drop)], -1))  # + memory: 16 features
-        return fc, memory.mean(0)
+        memory = MemoryState(memory)
+        x = self.conv1(x, memory.channels(1, x))  # = conv1(cat([x, m], 1))
+        x = torch.relu(x)
+        memory = self.update_relu(memory, F.adaptive_avg_pool2d(x, (16, 16)))
+        x = self.pool(x)
+        x = self.conv2(x, memory.channels(1, x))  # = conv2(cat([x, m], 1))
+        x = torch.relu(x)
+        memory = self.update_relu_1(memory, F.adaptive_avg_pool2d(x, (16, 16)))
+        x = F.adaptive_avg_pool2d(x, 1)
+        x = torch.flatten(x, 1)
+        drop = self.drop(x)
+        fc = self.fc(drop, memory.features(16, drop))  # = fc(cat([drop, m], -1))
+        return fc, memory.final()
 
     def reset_memory(self) -> None:
         """Forget what training carried over: the memory is the learned seed again."""

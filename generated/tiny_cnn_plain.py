@@ -9,33 +9,32 @@ from torch import nn
 EXAMPLE_INPUT_SHAPES = [(1, 3, 32, 32)]
 EXAMPLE_INPUT_DTYPES = ['float32']
 # What aimgen planned; `aimgen validate` checks the model against it.
-AIMGEN = {'format': 1,
- 'kind': 'plain',
- 'source': 'tiny_cnn.py:TinyCNN',
- 'class': 'TinyCNN',
- 'input_shapes': ['1,3,32,32'],
- 'params': 5418,
- 'depends': []}
+AIMGEN = {
+    'format': 1, 'kind': 'plain', 'source': 'tiny_cnn.py:TinyCNN', 'class': 'TinyCNN',
+    'input_shapes': ['1,3,32,32'], 'params': 5418, 'depends': [],
+}
 
 
 class TinyCNN(nn.Module):
+    """Plain rendering of TinyCNN."""
+
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
-        self.pool = nn.MaxPool2d(2, stride=2)
+        self.pool = nn.MaxPool2d(2)
         self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
         self.drop = nn.Dropout(p=0.1)
         self.fc = nn.Linear(32, 10)
 
     def forward(self, x):
-        conv1 = self.conv1(x)
-        relu = torch.relu(conv1)
-        pool = self.pool(relu)
-        conv2 = self.conv2(pool)
-        relu_1 = torch.relu(conv2)
-        adaptive_avg_pool2d = F.adaptive_avg_pool2d(relu_1, 1)
-        flatten = torch.flatten(adaptive_avg_pool2d, 1)
-        drop = self.drop(flatten)
+        x = self.conv1(x)
+        x = torch.relu(x)
+        x = self.pool(x)
+        x = self.conv2(x)
+        x = torch.relu(x)
+        x = F.adaptive_avg_pool2d(x, 1)
+        x = torch.flatten(x, 1)
+        drop = self.drop(x)
         fc = self.fc(drop)
         return fc
 

@@ -1,8 +1,8 @@
 # AiM version of torchvision_models.py:vgg16, traced at input (1, 3, 224, 224).
 # Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
 # options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1 budget=auto
-# memory: (1024, 7, 7) = 50,176 floats; taps: 16 of 16 weight layers; update blocks: 6; carry rate 0.1
-# parameters: base 134,752,184 | aim 135,423,328 | delta +671,144 (memory 50,176, taps 445,304, updates 175,664)
+# memory: (1024, 7, 7) = 50,176 floats; taps: 16 of 16 weight layers; update blocks: 7; carry rate 0.1
+# parameters: base 134,752,184 | aim 135,454,056 | delta +701,872 (memory 50,176, taps 445,304, updates 206,392)
 import math
 
 import torch
@@ -12,18 +12,16 @@ from torch import nn
 EXAMPLE_INPUT_SHAPES = [(1, 3, 224, 224)]
 EXAMPLE_INPUT_DTYPES = ['float32']
 # What aimgen planned; `aimgen validate` checks the model against it.
-AIMGEN = {'format': 1,
- 'kind': 'aim',
- 'source': 'torchvision_models.py:vgg16',
- 'class': 'AimVGG',
- 'input_shapes': ['1,3,224,224'],
- 'memory_shape': [1024, 7, 7],
- 'memory': 'memory',
- 'base_params': 134752184,
- 'aim_params': 135423328,
- 'delta': {'memory': 50176, 'taps': 445304, 'updates': 175664},
- 'update_blocks': 6,
- 'depends': []}
+AIMGEN = {
+    'format': 1, 'kind': 'aim', 'source': 'torchvision_models.py:vgg16', 'class': 'AimVGG',
+    'input_shapes': ['1,3,224,224'], 'memory_shape': [1024, 7, 7], 'memory': 'memory',
+    'form': 'sum', 'base_params': 134752184, 'aim_params': 135454056,
+    'delta': {'memory': 50176, 'taps': 445304, 'updates': 206392}, 'update_blocks': 7,
+    'depends': [],
+}
+
+
+# --- the memory: what every AiM model runs (aimgen's runtime, copied here) ---
 
 
 def fit_memory(memory: torch.Tensor, channels: int, size: tuple[int, ...]) -> torch.Tensor:
@@ -38,11 +36,31 @@ def fit_memory(memory: torch.Tensor, channels: int, size: tuple[int, ...]) -> to
     return flat.reshape(n, folds, channels, *size).sum(1)
 
 
-def fit_features(memory: torch.Tensor, features: int, x: torch.Tensor) -> torch.Tensor:
-    """(N, ...) memory -> `features` values on the last axis of x, broadcast over the
-    middle axes of an (N, ..., D) input."""
-    m = fit_memory(memory, features, ())
-    return m.reshape(m.shape[0], *([1] * (x.dim() - 2)), features).expand(*x.shape[:-1], features)
+class MemoryState:
+    """The memory during one forward pass: its value (one row for every sample until an update
+    block reads per-sample features, then a row per sample), and its fits, each made once."""
+
+    def __init__(self, memory: torch.Tensor, batched: bool = False):
+        self.tensor = memory if batched else memory.unsqueeze(0)
+        self.fits: dict[tuple, torch.Tensor] = {}
+
+    def fit(self, k: int, size: tuple[int, ...]) -> torch.Tensor:
+        if (k, *size) not in self.fits:
+            self.fits[(k, *size)] = fit_memory(self.tensor, k, size)
+        return self.fits[(k, *size)]
+
+    def channels(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """k memory channels at the spatial size of x: (1 or N, k, *x.shape[2:])."""
+        return self.fit(k, x.shape[2:])
+
+    def features(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """k memory features, shaped to broadcast over the middle axes of an (N, ..., D) x."""
+        m = self.fit(k, ())
+        return m.reshape(m.shape[0], *([1] * (x.dim() - 2)), k)
+
+    def final(self) -> torch.Tensor:
+        """What is handed on (to the carry, or out of a stateful graph): the batch mean."""
+        return self.tensor.mean(0)
 
 
 class Memory(nn.Module):
@@ -84,67 +102,114 @@ class MemoryUpdate(nn.Module):
         self.from_memory = nn.Linear(memory_channels, rank, bias=False)
         self.to_memory = nn.Linear(rank, 2 * memory_channels)
 
-    def forward(self, memory: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        m = memory.movedim(1, -1)
+    def forward(self, memory: MemoryState, features: torch.Tensor) -> MemoryState:
+        m = memory.tensor.movedim(1, -1)
         z = torch.relu(self.from_features(features.movedim(1, -1)) + self.from_memory(m))
         gate, candidate = self.to_memory(z).chunk(2, dim=-1)
         gate = torch.sigmoid(gate)
-        return ((1 - gate) * m + gate * torch.tanh(candidate)).movedim(-1, 1)
+        m = (1 - gate) * m + gate * torch.tanh(candidate)
+        return MemoryState(m.movedim(-1, 1), batched=True)
+
+
+def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
+    """A weight drawn as PyTorch draws a layer's weights: uniform(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) over the (widened) layer's fan-in."""
+    bound = 1 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+
+
+# --- the sum form: layer(cat([x, m])) == layer(x) + the memory's part ---------------------
+
+class _MemoryConv:
+    """conv(cat([x, m], 1)) computed as conv(x) + conv(m, memory_weight): ``weight`` keeps its
+    base shape and ``memory_weight`` holds what the memory channels would get in a widened
+    layer (and is drawn the way PyTorch would draw them there)."""
+
+    def __init__(self, *args, memory_channels: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        shape = (self.out_channels, memory_channels, *self.kernel_size)
+        fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
+        self.memory_weight = weight_parameter(shape, fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        memory = self._conv_forward(m, self.memory_weight, None)
+        return self._conv_forward(x, self.weight, self.bias) + memory
+
+
+class MemoryConv2d(_MemoryConv, nn.Conv2d):
+    """nn.Conv2d that also reads ``memory_channels`` fitted memory channels."""
+
+
+class MemoryLinear(nn.Linear):
+    """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],
+    -1)) as linear(x) + linear(m, memory_weight), m broadcast over the middle axes, not copied."""
+
+    def __init__(self, *args, memory_features: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        fan_in = self.in_features + memory_features
+        self.memory_weight = weight_parameter((self.out_features, memory_features), fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + F.linear(m, self.memory_weight)
 
 
 class AimVGG(nn.Module):
+    """AiM version of VGG: the memory, its readers and its update blocks."""
+
     def __init__(self):
         super().__init__()
-        self.memory = Memory((1024, 7, 7), carry_rate=0.1)  # 50,176 floats, carried from batch to batch
-        self.features = nn.ModuleList([
-            nn.Conv2d(3 + 1, 64, 3, padding=1),  # + memory: 1 channel at 224x224
+        # 50,176 floats, carried from batch to batch
+        self.memory = Memory((1024, 7, 7), carry_rate=0.1)
+        self.features = nn.Sequential(
+            MemoryConv2d(3, 64, 3, padding=1, memory_channels=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(64 + 1, 64, 3, padding=1),  # + memory: 1 channel at 224x224
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2, stride=2),
-            nn.Conv2d(64 + 1, 128, 3, padding=1),  # + memory: 1 channel at 112x112
-            nn.ReLU(inplace=True),
-            nn.Conv2d(128 + 1, 128, 3, padding=1),  # + memory: 1 channel at 112x112
+            MemoryConv2d(64, 64, 3, padding=1, memory_channels=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2, stride=2),
-            nn.Conv2d(128 + 1, 256, 3, padding=1),  # + memory: 1 channel at 56x56
+            MemoryConv2d(64, 128, 3, padding=1, memory_channels=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(256 + 1, 256, 3, padding=1),  # + memory: 1 channel at 56x56
-            nn.ReLU(inplace=True),
-            nn.Conv2d(256 + 1, 256, 3, padding=1),  # + memory: 1 channel at 56x56
+            MemoryConv2d(128, 128, 3, padding=1, memory_channels=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2, stride=2),
-            nn.Conv2d(256 + 1, 512, 3, padding=1),  # + memory: 1 channel at 28x28
+            MemoryConv2d(128, 256, 3, padding=1, memory_channels=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(512 + 1, 512, 3, padding=1),  # + memory: 1 channel at 28x28
+            MemoryConv2d(256, 256, 3, padding=1, memory_channels=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(512 + 1, 512, 3, padding=1),  # + memory: 1 channel at 28x28
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2, stride=2),
-            nn.Conv2d(512 + 1, 512, 3, padding=1),  # + memory: 1 channel at 14x14
-            nn.ReLU(inplace=True),
-            nn.Conv2d(512 + 1, 512, 3, padding=1),  # + memory: 1 channel at 14x14
-            nn.ReLU(inplace=True),
-            nn.Conv2d(512 + 1, 512, 3, padding=1),  # + memory: 1 channel at 14x14
+            MemoryConv2d(256, 256, 3, padding=1, memory_channels=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2, stride=2),
-        ])
+            MemoryConv2d(256, 512, 3, padding=1, memory_channels=1),
+            nn.ReLU(inplace=True),
+            MemoryConv2d(512, 512, 3, padding=1, memory_channels=1),
+            nn.ReLU(inplace=True),
+            MemoryConv2d(512, 512, 3, padding=1, memory_channels=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, stride=2),
+            MemoryConv2d(512, 512, 3, padding=1, memory_channels=1),
+            nn.ReLU(inplace=True),
+            MemoryConv2d(512, 512, 3, padding=1, memory_channels=1),
+            nn.ReLU(inplace=True),
+            MemoryConv2d(512, 512, 3, padding=1, memory_channels=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, stride=2),
+        )
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.ModuleList([
-            nn.Linear(25088 + 49, 4096),  # + memory: 49 features
+        self.classifier = nn.Sequential(
+            MemoryLinear(25088, 4096, memory_features=49),
             nn.ReLU(inplace=True),
             nn.Dropout(),
-            nn.Linear(4096 + 49, 4096),  # + memory: 49 features
+            MemoryLinear(4096, 4096, memory_features=49),
             nn.ReLU(inplace=True),
             nn.Dropout(),
-            nn.Linear(4096 + 49, 120),  # + memory: 49 features
-        ])
-        self.update_features_3 = MemoryUpdate(64, 1024, rank=8)  # update block after features.3: +27,144 params
-        self.update_features_8 = MemoryUpdate(128, 1024, rank=8)  # update block after features.8: +27,656 params
-        self.update_features_15 = MemoryUpdate(256, 1024, rank=8)  # update block after features.15: +28,680 params
-        self.update_features_22 = MemoryUpdate(512, 1024, rank=8)  # update block after features.22: +30,728 params
-        self.update_features_29 = MemoryUpdate(512, 1024, rank=8)  # update block after features.29: +30,728 params
-        self.update_avgpool = MemoryUpdate(512, 1024, rank=8)  # update block after avgpool: +30,728 params
+            MemoryLinear(4096, 120, memory_features=49),
+        )
+        self.update_features_3 = MemoryUpdate(64, 1024, rank=8)
+        self.update_features_8 = MemoryUpdate(128, 1024, rank=8)
+        self.update_features_15 = MemoryUpdate(256, 1024, rank=8)
+        self.update_features_22 = MemoryUpdate(512, 1024, rank=8)
+        self.update_features_29 = MemoryUpdate(512, 1024, rank=8)
+        self.update_features = MemoryUpdate(512, 1024, rank=8)
+        self.update_avgpool = MemoryUpdate(512, 1024, rank=8)
 
     def forward(self, x):
         outputs, memory = self.forward_with_memory(x, self.memory.read())
@@ -154,54 +219,55 @@ class AimVGG(nn.Module):
     def forward_with_memory(self, x, memory):
         """The pure function behind forward: (inputs, memory) -> (outputs, new memory).
         Memory in and out have the seed's shape; the new memory is the batch mean."""
-        memory = memory.expand(x.shape[0], *memory.shape)
-        features_0 = self.features[0](torch.cat([x, fit_memory(memory, 1, x.shape[2:])], 1))  # + memory: 1 channel at 224x224
-        features_1 = self.features[1](features_0)
-        features_2 = self.features[2](torch.cat([features_1, fit_memory(memory, 1, features_1.shape[2:])], 1))  # + memory: 1 channel at 224x224
-        features_3 = self.features[3](features_2)
-        memory = self.update_features_3(memory, F.adaptive_avg_pool2d(features_3, (7, 7)))  # update block: memory rewritten from features.3 (64 x 224x224)
-        features_4 = self.features[4](features_3)
-        features_5 = self.features[5](torch.cat([features_4, fit_memory(memory, 1, features_4.shape[2:])], 1))  # + memory: 1 channel at 112x112
-        features_6 = self.features[6](features_5)
-        features_7 = self.features[7](torch.cat([features_6, fit_memory(memory, 1, features_6.shape[2:])], 1))  # + memory: 1 channel at 112x112
-        features_8 = self.features[8](features_7)
-        memory = self.update_features_8(memory, F.adaptive_avg_pool2d(features_8, (7, 7)))  # update block: memory rewritten from features.8 (128 x 112x112)
-        features_9 = self.features[9](features_8)
-        features_10 = self.features[10](torch.cat([features_9, fit_memory(memory, 1, features_9.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        features_11 = self.features[11](features_10)
-        features_12 = self.features[12](torch.cat([features_11, fit_memory(memory, 1, features_11.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        features_13 = self.features[13](features_12)
-        features_14 = self.features[14](torch.cat([features_13, fit_memory(memory, 1, features_13.shape[2:])], 1))  # + memory: 1 channel at 56x56
-        features_15 = self.features[15](features_14)
-        memory = self.update_features_15(memory, F.adaptive_avg_pool2d(features_15, (7, 7)))  # update block: memory rewritten from features.15 (256 x 56x56)
-        features_16 = self.features[16](features_15)
-        features_17 = self.features[17](torch.cat([features_16, fit_memory(memory, 1, features_16.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        features_18 = self.features[18](features_17)
-        features_19 = self.features[19](torch.cat([features_18, fit_memory(memory, 1, features_18.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        features_20 = self.features[20](features_19)
-        features_21 = self.features[21](torch.cat([features_20, fit_memory(memory, 1, features_20.shape[2:])], 1))  # + memory: 1 channel at 28x28
-        features_22 = self.features[22](features_21)
-        memory = self.update_features_22(memory, F.adaptive_avg_pool2d(features_22, (7, 7)))  # update block: memory rewritten from features.22 (512 x 28x28)
-        features_23 = self.features[23](features_22)
-        features_24 = self.features[24](torch.cat([features_23, fit_memory(memory, 1, features_23.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        features_25 = self.features[25](features_24)
-        features_26 = self.features[26](torch.cat([features_25, fit_memory(memory, 1, features_25.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        features_27 = self.features[27](features_26)
-        features_28 = self.features[28](torch.cat([features_27, fit_memory(memory, 1, features_27.shape[2:])], 1))  # + memory: 1 channel at 14x14
-        features_29 = self.features[29](features_28)
-        memory = self.update_features_29(memory, F.adaptive_avg_pool2d(features_29, (7, 7)))  # update block: memory rewritten from features.29 (512 x 14x14)
-        features_30 = self.features[30](features_29)
-        avgpool = self.avgpool(features_30)
-        memory = self.update_avgpool(memory, F.adaptive_avg_pool2d(avgpool, (7, 7)))  # update block: memory rewritten from avgpool (512 x 7x7)
-        flatten = torch.flatten(avgpool, 1)
-        classifier_0 = self.classifier[0](torch.cat([flatten, fit_features(memory, 49, flatten)], -1))  # + memory: 49 features
-        classifier_1 = self.classifier[1](classifier_0)
-        classifier_2 = self.classifier[2](classifier_1)
-        classifier_3 = self.classifier[3](torch.cat([classifier_2, fit_features(memory, 49, classifier_2)], -1))  # + memory: 49 features
-        classifier_4 = self.classifier[4](classifier_3)
-        classifier_5 = self.classifier[5](classifier_4)
-        classifier_6 = self.classifier[6](torch.cat([classifier_5, fit_features(memory, 49, classifier_5)], -1))  # + memory: 49 features
-        return classifier_6, memory.mean(0)
+        memory = MemoryState(memory)
+        x = self.features[0](x, memory.channels(1, x))  # = features.0(cat([x, m], 1))
+        x = self.features[1](x)
+        x = self.features[2](x, memory.channels(1, x))  # = features.2(cat([x, m], 1))
+        x = self.features[3](x)
+        memory = self.update_features_3(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = self.features[4](x)
+        x = self.features[5](x, memory.channels(1, x))  # = features.5(cat([x, m], 1))
+        x = self.features[6](x)
+        x = self.features[7](x, memory.channels(1, x))  # = features.7(cat([x, m], 1))
+        x = self.features[8](x)
+        memory = self.update_features_8(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = self.features[9](x)
+        x = self.features[10](x, memory.channels(1, x))  # = features.10(cat([x, m], 1))
+        x = self.features[11](x)
+        x = self.features[12](x, memory.channels(1, x))  # = features.12(cat([x, m], 1))
+        x = self.features[13](x)
+        x = self.features[14](x, memory.channels(1, x))  # = features.14(cat([x, m], 1))
+        x = self.features[15](x)
+        memory = self.update_features_15(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = self.features[16](x)
+        x = self.features[17](x, memory.channels(1, x))  # = features.17(cat([x, m], 1))
+        x = self.features[18](x)
+        x = self.features[19](x, memory.channels(1, x))  # = features.19(cat([x, m], 1))
+        x = self.features[20](x)
+        x = self.features[21](x, memory.channels(1, x))  # = features.21(cat([x, m], 1))
+        x = self.features[22](x)
+        memory = self.update_features_22(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = self.features[23](x)
+        x = self.features[24](x, memory.channels(1, x))  # = features.24(cat([x, m], 1))
+        x = self.features[25](x)
+        x = self.features[26](x, memory.channels(1, x))  # = features.26(cat([x, m], 1))
+        x = self.features[27](x)
+        x = self.features[28](x, memory.channels(1, x))  # = features.28(cat([x, m], 1))
+        x = self.features[29](x)
+        memory = self.update_features_29(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = self.features[30](x)
+        memory = self.update_features(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = self.avgpool(x)
+        memory = self.update_avgpool(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        x = torch.flatten(x, 1)
+        x = self.classifier[0](x, memory.features(49, x))  # = classifier.0(cat([x, m], -1))
+        x = self.classifier[1](x)
+        x = self.classifier[2](x)
+        x = self.classifier[3](x, memory.features(49, x))  # = classifier.3(cat([x, m], -1))
+        x = self.classifier[4](x)
+        x = self.classifier[5](x)
+        x = self.classifier[6](x, memory.features(49, x))  # = classifier.6(cat([x, m], -1))
+        return x, memory.final()
 
     def reset_memory(self) -> None:
         """Forget what training carried over: the memory is the learned seed again."""

@@ -46,3 +46,43 @@ def write_model(tmp_path: Path, source: str, name: str = "model.py") -> Path:
 def leftovers(folder: Path, keep: set[str]) -> list[str]:
     """Files in folder besides the ones we put there (partial outputs, temp files)."""
     return sorted(p.name for p in folder.iterdir() if p.name not in keep and p.name != "__pycache__")
+
+
+# --- generated files, shared by the export, ONNX-check, readback and validation tests ---------
+
+sys.path.insert(0, str(MODELS))
+
+
+def convert_to_file(model, shapes, path: Path, **kwargs) -> Path:
+    """Convert ``model`` at inputs of ``shapes`` and write the file without validating it."""
+    import aimgen
+
+    torch.manual_seed(0)
+    inputs = tuple(torch.randn(s) for s in shapes)
+    aimgen.convert(model, inputs, **kwargs).write(path, validate=False)
+    return path
+
+
+def files_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.name != "__pycache__"}
+
+
+def onnx_signature(path: Path) -> tuple[list[tuple], list[tuple]]:
+    """(name, dims, element type) of each graph input and output of an ONNX file."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+
+    def rows(values):
+        return [(v.name, [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+                 v.type.tensor_type.elem_type) for v in values]
+
+    return rows(proto.graph.input), rows(proto.graph.output)
+
+
+@pytest.fixture(scope="session")
+def mlp_file(tmp_path_factory) -> Path:
+    """A small generated AiM file (tests/models/export_models.MLP), no weights beside it."""
+    import export_models as em
+
+    return convert_to_file(em.MLP(), ((1, 20),), tmp_path_factory.mktemp("mlp") / "mlp_aim.py")

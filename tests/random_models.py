@@ -339,7 +339,7 @@ def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model
         a, b = flat_tensors(aim(*x)), flat_tensors(aim(*x))
     assert all(torch.equal(p, q) for p, q in zip(a, b)), f"{source_name}: eval() is not deterministic"
     if onnx:
-        from aimgen.export import onnx_checks
+        from aimgen.onnx_checks import onnx_checks
 
         weights = None
         if conv.state_dict is not None:

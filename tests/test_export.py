@@ -1,18 +1,11 @@
-"""ONNX export and the ONNX part of validation (issue 3, spec "Validation").
-
-Each model is converted once and exported once per kind (stateless and stateful, by
-``onnx_checks`` with ``keep_dir``); the signature tests read those kept files. resnet50,
-vgg16 and mobilenet_v2 at 224x224 with 120 classes are marked slow; resnet18 at 64x64 keeps a
-real torchvision model in the default run.
+"""ONNX export (aimgen.export and ``aimgen export``): the files it writes, their signatures, the
+weights it exports (the file beside the generated one by default), the stateful graph's
+self-description, and every refusal.
 """
 from __future__ import annotations
 
-import inspect
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -21,166 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-import aimgen
-from aimgen.errors import AimgenError, ExportError, ValidationError, WeightsError
-from aimgen.export import ATOL, RTOL, export_file, flat_tensors, load_generated, onnx_checks
+import export_models as em
+from aimgen.errors import AimgenError, ExportError, WeightsError
+from aimgen.export import CARRY_RULE, export_file
+from aimgen.onnx_checks import ATOL, RTOL
+from aimgen.readback import load_generated
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
-import export_models as em  # noqa: E402
-
-
-def _torchvision(name: str, classes: int) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        import torchvision
-
-        return getattr(torchvision.models, name)(weights=None, num_classes=classes)
-
-    return build
-
-
-@dataclass(frozen=True)
-class Case:
-    build: Callable[[], nn.Module]
-    shapes: tuple[tuple[int, ...], ...]
-
-
-CASES = {
-    "mlp": Case(em.MLP, ((1, 20),)),
-    "conv1d": Case(em.Conv1dNet, ((1, 2, 50),)),
-    "odd_cnn": Case(em.OddCNN, ((1, 3, 30, 30),)),  # memory grid does not divide the maps
-    "two_inputs": Case(em.TwoInputs, ((1, 3, 12, 12), (1, 5))),
-    "resnet18_64": Case(_torchvision("resnet18", 10), ((1, 3, 64, 64),)),
-    "resnet50": Case(_torchvision("resnet50", 120), ((1, 3, 224, 224),)),
-    "vgg16": Case(_torchvision("vgg16", 120), ((1, 3, 224, 224),)),
-    "mobilenet_v2": Case(_torchvision("mobilenet_v2", 120), ((1, 3, 224, 224),)),
-}
-SLOW = {"resnet50", "vgg16", "mobilenet_v2"}
-PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES]
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def convert_to_file(model: nn.Module, shapes, path: Path, **kwargs) -> Path:
-    torch.manual_seed(0)
-    inputs = tuple(torch.randn(s) for s in shapes)
-    aimgen.convert(model, inputs, **kwargs).write(path, onnx=False)
-    return path
-
-
-def signature(path: Path) -> tuple[list[tuple], list[tuple]]:
-    """(name, dims, element type) of each graph input and output."""
-    proto = onnx.load(str(path), load_external_data=False)
-
-    def rows(values):
-        return [(v.name, [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
-                 v.type.tensor_type.elem_type) for v in values]
-
-    return rows(proto.graph.input), rows(proto.graph.output)
-
-
-def files_in(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir() if p.name != "__pycache__"}
-
-
-def run_aimgen(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aimgen", *map(str, args)], capture_output=True, text=True,
-                          cwd=str(cwd) if cwd else None, timeout=600)
-
-
-@dataclass
-class Checked:
-    name: str
-    base: nn.Module
-    path: Path
-    folder: Path
-    checks: list
-
-
-@pytest.fixture(scope="module", params=PARAMS)
-def checked(request, tmp_path_factory) -> Checked:
-    """Each model converted once, validated with onnx_checks once (two exports), files kept."""
-    name = request.param
-    if name in SLOW and "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("slow (minutes on 2 cores): run with -m slow")  # pyproject: excluded by default
-    case = CASES[name]
-    folder = tmp_path_factory.mktemp(name)
-    torch.manual_seed(0)
-    base = case.build().eval()
-    path = convert_to_file(base, case.shapes, folder / "model.py")
-    onnx_dir = folder / "onnx"
-    onnx_dir.mkdir()
-    return Checked(name, base, path, onnx_dir, onnx_checks(path, keep_dir=onnx_dir))
-
-
-@pytest.fixture(scope="module")
-def mlp_file(tmp_path_factory) -> Path:
-    """A small generated AiM file for the export_file and refusal tests."""
-    return convert_to_file(em.MLP(), ((1, 20),), tmp_path_factory.mktemp("mlp") / "mlp_aim.py")
-
-
-# ----------------------------------------------------------------------------- the models
-
-
-EXPECTED_CHECKS = [f"{what} ({kind})" for kind in ("stateless", "stateful") for what in
-                   ("onnx export", "onnx checker")] + \
-    [f"onnxruntime parity ({kind}, batch {b})" for kind in ("stateless", "stateful") for b in (1, 3)] + \
-    ["stateful carry (3 calls)"]
-
-
-def test_onnx_checks_pass(checked: Checked):
-    """Both exports pass onnx.checker, match PyTorch at batch 1 and 3, and carry over 3 calls."""
-    print("\n".join(c.line() for c in checked.checks))  # the measured numbers, with -rP
-    failed = [c.line() for c in checked.checks if not c.ok]
-    assert not failed, failed
-    assert sorted(c.name for c in checked.checks) == sorted(EXPECTED_CHECKS)
-    for check in checked.checks:
-        if "max_abs_diff" in check.numbers:
-            assert check.numbers["max_abs_diff"] <= ATOL, check.line()
-            assert "max abs difference" in check.detail
-    carry = next(c for c in checked.checks if c.name.startswith("stateful carry"))
-    assert carry.numbers["calls"] == 3 and carry.numbers["memory_moved"] > 0, carry.line()
-
-
-def _base_signature(checked: Checked):
-    """Inputs and outputs of the base model: forward's names, shapes with a batch axis."""
-    case = CASES[checked.name]
-    names = list(inspect.signature(checked.base.forward).parameters)[:len(case.shapes)]
-    inputs = [(n, ["batch", *s[1:]], onnx.TensorProto.FLOAT) for n, s in zip(names, case.shapes)]
-    with torch.no_grad():
-        outs = flat_tensors(checked.base(*(torch.randn((2, *s[1:])) for s in case.shapes)))
-    outputs = [(["batch", *t.shape[1:]], onnx.TensorProto.FLOAT) for t in outs]
-    return inputs, outputs
-
-
-def test_stateless_graph_has_the_base_models_inputs_and_outputs(checked: Checked):
-    inputs, outputs = signature(checked.folder / "stateless.onnx")
-    base_inputs, base_outputs = _base_signature(checked)
-    assert inputs == base_inputs
-    assert [(dims, dtype) for _, dims, dtype in outputs] == base_outputs
-    assert [n for n, _, _ in outputs] == ["output"] + [f"output_{i}" for i in range(1, len(outputs))]
-
-
-def test_stateful_graph_adds_exactly_memory_in_and_out(checked: Checked):
-    inputs, outputs = signature(checked.folder / "stateless.onnx")
-    s_inputs, s_outputs = signature(checked.folder / "stateful.onnx")
-    seed = list(load_generated(checked.path).module.AIMGEN["memory_shape"])
-    assert s_inputs == inputs + [("memory", seed, onnx.TensorProto.FLOAT)]
-    assert s_outputs == outputs + [("new_memory", seed, onnx.TensorProto.FLOAT)]
-
-
-def test_stateless_graph_is_the_stateful_one_with_the_memory_frozen(checked: Checked):
-    """One trace serves both: the memory input becomes a constant holding what eval() reads
-    (seed + carry), and the nodes that only computed new_memory are gone."""
-    from onnx import numpy_helper
-
-    stateless = onnx.load(str(checked.folder / "stateless.onnx"))
-    stateful = onnx.load(str(checked.folder / "stateful.onnx"))
-    (memory,) = [numpy_helper.to_array(t) for t in stateless.graph.initializer if t.name == "memory"]
-    gen = load_generated(checked.path)
-    np.testing.assert_array_equal(memory, getattr(gen.model, gen.meta["memory"]).read().detach().numpy())
-    assert len(stateless.graph.node) < len(stateful.graph.node)
-    assert "new_memory" not in {o for n in stateless.graph.node for o in n.output}
+from conftest import convert_to_file, files_in, onnx_signature as signature
 
 
 def test_stateless_inputs_match_a_plain_export_of_the_base_model(tmp_path):
@@ -270,54 +110,11 @@ def test_weights_are_loaded_into_the_export(mlp_file, tmp_path):
     assert not np.allclose(got, default.numpy(), atol=1e-3), "the export ignored --weights"
 
 
-def test_plain_files_export_stateless_only(tmp_path):
-    path = convert_to_file(em.MLP(), ((1, 20),), tmp_path / "plain.py", plain=True)
-    checks = onnx_checks(path)
-    assert all(c.ok for c in checks), [c.line() for c in checks]
-    assert [c.name for c in checks] == [n for n in EXPECTED_CHECKS if "stateless" in n]
-    with pytest.raises(ExportError, match="--stateful needs an AiM model"):
-        export_file(path, tmp_path / "p.onnx", stateful=True)
-    assert not (tmp_path / "p.onnx").exists()
-
-
-def test_validate_runs_the_onnx_checks(mlp_file):
-    from aimgen.validate import validate_file
-
-    names = [c.name for c in validate_file(mlp_file, onnx=True)]
-    assert set(EXPECTED_CHECKS) <= set(names)
-
-
-def test_a_model_that_does_not_export_fails_its_check_and_writes_nothing(mlp_file, tmp_path):
-    """Data-dependent control flow cannot be exported: the check fails with the reason and
-    ``aimgen export`` refuses without leaving a file."""
-    text = mlp_file.read_text()
-    anchor = '        Memory in and out have the seed\'s shape; the new memory is the batch mean."""\n'
-    assert anchor in text
-    broken = tmp_path / "broken.py"
-    broken.write_text(text.replace(anchor, anchor + "        if x.sum() > 0:\n            x = x * 2\n"))
-    checks = onnx_checks(broken)
-    assert [c.ok for c in checks] == [False, False]
-    assert "ONNX export (stateless) failed" in checks[0].detail
-    assert "broken.py:" in checks[0].detail and "`if x.sum() > 0:`" in checks[0].detail  # where it broke
-    with pytest.raises(ValidationError, match="onnx export"):
-        from aimgen.validate import validate_file
-
-        validate_file(broken, onnx=True)
-    with pytest.raises(ExportError, match="ONNX export .stateless. failed"):
-        export_file(broken, tmp_path / "b.onnx")
-    assert files_in(tmp_path) == {"broken.py"}
-
-
-# ----------------------------------------------------------------------------- refusals
-
-
 def test_a_file_that_is_not_an_aimgen_output_is_refused(tmp_path):
     source = tmp_path / "model.py"
     source.write_text("import torch\n\ndef build_model():\n    return torch.nn.Linear(2, 2)\n")
     with pytest.raises(AimgenError, match="not an aimgen output"):
         export_file(source, tmp_path / "m.onnx")
-    with pytest.raises(AimgenError, match="not an aimgen output"):
-        onnx_checks(source)
     assert files_in(tmp_path) == {"model.py"}
 
 
@@ -339,10 +136,10 @@ def test_weights_that_do_not_fit_are_listed_by_name(mlp_file, tmp_path):
 
 def test_weights_that_are_not_a_state_dict_are_refused_without_running_code(mlp_file, tmp_path):
     torch.save(nn.Linear(2, 2), tmp_path / "module.pt")  # a pickled module: weights_only refuses it
-    with pytest.raises(WeightsError, match="weights_only=True"):
+    with pytest.raises(WeightsError, match="refused: it holds a pickled torch.nn.modules.linear.Linear"):
         export_file(mlp_file, tmp_path / "m.onnx", weights=tmp_path / "module.pt")
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
-    with pytest.raises(WeightsError, match="not a state_dict"):
+    with pytest.raises(WeightsError, match="not a plain state_dict .a list"):
         export_file(mlp_file, tmp_path / "m.onnx", weights=tmp_path / "list.pt")
     with pytest.raises(WeightsError, match="no such file"):
         export_file(mlp_file, tmp_path / "m.onnx", weights=tmp_path / "missing.pt")
@@ -392,46 +189,59 @@ def test_an_unwritable_output_is_refused_naming_the_path(mlp_file, tmp_path, whe
 
 @pytest.mark.parametrize("opset", [7, 17, 99])
 def test_an_opset_the_exporter_cannot_produce_is_refused(mlp_file, tmp_path, opset):
-    with pytest.raises(ExportError, match=rf"--opset {opset}: .* produces opsets 18 to \d+"):
+    with pytest.raises(ExportError, match=rf"`opset={opset}`: .* produces opsets 18 to \d+"):
         export_file(mlp_file, tmp_path / "m.onnx", opset=opset)
-    with pytest.raises(ExportError, match="produces opsets 18"):
-        onnx_checks(mlp_file, opset=opset)
     assert files_in(tmp_path) == set()
 
 
-# ----------------------------------------------------------------------------- the CLI
+# ----------------------------------------------------------------------------- issue 12
 
 
-def test_cli_export_stateful(mlp_file, tmp_path):
-    proc = run_aimgen("export", mlp_file, "-o", tmp_path / "m.onnx", "--stateful", "--opset", "18")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("\n") == 1, proc.stdout  # one summary line; the exporter's log is hidden
-    assert "stateful ONNX, opset 18" in proc.stdout and "memory[" in proc.stdout and "new_memory[" in proc.stdout
-    inputs, outputs = signature(tmp_path / "m.onnx")
-    assert [n for n, _, _ in inputs] == ["x", "memory"] and [n for n, _, _ in outputs] == ["output", "new_memory"]
-    assert files_in(tmp_path) == {"m.onnx"}
+def test_the_stateful_graph_describes_itself_and_runs_without_a_memory_input(mlp_file, tmp_path):
+    """The memory input defaults to the initial memory (an initializer of its name), and the
+    metadata names the memory input and output, the carry rule and aimgen's version."""
+    import aimgen
+
+    result = export_file(mlp_file, tmp_path / "s.onnx", stateful=True)
+    assert result.optional == ["memory"]
+    proto = onnx.load(str(tmp_path / "s.onnx"))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props["aimgen.memory_input"] == "memory" and props["aimgen.memory_output"] == "new_memory"
+    assert props["aimgen.carry"] == CARRY_RULE and props["aimgen.version"] == aimgen.__version__
+    assert props["aimgen.graph"] == "stateful" and props["aimgen.memory_shape"] == "1"
+    session = onnxruntime.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["x"]  # memory is optional
+    gen = load_generated(mlp_file)
+    memory = gen.initial_memory()
+    x = torch.randn(3, 20)
+    with torch.no_grad():
+        out, new = gen.model.forward_with_memory(x, memory)
+        out2, new2 = gen.model.forward_with_memory(x, new)
+    got, got_new = session.run(None, {"x": x.numpy()})  # first call: no memory given
+    np.testing.assert_allclose(got, out.numpy(), atol=ATOL, rtol=RTOL)
+    got2, _ = session.run(None, {"x": x.numpy(), "memory": got_new})  # carried
+    np.testing.assert_allclose(got2, out2.numpy(), atol=ATOL, rtol=RTOL)
+    assert np.abs(got2 - got).max() > 0  # the carried memory changed the answer
+    stateless = onnx.load(str(export_file(mlp_file, tmp_path / "f.onnx").path))
+    assert {p.key: p.value for p in stateless.metadata_props}["aimgen.graph"] == "stateless"
 
 
-@pytest.mark.parametrize("case", ["not aimgen", "bad weights", "unwritable", "opset", "exists"])
-def test_cli_export_refuses_bad_input(mlp_file, tmp_path, case):
-    args = ["export", mlp_file, "-o", tmp_path / "m.onnx"]
-    expect = {"not aimgen": "is not an aimgen output", "bad weights": "does not fit the model: missing (",
-              "unwritable": "does not exist", "opset": "produces opsets 18 to", "exists": "exists already"}[case]
-    if case == "not aimgen":
-        (tmp_path / "model.py").write_text("x = 1\n")
-        args[1] = tmp_path / "model.py"
-    elif case == "bad weights":
-        torch.save({"fc1.weight": torch.zeros(1)}, tmp_path / "w.pt")
-        args += ["--weights", tmp_path / "w.pt"]
-    elif case == "unwritable":
-        args[3] = tmp_path / "missing" / "m.onnx"
-    elif case == "opset":
-        args += ["--opset", "7"]
-    else:
-        (tmp_path / "m.onnx").write_text("old")
-    before = files_in(tmp_path)
-    proc = run_aimgen(*args)
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert proc.stderr.startswith("aimgen export: error: ") and expect in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    assert files_in(tmp_path) == before
+def test_the_readme_onnxruntime_loop_runs(mlp_file, tmp_path):
+    """The README's 'Deploying with ONNX' loop, run as written on a stateful export."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Deploying with ONNX"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    export_file(mlp_file, tmp_path / "model_stateful.onnx", stateful=True)
+    batches = [np.random.default_rng(i).standard_normal((2, 20)).astype(np.float32) for i in range(3)]
+    scope = {"batches": batches}
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md", "exec"), scope)
+    finally:
+        os.chdir(cwd)
+    assert len(scope["outputs"]) == 3 and scope["memory"].shape == (1,)

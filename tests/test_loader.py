@@ -44,3 +44,42 @@ def test_a_failing_import_names_the_file_and_line(tmp_path):
 def test_a_name_that_is_not_there_lists_candidates(tmp_path):
     with pytest.raises(LoadError, match=r"there is no 'Nope'.*Candidates found: TinyCNN"):
         load_model(f"{EXAMPLES / 'tiny_cnn.py'}:Nope")
+
+
+def test_flat_tensors_follows_the_exporters_order():
+    from dataclasses import dataclass
+    from typing import NamedTuple
+
+    from aimgen.loader import flat_tensors
+
+    a, b, c, d = (torch.full((1,), float(i)) for i in range(4))
+
+    @dataclass
+    class Out:
+        first: torch.Tensor
+        rest: tuple
+
+    class Pair(NamedTuple):
+        x: torch.Tensor
+        y: torch.Tensor
+
+    got = flat_tensors({"k": Out(a, (b, [c])), "n": Pair(d, a), "skip": 3})
+    assert [int(t) for t in got] == [0, 1, 2, 3, 0]
+
+
+def test_a_builder_function_is_picked_over_classes_and_the_reason_given(tmp_path):
+    path = write_model(tmp_path, "from torch import nn\nclass A(nn.Linear):\n    def __init__(self):\n"
+                       "        super().__init__(2, 2)\nnet = A()\ndef build():\n    return A()\n")
+    loaded = load_model(str(path))
+    assert loaded.name == "build"
+    assert loaded.picked == ("picked because a builder function comes before net, A (builder functions, then module "
+                             "instances, then classes); name another as FILE.py:NAME")
+    loaded = load_model(f"{path}:A")
+    assert loaded.picked is None and loaded.line() == "model: model.py:A (A)"
+
+
+def test_several_of_one_kind_are_refused_with_an_example(tmp_path):
+    path = write_model(tmp_path, "from torch import nn\nclass A(nn.Module):\n    pass\nclass B(nn.Module):\n    pass\n")
+    with pytest.raises(LoadError, match=r"several candidate models of one kind \(nn.Module subclasses: A, B\).*"
+                                        r"e.g. model.py:A"):
+        load_model(str(path))

@@ -113,8 +113,9 @@ def test_weights_that_do_not_fit_are_refused_with_names_and_shapes(tmp_path, cli
     code, _, err = cli("convert", EXAMPLES / "tiny_cnn.py", "--input-shape", "1,3,32,32", "-o",
                        tmp_path / "aim.py", "--weights", tmp_path / "bad.pt", "--no-onnx")
     assert code != 0
-    assert "missing keys: fc.bias" in err and "unexpected keys: extra.weight" in err
-    assert "conv2.weight: (32, 16, 5, 5) given, (32, 16, 3, 3) expected" in err
+    assert "missing (1): fc.bias" in err and "unexpected (1): extra.weight" in err
+    assert "shape mismatch (1): conv2.weight (32, 16, 5, 5) given, (32, 16, 3, 3) expected" in err
+    assert "--weights-partial" in err and "partial=True" not in err  # the CLI names its flag
     assert leftovers(tmp_path, {"bad.pt"}) == []
 
 
@@ -127,11 +128,11 @@ def test_a_pickle_that_is_not_a_state_dict_is_refused_never_executed(tmp_path, m
     monkeypatch.chdir(tmp_path)
     with open(tmp_path / "evil.pt", "wb") as f:
         pickle.dump({"conv1.weight": Evil()}, f)
-    with pytest.raises(WeightsError, match="not a plain state_dict.*Nothing from it was executed"):
+    with pytest.raises(WeightsError, match="refused: it holds pickled Python objects .*nothing from it was executed"):
         load_state_dict(tmp_path / "evil.pt")
     assert not (tmp_path / "PWNED").exists()
-    torch.save({"model": TinyCNN().state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")
-    with pytest.raises(WeightsError, match="looks like a checkpoint; save its 'model' entry"):
+    torch.save({"optimizer": {"lr": torch.tensor(0.1)}, "epoch": 3}, tmp_path / "ckpt.pt")
+    with pytest.raises(WeightsError, match="looks like a checkpoint, but none of its entries .'optimizer'. is a state_dict"):
         load_state_dict(tmp_path / "ckpt.pt")
 
 
@@ -180,5 +181,111 @@ def test_python_api_round_trip(tmp_path):
     assert result.plan.memory_params <= 512 and "trainable" not in result.report
     assert "base params: 5,418 || aim params:" in result.report
     written = result.write(tmp_path / "tiny_aim.py", onnx=False)
-    assert [p.name for p in written] == ["tiny_aim.py", "tiny_aim.pt"]
+    assert [p.name for p in written.files] == ["tiny_aim.py", "tiny_aim.pt"]
     assert result.report_dict()["weights"]["widened"] == 3
+
+
+# --- issue 12: checkpoints as training loops save them, fine-tuning, the base-function check ----
+
+
+def test_a_pickled_whole_model_is_refused_in_aimgens_words(tmp_path, cli):
+    torch.save(TinyCNN(), tmp_path / "whole.pt")  # the model object, not its state_dict
+    code, out, err = cli("convert", EXAMPLES / "tiny_cnn.py", "--input-shape", "1,3,32,32", "-o", tmp_path / "a.py",
+                         "--weights", tmp_path / "whole.pt", "--no-onnx")
+    assert code == 2 and out.startswith("model: ")  # refused after loading the model file, before writing
+    assert "\x1b[" not in err and "Weights only load failed" not in err and "weights_only" not in err
+    assert "refused: it holds a pickled tiny_cnn.TinyCNN" in err or "refused: it holds a pickled" in err
+    assert "nothing from it was executed" in err and "torch.save(model.state_dict(), path)" in err
+    assert err.count("\n") == 1 and leftovers(tmp_path, {"whole.pt"}) == []
+
+
+@pytest.mark.parametrize("wrap", ["ddp", "model", "state_dict+ddp"])
+def test_ddp_prefix_and_checkpoint_wrappers_are_stripped_and_said(tmp_path, cli, wrap):
+    base = randomized(TinyCNN())
+    sd = base.state_dict()
+    if "ddp" in wrap:
+        sd = {f"module.{k}": v for k, v in sd.items()}
+    data = {"model": sd, "epoch": 7} if wrap == "model" else {"state_dict": sd, "optimizer": {}} if "+" in wrap else sd
+    torch.save(data, tmp_path / "ckpt.pt")
+    code, out, err = cli("convert", EXAMPLES / "tiny_cnn.py", "--input-shape", "1,3,32,32", "-o", tmp_path / "aim.py",
+                         "--weights", tmp_path / "ckpt.pt", "--no-onnx")
+    assert code == 0, err
+    if "ddp" in wrap:
+        assert "weights: stripped the DistributedDataParallel/DataParallel prefix 'module.' from all 6 keys" in out
+    if wrap == "model":
+        assert "weights: took the 'model' entry of a checkpoint (ignored: epoch)" in out
+    if "+" in wrap:
+        assert "weights: took the 'state_dict' entry of a checkpoint (ignored: optimizer)" in out
+    aim = torch.load(tmp_path / "aim.pt", weights_only=True)
+    assert torch.equal(aim["fc.bias"], base.state_dict()["fc.bias"])
+
+
+def test_the_matches_the_base_model_line_gives_the_measured_difference(tmp_path, cli):
+    base = randomized(TinyCNN())
+    torch.save(base.state_dict(), tmp_path / "base.pt")
+    code, out, err = cli("convert", EXAMPLES / "tiny_cnn.py", "--input-shape", "1,3,32,32", "-o", tmp_path / "aim.py",
+                         "--weights", tmp_path / "base.pt", "--no-onnx")
+    assert code == 0, err
+    (line,) = [ln for ln in out.splitlines() if "matches the base model" in ln]
+    diff = float(re.search(r"max abs difference (\S+) between the base and the AiM model", line).group(1))
+    assert line.startswith("[ok] ") and 0 <= diff <= 1e-5, line
+    assert "bound: 1e-05 + 1e-05 x |base output|" in line
+    # and it is a real measurement: the AiM model with the written weights vs the base model
+    result = aimgen.convert(base, torch.randn(1, 3, 32, 32), base_weights=tmp_path / "base.pt")
+    match = result.weights_report["base_match"]
+    aim = result.build().eval()
+    x = result.example_inputs()
+    with torch.no_grad():
+        assert match["max_abs_diff"] == pytest.approx(float((aim(*x).double() - base(*x).double()).abs().max()),
+                                                      abs=1e-9)
+
+
+def _resnet18_file(tmp_path):
+    path = tmp_path / "r18.py"
+    path.write_text("import torchvision\n\ndef build_model():\n    return torchvision.models.resnet18(num_classes=10)\n")
+    return path
+
+
+def test_a_checkpoint_with_another_head_loads_partially_and_lists_what_was_left(tmp_path, cli):
+    """Fine-tuning: an ImageNet-style resnet18 checkpoint (1000 classes) into a 10-class model."""
+    imagenet = randomized(torchvision.models.resnet18(num_classes=1000))
+    torch.save(imagenet.state_dict(), tmp_path / "imagenet.pt")
+    model, args = _resnet18_file(tmp_path), ["--input-shape", "1,3,64,64", "--no-onnx"]
+    code, _, err = cli("convert", model, *args, "-o", tmp_path / "exact.py", "--weights", tmp_path / "imagenet.pt")
+    assert code == 2 and "shape mismatch (2): fc.weight (1000, 512) given, (10, 512) expected" in err
+    assert "--weights-partial" in err
+    code, out, err = cli("convert", model, *args, "-o", tmp_path / "ft.py", "--weights", tmp_path / "imagenet.pt",
+                         "--weights-partial")
+    assert code == 0, err
+    assert "weights: partial load: 120 of 122 base tensors from the file" in out
+    assert ("weights: left at their initialisation (2): fc.weight ((1000, 512) in the file, (10, 512) in the model); "
+            "fc.bias ((1000,) in the file, (10,) in the model)") in out
+    assert "[ok] matches the base model" in out
+    sd = torch.load(tmp_path / "ft.pt", weights_only=True)
+    assert torch.equal(sd["layer4.1.bn2.running_var"], imagenet.state_dict()["layer4.1.bn2.running_var"])
+    assert sd["fc.weight"].shape[0] == 10  # the model's head (widened or not, depending on the form)
+    assert not torch.equal(sd["fc.weight"][:, :512], imagenet.state_dict()["fc.weight"][:10])
+
+
+def test_partial_loading_in_python(tmp_path):
+    imagenet = randomized(torchvision.models.resnet18(num_classes=1000)).state_dict()
+    ddp = {f"module.{k}": v for k, v in imagenet.items()}
+    base = torchvision.models.resnet18(num_classes=10)
+    result = aimgen.convert(base, torch.randn(1, 3, 64, 64),
+                            base_weights=aimgen.Checkpoint.read(ddp, partial=True, where="imagenet weights"))
+    rep = result.weights_report
+    assert rep["partial"] and rep["loaded"] == 120 and sorted(rep["left"]) == ["fc.bias", "fc.weight"]
+    assert any("prefix 'module.'" in n for n in rep["notes"]) and rep["base_match"]["ok"]
+    with pytest.raises(WeightsError, match=r"no tensor whose key and shape match"):
+        aimgen.convert(base, torch.randn(1, 3, 64, 64),
+                       base_weights=aimgen.Checkpoint.read({"other.weight": torch.zeros(2)}, partial=True))
+
+
+def test_fit_problems_names_every_kind_of_misfit():
+    from aimgen.weights import fit_problems
+
+    given = {"a": torch.zeros(2, 3), "b": torch.zeros(1), "x": torch.zeros(1)}
+    expected = {"a": torch.zeros(2, 4), "b": torch.zeros(1), "c": (5,)}
+    assert fit_problems(given, expected) == ["missing (1): c", "unexpected (1): x",
+                                             "shape mismatch (1): a (2, 3) given, (2, 4) expected"]
+    assert fit_problems(expected, expected) == []

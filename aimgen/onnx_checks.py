@@ -1,0 +1,244 @@
+"""The ONNX part of validation: the generated model exports, the export passes onnx.checker, and
+onnxruntime computes what PyTorch computes.
+
+For an AiM file, one stateful export is made (aimgen.export) and checked first: onnx.checker,
+its self-description (the memory input's default is the initial memory; the metadata names
+the memory input and output, the carry rule and aimgen's version), parity with
+``forward_with_memory`` at batch 1 and 3, and the memory carried over three calls, the first
+without a memory input. Then the same graph with its memory frozen is the stateless export,
+checked by onnx.checker and for parity with the eval() model. A plain file gets the stateless
+checks only. Inputs come from the generated file's own ``example_inputs(batch)``.
+
+Parity is ``np.allclose`` with ATOL and RTOL, and every check reports the largest absolute
+difference it measured.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .errors import ExportError
+from .export import (CARRY_RULE, MEMORY_INPUT, MEMORY_OUTPUT, Exported, Stateful, Stateless, check_opset,
+                     disk_size, export_failed, export_model, first_line, freeze_memory, save, size_text)
+from .progress import Check, Progress
+from .readback import Generated, load_generated
+
+#: Parity tolerance (np.allclose semantics: |a - b| <= ATOL + RTOL * |b|).
+ATOL, RTOL = 1e-4, 1e-3
+PARITY_BATCHES = (1, 3)
+CARRY_CALLS = 3
+
+
+def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int | None = None, *,
+                random_weights: bool = False, keep_dir: str | Path | None = None,
+                progress: Progress | None = None) -> list[Check]:
+    """Every ONNX check of a generated file, in the order they ran, each with its numbers.
+
+    Weights as aimgen.readback chooses them (``weights``, else the file beside, else random).
+    The exports go to a temporary folder, or to ``keep_dir`` (as ``stateless.onnx`` and
+    ``stateful.onnx``) to inspect them afterwards. Bad input (not an aimgen file, weights that
+    do not fit, an impossible opset) raises; a model that fails to export or to match is
+    reported as a failed Check."""
+    progress = progress or Progress()
+    check_opset(opset)
+    gen = load_generated(path, weights, random_weights=random_weights)
+    run = _Run(gen, progress)
+    with contextlib.ExitStack() as stack:
+        folder = Path(keep_dir) if keep_dir is not None else \
+            Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aimgen-onnx-")))
+        if not gen.is_aim:
+            with progress.step("onnx-export", "ONNX export (stateless)"):
+                exported = run.attempt(lambda: export_model(gen, stateful=False, opset=opset), "stateless")
+            if exported is not None:
+                run.variant(folder, exported, stateful=False)
+            return run.checks
+        # one trace: the stateful graph is checked and saved first, then frozen into the stateless one
+        with progress.step("onnx-export", "ONNX export (stateful graph, traced once; the stateless graph is "
+                           "made from it)"):
+            try:
+                stateful = export_model(gen, stateful=True, opset=opset)
+            except ExportError as err:
+                for kind in ("stateful", "stateless"):  # one failed trace fails both graphs
+                    detail = str(export_failed(gen, kind, err.cause)) if err.cause else str(err)
+                    run.add(Check(f"onnx export ({kind})", False, detail))
+                return run.checks
+        if run.variant(folder, stateful, stateful=True):
+            frozen = run.attempt(lambda: freeze_memory(stateful, gen), "stateless")
+            if frozen is not None:
+                run.variant(folder, frozen, stateful=False)
+        return run.checks
+
+
+class _Run:
+    """The checks of one file, reported to ``progress`` as each finishes."""
+
+    def __init__(self, gen: Generated, progress: Progress):
+        self.gen, self.progress, self.checks = gen, progress, []
+
+    def add(self, check: Check) -> Check:
+        self.checks.append(check)
+        self.progress.check(check)
+        return check
+
+    def attempt(self, export: Callable[[], Exported], kind: str) -> Exported | None:
+        try:
+            return export()
+        except ExportError as err:
+            self.add(Check(f"onnx export ({kind})", False, str(err)))
+            return None
+
+    def variant(self, folder: Path, exported: Exported, *, stateful: bool) -> bool:
+        """Save and check one graph; False if it could not be saved or loaded."""
+        gen, kind = self.gen, "stateful" if stateful else "stateless"
+        target = folder / f"{kind}.onnx"
+        try:
+            save(exported, target)
+        except OSError as err:
+            self.add(Check(f"onnx export ({kind})", False, f"could not save the export: {err}"))
+            return False
+        size = disk_size(target, target.with_name(target.name + ".data"))
+        how = (f"made from the stateful export by freezing the memory in {exported.seconds:.2f} s"
+               if exported.derived else f"traced and exported in {exported.seconds:.1f} s")
+        ins = ", ".join(n + (" (default: the initial memory)" if stateful and n == MEMORY_INPUT else "")
+                        for n in exported.input_names)
+        self.add(Check(f"onnx export ({kind})", True,
+                       f"{how}; opset {exported.opset}, {size_text(size)}; inputs {ins}; outputs "
+                       f"{', '.join(exported.output_names)}",
+                       {"seconds": round(exported.seconds, 3), "derived": exported.derived, "bytes": size,
+                        "opset": exported.opset}))
+        if not self.add(_checker(target, kind)).ok:
+            return False
+        if stateful and not self.add(_self_description(target, gen)).ok:
+            return False
+        try:
+            session = _session(target)
+        except Exception as err:
+            self.add(Check(f"onnxruntime load ({kind})", False, first_line(err)))
+            return False
+        with self.progress.step(f"parity-{kind}", f"onnxruntime vs PyTorch ({kind} graph)"):
+            for batch in PARITY_BATCHES:
+                self.add(_parity(gen, session, exported, stateful, batch))
+            if stateful:
+                self.add(_carry(gen, session, exported))
+        return True
+
+
+def _checker(target: Path, kind: str) -> Check:
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(target), full_check=True)
+    except Exception as err:
+        return Check(f"onnx checker ({kind})", False, first_line(err))
+    return Check(f"onnx checker ({kind})", True, "onnx.checker.check_model passed (full check)")
+
+
+def _self_description(target: Path, gen: Generated) -> Check:
+    """The stateful file says how to use it: the memory input defaults to the initial memory,
+    and metadata_props name the memory input and output, the carry rule and aimgen's version."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(target))
+    name = "onnx self-description (stateful)"
+    props = {p.key: p.value for p in proto.metadata_props}
+    wanted = {"aimgen.memory_input": MEMORY_INPUT, "aimgen.memory_output": MEMORY_OUTPUT, "aimgen.carry": CARRY_RULE}
+    wrong = [k for k, v in wanted.items() if props.get(k) != v] + \
+        [k for k in ("aimgen.version",) if not props.get(k)]
+    if wrong:
+        return Check(name, False, f"metadata_props lack or misstate {', '.join(wrong)}")
+    defaults = [t for t in proto.graph.initializer if t.name == MEMORY_INPUT]
+    if MEMORY_INPUT not in [v.name for v in proto.graph.input] or len(defaults) != 1:
+        return Check(name, False, f"the {MEMORY_INPUT} input has no default value (an initializer of its name)")
+    memory = gen.initial_memory().numpy()
+    if not np.array_equal(numpy_helper.to_array(defaults[0]), memory):
+        return Check(name, False, f"the {MEMORY_INPUT} input's default is not the initial memory (seed + carry)")
+    return Check(name, True, f"{MEMORY_INPUT} defaults to the initial memory {list(memory.shape)}; metadata "
+                 f"names {MEMORY_INPUT}/{MEMORY_OUTPUT}, the carry rule and aimgen {props['aimgen.version']}")
+
+
+def _session(target: Path) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1  # deterministic and kind to shared machines
+    return onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+
+
+def _feeds(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> dict[str, Any]:
+    return {n: t.detach().cpu().numpy() for n, t in zip(names, tensors)}
+
+
+def compare(ort_outs: Sequence[Any], torch_outs: Sequence[torch.Tensor]) -> tuple[bool, float, str]:
+    """(within tolerance, max abs difference, what differed) over all outputs."""
+    import numpy as np
+
+    if len(ort_outs) != len(torch_outs):
+        return False, math.inf, f"onnxruntime gave {len(ort_outs)} outputs, PyTorch {len(torch_outs)}"
+    worst, ok = 0.0, True
+    for got, ref in zip(ort_outs, torch_outs):
+        ref_np = ref.detach().cpu().numpy()
+        if got.shape != ref_np.shape:
+            return False, math.inf, f"shape {list(got.shape)} in onnxruntime, {list(ref_np.shape)} in PyTorch"
+        if ref_np.size:
+            got64, ref64 = got.astype(np.float64), ref_np.astype(np.float64)
+            worst = max(worst, float(np.max(np.abs(got64 - ref64))))
+            ok = ok and bool(np.allclose(got64, ref64, atol=ATOL, rtol=RTOL, equal_nan=True))
+    return ok, worst, ""
+
+
+def _parity(gen: Generated, session: Any, exported: Exported, stateful: bool, batch: int) -> Check:
+    kind = "stateful" if stateful else "stateless"
+    name = f"onnxruntime parity ({kind}, batch {batch})"
+    x = gen.example_inputs(batch)
+    args = (*x, gen.initial_memory()) if stateful else x
+    reference = (Stateful if stateful else Stateless)(gen.model).eval()
+    with torch.no_grad():
+        expected = reference(*args)
+    try:
+        got = session.run(exported.output_names, _feeds(exported.input_names, args))
+    except Exception as err:
+        return Check(name, False, f"onnxruntime failed: {first_line(err)}")
+    ok, worst, why = compare(got, expected)
+    detail = why or f"max abs difference {worst:.2e} (atol {ATOL:g}, rtol {RTOL:g})"
+    return Check(name, ok, detail, {"batch": batch, "max_abs_diff": worst, "atol": ATOL, "rtol": RTOL})
+
+
+def _carry(gen: Generated, session: Any, exported: Exported) -> Check:
+    """Feed each call's new_memory back as the next call's memory, in onnxruntime and in
+    PyTorch's forward_with_memory, over three different batches (slices of the file's example
+    inputs); the first onnxruntime call gives no memory, so the graph's default is used."""
+    name = f"stateful carry ({CARRY_CALLS} calls)"
+    batch = PARITY_BATCHES[-1]
+    inputs = gen.example_inputs(batch * CARRY_CALLS)
+    torch_memory = gen.initial_memory()
+    ort_memory = None
+    worst, ok = 0.0, True
+    for call in range(CARRY_CALLS):
+        x = tuple(t[call * batch:(call + 1) * batch] for t in inputs)
+        with torch.no_grad():
+            expected = Stateful(gen.model)(*x, torch_memory)
+        feeds = _feeds(exported.input_names[:-1], x)
+        if ort_memory is not None:
+            feeds[MEMORY_INPUT] = ort_memory
+        try:
+            got = session.run(exported.output_names, feeds)
+        except Exception as err:
+            return Check(name, False, f"onnxruntime failed on call {call + 1}: {first_line(err)}")
+        good, diff, why = compare(got, expected)
+        if why:
+            return Check(name, False, f"call {call + 1}: {why}")
+        ok, worst = ok and good, max(worst, diff)
+        torch_memory, ort_memory = expected[-1], got[-1]
+    moved = float((torch_memory - gen.initial_memory()).abs().max())
+    detail = (f"max abs difference {worst:.2e} over {CARRY_CALLS} calls (outputs and memory; the first call "
+              f"without a memory input); the memory moved by up to {moved:.2e}")
+    return Check(name, ok, detail, {"calls": CARRY_CALLS, "max_abs_diff": worst, "memory_moved": moved,
+                                    "atol": ATOL, "rtol": RTOL})

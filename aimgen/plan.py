@@ -176,12 +176,12 @@ def _shape_only(node: fx.Node) -> bool:
     return node.op in ("call_function", "call_method") and node.meta.get("type") in _SHAPE_TYPES
 
 
-def cut_nodes(graph: fx.Graph, rank: int | None = None) -> set[str]:
+def cut_nodes(graph: fx.Graph, carries=None) -> set[str]:
     """Nodes every path from the inputs to the output goes through (no edge jumps over them).
 
     Placeholders, attribute reads and shape arithmetic (``n = x.shape[0]`` used much later, as in
-    torchvision's ViT) are not edges of the data path. With ``rank``, neither are edges that carry
-    a tensor of another rank: a side input that reaches every block (an attention mask, a
+    torchvision's ViT) are not edges of the data path. With ``carries(node)``, only the edges
+    from nodes it accepts are: a side input that reaches every block (an attention mask, a
     diffusion model's timestep embedding) does not hide the main path. Linear time."""
     nodes = list(graph.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
@@ -189,8 +189,7 @@ def cut_nodes(graph: fx.Graph, rank: int | None = None) -> set[str]:
     for n in nodes:
         if n.op in ("placeholder", "get_attr") or _shape_only(n):
             continue
-        meta = tensor_meta(n)
-        if rank is not None and meta is not None and len(meta.shape) != rank:
+        if carries is not None and tensor_meta(n) is not None and not carries(n):
             continue
         reach[pos[n]] = max((pos[u] for u in n.users), default=pos[n])
     cuts, furthest = set(), 0
@@ -287,7 +286,8 @@ def _inside_leaves(traced: Traced) -> list[Skip]:
 def _opaque_layers(traced: Traced, taps, skipped) -> list[Skip]:
     """Weight-layer modules the graph never calls as a layer, e.g. Swin's attention, whose
     weights go into a function torch.fx does not trace into: listed, not silently left out."""
-    accounted = {t.qualname for t in taps} | {s.qualname for s in skipped}
+    accounted = {t.qualname for t in taps} | {s.qualname for s in skipped} | \
+        {s.qualname.split(":")[0] for s in skipped if s.node}
     accounted |= {t.weight.rsplit(".", 1)[0] for t in taps if t.functional and t.weight}
     accounted |= {t.qualname.split(":")[0] for t in taps if t.computed_weight}
     inside = tuple(f"{q}." for q in traced.leaf_names) + tuple(f"{s.qualname}." for s in skipped)
@@ -388,7 +388,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     if not candidates:
         return [], ("no feature map after the first tapped layer has the batch first and a size to pool "
                     "(nothing to rewrite the memory from)")
-    cuts = cut_nodes(traced.graph, main_rank)
+    main = {n.name for n in candidates}
+    cuts = cut_nodes(traced.graph, lambda n: n.name in main)
     output = next(n for n in traced.graph.nodes if n.op == "output")
     outputs = {a.name for a in output.all_input_nodes}
 
@@ -402,9 +403,13 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
         candidates = [n for n in candidates if kinds[n.name][1] == main_width]
         on_path = [n for n in on_path if kinds[n.name][1] == main_width]
     ends: list[fx.Node] = []
-    for i, n in enumerate(on_path):
+    stage: list[fx.Node] = []
+    for i, n in enumerate(on_path):  # the last main-path node of each size (the output excepted)
+        stage.append(n)
         if i + 1 == len(on_path) or key(on_path[i + 1]) != key(n):
-            ends.append(n)
+            kept = [m for m in stage if m.name not in outputs]
+            ends += kept[-1:]
+            stage = []
     # stretches between main-path nodes that hold other sizes: no main path there
     order = {n.name: i for i, n in enumerate(candidates)}
     marks = [-1] + [order[n.name] for n in on_path] + [len(candidates)]
@@ -414,7 +419,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
         if not any(key(n) not in outer for n in inner):
             continue
         for j, n in enumerate(inner):
-            if j + 1 == len(inner) or key(inner[j + 1]) != key(n):
+            after = candidates[order[n.name] + 1] if order[n.name] + 1 < len(candidates) else None
+            if after is None or key(after) != key(n):  # a run that goes on into the main path is not over
                 ends.append(n)
     ends.sort(key=lambda n: order[n.name])
     chosen = [(n, kinds[n.name]) for n in ends if n.name not in outputs]

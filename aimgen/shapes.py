@@ -126,7 +126,7 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
             dims = [DimDynamic.DYNAMIC if (d == 0 or (d > 1 and x.is_floating_point())) and real.shape[d] > 1
                     else DimDynamic.STATIC for d in range(real.dim())]
             fakes.append(mode.from_tensor(real, symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims)))
-        batch = str(fakes[0].shape[0])
+        batch = {str(f.shape[0]) for f in fakes}  # one symbol per input; broadcasting unifies them
         model.eval()
         with mode, torch.no_grad():
             _SymbolicProp(model, graph=traced.graph).run(*fakes)
@@ -140,7 +140,7 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
     for n in traced.graph.nodes:
         sym = n.meta.get("size")
         if tensor_meta(n) is not None:
-            n.meta["batch_axis_ok"] = bool(sym and sym[0] == batch)
+            n.meta["batch_axis_ok"] = bool(sym and sym[0] in batch)
     return True
 
 

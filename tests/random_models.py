@@ -302,13 +302,16 @@ def _width(spec: Spec, upto: int) -> int:
 # --- invariants ----------------------------------------------------------------------------
 
 def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model", tmp: Path | None = None,
-                     onnx: bool = False, atol: float = 1e-5, depends: tuple[str, ...] = (), **options):
+                     onnx: bool = False, atol: float = 1e-5, depends: tuple[str, ...] = (), flat: bool = True,
+                     twice: bool = False, constructor_args: dict | None = None, **options):
     """Convert ``model`` with its own weights and assert the invariants; returns the Conversion.
-    ``depends``: packages besides torch the output may import (a library's layer kept in it)."""
+    ``depends``: packages besides torch the output may import (a library's layer kept in it).
+    ``flat``: the one-forward rendering must compute the same. ``twice``: a second conversion,
+    under another global seed, must write the same bytes."""
     import aimgen
     from aimgen.validate import imported_modules
 
-    conv = aimgen.convert(model, specs, source_name=source_name,
+    conv = aimgen.convert(model, specs, source_name=source_name, constructor_args=constructor_args,
                           base_weights=model.state_dict(), **options)
     tmp = tmp or Path(__import__("tempfile").mkdtemp(prefix="aimgen-random-"))
     path = tmp / "generated_model.py"
@@ -319,6 +322,10 @@ def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model
     aim = conv.build()
     counted = sum(p.numel() for p in aim.parameters())
     assert counted == conv.plan.aim_params, f"{source_name}: counted {counted} != planned {conv.plan.aim_params}"
+    base_keys, aim_keys = set(model.state_dict()), set(aim.state_dict())
+    assert base_keys <= aim_keys, f"{source_name}: base keys lost: {sorted(base_keys - aim_keys)[:5]}"
+    new = [k for k in aim_keys - base_keys if "memory" not in k and ".update_" not in f".{k}"]
+    assert not new, f"{source_name}: keys that are neither the base model's nor the memory's: {new[:5]}"
     x = conv.example_inputs(batch=3)
     model.eval()  # same function as the base model until trained
     aim.eval()
@@ -338,6 +345,19 @@ def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model
     with torch.no_grad():
         a, b = flat_tensors(aim(*x)), flat_tensors(aim(*x))
     assert all(torch.equal(p, q) for p, q in zip(a, b)), f"{source_name}: eval() is not deterministic"
+    if flat and not options.get("flat"):
+        one = aimgen.convert(model, specs, source_name=source_name, constructor_args=constructor_args,
+                             flat=True, **options).build()
+        one.load_state_dict(aim.state_dict())
+        with torch.no_grad():
+            for p, q in zip(flat_tensors(one.eval()(*x)), flat_tensors(aim(*x))):
+                assert (p - q).abs().max().item() <= 1e-6 if p.numel() else True, f"{source_name}: flat != blocks"
+    if twice:
+        with torch.random.fork_rng():
+            torch.manual_seed(12345)
+            again = aimgen.convert(model, specs, source_name=source_name, constructor_args=constructor_args,
+                                   base_weights=model.state_dict(), **options)
+        assert again.source == conv.source, f"{source_name}: a second conversion wrote other bytes"
     if onnx:
         from aimgen.onnx_checks import onnx_checks
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..literals import Unrenderable, _lit
 from ..modules import ValueWriter
-from ..naming import Namespace, sanitize
+from ..naming import Namespace, comment as comment_text, sanitize
 from ..taps import Arg, Constructor
 from .members import Member, Raw, _has_ctor, lines
 
@@ -198,7 +198,7 @@ def member_lines(members: list[Member], writer: ValueWriter, slots: dict | None 
 
         body = lines(_as_written(m.value, (m.name,), slots), render)
         target = f"self.{m.name}" if _safe(m.name) else None
-        comment = f"  # {m.comment}" if m.comment else ""
+        comment = f"  # {comment_text(m.comment)}" if m.comment else ""
         if target:
             out.append(f"{target} = {body[0]}" + (comment if len(body) == 1 else ""))
             out += body[1:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 import textwrap
 from dataclasses import dataclass
 
@@ -170,8 +171,24 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
     if not t.is_floating_point():
         raise RenderError(f"the {shape} integer tensor {name} is too large to write into the source.",
                           hint="Compute it in forward, or keep its module whole with leaf=.")
-    return (Raw(f"torch.randn({_lit(shape)}{', dtype=' + _lit(t.dtype) if dtype else ''}) * 0.02"),
-            "its own init could not be read: drawn N(0, 0.02); load base weights for the model's values")
+    return _default_init(shape, name, dtype)
+
+
+def _default_init(shape: tuple[int, ...], name: str, dtype: list) -> tuple[Constructor | Raw, str]:
+    """The documented rule for a tensor whose own initialisation cannot be read: a weight of two
+    or more axes is drawn as PyTorch draws a layer's (uniform over +-1/sqrt(fan_in)); a bias
+    starts at zero, a 1-D scale at one; anything else N(0, 0.02)."""
+    note = "its own init could not be read: {}; load base weights for the model's values"
+    if len(shape) >= 2 and not dtype:
+        fan_in = math.prod(shape[1:])
+        return (Raw(f"torch.empty({_lit(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)"),
+                note.format("drawn like a layer's weight"))
+    if len(shape) == 1 and name.endswith("bias"):
+        return Constructor("torch.zeros", [Arg("size", shape, True)] + dtype), note.format("a bias starts at zero")
+    if len(shape) == 1 and name in ("weight", "scale", "gamma", "gain"):
+        return Constructor("torch.ones", [Arg("size", shape, True)] + dtype), note.format("a scale starts at one")
+    return (Raw(f"torch.randn({_lit(shape)}{', dtype=' + _lit(dtype[0].value) if dtype else ''}) * 0.02"),
+            note.format("drawn N(0, 0.02)"))
 
 
 def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor) -> str | None:

@@ -107,6 +107,15 @@ class Copied:
     imports: list[str] = field(default_factory=list)
     constants: list[str] = field(default_factory=list)
     definitions: list[tuple[str, str]] = field(default_factory=list)  # (file name, source)
+    objects: list[object] = field(default_factory=list)               # what each definition defines
+
+    def without(self, objects) -> "Copied":
+        """The same, less the definitions of ``objects`` (written elsewhere in the file)."""
+        ids = {id(o) for o in objects}
+        keep = [i for i, o in enumerate(self.objects) if id(o) not in ids]
+        return Copied(imports=self.imports, constants=self.constants,
+                      definitions=[self.definitions[i] for i in keep], objects=[self.objects[i] for i in keep],
+                      depends=set(self.depends))
     depends: set[str] = field(default_factory=set)                    # non-torch import roots
 
     def text(self) -> str:
@@ -163,6 +172,7 @@ class SourceCopier:
         self._bind(name, obj, src, node.lineno)
         code = src.cst.code_for_node(stmt)
         self.copied.definitions.append((src.path.name, code))
+        self.copied.objects.append(obj)
         self._done[id(obj)] = name
         self._busy.discard(id(obj))
         return name

@@ -464,7 +464,7 @@ class Generator:
         update_names = {}
         for node, (owner, attr) in self.update_attr.items():
             update_names[node] = f"{owner.qual}.{attr}" if owner.qual else attr
-        copied = self.copier.copied
+        copied = self.copier.copied.without(getattr(self, "_runtime_objects", []))  # a user's own tap kind
         imports = set(self.expr.imports) | set(self.writer.imports) | copied.depends
         for ctor in self._leaf_ctors.values():
             imports |= ctor.imports
@@ -653,9 +653,11 @@ class Generator:
     def _runtime_text(self) -> str:
         if self.plain:
             return ""
-        copier = SourceCopier(taken=set(), copy_modules=frozenset({runtime.__name__}))
+        homes = {runtime.__name__} | {o.__module__ for k in REGISTRY.kinds for o in k.runtime_objects}
+        copier = SourceCopier(taken=set(), copy_modules=frozenset(homes))
         for obj in self.runtime_needed:
             copier.add(obj, "the memory runtime")
+        self._runtime_objects = list(copier.copied.objects)
         return "\n\n\n".join(src.strip("\n") for _, src in copier.copied.definitions)
 
 

@@ -86,6 +86,8 @@ class Tree:
     def is_list(self, path: str) -> bool:
         """Whether the used members are children named 0..n-1 of a list-like container, written
         as an nn.Sequential / nn.ModuleList and indexed (``self.layer1[0]``)."""
+        if not path:
+            return False  # the root is a class of its own: its members are attributes
         if path not in self._is_list:
             module = self.module(path)
             entries = self.entries(path)

@@ -42,6 +42,12 @@ _ENV = jinja2.Environment(
 _FLOATS = ("float32", "float", "float64", "double", "float16", "half", "bfloat16")
 
 
+def _comment_lines(text: str, width: int = WIDTH - 2) -> list[str]:
+    """A header line as comment lines of at most ``width`` characters (continuations indented)."""
+    import textwrap
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False) or [""]
+
+
 def example_input_exprs(shapes: list[tuple[int, ...]], dtypes: list[str], high: int) -> list[str]:
     """Source of each example input at ``batch``, drawn in order from one seeded generator (the
     same draws as aimgen.loader.example_inputs, so parity checks see the traced values)."""
@@ -66,7 +72,7 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
     extra = sorted(m for m in src.imports if m.split(".")[0] not in sys.stdlib_module_names)
     text = _ENV.get_template("model.py.j2").render(
         title=comment(title),
-        header=[comment(h) for h in header],
+        header=[line for h in header for line in _comment_lines(comment(h))],
         stdlib_imports=stdlib,
         extra_imports=extra,
         example_shapes=repr([tuple(s) for s in shapes]),

@@ -166,8 +166,9 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
         return Raw(found), "as its module's __init__ draws it; load base weights for the model's values"
     exact = not t.is_floating_point() or kind != "param"  # parameters are drawn at random: never copied
     if exact and data.numel() <= (4096 if not t.is_floating_point() else 64) and data.dim() <= 4:
+        inferred = torch.tensor(data.tolist()).dtype  # what torch.tensor makes of the values by itself
         try:
-            return Raw(f"torch.tensor({_lit(data.tolist())}{', dtype=' + _lit(t.dtype) if dtype else ''})"), ""
+            return Raw(f"torch.tensor({_lit(data.tolist())}{'' if t.dtype == inferred else ', dtype=' + _lit(t.dtype)})"), ""
         except Unrenderable:
             pass
     if not t.is_floating_point():
@@ -269,8 +270,9 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
     if not isinstance(value, Constructor):
         return [render_value(path, None, value)]
     nested = [a for a in value.args if isinstance(a.value, (Constructor, list, dict)) and _has_ctor(a.value)]
-    if not nested:
-        return [_inline(value, render_value, path)]
+    if len(nested) <= 1 and all(isinstance(a.value, (Constructor, Raw)) and
+                                len(_lines(a.value, render_value, path + (a.name,), indent)) == 1 for a in nested):
+        return [_inline(value, render_value, path)]  # a value around one short call: one line
     last = value.args[-1]
     if nested == [last] and isinstance(last.value, Constructor):
         # one nested member, last: Block(64, 64, downsample=nn.Sequential(  ...  ))

@@ -11,7 +11,7 @@ import jinja2
 import libcst
 
 from .codegen import Source
-from .errors import RenderError
+from .errors import InternalError
 from .naming import comment
 
 FORMAT_VERSION = 1
@@ -54,15 +54,16 @@ def example_input_exprs(shapes: list[tuple[int, ...]], dtypes: list[str], high: 
     out = []
     for shape, dtype in zip(shapes, dtypes):
         dims = ", ".join(["batch", *map(str, shape[1:])])
+        shape_tuple = f"({dims},)" if len(shape) == 1 else f"({dims})"
         if dtype in ("float32", "float"):
             out.append(f"torch.randn({dims}, generator=g)")
         elif dtype in ("float64", "double", "float16", "half", "bfloat16"):
             out.append(f"torch.randn({dims}, generator=g).to(torch.{dtype})")
         elif dtype == "bool":
-            out.append(f"torch.randint(0, 2, ({dims},), generator=g).bool()")
+            out.append(f"torch.randint(0, 2, {shape_tuple}, generator=g).bool()")
         else:
             cast = "" if dtype in ("int64", "long") else f".to(torch.{dtype})"
-            out.append(f"torch.randint(0, {high}, ({dims},), generator=g){cast}")
+            out.append(f"torch.randint(0, {high}, {shape_tuple}, generator=g){cast}")
     return out
 
 
@@ -114,8 +115,8 @@ def check_source(text: str, what: str) -> libcst.Module:
         module = libcst.parse_module(text)
         compile(text, what, "exec")
     except (libcst.ParserSyntaxError, SyntaxError) as err:
-        raise RenderError(f"{what} does not parse: {err}.",
-                          hint="This is a bug in aimgen: please report it with the model.") from None
+        raise InternalError(f"{what} does not parse: {err}.",
+                            hint="This is a bug in aimgen: please report it with the model.") from None
     return module
 
 

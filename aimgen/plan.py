@@ -322,16 +322,32 @@ def _check_patterns(options: Options, taps, skipped) -> None:
                 )
 
 
+def conv_sizes(traced: Traced, taps) -> set[tuple]:
+    """The spatial sizes convolutions read or write (as size keys): what a feature map is. An
+    attention's (N, heads, T, d) has the rank of a feature map but none of these sizes."""
+    nodes = {n.name: n for n in traced.graph.nodes}
+    sizes = set()
+    for t in taps:
+        if t.axis == 1 and t.node in nodes:
+            node = nodes[t.node]
+            sizes.add(size_key(node))
+            if node.args and isinstance(node.args[0], fx.Node):
+                sizes.add(size_key(node.args[0]))
+    return sizes
+
+
 def choose_grid(traced: Traced, taps: list[TapSite]) -> tuple[int, ...] | None:
     """The smallest feature map larger than 1 (in elements) of the convs' spatial rank."""
     conv_ranks = [len(t.spatial) for t in taps if t.axis == 1]
     if not conv_ranks:
         return None
     rank = max(set(conv_ranks), key=conv_ranks.count)
+    sizes = conv_sizes(traced, taps)
     best = None
     for node in traced.graph.nodes:
         meta = tensor_meta(node)
-        if meta is None or len(meta.shape) != rank + 2 or node.meta.get("batch_axis_ok") is False:
+        if meta is None or len(meta.shape) != rank + 2 or node.meta.get("batch_axis_ok") is False or \
+                size_key(node) not in sizes:
             continue
         spatial = tuple(meta.shape[2:])
         if math.prod(spatial) > 1 and (best is None or math.prod(spatial) < math.prod(best)):
@@ -343,14 +359,18 @@ def choose_grid(traced: Traced, taps: list[TapSite]) -> tuple[int, ...] | None:
 
 # --- update placement ----------------------------------------------------------------------
 
-def _feature_kind(node: fx.Node, grid: tuple[int, ...]) -> tuple[str, int, tuple] | None:
+def _feature_kind(node: fx.Node, grid: tuple[int, ...], sizes: set | None = None) -> tuple[str, int, tuple] | None:
+    """What an update block can read from a node: a spatial feature map (N, C, *size), a vector
+    (N, C) or a sequence (N, ..., C); None for anything else. ``sizes``: the spatial sizes of
+    the model's convolutions; a feature map has one of them (see ``conv_sizes``)."""
     meta = tensor_meta(node)
     if meta is None or not meta.dtype.is_floating_point or node.meta.get("batch_axis_ok") is False:
         return None
     shape = tuple(meta.shape)
     sym = node.meta.get("size")
     channels_first = sym is None or str(sym[1]).isdigit()  # (N, H, W, C) has a size on axis 1
-    if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1 and channels_first:
+    conv_like = sizes is None or size_key(node) in sizes
+    if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1 and channels_first and conv_like:
         return "spatial", shape[1], shape
     if len(shape) == 2:
         return "vector", shape[1], shape
@@ -377,7 +397,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     leave no main path (a U-Net's encoder and decoder), every run of one size in program order
     is a stage. Without a grid (MLPs, transformers over tokens) sizes are feature widths."""
     nodes = _after_first_tap(traced, taps)
-    kinds = {n.name: _feature_kind(n, grid) for n in nodes}
+    sizes = conv_sizes(traced, taps)
+    kinds = {n.name: _feature_kind(n, grid, sizes) for n in nodes}
     if grid:
         main_rank = len(grid) + 2
         candidates = [n for n in nodes if kinds[n.name] and kinds[n.name][0] == "spatial"]
@@ -441,10 +462,11 @@ def find_updates(traced: Traced, taps, grid, options: Options) -> tuple[list[Upd
     elif mode == "every":
         tap_nodes = {t.node for t in taps}
         last = None
+        sizes = conv_sizes(traced, taps)
         for n in _after_first_tap(traced, taps):
             if n.name in tap_nodes and last is not None and (not chosen or chosen[-1][0] is not last[0]):
                 chosen.append(last)
-            kind = _feature_kind(n, grid)
+            kind = _feature_kind(n, grid, sizes)
             if kind is not None and (not grid or kind[0] == "spatial"):
                 last = (n, kind)
         reason = "" if chosen else "no tapped layer comes after a feature map the memory can be rewritten from"
@@ -482,11 +504,12 @@ def linear_unit(memory_shape: tuple[int, ...]) -> int:
     return min(math.prod(memory_shape[1:]), root) if len(memory_shape) > 1 else root
 
 
-def tap_widths(taps, memory_shape: tuple[int, ...], options: Options) -> dict[str, TapWidth]:
+def tap_widths(taps, memory_shape: tuple[int, ...], options: Options, unit: int | None = None) -> dict[str, TapWidth]:
     """Each layer's width for a memory of this shape: a layer called at several sizes reads one
-    width, the widest any of its calls needs."""
+    width, the widest any of its calls needs. ``unit``: the features a Linear reads per tap
+    channel, if not ``linear_unit``'s (the budget may lower it)."""
     size = math.prod(memory_shape)
-    unit = linear_unit(memory_shape)
+    unit = unit or linear_unit(memory_shape)
     widest: dict[str, int] = {}
     kernels: dict[str, str] = {}
     for t in taps:
@@ -530,13 +553,14 @@ def make_plan(traced: Traced, options: Options) -> Plan:
     unit = math.prod(grid) if grid else 1
     max_channels = max(1, round((options.memory_size or DEFAULT_MEMORY_SIZE) / unit))
     notes: list[str] = []
+    unit = None  # the features a Linear reads per tap channel: linear_unit's, unless the budget lowers it
 
     def rank_for(channels: int) -> int:
         return options.update_rank or min(DEFAULT_RANK, channels)
 
-    def growth(channels: int) -> int:
+    def growth(channels: int, unit: int | None = None) -> int:
         shape = _shape_for(channels, grid)
-        widths = tap_widths(taps, shape, options)
+        widths = tap_widths(taps, shape, options, unit)
         cost = sum({layer_key(t): REGISTRY.get(t.kind).extra_params(t, widths[layer_key(t)]) for t in taps}.values())
         return math.prod(shape) + cost + sum(update_cost(u.features, channels, rank_for(channels)) for u in updates)
 
@@ -554,13 +578,25 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         channels = max_channels
     elif growth(1) > limit:
         channels = 1
-        if options.budget is not None:
+        full = linear_unit(_shape_for(1, grid))
+        if options.tap_width != "full" and full > 1 and growth(1, 1) <= limit:
+            lo, hi = 1, full  # Linear layers read fewer memory features: growth(1, lo) <= limit < growth(1, hi)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if growth(1, mid) <= limit else (lo, mid)
+            unit = lo
+            notes.append(f"Linear layers read {unit} memory feature{'s' if unit != 1 else ''} each (not {full}) "
+                         f"to stay within the {budget:.0%} parameter budget")
+        elif options.budget is not None:
             raise PlanError(
-                f"even the smallest memory (1 channel) costs +{growth(1):,} parameters, over budget="
+                f"even the smallest memory (1 channel) costs +{growth(1, 1):,} parameters, over budget="
                 f"{options.budget} ({limit:,} of {base:,} base parameters).", field="budget",
                 hint="Raise budget, tap fewer layers (layers=/skip=), or use updates='none'.")
-        notes.append(f"smallest configuration: even 1 memory channel costs +{growth(1):,} parameters "
-                     f"({100 * growth(1) / max(base, 1):.1f}% of the base), over the default {budget:.0%} budget")
+        else:
+            unit = 1 if options.tap_width != "full" else None
+            notes.append(f"smallest configuration: even 1 memory channel costs +{growth(1, unit):,} parameters "
+                         f"({100 * growth(1, unit) / max(base, 1):.1f}% of the base), over the default "
+                         f"{budget:.0%} budget")
     else:
         lo, hi = 1, max_channels  # growth(lo) <= limit < growth(hi)
         while hi - lo > 1:
@@ -576,6 +612,6 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         notes.append(f"no update block: {no_update_reason}; the memory is read but never rewritten, "
                      "so the carry does not move")
     return Plan(taps=tuple(taps), skipped=tuple(skipped), updates=tuple(updates), base_params=base,
-                unused_params=unused, memory_shape=memory_shape, widths=tap_widths(taps, memory_shape, options),
+                unused_params=unused, memory_shape=memory_shape, widths=tap_widths(taps, memory_shape, options, unit),
                 rank=rank_for(channels), memory_keys=_memory_keys(taps), options=options, notes=tuple(notes),
                 no_update_reason=no_update_reason if not updates else "")

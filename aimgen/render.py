@@ -141,6 +141,9 @@ def _wrap(line: str, width: int) -> list[str]:
     if split is None:
         return [line]
     head, args, tail = split
+    if len(args) == 1 and " for " in args[0]:  # a comprehension: its expression, then its loop
+        expr, loop = args[0].rsplit(" for ", 1)
+        return [head] + _wrap(f"{indent}    {expr}", width) + [f"{indent}    for {loop}", f"{indent}{tail}"]
     lines = _fill(head, args, tail, " " * len(head), width) or \
         _fill(head, args, tail, indent + "    ", width, hanging=True)
     if lines is None:

@@ -288,6 +288,10 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
     for a in value.args:
         sub = path + (a.name,)
         if isinstance(a.value, list) and _has_ctor(a.value):
+            bodies = [_lines(item, render_value, sub + (j,), indent) for j, item in enumerate(a.value)]
+            if len(bodies) >= 3 and all(b == bodies[0] and len(b) == 1 for b in bodies):
+                items.append((a, [f"[{bodies[0][0]} for _ in range({len(bodies)})]"]))  # all alike
+                continue
             out.append("    [")
             for body in _repeats([_lines(item, render_value, sub + (j,), indent) for j, item in enumerate(a.value)],
                                  "[{} for _ in range({})]"):

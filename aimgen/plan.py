@@ -269,8 +269,10 @@ def _inside_leaves(traced: Traced) -> list[Skip]:
         why = (f"inside {node.target}, which is kept whole ({traced.leaf_reasons.get(node.target) or 'listed in leaf='})"
                if kept else f"inside the leaf module {node.target} ({type(mod).__name__}), which torch runs whole")
         for name, sub in mod.named_modules():
-            if name and REGISTRY.is_weight_layer(sub):
-                out.append(Skip(node.name, f"{node.target}.{name}", type(sub).__name__, why))
+            if REGISTRY.is_weight_layer(sub) and (name or kept):  # a kept leaf may be a weight layer itself
+                qual = f"{node.target}.{name}" if name else node.target
+                out.append(Skip(node.name, qual, type(sub).__name__, why if name else
+                                f"kept whole ({traced.leaf_reasons.get(node.target) or 'listed in leaf='})"))
         if not kept and not REGISTRY.is_weight_layer(mod) and any(
                 p.dim() >= 2 for p in mod.parameters(recurse=False)):
             out.append(Skip(node.name, node.target, type(mod).__name__,

@@ -40,3 +40,14 @@ def test_a_definition_inside_a_function_or_a_clashing_name_is_refused(tmp_path):
         SourceCopier().add(mod.make(), "a class the model builds")
     with pytest.raises(RenderError, match="the name F of your code is also a name the generated file defines"):
         SourceCopier(taken={"F"}).add(mod.uses_f, "operation uses_f calls it")
+
+
+def test_library_code_is_copied_with_the_names_its_annotations_need(tmp_path):
+    import torchvision.ops
+    copier = SourceCopier()
+    assert copier.copy_library(torchvision.ops.StochasticDepth, "a kept leaf") == "StochasticDepth"
+    text = copier.copied.text()
+    assert "from typing import Any" in text and "def stochastic_depth(" in text
+    namespace = {}
+    exec(compile("import torch\nfrom torch import nn\n" + text, "copied", "exec"), namespace)  # it runs
+    assert namespace["StochasticDepth"](0.5, "row").p == 0.5

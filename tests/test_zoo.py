@@ -139,12 +139,13 @@ def test_user_leaf_classes_and_wrapped_functions_are_copied_so_the_output_stays_
     assert [t.qualname for t in conv.plan.taps] == ["conv", "fc"]
 
 
-def test_a_library_leaf_makes_the_output_depend_on_that_library_and_says_so():
+def test_a_library_leaf_is_copied_from_the_library_so_the_output_stays_standalone():
     conv = aimgen.convert(zoo("library_leaf.py:Net"), [(1, 3, 8, 8)], source_name="library_leaf", leaf=["sd"])
-    assert "Depends on torch and: torchvision" in conv.source
-    assert "import torchvision.ops  # needed by the base model's layers: the output depends on it" in conv.source
-    assert lines_with(conv.source, "self.sd = ") == ["self.sd = torchvision.ops.StochasticDepth(0.2, 'batch')"]
-    aim = conv.build()
+    assert "Standalone: imports torch and the standard library only" in conv.source
+    assert "import torchvision" not in conv.source and "class StochasticDepth(nn.Module):" in conv.source
+    assert "def stochastic_depth(" in conv.source  # what it calls, copied too
+    assert lines_with(conv.source, "self.sd = ") == ["self.sd = StochasticDepth(0.2, 'batch')"]
+    aim = conv.build()  # every name the copied code uses is bound (annotations included)
     assert sum(p.numel() for p in aim.parameters()) == conv.plan.aim_params
 
 

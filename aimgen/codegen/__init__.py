@@ -163,8 +163,8 @@ class Generator:
     def leaf(self, q: str) -> Constructor:
         if q not in self._leaf_ctors:
             module = self.root.get_submodule(q)
-            ctor = constructor(module, q, copier=self.copier, why=self.traced.leaf_reasons.get(q, ""),
-                               recorded=self.traced.constructor_args.get(q))
+            why = self.traced.leaf_reasons.get(q) or ("listed in leaf=" if q in self.traced.leaf_names else "")
+            ctor = constructor(module, q, copier=self.copier, why=why, recorded=self.traced.constructor_args.get(q))
             taps = [t for t in self.taps.values() if not t.functional and t.qualname == q]
             if taps:
                 site = taps[0]

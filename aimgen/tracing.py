@@ -112,6 +112,11 @@ def _stack_location(node: fx.Node) -> str | None:
 
 
 def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict) -> fx.Graph:
+    # torch.fx keeps tensors made while tracing (torch.arange(...) of plain numbers) as root
+    # attributes _tensor_constant0, 1, ...: start each trace without an earlier trace's, so the
+    # train and eval graphs name them alike
+    for name in [k for k in vars(model) if re.fullmatch(r"_tensor_constant\d+", k)]:
+        delattr(model, name)
     was = model.training
     model.train(training)
     try:

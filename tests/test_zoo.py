@@ -26,8 +26,19 @@ def zoo(target: str) -> torch.nn.Module:
 
 
 def check(target: str, *shapes, **options):
+    """Convert a zoo model held to every invariant; a second conversion under another global
+    seed must write the same bytes (recorded constructor arguments included)."""
     specs = [s if isinstance(s, InputSpec) else InputSpec(s) for s in shapes]
-    return rm.check_conversion(zoo(target), specs, source_name=target, **options)
+    torch.manual_seed(0)
+    loaded = load_model(str(ZOO / target))
+    return rm.check_conversion(loaded.model, specs, source_name=target, twice=True,
+                               constructor_args=loaded.constructor_args, **options)
+
+
+def carry_moves(conv) -> bool:
+    aim = conv.build().train()
+    aim(*conv.example_inputs(batch=2))
+    return bool(aim.memory.carry.abs().sum() > 0)
 
 
 def lines_with(source: str, text: str) -> list[str]:
@@ -225,3 +236,37 @@ def test_channel_shuffle_and_squeeze_excitation_on_1x1_maps():
     taps = {t.qualname: t for t in conv.plan.taps}
     assert set(taps) == {"stem", "group_conv", "se.reduce", "se.expand", "fc"}
     assert taps["se.reduce"].spatial == (1, 1)  # the whole memory folded onto a 1x1 map
+
+
+# --- issue 15: the families that got no memory, or no file ------------------------------------
+
+def test_a_unet_gets_update_blocks_and_its_carry_moves():
+    conv = check("unet.py:UNet", (1, 3, 32, 32))
+    assert len(conv.plan.updates) >= 4 and carry_moves(conv)
+    assert {t.layer_type for t in conv.plan.taps} >= {"Conv2d", "ConvTranspose2d"} and not conv.plan.skipped
+
+
+def test_a_conditioned_denoiser_with_two_inputs_gets_update_blocks():
+    conv = check("denoiser.py:Denoiser", (1, 3, 16, 16), (1,))
+    assert conv.plan.updates and carry_moves(conv)
+    assert "def forward(self, x, t):" in conv.source
+    assert conv.code.block_classes.get("ResBlock") == 3  # one class, its emb input passed along
+
+
+def test_a_kept_leaf_with_data_dependent_control_flow_is_written_and_onnx_is_not_possible(tmp_path, cli):
+    conv = check("data_dependent_leaf.py:Net", (1, 3, 8, 8))
+    assert "class SignGate(nn.Module):" in conv.source and carry_moves(conv)
+    out = tmp_path / "gate_aim.py"
+    code, stdout, err = cli("convert", f"{ZOO / 'data_dependent_leaf.py'}:Net", "--input-shape", "1,3,8,8", "-o", out)
+    assert code == 0 and out.exists(), err
+    line = next(l for l in stdout.splitlines() if l.startswith("[not possible] onnx export"))
+    assert "data_dependent_leaf.py:9 (`if x.mean() > 0:`);" in line and "torch.cond" in line
+    assert ".tmp" not in stdout + err
+
+
+def test_raw_parameters_are_written_as_their_own_initialisation():
+    conv = check("raw_parameter.py:Net", (1, 4, 8))
+    src = conv.source
+    assert "self.cls_token = nn.Parameter(torch.randn(1, 1, 16) * 0.02)" in src
+    assert "self.pos = nn.Parameter(torch.randn(1, 4 + 1, 16) * 0.02)" in src
+    assert "self.gamma = nn.Parameter(torch.full((16,), 0.0001))" in src  # a constant: its value

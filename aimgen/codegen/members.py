@@ -139,7 +139,8 @@ def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, r
         if not value.requires_grad:
             args.append(Arg("requires_grad", False, False))
         return Constructor("nn.Parameter", args), comment
-    persistent = kind != "buffer" or name not in owner._non_persistent_buffers_set
+    # a tensor that is not a registered buffer (a constant torch.fx kept) stays out of state_dict
+    persistent = kind == "buffer" and name not in owner._non_persistent_buffers_set
     args = [Arg("data", init, True)]
     if not persistent:
         args.append(Arg("persistent", False, False))

@@ -74,10 +74,14 @@ class Tree:
                     out.append((name, "unused", q))
                 continue
             out.append((name, "leaf" if q in self.leaves else "tree", q))
-        for name in list(module._parameters) + list(module._buffers):
+        for name in module._parameters:
             q = f"{path}.{name}" if path else name
             if q in self.attrs:
-                out.append((name, "param" if name in module._parameters else "buffer", q))
+                out.append((name, "param", q))
+        for name, buf in module._buffers.items():  # every buffer: state the forward may not read
+            q = f"{path}.{name}" if path else name  # (num_batches_tracked) is still state_dict state
+            if buf is not None and (q in self.attrs or (self.used(path) and name not in module._non_persistent_buffers_set)):
+                out.append((name, "buffer", q))
         for name, q in self._attrs_of.get(path, []):
             if name not in module._parameters and name not in module._buffers and name not in module._modules:
                 out.append((name, "tensor", q))

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from aimgen.tracing import tensor_meta
+from aimgen.shapes import tensor_meta
 
 
 def _per_sample(meta) -> int:
@@ -56,12 +56,12 @@ def analytic(conversion) -> dict:
         node = nodes[tap.node]
         out_meta, in_meta = tensor_meta(node), tensor_meta(node.args[0])
         positions = _per_sample(out_meta) // max(tap.out_size, 1)
-        taps += tap.extra_params * positions
+        taps += plan.tap_params_of(tap) * positions
         inputs = _per_sample(in_meta)
-        copy += inputs + inputs // max(tap.in_size, 1) * tap.k * max(tap.groups, 1)
+        copy += inputs + inputs // max(tap.in_size, 1) * plan.width(tap).k * max(tap.groups, 1)
     grid = math.prod(plan.grid) if plan.grid else 1
-    updates = sum(grid * (u.features * u.rank + u.memory_channels * u.rank + 2 * u.rank * u.memory_channels)
-                  for u in plan.updates)
+    r, c = plan.rank, plan.memory_channels
+    updates = sum(grid * (u.features * r + c * r + 2 * r * c) for u in plan.updates)
     return {"base": base, "taps": taps, "updates": updates, "increase": (taps + updates) / max(base, 1),
             "tap_copy": copy, "base_reads": reads}
 

@@ -1,6 +1,7 @@
 # AiM version of mlp.py:MLP, traced at input (1, 784).
 # Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
-# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1 budget=auto
+# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1
+#   budget=auto
 # memory: (192,) = 192 floats; taps: 3 of 3 weight layers; update blocks: 1; carry rate 0.1
 # parameters: base 235,146 | aim 246,878 | delta +11,732 (memory 192, taps 5,516, updates 6,024)
 # note: memory shrunk to 192 floats to stay within the 5% parameter budget
@@ -117,6 +118,8 @@ def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     bound = 1 / math.sqrt(fan_in)
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
+
+# --- what the generated code runs (copied into every file that taps this kind) -----------
 
 class MemoryLinear(nn.Linear):
     """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],

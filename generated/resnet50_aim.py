@@ -1,8 +1,11 @@
 # AiM version of torchvision_models.py:resnet50, traced at input (1, 3, 224, 224).
 # Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
-# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1 budget=auto
-# memory: (1024, 7, 7) = 50,176 floats; taps: 54 of 54 weight layers; update blocks: 5; carry rate 0.1
-# parameters: base 23,753,912 | aim 24,034,200 | delta +280,288 (memory 50,176, taps 65,720, updates 164,392)
+# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1
+#   budget=auto
+# memory: (1024, 7, 7) = 50,176 floats; taps: 54 of 54 weight layers; update blocks: 5; carry rate
+#   0.1
+# parameters: base 23,753,912 | aim 24,034,200 | delta +280,288 (memory 50,176, taps 65,720,
+#   updates 164,392)
 import math
 
 import torch
@@ -99,7 +102,7 @@ def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
 
-# --- the sum form: layer(cat([x, m])) == layer(x) + the memory's part ---------------------
+# --- what the generated code runs (copied into every file that taps this kind) -----------
 
 class _MemoryConv:
     """conv(cat([x, m], 1)) computed as conv(x) + conv(m, memory_weight): ``weight`` keeps its
@@ -148,6 +151,8 @@ class MemorySequential(nn.Sequential):
             x, memory = block(x, memory)
         return x, memory
 
+
+# --- what the generated code runs (copied into every file that taps this kind) -----------
 
 class MemoryLinear(nn.Linear):
     """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],

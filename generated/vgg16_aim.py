@@ -1,8 +1,11 @@
 # AiM version of torchvision_models.py:vgg16, traced at input (1, 3, 224, 224).
 # Written by aimgen; edit freely. Standalone: imports torch and the standard library only.
-# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1 budget=auto
-# memory: (1024, 7, 7) = 50,176 floats; taps: 16 of 16 weight layers; update blocks: 7; carry rate 0.1
-# parameters: base 134,752,184 | aim 135,454,056 | delta +701,872 (memory 50,176, taps 445,304, updates 206,392)
+# options: memory_size=auto tap_width=1 form=sum updates=stages update_rank=auto carry_rate=0.1
+#   budget=auto
+# memory: (256, 14, 14) = 50,176 floats; taps: 16 of 16 weight layers; update blocks: 5; carry rate
+#   0.1
+# parameters: base 134,752,184 | aim 136,514,624 | delta +1,762,440 (memory 50,176, taps 1,667,168,
+#   updates 45,096)
 import math
 
 import torch
@@ -14,9 +17,9 @@ EXAMPLE_INPUT_DTYPES = ['float32']
 # What aimgen planned; `aimgen validate` checks the model against it.
 AIMGEN = {
     'format': 1, 'kind': 'aim', 'source': 'torchvision_models.py:vgg16', 'class': 'AimVGG',
-    'input_shapes': ['1,3,224,224'], 'memory_shape': [1024, 7, 7], 'memory': 'memory',
-    'form': 'sum', 'base_params': 134752184, 'aim_params': 135454056,
-    'delta': {'memory': 50176, 'taps': 445304, 'updates': 206392}, 'update_blocks': 7,
+    'input_shapes': ['1,3,224,224'], 'memory_shape': [256, 14, 14], 'memory': 'memory',
+    'form': 'sum', 'base_params': 134752184, 'aim_params': 136514624,
+    'delta': {'memory': 50176, 'taps': 1667168, 'updates': 45096}, 'update_blocks': 5,
     'depends': [],
 }
 
@@ -118,7 +121,7 @@ def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
 
-# --- the sum form: layer(cat([x, m])) == layer(x) + the memory's part ---------------------
+# --- what the generated code runs (copied into every file that taps this kind) -----------
 
 class _MemoryConv:
     """conv(cat([x, m], 1)) computed as conv(x) + conv(m, memory_weight): ``weight`` keeps its
@@ -140,6 +143,8 @@ class MemoryConv2d(_MemoryConv, nn.Conv2d):
     """nn.Conv2d that also reads ``memory_channels`` fitted memory channels."""
 
 
+# --- what the generated code runs (copied into every file that taps this kind) -----------
+
 class MemoryLinear(nn.Linear):
     """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],
     -1)) as linear(x) + linear(m, memory_weight), m broadcast over the middle axes, not copied."""
@@ -159,7 +164,7 @@ class AimVGG(nn.Module):
     def __init__(self):
         super().__init__()
         # 50,176 floats, carried from batch to batch
-        self.memory = Memory((1024, 7, 7), carry_rate=0.1)
+        self.memory = Memory((256, 14, 14), carry_rate=0.1)
         self.features = nn.Sequential(
             MemoryConv2d(3, 64, 3, padding=1, memory_channels=1),
             nn.ReLU(inplace=True),
@@ -195,21 +200,19 @@ class AimVGG(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            MemoryLinear(25088, 4096, memory_features=49),
+            MemoryLinear(25088, 4096, memory_features=196),
             nn.ReLU(inplace=True),
             nn.Dropout(),
-            MemoryLinear(4096, 4096, memory_features=49),
+            MemoryLinear(4096, 4096, memory_features=196),
             nn.ReLU(inplace=True),
             nn.Dropout(),
-            MemoryLinear(4096, 120, memory_features=49),
+            MemoryLinear(4096, 120, memory_features=196),
         )
-        self.update_features_3 = MemoryUpdate(64, 1024, rank=8)
-        self.update_features_8 = MemoryUpdate(128, 1024, rank=8)
-        self.update_features_15 = MemoryUpdate(256, 1024, rank=8)
-        self.update_features_22 = MemoryUpdate(512, 1024, rank=8)
-        self.update_features_29 = MemoryUpdate(512, 1024, rank=8)
-        self.update_features = MemoryUpdate(512, 1024, rank=8)
-        self.update_avgpool = MemoryUpdate(512, 1024, rank=8)
+        self.update_features_3 = MemoryUpdate(64, 256, rank=8)
+        self.update_features_8 = MemoryUpdate(128, 256, rank=8)
+        self.update_features_15 = MemoryUpdate(256, 256, rank=8)
+        self.update_features_22 = MemoryUpdate(512, 256, rank=8)
+        self.update_features_29 = MemoryUpdate(512, 256, rank=8)
 
     def forward(self, x):
         outputs, memory = self.forward_with_memory(x, self.memory.read())
@@ -224,13 +227,13 @@ class AimVGG(nn.Module):
         x = self.features[1](x)
         x = self.features[2](x, memory.channels(1, x))  # = features.2(cat([x, m], 1))
         x = self.features[3](x)
-        memory = self.update_features_3(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        memory = self.update_features_3(memory, F.adaptive_avg_pool2d(x, (14, 14)))
         x = self.features[4](x)
         x = self.features[5](x, memory.channels(1, x))  # = features.5(cat([x, m], 1))
         x = self.features[6](x)
         x = self.features[7](x, memory.channels(1, x))  # = features.7(cat([x, m], 1))
         x = self.features[8](x)
-        memory = self.update_features_8(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        memory = self.update_features_8(memory, F.adaptive_avg_pool2d(x, (14, 14)))
         x = self.features[9](x)
         x = self.features[10](x, memory.channels(1, x))  # = features.10(cat([x, m], 1))
         x = self.features[11](x)
@@ -238,7 +241,7 @@ class AimVGG(nn.Module):
         x = self.features[13](x)
         x = self.features[14](x, memory.channels(1, x))  # = features.14(cat([x, m], 1))
         x = self.features[15](x)
-        memory = self.update_features_15(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        memory = self.update_features_15(memory, F.adaptive_avg_pool2d(x, (14, 14)))
         x = self.features[16](x)
         x = self.features[17](x, memory.channels(1, x))  # = features.17(cat([x, m], 1))
         x = self.features[18](x)
@@ -246,7 +249,7 @@ class AimVGG(nn.Module):
         x = self.features[20](x)
         x = self.features[21](x, memory.channels(1, x))  # = features.21(cat([x, m], 1))
         x = self.features[22](x)
-        memory = self.update_features_22(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        memory = self.update_features_22(memory, F.adaptive_avg_pool2d(x, (14, 14)))
         x = self.features[23](x)
         x = self.features[24](x, memory.channels(1, x))  # = features.24(cat([x, m], 1))
         x = self.features[25](x)
@@ -254,19 +257,17 @@ class AimVGG(nn.Module):
         x = self.features[27](x)
         x = self.features[28](x, memory.channels(1, x))  # = features.28(cat([x, m], 1))
         x = self.features[29](x)
-        memory = self.update_features_29(memory, F.adaptive_avg_pool2d(x, (7, 7)))
+        memory = self.update_features_29(memory, F.adaptive_avg_pool2d(x, (14, 14)))
         x = self.features[30](x)
-        memory = self.update_features(memory, F.adaptive_avg_pool2d(x, (7, 7)))
         x = self.avgpool(x)
-        memory = self.update_avgpool(memory, F.adaptive_avg_pool2d(x, (7, 7)))
         x = torch.flatten(x, 1)
-        x = self.classifier[0](x, memory.features(49, x))  # = classifier.0(cat([x, m], -1))
+        x = self.classifier[0](x, memory.features(196, x))  # = classifier.0(cat([x, m], -1))
         x = self.classifier[1](x)
         x = self.classifier[2](x)
-        x = self.classifier[3](x, memory.features(49, x))  # = classifier.3(cat([x, m], -1))
+        x = self.classifier[3](x, memory.features(196, x))  # = classifier.3(cat([x, m], -1))
         x = self.classifier[4](x)
         x = self.classifier[5](x)
-        x = self.classifier[6](x, memory.features(49, x))  # = classifier.6(cat([x, m], -1))
+        x = self.classifier[6](x, memory.features(196, x))  # = classifier.6(cat([x, m], -1))
         return x, memory.final()
 
     def reset_memory(self) -> None:

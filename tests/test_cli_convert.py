@@ -104,7 +104,7 @@ def test_name_may_be_a_builder_function_or_an_instance(tmp_path, cli):
         code, out, err = cli("convert", f"{path}:{name}", "--input-shape", "2,8", "-o", tmp_path / f"{name}.py",
                              "--no-onnx", "-q")
         assert code == 0, err
-        assert "Linear(8 + " in (tmp_path / f"{name}.py").read_text()
+        assert "MemoryLinear(8, 3, memory_features=" in (tmp_path / f"{name}.py").read_text()
 
 
 def test_an_output_folder_nobody_can_write_is_a_clear_error(tmp_path, cli):

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import report as report_mod
+from . import capture, report as report_mod
 from .codegen import generate
-from .errors import AimgenError, InternalError, ValidationError
+from .errors import AimgenError, InternalError, TraceError, ValidationError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
 from .options import Options
@@ -210,7 +210,12 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
                           "torch.randn(1, 3, 224, 224).", field="input_shapes")
     source_name = source_name or type(model).__name__
     options.check()
-    traced = trace(model, frozenset(options.leaf), source=source_name, n_inputs=len(specs))
+    try:
+        traced = trace(model, frozenset(options.leaf), source=source_name, n_inputs=len(specs))
+    except TraceError as fx_error:  # the root cannot be traced by torch.fx: the torch.export path
+        traced = capture.export_trace(model, lambda batch=None: make_inputs(specs, model, batch=batch),
+                                      source=source_name, n_inputs=len(specs), leaf_names=frozenset(options.leaf),
+                                      fx_error=fx_error)
     traced.constructor_args = dict(constructor_args or {})
     shapes.analyse(traced, specs, lambda batch=None: make_inputs(specs, model, batch=batch), source_name)
     plan = None if plain else make_plan(traced, options)

@@ -71,12 +71,15 @@ class Conversion:
             return f"plain rendering of {self.source_name}"
         notes = [f"{qual} is written inline in its parent's forward: {why}" for qual, why in self.code.inline] \
             if self.code is not None else []
+        notes += [n for n in [capture.report_note(self._traced)] if n and self._traced is not None]
         return report_mod.table_text(self.plan, title=f"aimgen: {self.source_name}", notes=notes,
                                      update_names=self.code.update_names if self.code is not None else None)
 
     def report_dict(self) -> dict:
         data = self.plan.to_dict() if self.plan else {}
         data["source"] = self.source_name
+        if self._traced is not None:
+            data["capture"] = self._traced.capture
         data["input_shapes"] = [str(s) for s in self.specs]
         if self.weights_report:
             data["weights"] = self.weights_report
@@ -212,6 +215,7 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
     options.check()
     try:
         traced = trace(model, frozenset(options.leaf), source=source_name, n_inputs=len(specs))
+        capture.check_fx(traced, source_name)
     except TraceError as fx_error:  # the root cannot be traced by torch.fx: the torch.export path
         traced = capture.export_trace(model, lambda batch=None: make_inputs(specs, model, batch=batch),
                                       source=source_name, n_inputs=len(specs), leaf_names=frozenset(options.leaf),
@@ -267,6 +271,7 @@ def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[st
     header = ["Written by aimgen; edit freely. Standalone: imports torch and the standard library only."
               if not depends else
               f"Written by aimgen. Depends on torch and: {', '.join(depends)} (the base model's layers)."]
+    header += capture.header_lines(traced)
     if traced.fixed_inputs:
         header.append("traced with " + ", ".join(f"{k}={v!r}" for k, v in traced.fixed_inputs.items())
                       + " (inputs not given; fixed in this file)")

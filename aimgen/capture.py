@@ -36,7 +36,9 @@ model can return. The header of the generated file says what was fixed.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
+import io
 import inspect
 import logging
 import operator
@@ -102,9 +104,10 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
         ep = _export(model, inputs, overrides, names, training, source, fx_error)
         graphs[training] = _Lowering(model, ep, names, leaves).graph()
     flags = _reconcile(graphs[True], graphs[False], model, source)
-    traced = Traced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
-                    fixed_inputs=fixed, leaf_names=leaves,
-                    leaf_reasons={q: "listed in leaf=" for q in leaves})
+    traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
+                          fixed_inputs=fixed, leaf_names=leaves,
+                          leaf_reasons={q: "listed in leaf=" for q in leaves},
+                          fx_error=_first_line(fx_error) if fx_error is not None else "")
     _check_function(traced, make_inputs, overrides, source)
     for node in traced.graph.nodes:
         node.meta.pop("val", None)
@@ -112,11 +115,27 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
     return traced
 
 
+@dataclasses.dataclass
+class ExportTraced(Traced):
+    """A ``Traced`` made by torch.export, with why torch.fx could not make it."""
+
+    fx_error: str = ""
+
+
+def check_fx(traced: Traced, source: str) -> None:
+    """Raise TraceError where torch.fx traced the root but its graph cannot stand for it: a
+    forward taking ``*args``/``**kwargs`` (torch.fx makes them inputs the caller never gives)."""
+    star = [n.target for n in traced.graph.nodes if n.op == "placeholder" and str(n.target).startswith("*")]
+    if star:
+        raise TraceError(f"torch.fx cannot trace {source}: its forward takes {', '.join(star)}, which torch.fx "
+                         "makes an input of the graph.")
+
+
 def header_lines(traced: Traced) -> list[str]:
     """What the generated file's header says about a torch.export capture."""
     if traced.capture != CAPTURE:
         return []
-    lines = ["captured with torch.export (non-strict): torch.fx could not trace the root module"]
+    lines = [report_note(traced)]
     for node in traced.graph.nodes:
         if node.op == "call_function" and inspect.isclass(node.target) and _library_class(node.target):
             lines.append(f"returns {node.target.__name__} as the base model does, imported from "
@@ -128,7 +147,9 @@ def report_note(traced: Traced) -> str | None:
     """The report's line about the capture path, or None for torch.fx."""
     if traced.capture != CAPTURE:
         return None
-    return "captured with torch.export (non-strict), because torch.fx could not trace the root module"
+    why = getattr(traced, "fx_error", "")
+    return "captured with torch.export (non-strict): torch.fx could not trace the root module" + \
+        (f" ({why})" if why else "")
 
 
 def _library_class(cls: type) -> bool:
@@ -158,12 +179,14 @@ def _export(model: nn.Module, inputs, overrides: dict, names: list[str], trainin
     model.train(training)
     shapes = {name: _dynamic(x) for name, x in zip(names, inputs)}
     shapes.update({k: None for k in overrides})
-    quiet = [logging.getLogger(n) for n in ("torch.export", "torch._export", "torch.fx.experimental.symbolic_shapes")]
+    quiet = [logging.getLogger(n) for n in ("torch.export", "torch._export", "torch.fx.experimental.symbolic_shapes",
+                                            "torch._subclasses.fake_tensor", "torch._dynamo")]
     levels = [q.level for q in quiet]
     try:
         for q in quiet:
-            q.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
+            q.setLevel(logging.CRITICAL + 1)   # a failure is reported once, by aimgen
+        # the exporter prints the partial graph of a failed export to stderr: not for the user
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             if len(names) != len(inputs):   # a forward(*args): positional, without overrides
                 return torch.export.export(model, tuple(inputs), strict=False,
@@ -180,22 +203,33 @@ def _export(model: nn.Module, inputs, overrides: dict, names: list[str], trainin
 def _refusal(model: nn.Module, source: str, err: BaseException, fx_error: BaseException | None) -> TraceError:
     loc = user_location(err) or source
     first = _first_line(err)
-    fx = f" torch.fx failed first: {_first_line(fx_error)}" if fx_error is not None else ""
+    fx = f" (torch.fx failed first: {_first_line(fx_error)})" if fx_error is not None else ""
     fx_hint = getattr(fx_error, "hint", None)
     return TraceError(
-        f"{source} ({type(model).__name__}) cannot be captured: torch.export (non-strict) failed at {loc}: "
-        f"{type(err).__name__}: {first}.{fx}",
+        f"{_named(source, model)} cannot be captured: torch.export (non-strict) failed at {loc}: "
+        f"{type(err).__name__}: {first}{fx}.",
         hint="For torch.export, make that line traceable: no Python control flow on tensor values (torch.where, "
         "or torch.cond for a branch), no .item()/.tolist() in forward, outputs of tensors, tuples, dicts or "
         "dataclasses." + (f" For torch.fx: {fx_hint}" if fx_hint else ""))
 
 
+def _named(source: str, model: nn.Module) -> str:
+    """``source (ModelClass)``: the model class is named even when the source is a file."""
+    cls = type(model).__name__
+    return source if source == cls else f"{source} ({cls})"
+
+
 def _first_line(err: BaseException | None) -> str:
-    text = str(err).strip() if err is not None else ""
+    """The first sentence of an error's message (aimgen's own: without its hint)."""
+    if err is None:
+        return ""
+    text = (getattr(err, "message", None) or str(err)).strip()
     for line in text.splitlines():
         if line.strip():
-            return line.strip()[:300]
-    return type(err).__name__ if err is not None else ""
+            line = line.strip()
+            cut = [i for i in (line.find(". "), line.find(" (unhinted")) if i > 0]
+            return (line[:min(cut)] if cut else line.rstrip("."))[:400]
+    return type(err).__name__
 
 
 def user_location(err: BaseException) -> str | None:
@@ -779,7 +813,7 @@ def _mode_error(model: nn.Module, source: str, a: fx.Node, b: fx.Node) -> TraceE
     where = _stack_location(b) or _stack_location(a) or source
     owner = _innermost(b)[1] or _innermost(a)[1]
     return TraceError(
-        f"{source} ({type(model).__name__}): the forward of {owner or 'the root module'} computes something "
+        f"{_named(source, model)}: the forward of {owner or 'the root module'} computes something "
         f"else in train() than in eval() (`if self.training` or similar), near {where}; one captured graph "
         "cannot hold both.",
         hint="Make it branch-free (e.g. F.dropout(x, p, self.training)), or convert a model in the mode "
@@ -824,7 +858,7 @@ def _check_function(traced: Traced, make_inputs, overrides: dict, source: str) -
             want = _flat(model(*inputs, **overrides))
             got = _flat(fx.Interpreter(model, graph=traced.graph).run(*inputs))
     except Exception as err:
-        raise TraceError(f"{source} ({type(model).__name__}): the graph torch.export captured does not run on the "
+        raise TraceError(f"{_named(source, model)}: the graph torch.export captured does not run on the "
                          f"example input: {type(err).__name__}: {_first_line(err)}.",
                          hint="This is likely a bug in aimgen's torch.export path: please report it with the model.") from err
     finally:
@@ -833,6 +867,6 @@ def _check_function(traced: Traced, make_inputs, overrides: dict, source: str) -
         a.shape == b.shape and (torch.allclose(a, b, atol=1e-5, rtol=1e-5) if a.is_floating_point() else torch.equal(a, b))
         for a, b in zip(want, got))
     if not ok:
-        raise TraceError(f"{source} ({type(model).__name__}): the graph torch.export captured computes something else "
+        raise TraceError(f"{_named(source, model)}: the graph torch.export captured computes something else "
                          "than the model on the example input.",
                          hint="This is likely a bug in aimgen's torch.export path: please report it with the model.")

@@ -242,6 +242,11 @@ def aten_name(op) -> str | None:
 
 
 def _same(value, default) -> bool:
+    """``value`` is the schema's default (``[0, 0]`` is ``int[2] padding=0``)."""
+    if isinstance(value, (list, tuple)) and isinstance(default, int) and not isinstance(default, bool):
+        return bool(value) and all(type(v) is int and v == default for v in value)
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return len(value) == len(default) and all(_same(v, d) for v, d in zip(value, default))
     if isinstance(value, fx.Node) or type(value) is not type(default) and not (
             isinstance(value, (int, float)) and isinstance(default, (int, float)) and not isinstance(value, bool)):
         return False

@@ -99,16 +99,21 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
     inputs = _export_inputs(make_inputs)
     names = [p.name for p in forward_inputs(model)][:len(inputs)]
     leaves = frozenset(leaf_names)
-    graphs = {}
-    for training in (True, False):
-        ep = _export(model, inputs, overrides, names, training, source, fx_error)
-        graphs[training] = _Lowering(model, ep, names, leaves).graph()
-    flags = _reconcile(graphs[True], graphs[False], model, source)
-    traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
-                          fixed_inputs=fixed, leaf_names=leaves,
-                          leaf_reasons={q: "listed in leaf=" for q in leaves},
-                          fx_error=_first_line(fx_error) if fx_error is not None else "")
-    _check_function(traced, make_inputs, overrides, source)
+    programs = {training: _export(model, inputs, overrides, names, training, source, fx_error)
+                for training in (True, False)}
+    for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
+        graphs = {training: _Lowering(model, ep, names, leaves, raising).graph() for training, ep in programs.items()}
+        flags = _reconcile(graphs[True], graphs[False], model, source)
+        traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
+                              fixed_inputs=fixed, leaf_names=leaves if raising else frozenset(),
+                              leaf_reasons={q: "listed in leaf=" for q in leaves} if raising else {},
+                              fx_error=_first_line(fx_error) if fx_error is not None else "")
+        try:
+            _check_function(traced, make_inputs, overrides, source)
+            break
+        except TraceError:
+            if not raising:
+                raise
     for node in traced.graph.nodes:
         node.meta.pop("val", None)
         node.meta.pop("tensor_meta", None)
@@ -267,11 +272,12 @@ def _is_tensor(node) -> bool:
 class _Lowering:
     """One exported program as a torch.fx-style graph over the user's module."""
 
-    def __init__(self, model: nn.Module, ep, names: list[str], leaves: frozenset[str]):
+    def __init__(self, model: nn.Module, ep, names: list[str], leaves: frozenset[str], raising: bool = True):
         self.model = model
         self.ep = ep
         self.names = names
         self.leaves = leaves
+        self.raising = raising
         self.g = fx.Graph()
         self.objects = {id(t): q for q, t in list(model.named_parameters(remove_duplicate=False)) +
                         list(model.named_buffers(remove_duplicate=False))}
@@ -280,14 +286,16 @@ class _Lowering:
         self._copy()
         self._drop_checks()
         self._functional_inplace()
-        self._linear_layers()
-        self._raise_leaves()
+        if self.raising:
+            self._linear_layers()
+            self._raise_leaves()
         self._as_torch()
         self._dead_code()
         self._devices()
         self._local_sizes()
         self._dead_code()
         self._name_sizes()
+        self._name_masks()
         self.g.lint()
         return self.g
 
@@ -413,10 +421,25 @@ class _Lowering:
             self.g.erase_node(n)
 
     def _drop_checks(self) -> None:
+        """The exporter's checks (they compute nothing), whole-axis slices (``x[:, :]``, the
+        same values as ``x``) and copies of a constant the forward makes anew anyway."""
         for n in list(self.g.nodes):
             name = getattr(n.target, "__name__", "")
             if n.op == "call_function" and not n.users and name.split(".")[0] in _CHECKS:
                 self.g.erase_node(n)
+            elif n.op == "call_function" and ((n.target is aten.slice.Tensor and _whole(n)) or (
+                    n.target is aten.lift_fresh_copy.default and n.args[0].target is torch.tensor)):
+                n.replace_all_uses_with(n.args[0])
+                self.g.erase_node(n)
+
+    def _name_masks(self) -> None:
+        """The mask attention reads is called ``attention_mask`` where it comes from elsewhere."""
+        for n in self.g.nodes:
+            if n.op == "call_function" and n.target is aten.scaled_dot_product_attention.default and len(n.args) > 3:
+                mask = n.args[3]
+                if isinstance(mask, fx.Node) and mask.op == "call_function" and _innermost(mask) != _innermost(n) \
+                        and not mask.name.startswith("attention_mask"):
+                    mask._rename("attention_mask")
 
     def _functional_inplace(self) -> None:
         """``x += y`` on a value nothing else reads afterwards: ``x = x + y`` (the same values,
@@ -696,6 +719,14 @@ class _Lowering:
                     n._rename(wanted)
 
 
+def _whole(node: fx.Node) -> bool:
+    """aten.slice over a whole axis: ``x[:, 0:]`` up to the end, step 1."""
+    args = list(node.args) + [None] * (5 - len(node.args))
+    start, end, step = args[2], args[3], args[4]
+    return not node.kwargs and isinstance(node.args[0], fx.Node) and start in (None, 0) and \
+        (end is None or (isinstance(end, int) and end >= _INT64_MAX)) and step in (None, 1)
+
+
 def _attr(model: nn.Module, target: str):
     obj = model
     for part in target.split("."):
@@ -707,6 +738,8 @@ def _fresh(node: fx.Node) -> bool:
     """A value no other tensor shares memory with: the output of an aten op that makes a new
     tensor (not a view, not dropout, which returns its input unchanged in eval())."""
     op = node.target
+    if node.op == "call_function" and op is torch.tensor:   # a constant, made anew by every call
+        return True
     if node.op != "call_function" or not isinstance(op, torch._ops.OpOverload):
         return False
     if op in (aten.dropout.default,) or getattr(op, "is_view", False):

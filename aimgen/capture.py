@@ -842,15 +842,26 @@ def _reconcile(train: fx.Graph, evalg: fx.Graph, model: nn.Module, source: str) 
     return flags
 
 
+def _owner(node: fx.Node) -> str:
+    """The module whose forward made the node (for a module call: its caller), '' for the root."""
+    chain = [q for q, _ in (node.meta.get("nn_module_stack") or {}).values()]
+    if node.op == "call_module" and chain and chain[-1] == node.target:
+        chain = chain[:-1]
+    return chain[-1] if chain else ""
+
+
 def _mode_error(model: nn.Module, source: str, a: fx.Node, b: fx.Node) -> TraceError:
-    where = _stack_location(b) or _stack_location(a) or source
-    owner = _innermost(b)[1] or _innermost(a)[1]
+    """The first train/eval difference: in the deeper module of the two nodes (the other may
+    just be where the shorter graph goes on)."""
+    depth = {n: len(_owner(n).split(".")) if _owner(n) else 0 for n in (a, b)}
+    node = a if b.op == "output" or (a.op != "output" and depth[a] > depth[b]) else b
+    where = _stack_location(node) or _stack_location(a if node is b else b) or source
+    owner = _owner(node)
     return TraceError(
-        f"{_named(source, model)}: the forward of {owner or 'the root module'} computes something "
-        f"else in train() than in eval() (`if self.training` or similar), near {where}; one captured graph "
-        "cannot hold both.",
-        hint="Make it branch-free (e.g. F.dropout(x, p, self.training)), or convert a model in the mode "
-        "you will use it in with that branch removed.")
+        f"{_named(source, model)}: the forward of {owner or 'the root module'} takes a different path in train() "
+        f"and eval() mode (`if self.training` or similar), near {where}; one captured graph cannot hold both.",
+        hint="Make it branch-free (e.g. F.dropout(x, p, self.training)), or move the branch into a submodule "
+        "torch.fx can trace around (it is then kept whole as a leaf).")
 
 
 def _stack_location(node: fx.Node) -> str | None:

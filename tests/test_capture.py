@@ -278,6 +278,29 @@ def test_a_model_neither_path_captures_is_refused_with_its_class_line_and_what_t
     assert "torch.cond" in msg and "torch.where" in msg and "\n" not in msg
 
 
+class TrainBranch(nn.Module):
+    """Its root forward computes something else in train(): one graph cannot hold both."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        y = self.fc(x)
+        if self.training:
+            y = y.relu()  # TRAIN ONLY
+        return y
+
+
+def test_a_root_that_branches_on_training_is_refused_with_its_line():
+    with pytest.raises(TraceError) as info:
+        aimgen.convert(TrainBranch(), [(2, 4)])
+    msg = str(info.value)
+    line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1) if "# TRAIN ONLY" in text)
+    assert "TrainBranch: the forward of the root module takes a different path in train() and eval() mode" in msg
+    assert f"test_capture.py:{line}" in msg and "self.training" in msg
+
+
 class KwargsNet(nn.Module):
     """torch.fx traces this, but makes ``**kwargs`` an input: the torch.export path is used."""
 

@@ -120,10 +120,12 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
     ``recorded`` are the arguments its constructor was called with, if aimgen saw the call."""
     cls = type(module)
     where = f"layer {qualname} ({cls.__name__}{', ' + why if why else ''})"
+    copied = None
     if copier is not None and is_user_object(cls):
-        found = ("", copier.add(cls, f"layer {qualname} is kept whole"))
-    else:
-        found = public_path(cls)
+        copied = copier.add(cls, f"layer {qualname} is kept whole")
+    elif copier is not None and why and not cls.__module__.startswith("torch."):
+        copied = copier.copy_library(cls, f"layer {qualname} is kept whole")  # standalone where possible
+    found = ("", copied) if copied else public_path(cls)
     if found is None:
         raise RenderError(
             f"{where}: its class is not importable by name, so it cannot be written as a constructor call.",

@@ -101,3 +101,10 @@ def child_access(base: str, name: str, container_is_list: bool) -> str:
 def comment(text: str) -> str:
     """Text safe inside a ``#`` comment: one line, non-printable characters escaped."""
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+
+
+def docstring(text: str) -> str:
+    """Text safe inside a triple-quoted docstring: backslashes, quotes and non-printable
+    characters escaped, so no user string can end the docstring or the line."""
+    text = comment(str(text).replace("\\", "\\\\"))
+    return text.replace('"', '\\"')

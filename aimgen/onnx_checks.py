@@ -63,6 +63,10 @@ def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int 
             try:
                 stateful = export_model(gen, stateful=True, opset=opset)
             except ExportError as err:
+                reason = not_exportable(gen.meta)
+                if reason:  # the base model cannot be exported either: say why, do not fail
+                    run.add(Check("onnx export", False, reason, possible=False))
+                    return run.checks
                 for kind in ("stateful", "stateless"):  # one failed trace fails both graphs
                     detail = str(export_failed(gen, kind, err.cause)) if err.cause else str(err)
                     run.add(Check(f"onnx export ({kind})", False, detail))
@@ -72,6 +76,18 @@ def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int 
             if frozen is not None:
                 run.variant(folder, frozen, stateful=False)
         return run.checks
+
+
+def not_exportable(meta: dict) -> str:
+    """Why no ONNX export of this model can exist, when one of its kept-whole modules has
+    data-dependent control flow (the base model does not export either); '' otherwise."""
+    for qual, why in (meta.get("kept_whole") or {}).items():
+        if "control flow" in why or "cannot be used as inputs to control flow" in why:
+            where = why.rsplit(" at ", 1)[1][:-1] if " at " in why and why.endswith(")") else why
+            return (f"not possible for this model: {qual} is kept whole because its forward branches on "
+                    f"tensor values at {where}; torch.export cannot trace that branch in the base model "
+                    "either. torch.cond is the exportable form of such a branch.")
+    return ""
 
 
 class _Run:

@@ -176,12 +176,12 @@ def _shape_only(node: fx.Node) -> bool:
     return node.op in ("call_function", "call_method") and node.meta.get("type") in _SHAPE_TYPES
 
 
-def cut_nodes(graph: fx.Graph, rank: int | None = None) -> set[str]:
+def cut_nodes(graph: fx.Graph, carries=None) -> set[str]:
     """Nodes every path from the inputs to the output goes through (no edge jumps over them).
 
     Placeholders, attribute reads and shape arithmetic (``n = x.shape[0]`` used much later, as in
-    torchvision's ViT) are not edges of the data path. With ``rank``, neither are edges that carry
-    a tensor of another rank: a side input that reaches every block (an attention mask, a
+    torchvision's ViT) are not edges of the data path. With ``carries(node)``, only the edges
+    from nodes it accepts are: a side input that reaches every block (an attention mask, a
     diffusion model's timestep embedding) does not hide the main path. Linear time."""
     nodes = list(graph.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
@@ -189,8 +189,7 @@ def cut_nodes(graph: fx.Graph, rank: int | None = None) -> set[str]:
     for n in nodes:
         if n.op in ("placeholder", "get_attr") or _shape_only(n):
             continue
-        meta = tensor_meta(n)
-        if rank is not None and meta is not None and len(meta.shape) != rank:
+        if carries is not None and tensor_meta(n) is not None and not carries(n):
             continue
         reach[pos[n]] = max((pos[u] for u in n.users), default=pos[n])
     cuts, furthest = set(), 0
@@ -270,8 +269,10 @@ def _inside_leaves(traced: Traced) -> list[Skip]:
         why = (f"inside {node.target}, which is kept whole ({traced.leaf_reasons.get(node.target) or 'listed in leaf='})"
                if kept else f"inside the leaf module {node.target} ({type(mod).__name__}), which torch runs whole")
         for name, sub in mod.named_modules():
-            if name and REGISTRY.is_weight_layer(sub):
-                out.append(Skip(node.name, f"{node.target}.{name}", type(sub).__name__, why))
+            if REGISTRY.is_weight_layer(sub) and (name or kept):  # a kept leaf may be a weight layer itself
+                qual = f"{node.target}.{name}" if name else node.target
+                out.append(Skip(node.name, qual, type(sub).__name__, why if name else
+                                f"kept whole ({traced.leaf_reasons.get(node.target) or 'listed in leaf='})"))
         if not kept and not REGISTRY.is_weight_layer(mod) and any(
                 p.dim() >= 2 for p in mod.parameters(recurse=False)):
             out.append(Skip(node.name, node.target, type(mod).__name__,
@@ -287,7 +288,8 @@ def _inside_leaves(traced: Traced) -> list[Skip]:
 def _opaque_layers(traced: Traced, taps, skipped) -> list[Skip]:
     """Weight-layer modules the graph never calls as a layer, e.g. Swin's attention, whose
     weights go into a function torch.fx does not trace into: listed, not silently left out."""
-    accounted = {t.qualname for t in taps} | {s.qualname for s in skipped}
+    accounted = {t.qualname for t in taps} | {s.qualname for s in skipped} | \
+        {s.qualname.split(":")[0] for s in skipped if s.node}
     accounted |= {t.weight.rsplit(".", 1)[0] for t in taps if t.functional and t.weight}
     accounted |= {t.qualname.split(":")[0] for t in taps if t.computed_weight}
     inside = tuple(f"{q}." for q in traced.leaf_names) + tuple(f"{s.qualname}." for s in skipped)
@@ -322,16 +324,32 @@ def _check_patterns(options: Options, taps, skipped) -> None:
                 )
 
 
+def conv_sizes(traced: Traced, taps) -> set[tuple]:
+    """The spatial sizes convolutions read or write (as size keys): what a feature map is. An
+    attention's (N, heads, T, d) has the rank of a feature map but none of these sizes."""
+    nodes = {n.name: n for n in traced.graph.nodes}
+    sizes = set()
+    for t in taps:
+        if t.axis == 1 and t.node in nodes:
+            node = nodes[t.node]
+            sizes.add(size_key(node))
+            if node.args and isinstance(node.args[0], fx.Node):
+                sizes.add(size_key(node.args[0]))
+    return sizes
+
+
 def choose_grid(traced: Traced, taps: list[TapSite]) -> tuple[int, ...] | None:
     """The smallest feature map larger than 1 (in elements) of the convs' spatial rank."""
     conv_ranks = [len(t.spatial) for t in taps if t.axis == 1]
     if not conv_ranks:
         return None
     rank = max(set(conv_ranks), key=conv_ranks.count)
+    sizes = conv_sizes(traced, taps)
     best = None
     for node in traced.graph.nodes:
         meta = tensor_meta(node)
-        if meta is None or len(meta.shape) != rank + 2 or node.meta.get("batch_axis_ok") is False:
+        if meta is None or len(meta.shape) != rank + 2 or node.meta.get("batch_axis_ok") is False or \
+                size_key(node) not in sizes:
             continue
         spatial = tuple(meta.shape[2:])
         if math.prod(spatial) > 1 and (best is None or math.prod(spatial) < math.prod(best)):
@@ -343,14 +361,18 @@ def choose_grid(traced: Traced, taps: list[TapSite]) -> tuple[int, ...] | None:
 
 # --- update placement ----------------------------------------------------------------------
 
-def _feature_kind(node: fx.Node, grid: tuple[int, ...]) -> tuple[str, int, tuple] | None:
+def _feature_kind(node: fx.Node, grid: tuple[int, ...], sizes: set | None = None) -> tuple[str, int, tuple] | None:
+    """What an update block can read from a node: a spatial feature map (N, C, *size), a vector
+    (N, C) or a sequence (N, ..., C); None for anything else. ``sizes``: the spatial sizes of
+    the model's convolutions; a feature map has one of them (see ``conv_sizes``)."""
     meta = tensor_meta(node)
     if meta is None or not meta.dtype.is_floating_point or node.meta.get("batch_axis_ok") is False:
         return None
     shape = tuple(meta.shape)
     sym = node.meta.get("size")
     channels_first = sym is None or str(sym[1]).isdigit()  # (N, H, W, C) has a size on axis 1
-    if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1 and channels_first:
+    conv_like = sizes is None or size_key(node) in sizes
+    if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1 and channels_first and conv_like:
         return "spatial", shape[1], shape
     if len(shape) == 2:
         return "vector", shape[1], shape
@@ -377,7 +399,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     leave no main path (a U-Net's encoder and decoder), every run of one size in program order
     is a stage. Without a grid (MLPs, transformers over tokens) sizes are feature widths."""
     nodes = _after_first_tap(traced, taps)
-    kinds = {n.name: _feature_kind(n, grid) for n in nodes}
+    sizes = conv_sizes(traced, taps)
+    kinds = {n.name: _feature_kind(n, grid, sizes) for n in nodes}
     if grid:
         main_rank = len(grid) + 2
         candidates = [n for n in nodes if kinds[n.name] and kinds[n.name][0] == "spatial"]
@@ -388,7 +411,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     if not candidates:
         return [], ("no feature map after the first tapped layer has the batch first and a size to pool "
                     "(nothing to rewrite the memory from)")
-    cuts = cut_nodes(traced.graph, main_rank)
+    main = {n.name for n in candidates}
+    cuts = cut_nodes(traced.graph, lambda n: n.name in main)
     output = next(n for n in traced.graph.nodes if n.op == "output")
     outputs = {a.name for a in output.all_input_nodes}
 
@@ -402,9 +426,13 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
         candidates = [n for n in candidates if kinds[n.name][1] == main_width]
         on_path = [n for n in on_path if kinds[n.name][1] == main_width]
     ends: list[fx.Node] = []
-    for i, n in enumerate(on_path):
+    stage: list[fx.Node] = []
+    for i, n in enumerate(on_path):  # the last main-path node of each size (the output excepted)
+        stage.append(n)
         if i + 1 == len(on_path) or key(on_path[i + 1]) != key(n):
-            ends.append(n)
+            kept = [m for m in stage if m.name not in outputs]
+            ends += kept[-1:]
+            stage = []
     # stretches between main-path nodes that hold other sizes: no main path there
     order = {n.name: i for i, n in enumerate(candidates)}
     marks = [-1] + [order[n.name] for n in on_path] + [len(candidates)]
@@ -414,7 +442,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
         if not any(key(n) not in outer for n in inner):
             continue
         for j, n in enumerate(inner):
-            if j + 1 == len(inner) or key(inner[j + 1]) != key(n):
+            after = candidates[order[n.name] + 1] if order[n.name] + 1 < len(candidates) else None
+            if after is None or key(after) != key(n):  # a run that goes on into the main path is not over
                 ends.append(n)
     ends.sort(key=lambda n: order[n.name])
     chosen = [(n, kinds[n.name]) for n in ends if n.name not in outputs]
@@ -435,10 +464,11 @@ def find_updates(traced: Traced, taps, grid, options: Options) -> tuple[list[Upd
     elif mode == "every":
         tap_nodes = {t.node for t in taps}
         last = None
+        sizes = conv_sizes(traced, taps)
         for n in _after_first_tap(traced, taps):
             if n.name in tap_nodes and last is not None and (not chosen or chosen[-1][0] is not last[0]):
                 chosen.append(last)
-            kind = _feature_kind(n, grid)
+            kind = _feature_kind(n, grid, sizes)
             if kind is not None and (not grid or kind[0] == "spatial"):
                 last = (n, kind)
         reason = "" if chosen else "no tapped layer comes after a feature map the memory can be rewritten from"
@@ -476,11 +506,12 @@ def linear_unit(memory_shape: tuple[int, ...]) -> int:
     return min(math.prod(memory_shape[1:]), root) if len(memory_shape) > 1 else root
 
 
-def tap_widths(taps, memory_shape: tuple[int, ...], options: Options) -> dict[str, TapWidth]:
+def tap_widths(taps, memory_shape: tuple[int, ...], options: Options, unit: int | None = None) -> dict[str, TapWidth]:
     """Each layer's width for a memory of this shape: a layer called at several sizes reads one
-    width, the widest any of its calls needs."""
+    width, the widest any of its calls needs. ``unit``: the features a Linear reads per tap
+    channel, if not ``linear_unit``'s (the budget may lower it)."""
     size = math.prod(memory_shape)
-    unit = linear_unit(memory_shape)
+    unit = unit or linear_unit(memory_shape)
     widest: dict[str, int] = {}
     kernels: dict[str, str] = {}
     for t in taps:
@@ -524,13 +555,14 @@ def make_plan(traced: Traced, options: Options) -> Plan:
     unit = math.prod(grid) if grid else 1
     max_channels = max(1, round((options.memory_size or DEFAULT_MEMORY_SIZE) / unit))
     notes: list[str] = []
+    unit = None  # the features a Linear reads per tap channel: linear_unit's, unless the budget lowers it
 
     def rank_for(channels: int) -> int:
         return options.update_rank or min(DEFAULT_RANK, channels)
 
-    def growth(channels: int) -> int:
+    def growth(channels: int, unit: int | None = None) -> int:
         shape = _shape_for(channels, grid)
-        widths = tap_widths(taps, shape, options)
+        widths = tap_widths(taps, shape, options, unit)
         cost = sum({layer_key(t): REGISTRY.get(t.kind).extra_params(t, widths[layer_key(t)]) for t in taps}.values())
         return math.prod(shape) + cost + sum(update_cost(u.features, channels, rank_for(channels)) for u in updates)
 
@@ -548,13 +580,25 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         channels = max_channels
     elif growth(1) > limit:
         channels = 1
-        if options.budget is not None:
+        full = linear_unit(_shape_for(1, grid))
+        if options.tap_width != "full" and full > 1 and growth(1, 1) <= limit:
+            lo, hi = 1, full  # Linear layers read fewer memory features: growth(1, lo) <= limit < growth(1, hi)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if growth(1, mid) <= limit else (lo, mid)
+            unit = lo
+            notes.append(f"Linear layers read {unit} memory feature{'s' if unit != 1 else ''} each (not {full}) "
+                         f"to stay within the {budget:.0%} parameter budget")
+        elif options.budget is not None:
             raise PlanError(
-                f"even the smallest memory (1 channel) costs +{growth(1):,} parameters, over budget="
+                f"even the smallest memory (1 channel) costs +{growth(1, 1):,} parameters, over budget="
                 f"{options.budget} ({limit:,} of {base:,} base parameters).", field="budget",
                 hint="Raise budget, tap fewer layers (layers=/skip=), or use updates='none'.")
-        notes.append(f"smallest configuration: even 1 memory channel costs +{growth(1):,} parameters "
-                     f"({100 * growth(1) / max(base, 1):.1f}% of the base), over the default {budget:.0%} budget")
+        else:
+            unit = 1 if options.tap_width != "full" else None
+            notes.append(f"smallest configuration: even 1 memory channel costs +{growth(1, unit):,} parameters "
+                         f"({100 * growth(1, unit) / max(base, 1):.1f}% of the base), over the default "
+                         f"{budget:.0%} budget")
     else:
         lo, hi = 1, max_channels  # growth(lo) <= limit < growth(hi)
         while hi - lo > 1:
@@ -570,6 +614,6 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         notes.append(f"no update block: {no_update_reason}; the memory is read but never rewritten, "
                      "so the carry does not move")
     return Plan(taps=tuple(taps), skipped=tuple(skipped), updates=tuple(updates), base_params=base,
-                unused_params=unused, memory_shape=memory_shape, widths=tap_widths(taps, memory_shape, options),
+                unused_params=unused, memory_shape=memory_shape, widths=tap_widths(taps, memory_shape, options, unit),
                 rank=rank_for(channels), memory_keys=_memory_keys(taps), options=options, notes=tuple(notes),
                 no_update_reason=no_update_reason if not updates else "")

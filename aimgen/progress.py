@@ -27,12 +27,14 @@ class Check:
     ok: bool
     detail: str
     numbers: dict = field(default_factory=dict)
+    possible: bool = True   # False: the check cannot be made for this model (said why), not a failure
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def line(self) -> str:
-        return f"[{'ok' if self.ok else 'FAILED'}] {self.name}: {self.detail}"
+        mark = "ok" if self.ok else "not possible" if not self.possible else "FAILED"
+        return f"[{mark}] {self.name}: {self.detail}"
 
 
 class Progress:

@@ -11,7 +11,7 @@ import jinja2
 import libcst
 
 from .codegen import Source
-from .errors import RenderError
+from .errors import InternalError
 from .naming import comment
 
 FORMAT_VERSION = 1
@@ -42,21 +42,28 @@ _ENV = jinja2.Environment(
 _FLOATS = ("float32", "float", "float64", "double", "float16", "half", "bfloat16")
 
 
+def _comment_lines(text: str, width: int = WIDTH - 2) -> list[str]:
+    """A header line as comment lines of at most ``width`` characters (continuations indented)."""
+    import textwrap
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False) or [""]
+
+
 def example_input_exprs(shapes: list[tuple[int, ...]], dtypes: list[str], high: int) -> list[str]:
     """Source of each example input at ``batch``, drawn in order from one seeded generator (the
     same draws as aimgen.loader.example_inputs, so parity checks see the traced values)."""
     out = []
     for shape, dtype in zip(shapes, dtypes):
         dims = ", ".join(["batch", *map(str, shape[1:])])
+        shape_tuple = f"({dims},)" if len(shape) == 1 else f"({dims})"
         if dtype in ("float32", "float"):
             out.append(f"torch.randn({dims}, generator=g)")
         elif dtype in ("float64", "double", "float16", "half", "bfloat16"):
             out.append(f"torch.randn({dims}, generator=g).to(torch.{dtype})")
         elif dtype == "bool":
-            out.append(f"torch.randint(0, 2, ({dims},), generator=g).bool()")
+            out.append(f"torch.randint(0, 2, {shape_tuple}, generator=g).bool()")
         else:
             cast = "" if dtype in ("int64", "long") else f".to(torch.{dtype})"
-            out.append(f"torch.randint(0, {high}, ({dims},), generator=g){cast}")
+            out.append(f"torch.randint(0, {high}, {shape_tuple}, generator=g){cast}")
     return out
 
 
@@ -66,7 +73,7 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
     extra = sorted(m for m in src.imports if m.split(".")[0] not in sys.stdlib_module_names)
     text = _ENV.get_template("model.py.j2").render(
         title=comment(title),
-        header=[comment(h) for h in header],
+        header=[line for h in header for line in _comment_lines(comment(h))],
         stdlib_imports=stdlib,
         extra_imports=extra,
         example_shapes=repr([tuple(s) for s in shapes]),
@@ -108,8 +115,8 @@ def check_source(text: str, what: str) -> libcst.Module:
         module = libcst.parse_module(text)
         compile(text, what, "exec")
     except (libcst.ParserSyntaxError, SyntaxError) as err:
-        raise RenderError(f"{what} does not parse: {err}.",
-                          hint="This is a bug in aimgen: please report it with the model.") from None
+        raise InternalError(f"{what} does not parse: {err}.",
+                            hint="This is a bug in aimgen: please report it with the model.") from None
     return module
 
 
@@ -134,6 +141,9 @@ def _wrap(line: str, width: int) -> list[str]:
     if split is None:
         return [line]
     head, args, tail = split
+    if len(args) == 1 and " for " in args[0]:  # a comprehension: its expression, then its loop
+        expr, loop = args[0].rsplit(" for ", 1)
+        return [head] + _wrap(f"{indent}    {expr}", width) + [f"{indent}    for {loop}", f"{indent}{tail}"]
     lines = _fill(head, args, tail, " " * len(head), width) or \
         _fill(head, args, tail, indent + "    ", width, hanging=True)
     if lines is None:

@@ -104,6 +104,9 @@ class _SymbolicProp(fx.Interpreter):
         return result
 
 
+FAKE_BATCH = 7
+
+
 def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
     """Record ``size`` and ``batch_axis_ok`` from a run on fake tensors with symbolic batch and
     spatial sizes. False (nothing recorded) when the model cannot run that way."""
@@ -121,12 +124,13 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
         mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
         fakes = []
         for i, x in enumerate(inputs):
-            # a size of 1 is specialised by the ShapeEnv: draw the batch at 2 for the symbol
-            real = x if x.shape[0] > 1 else x.expand(2, *x.shape[1:])
+            # a size of 1 is specialised by the ShapeEnv: the batch is drawn at an unusual size, so
+            # where an operation specialises it anyway, that size shows it (see ``analyse``)
+            real = x.expand(FAKE_BATCH, *x.shape[1:]) if x.shape[0] == 1 else x
             dims = [DimDynamic.DYNAMIC if (d == 0 or (d > 1 and x.is_floating_point())) and real.shape[d] > 1
                     else DimDynamic.STATIC for d in range(real.dim())]
             fakes.append(mode.from_tensor(real, symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims)))
-        batch = str(fakes[0].shape[0])
+        batch = {str(f.shape[0]) for f in fakes}  # one symbol per input; broadcasting unifies them
         model.eval()
         with mode, torch.no_grad():
             _SymbolicProp(model, graph=traced.graph).run(*fakes)
@@ -140,11 +144,11 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
     for n in traced.graph.nodes:
         sym = n.meta.get("size")
         if tensor_meta(n) is not None:
-            n.meta["batch_axis_ok"] = bool(sym and sym[0] == batch)
+            n.meta["batch_axis_ok"] = bool(sym and sym[0] in batch)
     return True
 
 
-def second_run(traced: Traced, specs, make_inputs, source_name: str) -> None:
+def second_run(traced: Traced, specs, make_inputs, source_name: str, scale: int = 2) -> None:
     """Without symbolic sizes: run the model again at another batch size (and, where it allows,
     at twice the spatial size). An axis that follows the batch is the batch axis; a size that
     stays is fixed (channels), one that changes depends on the input size. Sizes are then
@@ -154,7 +158,7 @@ def second_run(traced: Traced, specs, make_inputs, source_name: str) -> None:
     b1 = specs[0].shape[0]
     b2 = b1 + 2
     second = None
-    for scale in (2, 1):
+    for scale in sorted({scale, 1}, reverse=True):
         try:
             inputs = tuple(x if not x.is_floating_point() or scale == 1 else
                            x.new_zeros(x.shape[0], x.shape[1], *[d * scale for d in x.shape[2:]]).normal_()
@@ -187,4 +191,16 @@ def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     outputs = propagate_shapes(traced, inputs, source_name)
     if not symbolic_sizes(traced, inputs):
         second_run(traced, specs, make_inputs, source_name)
+        return outputs
+    # an operation that specialised the batch (nn.Upsample's float scale does): ask a second run
+    unsure = [n for n in traced.graph.nodes if (n.meta.get("size") or ("",))[0] == str(FAKE_BATCH)]
+    if unsure:
+        names = {n.name for n in unsure}
+        kept = {n.name: (n.meta.get("size"), n.meta.get("batch_axis_ok")) for n in traced.graph.nodes}
+        second_run(traced, specs, make_inputs, source_name, scale=1)
+        for n in traced.graph.nodes:  # sizes stay symbolic; the batch axis from the run where unsure
+            size, batch_ok = kept[n.name]
+            n.meta["size"] = size
+            if n.name not in names:
+                n.meta["batch_axis_ok"] = batch_ok
     return outputs

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import importlib
 import inspect
 import math
@@ -107,6 +108,15 @@ class Copied:
     imports: list[str] = field(default_factory=list)
     constants: list[str] = field(default_factory=list)
     definitions: list[tuple[str, str]] = field(default_factory=list)  # (file name, source)
+    objects: list[object] = field(default_factory=list)               # what each definition defines
+
+    def without(self, objects) -> "Copied":
+        """The same, less the definitions of ``objects`` (written elsewhere in the file)."""
+        ids = {id(o) for o in objects}
+        keep = [i for i, o in enumerate(self.objects) if id(o) not in ids]
+        return Copied(imports=self.imports, constants=self.constants,
+                      definitions=[self.definitions[i] for i in keep], objects=[self.objects[i] for i in keep],
+                      depends=set(self.depends))
     depends: set[str] = field(default_factory=set)                    # non-torch import roots
 
     def text(self) -> str:
@@ -128,6 +138,7 @@ class SourceCopier:
     def __init__(self, taken: set[str] | frozenset[str] = frozenset(), copy_modules: frozenset[str] = frozenset()):
         self.taken = set(taken)               # names the generated file defines itself
         self.copy_modules = copy_modules      # modules whose objects are always copied (aimgen.runtime)
+        self.copy_libraries: set[str] = set()  # installed packages whose code is copied too (see copy_library)
         self.bound: dict[str, object] = {}   # top-level name in the output -> object it holds
         self.copied = Copied()
         self._files: dict[str, _File] = {}
@@ -158,14 +169,37 @@ class SourceCopier:
         self._busy.add(id(obj))
         src = self._file(Path(file), obj)
         stmt, node = self._definition(src, name, obj)
+        if not is_user_object(obj):  # library code: drop registration decorators (they return it as is)
+            stmt, node = _without_registrations(stmt, node, src, obj)
         for used in sorted(self._free_names(src, node, name)):
             self._resolve(src, used, name, why)
         self._bind(name, obj, src, node.lineno)
         code = src.cst.code_for_node(stmt)
         self.copied.definitions.append((src.path.name, code))
+        self.copied.objects.append(obj)
         self._done[id(obj)] = name
         self._busy.discard(id(obj))
         return name
+
+    def copy_library(self, obj, why: str) -> str | None:
+        """Copy a class of an installed package (and what it uses from that package) so the
+        generated file stays standalone; None, with nothing copied, where that cannot be done."""
+        package = (getattr(obj, "__module__", "") or "").split(".")[0]
+        if not package or package == "torch":
+            return None
+        saved = (set(self.bound), list(self.copied.imports), list(self.copied.constants),
+                 list(self.copied.definitions), list(self.copied.objects), set(self.copied.depends), dict(self._done))
+        self.copy_libraries.add(package)
+        try:
+            return self.add(obj, why)
+        except RenderError:
+            (bound, self.copied.imports, self.copied.constants, self.copied.definitions, self.copied.objects,
+             self.copied.depends, self._done) = saved
+            self.bound = {k: v for k, v in self.bound.items() if k in bound}
+            self._busy.clear()
+            return None
+        finally:
+            self.copy_libraries.discard(package)
 
     @property
     def names(self) -> set[str]:
@@ -208,9 +242,12 @@ class SourceCopier:
         header = list(node.decorator_list)
         if isinstance(node, ast.ClassDef):
             header += node.bases + [k.value for k in node.keywords]
-        else:
+        else:  # defaults and annotations are evaluated where the function is defined
             a = node.args
             header += a.defaults + [d for d in a.kw_defaults if d is not None]
+            params = a.posonlyargs + a.args + a.kwonlyargs + [p for p in (a.vararg, a.kwarg) if p is not None]
+            header += [p.annotation for p in params if p.annotation is not None]
+            header += [node.returns] if node.returns is not None else []
         for expr in header:
             used |= {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
 
@@ -247,7 +284,9 @@ class SourceCopier:
             self._depend(value.__name__)
             return
         if inspect.isclass(value) or inspect.isfunction(value):
-            if is_user_object(value) or getattr(value, "__module__", None) in self.copy_modules:
+            module_name = getattr(value, "__module__", None) or ""
+            if is_user_object(value) or module_name in self.copy_modules or \
+                    module_name.split(".")[0] in self.copy_libraries:
                 real = self.add(value, why)
                 if real != used:
                     self._bind(used, value, src, None, None, constant=f"{used} = {real}")
@@ -259,6 +298,11 @@ class SourceCopier:
             self._depend(home)
             return
         if getattr(builtins, used, _MISSING) is value:
+            return
+        line = _import_line(src, used)  # the file's own import of the name (`from types import X`)
+        if line is not None:
+            self._bind(used, value, src, None, line[0])
+            self._depend(line[1])
             return
         try:
             text = _lit(value)
@@ -295,6 +339,39 @@ class SourceCopier:
 
 
 _MISSING = object()
+
+
+def _import_line(src, used: str) -> tuple[str, str] | None:
+    """The top-level ``import``/``from ... import`` of the file that binds ``used``, as a line,
+    and the module it imports from; absolute imports only."""
+    for stmt in src.tree.body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            for alias in stmt.names:
+                if (alias.asname or alias.name) == used:
+                    return (f"from {stmt.module} import {alias.name}" +
+                            (f" as {alias.asname}" if alias.asname else ""), stmt.module)
+    return None
+
+
+def _without_registrations(stmt, node, src, obj):
+    """A library class or function without the decorators that only register it somewhere
+    (timm's ``@register_notrace_module``): each is evaluated and kept unless it gives ``obj``
+    back unchanged."""
+    keep_cst, keep_ast = [], []
+    for dec_cst, dec_ast in zip(stmt.decorators, node.decorator_list):
+        try:
+            decorator = eval(compile(ast.Expression(dec_ast), src.path.name, "eval"), dict(src.globals))
+            plain = decorator(obj) is obj
+        except Exception:
+            plain = False
+        if not plain:
+            keep_cst.append(dec_cst)
+            keep_ast.append(dec_ast)
+    if len(keep_ast) == len(node.decorator_list):
+        return stmt, node
+    node = copy.copy(node)
+    node.decorator_list = keep_ast
+    return stmt.with_changes(decorators=keep_cst), node
 
 
 def _same_value(a, b) -> bool:

@@ -25,6 +25,7 @@ import torch.fx as fx
 from torch import nn
 
 from .errors import TraceError
+from .taps import REGISTRY
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 
@@ -38,8 +39,8 @@ class AimTracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if module_qualified_name in self.leaf_names:
-            return True
+        if module_qualified_name in self.leaf_names or type(m) in REGISTRY.module_types:
+            return True  # a kept leaf, or a layer of a tap kind (a user's own kind included)
         return super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m, forward, args, kwargs):
@@ -111,6 +112,11 @@ def _stack_location(node: fx.Node) -> str | None:
 
 
 def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict) -> fx.Graph:
+    # torch.fx keeps tensors made while tracing (torch.arange(...) of plain numbers) as root
+    # attributes _tensor_constant0, 1, ...: start each trace without an earlier trace's, so the
+    # train and eval graphs name them alike
+    for name in [k for k in vars(model) if re.fullmatch(r"_tensor_constant\d+", k)]:
+        delattr(model, name)
     was = model.training
     model.train(training)
     try:

@@ -6,8 +6,9 @@ so a conversion goes through the real path: load the file, trace, plan, render, 
 
 Graphs: a stem conv, then blocks chosen among plain/strided/grouped/depthwise convs, residual
 adds, DenseNet-style concats, Inception-style branches, pools, squeeze-excitation, channel
-shuffle, a user module torch.fx cannot trace (kept whole and copied), a torch.fx-wrapped helper
-function; then a pooled Linear head. MLPs take (N, D) or (N, T, D) inputs, with residual Linears
+shuffle, U-Net-style long skips over a pooled level, a second input (a conditioning vector)
+added into blocks, a user module torch.fx cannot trace (kept whole and copied), a
+torch.fx-wrapped helper function; then a pooled Linear head. MLPs take (N, D) or (N, T, D) inputs, with residual Linears
 and LayerNorm. Input sizes vary. Shapes are tracked while generating, so every model is valid.
 
 ``check_conversion`` asserts the invariants of issue 5: imports only torch and the standard
@@ -24,10 +25,10 @@ from pathlib import Path
 import torch
 from hypothesis import strategies as st
 
-from aimgen.export import flat_tensors
+from aimgen.loader import flat_tensors
 
 CONV_BLOCKS = ("conv", "strided", "grouped", "depthwise", "residual", "concat", "branches", "pool", "se",
-               "shuffle", "leaf", "wrapped")
+               "shuffle", "leaf", "wrapped", "unet", "cond")
 MLP_BLOCKS = ("linear", "residual", "norm", "wrapped", "leaf")
 
 
@@ -40,6 +41,7 @@ class Spec:
     classes: int = 3
     act: str = "ReLU"
     bn: bool = True
+    cond: int = 0                   # width of a second input (a conditioning vector, N x cond): 0 = none
 
     def label(self) -> str:
         return f"{self.kind} {self.in_shape} " + " ".join(b[0] for b in self.blocks)
@@ -91,6 +93,11 @@ def conv_specs(draw) -> Spec:
         elif kind == "shuffle":
             groups = draw(st.sampled_from([g for g in (2, 3, 4) if c % g == 0] or [1]))
             spec.blocks.append(("shuffle", groups))
+        elif kind == "unet":  # a long skip over a pooled level: no main path inside
+            spec.blocks.append(("unet", c) if size >= 2 else ("residual", c))
+        elif kind == "cond":  # a side input that reaches the block
+            spec.cond = spec.cond or draw(st.sampled_from([2, 4]))
+            spec.blocks.append(("cond", c))
         else:  # "leaf" (untraceable user module) or "wrapped" (fx-wrapped function)
             spec.blocks.append((kind,))
     spec.hidden = draw(st.sampled_from([0, 0, 16]))
@@ -247,6 +254,19 @@ def render_source(spec: Spec) -> str:
                 fwd.append(f"        x = x * self.{n}_se(x)")
             elif kind == "shuffle":
                 fwd.append(f"        x = channel_shuffle(x, {b[1]})")
+            elif kind == "unet":
+                _, c = b
+                add(f"{n}_enc", f"nn.Conv2d({c}, {c}, 3, padding=1)")
+                add(f"{n}_mid", f"nn.Conv2d({c}, {c}, 3, padding=1)")
+                add(f"{n}_dec", f"nn.Conv2d({2 * c}, {c}, 3, padding=1)")
+                fwd.append(f"        s = F.relu(self.{n}_enc(x))")
+                fwd.append(f"        m = F.relu(self.{n}_mid(F.max_pool2d(s, 2)))")
+                fwd.append(f"        x = F.relu(self.{n}_dec(torch.cat([F.interpolate(m, size=s.shape[2:]), s], 1)))")
+            elif kind == "cond":
+                _, c = b
+                add(f"{n}_emb", f"nn.Linear({spec.cond}, {c})")
+                add(f"{n}_conv", f"nn.Conv2d({c}, {c}, 3, padding=1)")
+                fwd.append(f"        x = x + F.relu(self.{n}_conv(x) + self.{n}_emb(t)[:, :, None, None])")
             elif kind == "leaf":
                 add(f"{n}_gate", f"DataGate({_width(spec, i)})")
                 fwd.append(f"        x = self.{n}_gate(x)")
@@ -282,7 +302,8 @@ def render_source(spec: Spec) -> str:
     add("head", f"nn.Linear({width}, {spec.classes})")
     fwd.append("        return self.head(x)")
     return (_HEADER.format(label=spec.label()) + "\n\nclass Net(nn.Module):\n    def __init__(self):\n"
-            "        super().__init__()\n" + "\n".join(init) + "\n\n    def forward(self, x):\n" + "\n".join(fwd)
+            "        super().__init__()\n" + "\n".join(init) + f"\n\n    def forward(self, x{', t' if spec.cond else ''}):\n"
+            + "\n".join(fwd)
             + "\n\n\ndef build_model():\n    torch.manual_seed(0)\n    return Net()\n")
 
 
@@ -302,13 +323,16 @@ def _width(spec: Spec, upto: int) -> int:
 # --- invariants ----------------------------------------------------------------------------
 
 def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model", tmp: Path | None = None,
-                     onnx: bool = False, atol: float = 1e-5, depends: tuple[str, ...] = (), **options):
+                     onnx: bool = False, atol: float = 1e-5, depends: tuple[str, ...] = (), flat: bool = True,
+                     twice: bool = False, constructor_args: dict | None = None, **options):
     """Convert ``model`` with its own weights and assert the invariants; returns the Conversion.
-    ``depends``: packages besides torch the output may import (a library's layer kept in it)."""
+    ``depends``: packages besides torch the output may import (a library's layer kept in it).
+    ``flat``: the one-forward rendering must compute the same. ``twice``: a second conversion,
+    under another global seed, must write the same bytes."""
     import aimgen
     from aimgen.validate import imported_modules
 
-    conv = aimgen.convert(model, specs, source_name=source_name,
+    conv = aimgen.convert(model, specs, source_name=source_name, constructor_args=constructor_args,
                           base_weights=model.state_dict(), **options)
     tmp = tmp or Path(__import__("tempfile").mkdtemp(prefix="aimgen-random-"))
     path = tmp / "generated_model.py"
@@ -319,6 +343,10 @@ def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model
     aim = conv.build()
     counted = sum(p.numel() for p in aim.parameters())
     assert counted == conv.plan.aim_params, f"{source_name}: counted {counted} != planned {conv.plan.aim_params}"
+    base_keys, aim_keys = set(model.state_dict()), set(aim.state_dict())
+    assert base_keys <= aim_keys, f"{source_name}: base keys lost: {sorted(base_keys - aim_keys)[:5]}"
+    new = [k for k in aim_keys - base_keys if "memory" not in k and ".update_" not in f".{k}"]
+    assert not new, f"{source_name}: keys that are neither the base model's nor the memory's: {new[:5]}"
     x = conv.example_inputs(batch=3)
     model.eval()  # same function as the base model until trained
     aim.eval()
@@ -338,6 +366,19 @@ def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model
     with torch.no_grad():
         a, b = flat_tensors(aim(*x)), flat_tensors(aim(*x))
     assert all(torch.equal(p, q) for p, q in zip(a, b)), f"{source_name}: eval() is not deterministic"
+    if flat and not options.get("flat"):
+        one = aimgen.convert(model, specs, source_name=source_name, constructor_args=constructor_args,
+                             flat=True, **options).build()
+        one.load_state_dict(aim.state_dict())
+        with torch.no_grad():
+            for p, q in zip(flat_tensors(one.eval()(*x)), flat_tensors(aim(*x))):
+                assert (p - q).abs().max().item() <= 1e-6 if p.numel() else True, f"{source_name}: flat != blocks"
+    if twice:
+        with torch.random.fork_rng():
+            torch.manual_seed(12345)
+            again = aimgen.convert(model, specs, source_name=source_name, constructor_args=constructor_args,
+                                   base_weights=model.state_dict(), **options)
+        assert again.source == conv.source, f"{source_name}: a second conversion wrote other bytes"
     if onnx:
         from aimgen.onnx_checks import onnx_checks
 
@@ -358,5 +399,9 @@ def convert_spec(spec: Spec, tmp: Path, *, onnx: bool = False):
     path = tmp / f"random_model_{hashlib.sha1(text.encode()).hexdigest()[:12]}.py"
     path.write_text(text, encoding="utf-8")
     loaded = load_model(f"{path}:build_model")
-    return check_conversion(loaded.model, [InputSpec(spec.in_shape)], source_name=spec.label(), tmp=tmp,
-                            onnx=onnx)
+    specs = [InputSpec(spec.in_shape)] + ([InputSpec((1, spec.cond))] if spec.cond else [])
+    conv = check_conversion(loaded.model, specs, source_name=spec.label(), tmp=tmp, onnx=onnx,
+                            constructor_args=loaded.constructor_args)
+    if any(b[0] in ("unet", "cond") for b in spec.blocks):  # long skips and side inputs do not hide the stages
+        assert conv.plan.updates, f"{spec.label()}: no update block"
+    return conv

@@ -16,6 +16,7 @@ from torchvision import models as tv
 
 import random_models as rm
 from aimgen.loader import InputSpec
+from aimgen.records import recording
 
 ARCHITECTURES = {
     # name: (builder, input shape, why it is here)
@@ -42,9 +43,13 @@ ARCHITECTURES = {
     "alexnet": (lambda: tv.alexnet(num_classes=10), (1, 3, 64, 64), "dropout, big Linear layers"),
 }
 DEFAULT = ("densenet121", "googlenet", "convnext_tiny", "shufflenet_v2_x0_5", "efficientnet_b0", "vit_small")
-OPAQUE = {"vit_small": ("internal weights of a leaf module", "inside the leaf module"),
+OPAQUE = {"vit_small": ("internal to MultiheadAttention", "inside the leaf module"),
           "swin_t": ("not called as a layer: its weight goes into shifted_window_attention",)}
 PARAMS = [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in ARCHITECTURES]
+# blocks that must share one class across all their instances
+CLASSES = {"convnext_tiny": {"CNBlock": 18}, "googlenet": {"Inception": 9}, "resnext50_32x4d": {"Bottleneck": 16},
+           "regnet_y_400mf": {"ResBottleneckBlock": 16}, "vit_small": {"EncoderBlock": 2},
+           "squeezenet1_1": {"Fire": 8}}
 
 
 def weight_layers(model: nn.Module) -> set[str]:
@@ -55,9 +60,13 @@ def weight_layers(model: nn.Module) -> set[str]:
 def test_architecture_converts_and_keeps_its_function(name, tmp_path):
     build, shape, _ = ARCHITECTURES[name]
     torch.manual_seed(0)
-    model = build().eval()
-    conv = rm.check_conversion(model, [InputSpec(shape)], source_name=name, tmp=tmp_path, depends=("torchvision",))
+    with recording() as records:
+        model = build().eval()
+    conv = rm.check_conversion(model, [InputSpec(shape)], source_name=name, tmp=tmp_path, depends=("torchvision",),
+                               constructor_args=records.by_name(model))
     plan = conv.plan
+    for cls, instances in CLASSES.get(name, {}).items():  # one class per distinct block, shared
+        assert conv.code.block_classes.get(cls) == instances, conv.code.block_classes
     tapped = {t.qualname for t in plan.taps}
     skipped = {s.qualname: s.reason for s in plan.skipped}
     # every conv and linear is accounted for: tapped, or listed with the reason

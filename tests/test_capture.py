@@ -103,7 +103,7 @@ def test_hf_model_is_captured_with_torch_export_and_says_so(name):
     assert conv._traced.capture == "torch.export"
     assert conv.report_dict()["capture"] == "torch.export"
     assert "captured with torch.export (non-strict): torch.fx could not trace the root module" in conv.report
-    header = conv.source.split("\nimport ", 1)[0]
+    header = conv.source.split("\nimport ", 1)[0].replace("\n#   ", " ")   # wrapped lines joined
     assert "# captured with torch.export (non-strict)" in header
     out_cls = type(model(*inputs(model, converted(name)[1], 2))).__name__
     assert f"# returns {out_cls} as the base model does, imported from transformers.modeling_outputs" in header

@@ -1,5 +1,5 @@
-"""Leaf modules are written as constructor calls read back from their attributes, and each is
-verified by rebuilding it: any torch.nn leaf, not a fixed list."""
+"""Leaf modules are written as constructor calls (the recorded call where aimgen saw it, else read
+back from their attributes), each verified by rebuilding it: any module class, not a fixed list."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +7,12 @@ import torch
 from torch import nn
 
 from aimgen.errors import RenderError
-from aimgen.modules import constructor
+from aimgen.modules import ValueWriter, constructor
+from aimgen.records import recording
+
+
+def source(ctor) -> str:
+    return ctor.source(lambda a: ValueWriter()(a.value))
 
 LEAVES = [
     nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.Conv1d(4, 8, 5, dilation=2, padding_mode="reflect", padding=4),
@@ -28,14 +33,34 @@ LEAVES = [
 @pytest.mark.parametrize("module", LEAVES, ids=lambda m: type(m).__name__)
 def test_constructor_rebuilds_the_module(module):
     ctor = constructor(module, "layer")
-    rebuilt = eval(ctor.source(), {"nn": nn, "torch": torch})
+    rebuilt = eval(source(ctor), {"nn": nn, "torch": torch})
     assert repr(rebuilt) == repr(module)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in module.state_dict().items()}
 
 
-def test_overrides_widen_an_argument_by_source():
-    ctor = constructor(nn.Conv2d(64, 128, 3, padding=1, groups=2), "layer1.conv", {"in_channels": "64 + 2 * 1"})
-    assert ctor.source() == "nn.Conv2d(64 + 2 * 1, 128, 3, padding=1, groups=2)"
+def test_an_argument_can_be_widened_and_the_signature_defaults_are_known():
+    ctor = constructor(nn.Conv2d(64, 128, 3, padding=1, groups=2), "layer1.conv")
+    assert source(ctor.widened("in_channels", 2)) == "nn.Conv2d(64 + 2, 128, 3, padding=1, groups=2)"
+    assert ctor.value("stride") == 1 and ctor.value("groups") == 2  # left out at its default, still known
+    assert [a.name for a, given in ctor.full_args() if not given][:2] == ["stride", "dilation"]
+
+
+class Attention(nn.Module):
+    """Stores none of its constructor arguments under their own names (like timm's LeViT)."""
+
+    def __init__(self, dim, heads=2, ratio=2):
+        super().__init__()
+        self.qkv = nn.Linear(dim, dim * ratio * 3)
+        self.h = heads
+
+
+def test_a_module_whose_arguments_are_not_stored_is_written_from_its_recorded_call():
+    with recording() as records:
+        module = Attention(8, heads=4)
+    with pytest.raises(RenderError, match="'dim' is not stored on the module"):
+        constructor(module, "attn")
+    ctor = constructor(module, "attn", recorded=records.of(module))
+    assert source(ctor).endswith("Attention(8, heads=4)")
 
 
 def test_a_module_that_cannot_be_rebuilt_is_refused_by_name():
@@ -49,4 +74,12 @@ def test_a_module_that_cannot_be_rebuilt_is_refused_by_name():
 
 def test_non_float32_modules_keep_their_dtype():
     ctor = constructor(nn.Linear(3, 2).double(), "fc")
-    assert ctor.source() == "nn.Linear(3, 2, dtype=torch.float64)"
+    assert source(ctor) == "nn.Linear(3, 2, dtype=torch.float64)"
+
+
+def test_classes_and_partials_in_arguments_are_written_by_their_import_path():
+    import functools
+    writer = ValueWriter()
+    assert writer(nn.BatchNorm2d) == "nn.BatchNorm2d"
+    assert writer(functools.partial(nn.LayerNorm, eps=1e-6)) == "functools.partial(nn.LayerNorm, eps=1e-06)"
+    assert writer.imports == {"functools"}

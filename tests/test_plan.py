@@ -1,11 +1,14 @@
-"""Planning: cut nodes, memory grid, budget, tap widths, update placement, pattern errors."""
+"""Planning: cut nodes, memory grid, budget, tap widths, update placement, pattern errors; the
+plan is an immutable value (facts, decisions, options)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 
 import aimgen
@@ -50,8 +53,9 @@ def test_memory_size_and_budget():
     assert big.memory_shape == (8, 8, 8)
     auto = aimgen.convert(model, torch.randn(1, 3, 16, 16), budget=0.5).plan
     assert auto.delta <= 0.5 * auto.base_params
-    with pytest.raises(PlanError, match=r"--memory-size 4096 costs .* over --budget 0.5.*Lower --memory-size"):
+    with pytest.raises(PlanError, match=r"memory_size=4096 costs .* over budget=0.5.*Lower memory_size") as err:
         aimgen.convert(model, torch.randn(1, 3, 16, 16), memory_size=4096, budget=0.5)
+    assert err.value.field == "memory_size"  # the CLI names the flag
 
 
 def test_smallest_configuration_is_reported_for_tiny_models():
@@ -63,10 +67,10 @@ def test_smallest_configuration_is_reported_for_tiny_models():
 def test_full_tap_width_reshapes_the_whole_memory_to_fill_each_map():
     plan = aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16), tap_width="full", memory_size=1024,
                           budget=100.0).plan
-    by_name = {t.qualname: t for t in plan.taps}
-    assert by_name["a"].k == math.ceil(1024 / (16 * 16))  # 4 channels at 16x16
-    assert by_name["c"].k == 1024 // 64                   # 16 channels at 8x8
-    assert by_name["fc"].k == 1024
+    by_name = {t.qualname: plan.width(t).k for t in plan.taps}
+    assert by_name["a"] == math.ceil(1024 / (16 * 16))  # 4 channels at 16x16
+    assert by_name["c"] == 1024 // 64                   # 16 channels at 8x8
+    assert by_name["fc"] == 1024
 
 
 def test_delta_is_the_sum_of_its_parts_and_matches_the_built_model():
@@ -75,26 +79,98 @@ def test_delta_is_the_sum_of_its_parts_and_matches_the_built_model():
     assert plan.delta == plan.memory_params + plan.tap_params + plan.update_params
     assert sum(p.numel() for p in result.build().parameters()) == plan.aim_params
     for t in plan.taps:
-        assert t.extra_params == t.out_size * t.k * math.prod(t.kernel)
+        assert plan.tap_params_of(t) == t.out_size * plan.width(t).k * math.prod(t.kernel)
 
 
 def test_layer_selection_and_errors():
     plan = aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16), layers=["Conv2d"], skip=["down"]).plan
     assert sorted(t.qualname for t in plan.taps) == ["a", "b", "c"]
     reasons = {s.qualname: s.reason for s in plan.skipped}
-    assert reasons == {"down": "excluded by --skip down", "fc": "not selected by --layers"}
-    with pytest.raises(PlanError, match=r"--layers 'Conv3d' matches no weight layer.*Conv2d, Linear"):
+    assert reasons == {"down": "excluded by skip='down'", "fc": "not selected by layers="}
+    with pytest.raises(PlanError, match=r"layers='Conv3d' matches no weight layer.*Conv2d, Linear"):
         aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16), layers=["Conv3d"])
 
 
 def test_update_placement_options():
     x = torch.randn(1, 3, 16, 16)
-    assert aimgen.convert(Branchy(), x, updates="none").plan.updates == []
+    none = aimgen.convert(Branchy(), x, updates="none").plan
+    assert none.updates == () and "updates='none'" in none.to_dict()["no_update_blocks"]
     assert [u.node for u in aimgen.convert(Branchy(), x, updates="add").plan.updates] == ["add"]
-    with pytest.raises(PlanError, match="inside a branch"):
-        aimgen.convert(Branchy(), x, updates="relu_1")
+    # the memory is one variable rewritten in program order: an update inside a branch is fine
+    assert [u.node for u in aimgen.convert(Branchy(), x, updates="relu_1").plan.updates] == ["relu_1"]
     with pytest.raises(PlanError, match="matches no operation"):
         aimgen.convert(Branchy(), x, updates="nothing*")
+
+
+def test_the_plan_is_a_value():
+    plan = aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16)).plan
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.rank = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.taps[0].in_size = 1
+    assert plan.to_dict() == aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16)).plan.to_dict()
+
+
+class UNet(nn.Module):
+    """Encoder, bottleneck, ConvTranspose2d decoder with skip concatenations: no node but the
+    input and the output is on every path, so the main path gives no stage ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.enc2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.mid = nn.Conv2d(16, 16, 3, padding=1)
+        self.up2 = nn.ConvTranspose2d(16, 16, 2, stride=2)
+        self.dec2 = nn.Conv2d(32, 8, 3, padding=1)
+        self.up1 = nn.ConvTranspose2d(8, 8, 2, stride=2)
+        self.dec1 = nn.Conv2d(16, 8, 3, padding=1)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        e1 = torch.relu(self.enc1(x))
+        e2 = torch.relu(self.enc2(F.max_pool2d(e1, 2)))
+        m = torch.relu(self.mid(F.max_pool2d(e2, 2)))
+        d2 = torch.relu(self.dec2(torch.cat([self.up2(m), e2], 1)))
+        d1 = torch.relu(self.dec1(torch.cat([self.up1(d2), e1], 1)))
+        return self.head(d1)
+
+
+def test_a_unet_gets_an_update_block_at_every_resolution_stage_in_program_order():
+    plan = aimgen.convert(UNet(), torch.randn(1, 3, 32, 32)).plan
+    assert [u.label for u in plan.updates] == ["relu", "relu_1", "relu_2", "relu_3", "relu_4"]
+    assert [u.shape[2:] for u in plan.updates] == [(32, 32), (16, 16), (8, 8), (16, 16), (32, 32)]
+
+
+class Conditioned(nn.Module):
+    """A denoiser: a timestep embedding (a side input) feeds every residual block."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(1, 8)
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = nn.ModuleList(nn.Conv2d(8, 8, 3, padding=1) for _ in range(3))
+        self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.out = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x, t):
+        emb = torch.relu(self.embed(t))[:, :, None, None]
+        h = self.stem(x)
+        h = h + torch.relu(self.blocks[0](h) + emb)
+        h = self.down(h)
+        for block in self.blocks[1:]:
+            h = h + torch.relu(block(h) + emb)
+        return self.out(h)
+
+
+def test_a_side_input_reaching_every_block_does_not_hide_the_main_path():
+    plan = aimgen.convert(Conditioned(), [torch.randn(1, 3, 16, 16), torch.randn(1, 1)]).plan
+    assert [u.label for u in plan.updates] == ["add_1", "add_5"]  # each stage's last block output
+    assert [u.shape[2:] for u in plan.updates] == [(16, 16), (8, 8)]
+
+
+def test_update_placement_does_not_depend_on_the_example_size():
+    at = [[u.node for u in aimgen.convert(UNet(), torch.randn(1, 3, s, s)).plan.updates] for s in (32, 64)]
+    assert at[0] == at[1]
 
 
 def test_linear_unit():

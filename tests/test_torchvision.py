@@ -34,7 +34,7 @@ def test_resnet50_plan_matches_the_article_budget(resnet50):
     assert abs(math.prod(plan.memory_shape) - 50_000) < 500
     assert len(_weight_layers(model)) == 54
     assert sorted(t.qualname for t in plan.taps) == sorted(_weight_layers(model))
-    assert plan.skipped == []
+    assert not plan.skipped
     assert 200_000 <= plan.delta <= 600_000
     built = result.build()
     counted = sum(p.numel() for p in built.parameters())
@@ -63,7 +63,8 @@ def test_every_conv_and_linear_is_tapped_within_5_percent(name):
     if name == "mobilenet_v2":
         depthwise = [t for t in plan.taps if t.groups > 1]
         assert depthwise and all(t.groups == t.in_size for t in depthwise)
-        assert "fit_grouped(" in result.source
+        assert all(plan.width(t).kernel == "pointwise" for t in depthwise)  # the memory's center tap
+        assert "GroupedMemoryConv2d(" in result.source
 
 
 def test_depthwise_conv_sees_memory_in_every_group():
@@ -77,15 +78,19 @@ def test_depthwise_conv_sees_memory_in_every_group():
         def forward(self, x):
             return self.dw(x)
 
-    result = aimgen.convert(DW(), torch.randn(1, 4, 8, 8), updates="none", memory_size=64)
-    model = result.build().eval()
-    assert model.dw.weight.shape == (4, 2, 3, 3)
-    x = torch.randn(1, 4, 8, 8)
-    with torch.no_grad():
-        base = model.forward_with_memory(x, model.memory.read())[0]
-        other = model.forward_with_memory(x, model.memory.read() + 1.0)[0]
-    changed = (base - other).abs().flatten(2).amax(2)[0]
-    assert bool((changed > 1e-4).all()), changed
+    for form, kernel, shape in (("sum", "pointwise", (4, 1, 1, 1)), ("sum", "full", (4, 1, 3, 3)),
+                                ("literal", "full", (4, 2, 3, 3))):
+        result = aimgen.convert(DW(), torch.randn(1, 4, 8, 8), updates="none", memory_size=64, form=form,
+                                group_kernel=kernel)
+        model = result.build().eval()
+        reads = model.dw.memory_weight if form == "sum" else model.dw.weight
+        assert reads.shape == shape
+        x = torch.randn(1, 4, 8, 8)
+        with torch.no_grad():
+            base = model.forward_with_memory(x, model.memory.read())[0]
+            other = model.forward_with_memory(x, model.memory.read() + 1.0)[0]
+        changed = (base - other).abs().flatten(2).amax(2)[0]
+        assert bool((changed > 1e-4).all()), (form, kernel, changed)
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +143,7 @@ def test_training_backward_reaches_memory(mobilenet):
     mobilenet.zero_grad()
     mobilenet(torch.randn(2, 3, 64, 64)).sum().backward()
     assert mobilenet.memory.seed.grad is not None and mobilenet.memory.seed.grad.abs().sum() > 0
-    tapped = mobilenet.features[0][0].weight.grad[:, 3:]
-    assert tapped.abs().sum() > 0
+    assert mobilenet.features[0][0].memory_weight.grad.abs().sum() > 0
 
 
 def test_same_input_gives_byte_identical_source():

@@ -27,7 +27,7 @@ from .. import runtime
 from ..errors import InternalError, RenderError
 from ..literals import literal
 from ..modules import ValueWriter, constructor
-from ..naming import Namespace, class_name, is_safe_identifier, sanitize
+from ..naming import Namespace, class_name, docstring, is_safe_identifier, sanitize
 from ..plan import Plan, UpdateSite, layer_key
 from ..sourcecopy import SourceCopier
 from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
@@ -89,7 +89,23 @@ class Generator:
         self.after: dict[int, list[UpdateSite]] = {}
         hosts = self._place_updates()
         scopes.mark_memory(self.top, set(self.taps), hosts)
-        scopes.decide(self.top, flat)
+        scopes.decide(self.top, flat=False)
+        # an update block belongs to the block that writes it (the same module in --flat)
+        self.update_attr: dict[str, tuple[Scope, str]] = {}   # update node -> (owner scope, attribute)
+        self._attr_ns: dict[int, Namespace] = {}
+        self.memory_attr = "" if self.plain else self._attr_namespace(self.top).create("memory")
+        for u in self.updates.values():
+            host, item = self._update_place[u.node]
+            owner = scopes.outlined_ancestor(host)
+            if isinstance(item, Scope):
+                stem = item.qual[len(owner.qual) + 1:] if owner.qual else item.qual
+            else:
+                stem = u.label.split(":")[-1] if ":" in u.label else u.label
+                stem = stem[len(owner.qual) + 1:] if owner.qual and stem.startswith(owner.qual + ".") else stem
+            self.update_attr[u.node] = (owner, self._attr_namespace(owner).create(f"update_{sanitize(stem)}"))
+        if flat:
+            for s in self.top.walk():
+                s.outlined, s.chain = False, ""
         self.scope_of: dict[str, Scope] = {}
         for s in self.top.walk():
             if not s.is_root:
@@ -103,6 +119,7 @@ class Generator:
                     owners.add(self.plan.memory_keys[t.node].rpartition(".")[0])
         attrs = {n.target for n in self.graph.nodes if n.op == "get_attr"}
         called = {s.qual for s in self.top.walk() if s.outlined}  # a module called whole must exist
+        owners |= {owner.qual for owner, _ in self.update_attr.values()}
         self.tree = Tree(self.root, call_targets, attrs, owners | called | {self.top.qual})
         self.reserved = set(reserved_names())
         self.copier = SourceCopier(taken=self.reserved)
@@ -110,8 +127,6 @@ class Generator:
         self.expr = Expressions(traced.training_values, self.copier)
         self.class_names = Namespace(self.reserved)
         self.root_class = self.class_names.create_class(("" if self.plain else "Aim") + class_name(type(self.root).__name__))
-        self.memory_attr = ""
-        self.update_attr: dict[str, tuple[Scope, str]] = {}   # update node -> (class scope, attribute)
         self.runtime_needed: list = [] if self.plain else list(BASE_RUNTIME)
         self.uses_group = False
         self._leaf_ctors: dict[str, Constructor] = {}
@@ -133,6 +148,7 @@ class Generator:
         last value of a block, after that block's call in the parent (so the update after
         ``layer1``'s last block reads ``memory = self.update_layer1(memory, x)`` in the root)."""
         hosts = []
+        self._update_place: dict[str, tuple[Scope, object]] = {}
         for u in self.updates.values():
             node = self.nodes[u.node]
             scope, item = self.owner[node.name], node
@@ -140,14 +156,15 @@ class Generator:
                 scope, item = scope.parent, scope
             self.after.setdefault(id(item), []).append(u)
             hosts.append(scope)
+            self._update_place[u.node] = (scope, item)
         return hosts
 
     # --- members ------------------------------------------------------------------------
     def leaf(self, q: str) -> Constructor:
         if q not in self._leaf_ctors:
             module = self.root.get_submodule(q)
-            ctor = constructor(module, q, copier=self.copier, why=self.traced.leaf_reasons.get(q, ""),
-                               recorded=self.traced.constructor_args.get(q))
+            why = self.traced.leaf_reasons.get(q) or ("listed in leaf=" if q in self.traced.leaf_names else "")
+            ctor = constructor(module, q, copier=self.copier, why=why, recorded=self.traced.constructor_args.get(q))
             taps = [t for t in self.taps.values() if not t.functional and t.qualname == q]
             if taps:
                 site = taps[0]
@@ -177,8 +194,8 @@ class Generator:
             else:
                 out.append(self._tensor(name, kind, cq, module))
         out += self.extras.get(q, [])
-        for node, (host_cls, attr) in self.update_attr.items():
-            if host_cls is cls and cls.qual == q:
+        for node, (owner, attr) in self.update_attr.items():
+            if owner.qual == q:
                 u = self.updates[node]
                 out.append(Member(attr, Constructor("MemoryUpdate", [
                     Arg("features", u.features, True), Arg("memory_channels", self.plan.memory_channels, True),
@@ -355,26 +372,12 @@ class Generator:
         return kind.call(site, self.form, width, src), kind.comment(site, width, name, args[0])
 
     def _emit_update(self, u: UpdateSite, item, cls: Scope, fn: Function) -> None:
-        attr = self._update_attribute(u, item, cls)
-        fn.body.append(Stmt(targets=[], code=f"self.{attr}(memory, {self._features(u)})", memory_out=True))
-
-    def _update_attribute(self, u: UpdateSite, item, cls: Scope) -> str:
-        if u.node in self.update_attr:
-            return self.update_attr[u.node][1]
-        if isinstance(item, Scope):
-            stem = item.qual[len(cls.qual) + 1:] if cls.qual else item.qual
-        else:
-            stem = u.label.split(":")[-1] if ":" in u.label else u.label
-            stem = stem[len(cls.qual) + 1:] if cls.qual and stem.startswith(cls.qual + ".") else stem
-        ns = self._attr_namespace(cls)
-        attr = ns.create(f"update_{sanitize(stem)}")
-        self.update_attr[u.node] = (cls, attr)
+        owner, attr = self.update_attr[u.node]
+        access = self.tree.access(f"{owner.qual}.{attr}" if owner.qual else attr, cls.qual)
         self._need((runtime.MemoryUpdate,))
-        return attr
+        fn.body.append(Stmt(targets=[], code=f"{access}(memory, {self._features(u)})", memory_out=True))
 
     def _attr_namespace(self, cls: Scope) -> Namespace:
-        if not hasattr(self, "_attr_ns"):
-            self._attr_ns = {}
         if id(cls) not in self._attr_ns:
             module = cls.module
             taken = set(module._modules) | set(module._parameters) | set(module._buffers)
@@ -398,9 +401,6 @@ class Generator:
                 self.runtime_needed.append(o)
 
     def generate(self) -> Source:
-        if not self.plain:
-            ns = self._attr_namespace(self.top)
-            self.memory_attr = ns.create("memory")
         blocks = [s for s in _postorder(self.top) if not s.is_root and s.outlined and not container_kind(s.module)]
         texts: dict[int, tuple[Function, dict, str]] = {}
         for s in blocks:
@@ -462,9 +462,9 @@ class Generator:
                   if not s.is_root and not s.outlined and not container_kind(s.module) and s.why_inline
                   and s.why_inline != "flat=True"]
         update_names = {}
-        for node, (cls, attr) in self.update_attr.items():
-            update_names[node] = f"{cls.qual}.{attr}" if cls.qual else attr
-        copied = self.copier.copied
+        for node, (owner, attr) in self.update_attr.items():
+            update_names[node] = f"{owner.qual}.{attr}" if owner.qual else attr
+        copied = self.copier.copied.without(getattr(self, "_runtime_objects", []))  # a user's own tap kind
         imports = set(self.expr.imports) | set(self.writer.imports) | copied.depends
         for ctor in self._leaf_ctors.values():
             imports |= ctor.imports
@@ -672,9 +672,11 @@ class Generator:
     def _runtime_text(self) -> str:
         if self.plain:
             return ""
-        copier = SourceCopier(taken=set(), copy_modules=frozenset({runtime.__name__}))
+        homes = {runtime.__name__} | {o.__module__ for k in REGISTRY.kinds for o in k.runtime_objects}
+        copier = SourceCopier(taken=set(), copy_modules=frozenset(homes))
         for obj in self.runtime_needed:
             copier.add(obj, "the memory runtime")
+        self._runtime_objects = list(copier.copied.objects)
         return "\n\n\n".join(src.strip("\n") for _, src in copier.copied.definitions)
 
 
@@ -724,7 +726,7 @@ def _resolve_refs(value, resolved: dict):
 
 def _wrap_doc(text: str, width: int = 88) -> str:
     import textwrap
-    lines = textwrap.wrap(text, width)
+    lines = textwrap.wrap(docstring(text), width)
     return lines[0] if len(lines) == 1 else "\n    ".join(lines)
 
 

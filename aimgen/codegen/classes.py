@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..literals import Unrenderable, _lit
 from ..modules import ValueWriter
-from ..naming import Namespace, sanitize
+from ..naming import Namespace, comment as comment_text, sanitize
 from ..taps import Arg, Constructor
 from .members import Member, Raw, _has_ctor, lines
 
@@ -127,10 +127,11 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
     exprs: dict[tuple, str] = {}
 
     def param_for(vec: tuple, label: str) -> str:
+        vec = _freeze(vec)
         if vec in params:
             return params[vec]
         for name, rec in named.items():
-            if rec == vec:
+            if _freeze(rec) == vec:
                 params[vec] = ns.create(name)
                 order.append(params[vec])
                 return params[vec]
@@ -173,7 +174,24 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
     cls.params = order
     cls.slots = exprs
     by_name = {name: vec for vec, name in params.items()}
-    cls.args = [[by_name[n][i] for n in order] for i in range(len(cls.instances))]
+    cls.args = [[_thaw(by_name[n][i], per_instance, i) for n in order] for i in range(len(cls.instances))]
+
+
+def _thaw(value, per_instance, i):
+    """The instance's own value for a frozen one (a list stays a list in the call)."""
+    for path, (_, v, _) in per_instance[i].items():
+        if _freeze(v) == value:
+            return v
+    return value
+
+
+def _freeze(v):
+    """A value as a hashable key (lists and dicts inside become tuples)."""
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    if isinstance(v, dict):
+        return tuple((k, _freeze(x)) for k, x in v.items())
+    return v
 
 
 def _key(v):
@@ -198,7 +216,7 @@ def member_lines(members: list[Member], writer: ValueWriter, slots: dict | None 
 
         body = lines(_as_written(m.value, (m.name,), slots), render)
         target = f"self.{m.name}" if _safe(m.name) else None
-        comment = f"  # {m.comment}" if m.comment else ""
+        comment = f"  # {comment_text(m.comment)}" if m.comment else ""
         if target:
             out.append(f"{target} = {body[0]}" + (comment if len(body) == 1 else ""))
             out += body[1:]

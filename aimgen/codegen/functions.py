@@ -17,7 +17,7 @@ import torch
 import torch.fx as fx
 
 from ..errors import InternalError
-from ..naming import Namespace, sanitize
+from ..naming import Namespace, comment, sanitize
 from .expressions import MARK
 
 _MARKER = re.compile(f"{MARK}([^{MARK}]+){MARK}")
@@ -164,7 +164,8 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
             line = f"memory = {code}"
         else:
             line = code
-        lines.append(indent + "    " * stmt.indent + line + (f"  # {sub(stmt.comment)}" if stmt.comment else ""))
+        note = f"  # {comment(sub(stmt.comment))}" if stmt.comment else ""
+        lines.append(indent + "    " * stmt.indent + line + note)
     ret = sub(fn.returns) if fn.returns else ""
     if fn.memory:
         lines.append(indent + f"return {ret + ', ' if ret else ''}{fn.return_memory}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 import textwrap
 from dataclasses import dataclass
 
@@ -73,10 +74,14 @@ class Tree:
                     out.append((name, "unused", q))
                 continue
             out.append((name, "leaf" if q in self.leaves else "tree", q))
-        for name in list(module._parameters) + list(module._buffers):
+        for name in module._parameters:
             q = f"{path}.{name}" if path else name
             if q in self.attrs:
-                out.append((name, "param" if name in module._parameters else "buffer", q))
+                out.append((name, "param", q))
+        for name, buf in module._buffers.items():  # every buffer: state the forward may not read
+            q = f"{path}.{name}" if path else name  # (num_batches_tracked) is still state_dict state
+            if buf is not None and (q in self.attrs or (self.used(path) and name not in module._non_persistent_buffers_set)):
+                out.append((name, "buffer", q))
         for name, q in self._attrs_of.get(path, []):
             if name not in module._parameters and name not in module._buffers and name not in module._modules:
                 out.append((name, "tensor", q))
@@ -85,6 +90,8 @@ class Tree:
     def is_list(self, path: str) -> bool:
         """Whether the used members are children named 0..n-1 of a list-like container, written
         as an nn.Sequential / nn.ModuleList and indexed (``self.layer1[0]``)."""
+        if not path:
+            return False  # the root is a class of its own: its members are attributes
         if path not in self._is_list:
             module = self.module(path)
             entries = self.entries(path)
@@ -136,7 +143,8 @@ def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, r
         if not value.requires_grad:
             args.append(Arg("requires_grad", False, False))
         return Constructor("nn.Parameter", args), comment
-    persistent = kind != "buffer" or name not in owner._non_persistent_buffers_set
+    # a tensor that is not a registered buffer (a constant torch.fx kept) stays out of state_dict
+    persistent = kind == "buffer" and name not in owner._non_persistent_buffers_set
     args = [Arg("data", init, True)]
     if not persistent:
         args.append(Arg("persistent", False, False))
@@ -163,15 +171,32 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
         return Raw(found), "as its module's __init__ draws it; load base weights for the model's values"
     exact = not t.is_floating_point() or kind != "param"  # parameters are drawn at random: never copied
     if exact and data.numel() <= (4096 if not t.is_floating_point() else 64) and data.dim() <= 4:
+        inferred = torch.tensor(data.tolist()).dtype  # what torch.tensor makes of the values by itself
         try:
-            return Raw(f"torch.tensor({_lit(data.tolist())}{', dtype=' + _lit(t.dtype) if dtype else ''})"), ""
+            return Raw(f"torch.tensor({_lit(data.tolist())}{'' if t.dtype == inferred else ', dtype=' + _lit(t.dtype)})"), ""
         except Unrenderable:
             pass
     if not t.is_floating_point():
         raise RenderError(f"the {shape} integer tensor {name} is too large to write into the source.",
                           hint="Compute it in forward, or keep its module whole with leaf=.")
-    return (Raw(f"torch.randn({_lit(shape)}{', dtype=' + _lit(t.dtype) if dtype else ''}) * 0.02"),
-            "its own init could not be read: drawn N(0, 0.02); load base weights for the model's values")
+    return _default_init(shape, name, dtype)
+
+
+def _default_init(shape: tuple[int, ...], name: str, dtype: list) -> tuple[Constructor | Raw, str]:
+    """The documented rule for a tensor whose own initialisation cannot be read: a weight of two
+    or more axes is drawn as PyTorch draws a layer's (uniform over +-1/sqrt(fan_in)); a bias
+    starts at zero, a 1-D scale at one; anything else N(0, 0.02)."""
+    note = "its own init could not be read: {}; load base weights for the model's values"
+    if len(shape) >= 2 and not dtype:
+        fan_in = math.prod(shape[1:])
+        return (Raw(f"torch.empty({_lit(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)"),
+                note.format("drawn like a layer's weight"))
+    if len(shape) == 1 and name.endswith("bias"):
+        return Constructor("torch.zeros", [Arg("size", shape, True)] + dtype), note.format("a bias starts at zero")
+    if len(shape) == 1 and name in ("weight", "scale", "gamma", "gain"):
+        return Constructor("torch.ones", [Arg("size", shape, True)] + dtype), note.format("a scale starts at one")
+    return (Raw(f"torch.randn({_lit(shape)}{', dtype=' + _lit(dtype[0].value) if dtype else ''}) * 0.02"),
+            note.format("drawn N(0, 0.02)"))
 
 
 def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor) -> str | None:
@@ -250,8 +275,9 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
     if not isinstance(value, Constructor):
         return [render_value(path, None, value)]
     nested = [a for a in value.args if isinstance(a.value, (Constructor, list, dict)) and _has_ctor(a.value)]
-    if not nested:
-        return [_inline(value, render_value, path)]
+    if len(nested) <= 1 and all(isinstance(a.value, (Constructor, Raw)) and
+                                len(_lines(a.value, render_value, path + (a.name,), indent)) == 1 for a in nested):
+        return [_inline(value, render_value, path)]  # a value around one short call: one line
     last = value.args[-1]
     if nested == [last] and isinstance(last.value, Constructor):
         # one nested member, last: Block(64, 64, downsample=nn.Sequential(  ...  ))
@@ -267,6 +293,10 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
     for a in value.args:
         sub = path + (a.name,)
         if isinstance(a.value, list) and _has_ctor(a.value):
+            bodies = [_lines(item, render_value, sub + (j,), indent) for j, item in enumerate(a.value)]
+            if len(bodies) >= 3 and all(b == bodies[0] and len(b) == 1 for b in bodies):
+                items.append((a, [f"[{bodies[0][0]} for _ in range({len(bodies)})]"]))  # all alike
+                continue
             out.append("    [")
             for body in _repeats([_lines(item, render_value, sub + (j,), indent) for j, item in enumerate(a.value)],
                                  "[{} for _ in range({})]"):

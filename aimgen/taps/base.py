@@ -322,9 +322,13 @@ class Registry:
         return None
 
     def kind_for(self, module: nn.Module) -> TapKind | None:
-        """The kind of a module or of a subclass of its types (a generated MemoryConv2d)."""
+        """The kind of a module, a subclass of its types, or a layer of its runtime (a generated
+        MemoryConv2d, whose class the generated file defines itself)."""
         for kind in self.kinds:
             if kind.module_types and isinstance(module, kind.module_types):
+                return kind
+        for kind in self.kinds:
+            if type(module).__name__ in {o.__name__ for o in kind.runtime_objects if isinstance(o, type)}:
                 return kind
         return None
 

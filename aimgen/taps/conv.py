@@ -1,29 +1,121 @@
 """Conv1d/2d/3d modules: memory channels join the input channels, in every group.
 
-Sum form: the layer becomes ``MemoryConvNd`` (aimgen/runtime.py), an ``nn.ConvNd`` with one
-more parameter, ``memory_weight`` (out, k, *kernel); ``weight`` keeps its base shape. In a
-grouped or depthwise conv every group reads the same memory channels, so the memory part is
-one ungrouped convolution, and by default it reads through the kernel's center tap only
+Sum form: the layer becomes ``MemoryConvNd`` (below), an ``nn.ConvNd`` with one more
+parameter, ``memory_weight`` (out, k, *kernel); ``weight`` keeps its base shape. A grouped or
+depthwise conv becomes ``GroupedMemoryConvNd``: every group reads the same memory channels, so
+the memory part is one ungrouped convolution, by default through the kernel's center tap only
 (``memory_kernel='pointwise'``: (out, k, 1, 1), k x k fewer weights than the literal form).
 Literal form: ``in_channels`` grows by k per group and the input is ``cat_channels`` /
 ``cat_grouped``.
 """
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 
 from .. import runtime
+from ..runtime import weight_parameter
 from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input
 
 
+
+# --- what the generated code runs (copied into every file that taps this kind) -----------
+
+class _MemoryConv:
+    """conv(cat([x, m], 1)) computed as conv(x) + conv(m, memory_weight): ``weight`` keeps its
+    base shape and ``memory_weight`` holds what the memory channels would get in a widened
+    layer (and is drawn the way PyTorch would draw them there)."""
+
+    def __init__(self, *args, memory_channels: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        shape = (self.out_channels, memory_channels, *self.kernel_size)
+        fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
+        self.memory_weight = weight_parameter(shape, fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        memory = self._conv_forward(m, self.memory_weight, None)
+        return self._conv_forward(x, self.weight, self.bias) + memory
+
+
+class MemoryConv1d(_MemoryConv, nn.Conv1d):
+    """nn.Conv1d that also reads ``memory_channels`` fitted memory channels."""
+
+
+class MemoryConv2d(_MemoryConv, nn.Conv2d):
+    """nn.Conv2d that also reads ``memory_channels`` fitted memory channels."""
+
+
+class MemoryConv3d(_MemoryConv, nn.Conv3d):
+    """nn.Conv3d that also reads ``memory_channels`` fitted memory channels."""
+
+
+def center_tap_pads(kernel_size, padding, dilation) -> tuple[int, ...]:
+    """F.pad amounts (last axis first; negative ones crop) after which a 1x1 convolution of
+    the memory reads what the center tap of a k x k kernel with this padding reads."""
+    if padding == "valid":
+        padding = (0,) * len(kernel_size)
+    pads = []
+    for i in reversed(range(len(kernel_size))):
+        k, d = kernel_size[i], dilation[i]
+        total = d * (k - 1)
+        before = total // 2 if padding == "same" else padding[i]
+        after = total - total // 2 if padding == "same" else padding[i]
+        pads += [before - d * ((k - 1) // 2), after - d * (k - 1 - (k - 1) // 2)]
+    return tuple(pads)
+
+
+class _GroupedMemoryConv:
+    """A grouped or depthwise conv that reads the memory in every group. Every group reads the
+    same memory channels, so the memory's part is one ungrouped convolution; by default
+    (``memory_kernel='pointwise'``) through the kernel's center tap only: the widened layer
+    with its other memory taps fixed at zero, k x k times fewer weights."""
+
+    def __init__(self, *args, memory_channels: int = 1, memory_kernel: str = "pointwise",
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        kernel = self.kernel_size if memory_kernel == "full" else (1,) * len(self.kernel_size)
+        fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
+        self.memory_weight = weight_parameter((self.out_channels, memory_channels, *kernel), fan_in)
+        self.memory_kernel = memory_kernel
+        padding = self.padding if self.padding_mode == "zeros" else "valid"  # others pad first
+        self.memory_pads = center_tap_pads(self.kernel_size, padding, self.dilation)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        conv = (F.conv1d, F.conv2d, F.conv3d)[len(self.kernel_size) - 1]
+        if self.padding_mode != "zeros":
+            m = F.pad(m, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+        if self.memory_kernel == "full":
+            padding = self.padding if self.padding_mode == "zeros" else 0
+            memory = conv(m, self.memory_weight, None, self.stride, padding, self.dilation)
+        else:
+            memory = conv(F.pad(m, self.memory_pads), self.memory_weight, None, self.stride)
+        return self._conv_forward(x, self.weight, self.bias) + memory
+
+
+class GroupedMemoryConv1d(_GroupedMemoryConv, nn.Conv1d):
+    """A grouped or depthwise nn.Conv1d that reads the memory in every group."""
+
+
+class GroupedMemoryConv2d(_GroupedMemoryConv, nn.Conv2d):
+    """A grouped or depthwise nn.Conv2d that reads the memory in every group."""
+
+
+class GroupedMemoryConv3d(_GroupedMemoryConv, nn.Conv3d):
+    """A grouped or depthwise nn.Conv3d that reads the memory in every group."""
+
+
+# --- the kind ---------------------------------------------------------------------------------
 
 @REGISTRY.register
 class ConvKind(TapKind):
     key = "conv"
     module_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    runtime_objects = (runtime.MemoryConv1d, runtime.MemoryConv2d, runtime.MemoryConv3d, runtime.GroupedMemoryConv1d,
-                       runtime.GroupedMemoryConv2d, runtime.GroupedMemoryConv3d, runtime.cat_channels,
+    runtime_objects = (MemoryConv1d, MemoryConv2d, MemoryConv3d, GroupedMemoryConv1d,
+                       GroupedMemoryConv2d, GroupedMemoryConv3d, runtime.cat_channels,
                        runtime.cat_grouped)
     in_arg = "in_channels"
 
@@ -56,8 +148,8 @@ class ConvKind(TapKind):
     def _sum_class(self, site: TapSite):
         dims = len(site.kernel)
         if site.groups > 1:
-            return (runtime.GroupedMemoryConv1d, runtime.GroupedMemoryConv2d, runtime.GroupedMemoryConv3d)[dims - 1]
-        return (runtime.MemoryConv1d, runtime.MemoryConv2d, runtime.MemoryConv3d)[dims - 1]
+            return (GroupedMemoryConv1d, GroupedMemoryConv2d, GroupedMemoryConv3d)[dims - 1]
+        return (MemoryConv1d, MemoryConv2d, MemoryConv3d)[dims - 1]
 
     def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:
         out = ctor.renamed(self._sum_class(site).__name__).with_arg("memory_channels", width.k)

@@ -6,20 +6,58 @@ the same memory rows, so the memory part is one ungrouped transposed convolution
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 
 from .. import runtime
+from ..runtime import weight_parameter
 from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input
 
 
+
+# --- what the generated code runs (copied into every file that taps this kind) -----------
+
+class _MemoryConvTranspose:
+    """conv_transpose(cat([x, m], 1)) computed as conv_transpose(x) plus one ungrouped
+    transposed convolution of the memory with ``memory_weight`` (k, out, *kernel)."""
+
+    def __init__(self, *args, memory_channels: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        shape = (memory_channels, self.out_channels, *self.kernel_size)
+        fan_in = (self.out_channels // self.groups) * math.prod(self.kernel_size)
+        self.memory_weight = weight_parameter(shape, fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        dims = len(self.kernel_size)
+        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
+        memory = conv(m, self.memory_weight, None, self.stride, self.padding, self.output_padding,
+                      1, self.dilation)
+        return super().forward(x) + memory
+
+
+class MemoryConvTranspose1d(_MemoryConvTranspose, nn.ConvTranspose1d):
+    """nn.ConvTranspose1d that also reads ``memory_channels`` fitted memory channels."""
+
+
+class MemoryConvTranspose2d(_MemoryConvTranspose, nn.ConvTranspose2d):
+    """nn.ConvTranspose2d that also reads ``memory_channels`` fitted memory channels."""
+
+
+class MemoryConvTranspose3d(_MemoryConvTranspose, nn.ConvTranspose3d):
+    """nn.ConvTranspose3d that also reads ``memory_channels`` fitted memory channels."""
+
+
+# --- the kind ---------------------------------------------------------------------------------
 
 @REGISTRY.register
 class ConvTransposeKind(TapKind):
     key = "conv_transpose"
     module_types = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-    runtime_objects = (runtime.MemoryConvTranspose1d, runtime.MemoryConvTranspose2d, runtime.MemoryConvTranspose3d,
+    runtime_objects = (MemoryConvTranspose1d, MemoryConvTranspose2d, MemoryConvTranspose3d,
                        runtime.cat_channels, runtime.cat_grouped)
     in_arg = "in_channels"
 
@@ -39,8 +77,8 @@ class ConvTransposeKind(TapKind):
         )
 
     def _sum_class(self, site: TapSite):
-        return (runtime.MemoryConvTranspose1d, runtime.MemoryConvTranspose2d,
-                runtime.MemoryConvTranspose3d)[len(site.kernel) - 1]
+        return (MemoryConvTranspose1d, MemoryConvTranspose2d,
+                MemoryConvTranspose3d)[len(site.kernel) - 1]
 
     def runtime(self, site: TapSite, form: str, width: TapWidth):
         return super().runtime(site, form, width) if form == "literal" else (self._sum_class(site),)

@@ -14,17 +14,36 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import runtime
+from .conv import center_tap_pads
 from .base import REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of, weight_param
 
 ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 
 
+# --- what the generated code runs (copied into every file that taps this kind) -----------
+
+def read_conv_memory(m: torch.Tensor, weight: torch.Tensor, conv, stride=1, padding=0, dilation=1,
+                     kernel_size: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The memory's part of a functional convolution (``F.conv2d(x, self.weight, ...)``) in the
+    sum form, ``weight`` the memory's own (out, k, ...); with ``kernel_size`` (the layer's) it
+    reads through that kernel's center tap only (a pointwise memory kernel)."""
+    if kernel_size is None:
+        return conv(m, weight, None, stride, padding, dilation)
+    n = len(kernel_size)
+    if not isinstance(padding, str):
+        padding = tuple(padding) if isinstance(padding, (tuple, list)) else (padding,) * n
+    dilation = tuple(dilation) if isinstance(dilation, (tuple, list)) else (dilation,) * n
+    return conv(F.pad(m, center_tap_pads(kernel_size, padding, dilation)), weight, None, stride)
+
+
+# --- the kind ---------------------------------------------------------------------------------
+
 @REGISTRY.register
 class FunctionalConvKind(TapKind):
     key = "functional_conv"
     functions = (F.conv1d, F.conv2d, F.conv3d, torch.conv1d, torch.conv2d, torch.conv3d)
-    runtime_objects = (runtime.read_conv_memory, runtime.weight_parameter, runtime.cat_channels, runtime.cat_grouped)
+    runtime_objects = (read_conv_memory, runtime.weight_parameter, runtime.cat_channels, runtime.cat_grouped)
 
     def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
         kind = f"F.{node.target.__name__}"
@@ -42,7 +61,7 @@ class FunctionalConvKind(TapKind):
             return Skip(node.name, owner or node.name, kind, f"its weight's shape is unknown ({why})")
         w_shape = tuple(meta.shape)
         return TapSite(
-            node=node.name, qualname=weight or (f"{owner}:{node.name}" if owner else node.name), layer_type=kind,
+            node=node.name, qualname=weight or f"{owner}:{node.name}", layer_type=kind,
             kind=self.key, axis=1, in_size=w_shape[1] * groups, out_size=w_shape[0], groups=groups,
             kernel=w_shape[2:], spatial=tuple(shape[2:]), weight=weight or "", functional=True,
             computed_weight=weight is None,
@@ -54,7 +73,7 @@ class FunctionalConvKind(TapKind):
         return "full"
 
     def runtime(self, site: TapSite, form: str, width: TapWidth):
-        return super().runtime(site, form, width) if form == "literal" else (runtime.read_conv_memory,)
+        return super().runtime(site, form, width) if form == "literal" else (read_conv_memory,)
 
     def call(self, site: TapSite, form: str, width: TapWidth, src: CallSource) -> str:
         args = src.named(ARGS, DEFAULTS)

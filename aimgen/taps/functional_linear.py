@@ -34,7 +34,7 @@ class FunctionalLinearKind(TapKind):
             return Skip(node.name, owner or node.name, "F.linear", f"its weight's shape is unknown ({why})")
         out, inp = tuple(meta.shape)
         return TapSite(
-            node=node.name, qualname=weight or (f"{owner}:{node.name}" if owner else node.name),
+            node=node.name, qualname=weight or f"{owner}:{node.name}",
             layer_type="F.linear", kind=self.key, axis=-1, in_size=inp, out_size=out, groups=1, kernel=(),
             spatial=(), weight=weight or "", functional=True, computed_weight=weight is None,
         )

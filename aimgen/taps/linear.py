@@ -6,18 +6,38 @@ grows by k and the input is ``cat_features``.
 """
 from __future__ import annotations
 
+import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 
 from .. import runtime
+from ..runtime import weight_parameter
 from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input
 
+
+# --- what the generated code runs (copied into every file that taps this kind) -----------
+
+class MemoryLinear(nn.Linear):
+    """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],
+    -1)) as linear(x) + linear(m, memory_weight), m broadcast over the middle axes, not copied."""
+
+    def __init__(self, *args, memory_features: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        fan_in = self.in_features + memory_features
+        self.memory_weight = weight_parameter((self.out_features, memory_features), fan_in)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + F.linear(m, self.memory_weight)
+
+
+# --- the kind ---------------------------------------------------------------------------------
 
 @REGISTRY.register
 class LinearKind(TapKind):
     key = "linear"
     module_types = (nn.Linear,)
-    runtime_objects = (runtime.MemoryLinear, runtime.cat_features)
+    runtime_objects = (MemoryLinear, runtime.cat_features)
     in_arg = "in_features"
 
     def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
@@ -32,7 +52,7 @@ class LinearKind(TapKind):
         )
 
     def runtime(self, site: TapSite, form: str, width: TapWidth):
-        return super().runtime(site, form, width) if form == "literal" else (runtime.MemoryLinear,)
+        return super().runtime(site, form, width) if form == "literal" else (MemoryLinear,)
 
     def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:
         return ctor.renamed("MemoryLinear").with_arg("memory_features", width.k)

@@ -1,0 +1,135 @@
+"""aimgen/codegen: the output is structured as a person writes a model. One class per distinct
+block, shared by its instances; containers kept; memory threaded through block calls; each
+fitted memory computed once; the flat rendering computes the same."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+import torchvision
+
+import aimgen
+from aimgen.api import load_source
+from aimgen.loader import InputSpec, load_model
+from aimgen.records import recording
+from conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    loaded = load_model(f"{EXAMPLES / 'torchvision_models.py'}:resnet50")
+    conv = aimgen.convert(loaded.model, [InputSpec((1, 3, 224, 224))], constructor_args=loaded.constructor_args)
+    return loaded, conv
+
+
+def test_resnet50_has_one_bottleneck_class_used_by_all_16_blocks(resnet50):
+    loaded, conv = resnet50
+    src = conv.source
+    assert conv.code.block_classes == {"Bottleneck": 16}
+    assert "class Bottleneck(nn.Module):" in src
+    assert "def __init__(self, inplanes, planes, stride, downsample=None):" in src  # the user's own names
+    assert "        if self.downsample is not None:" in src and "identity = x" in src
+    assert "self.conv3 = MemoryConv2d(planes, planes * 4, 1, bias=False, memory_channels=1)" in src
+    assert "*(Bottleneck(1024, 256, 1) for _ in range(5))," in src  # layer3's five plain blocks
+    assert max(len(line) for line in src.splitlines()) < 100
+    assert len(src.splitlines()) <= 300
+
+
+def test_blocks_and_containers_run_on_their_own(resnet50):
+    _, conv = resnet50
+    model = conv.build().eval()
+    assert type(model.layer1).__name__ == "MemorySequential" and type(model.layer1[0]).__name__ == "Bottleneck"
+    module = load_source(conv.source, "resnet50_aim")
+    memory = module.MemoryState(model.memory.read())
+    x = torch.randn(2, 256, 56, 56)
+    with torch.no_grad():
+        y, memory2 = model.layer1[1](x, memory)
+        z, _ = model.layer1(torch.randn(2, 64, 56, 56), memory)
+    assert y.shape == x.shape and z.shape == x.shape and memory2 is memory  # reads, does not rewrite
+
+
+def test_the_base_state_dict_loads_as_it_is(resnet50):
+    loaded, conv = resnet50
+    model = conv.build()
+    missing, unexpected = model.load_state_dict(loaded.model.state_dict(), strict=False)
+    assert not unexpected and all("memory" in k or k.startswith("update_") for k in missing)
+
+
+def _count_fits(module):
+    calls = []
+    original = module.fit_memory
+
+    def counting(memory, channels, size):
+        calls.append((channels, tuple(size)))
+        return original(memory, channels, size)
+
+    module.fit_memory = counting
+    return calls
+
+
+@pytest.mark.parametrize("size", [224, 160])
+def test_each_fitted_memory_is_computed_once_and_read_at_its_own_size(resnet50, size):
+    """resnet50 reads the memory at 54 layers and needs 9 distinct fits (a memory version, a
+    width and a size each); at another input size fits are still only shared where sizes match."""
+    _, conv = resnet50
+    module = load_source(conv.source, "resnet50_fits")
+    model = module.build_model().eval()
+    calls = _count_fits(module)
+    mismatched = []
+
+    def check(layer, args):
+        x, m = args
+        if m.shape[2:] != x.shape[2:]:
+            mismatched.append(type(layer).__name__)
+
+    hooks = [m.register_forward_pre_hook(check) for m in model.modules() if type(m).__name__ == "MemoryConv2d"]
+    with torch.no_grad():
+        model(torch.randn(2, 3, size, size))
+    for h in hooks:
+        h.remove()
+    assert not mismatched
+    assert len(calls) == 9  # stem; layer1; layer2 at 2 sizes; layer3 at 2; layer4 at 2; the classifier
+
+
+def test_vgg16_fits_the_memory_once_per_version_and_size():
+    model = torchvision.models.vgg16(num_classes=10)
+    conv = aimgen.convert(model, torch.randn(1, 3, 64, 64))
+    module = load_source(conv.source, "vgg_fits")
+    calls = _count_fits(module)
+    with torch.no_grad():
+        module.build_model().eval()(torch.randn(1, 3, 64, 64))
+    # one fit per stage of 3x3 convs (an update block ends each) and one for the classifier's
+    # three Linear layers (16 layers read the memory)
+    assert len(conv.plan.taps) == 16 and len(calls) == 6
+
+
+def test_resnet152_output_does_not_grow_with_depth(resnet50):
+    with recording() as records:
+        model = torchvision.models.resnet152(num_classes=10)
+    conv = aimgen.convert(model, torch.randn(1, 3, 64, 64), constructor_args=records.by_name(model))
+    assert conv.code.block_classes == {"Bottleneck": 50}
+    assert len(conv.source.splitlines()) <= len(resnet50[1].source.splitlines()) + 10
+
+
+def test_plain_and_flat_renderings():
+    model = torchvision.models.resnet18(num_classes=10)
+    plain = aimgen.convert(model, torch.randn(1, 3, 64, 64), plain=True)
+    assert "class BasicBlock(nn.Module):" in plain.source and "memory" not in plain.source.split("class BasicBlock")[1]
+    flat = aimgen.convert(model, torch.randn(1, 3, 64, 64), flat=True)
+    assert "class BasicBlock" not in flat.source and "def forward_with_memory(self, x, memory):" in flat.source
+    blocks = aimgen.convert(model, torch.randn(1, 3, 64, 64)).build().eval()
+    one = flat.build().eval()
+    one.load_state_dict(blocks.state_dict())  # the same keys: update blocks belong to the same modules
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (one(x) - blocks(x)).abs().max() <= 1e-6
+
+
+def test_locals_are_named_as_in_the_base_forward_and_dead_values_are_released():
+    model = torchvision.models.resnet18(num_classes=10)
+    src = aimgen.convert(model, torch.randn(1, 3, 64, 64)).source
+    block = src.split("class BasicBlock")[1].split("\nclass ")[0]
+    assert "out = self.bn1(out)" in block and "identity = x" in block and not re.search(r"\badd\b", block)
+    root = src.split("def forward_with_memory")[1]
+    assert "x, memory = self.layer1(x, memory)" in root and "x = torch.flatten(x, 1)" in root

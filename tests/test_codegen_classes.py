@@ -1,0 +1,53 @@
+"""aimgen/codegen/classes.py: what differs between instances of a block becomes a parameter,
+named after the user's constructor argument, a multiple of one, or the argument it fills."""
+from __future__ import annotations
+
+from aimgen.codegen.classes import BlockClass, Instance, member_lines, parameterise, structure
+from aimgen.codegen.members import Member
+from aimgen.modules import ValueWriter
+from aimgen.taps import Arg, Constructor
+
+
+def conv(cin, cout, stride=1):
+    args = [Arg("in_channels", cin, True), Arg("out_channels", cout, True), Arg("kernel_size", 3, True)]
+    if stride != 1:
+        args.append(Arg("stride", stride, False))
+    return Constructor("nn.Conv2d", args, defaults={"stride": 1} if stride == 1 else {},
+                       order=("in_channels", "out_channels", "kernel_size", "stride"))
+
+
+def block(cin, planes, stride, records=None):
+    members = [Member("conv1", conv(cin, planes, stride)), Member("conv2", conv(planes, planes * 4)),
+               Member("scale", Constructor("torch.ones", [Arg("size", (planes * 4, 1, 1), True)]))]
+    return Instance(scope=None, members=members, records=records)
+
+
+def test_differences_become_parameters_named_after_the_users_arguments():
+    records = [{"inplanes": 64, "planes": 64, "stride": 1}, {"inplanes": 256, "planes": 128, "stride": 2}]
+    cls = BlockClass(name="Bottleneck", base="nn.Module",
+                     instances=[block(64, 64, 1, records[0]), block(256, 128, 2, records[1])])
+    parameterise(cls, set())
+    assert cls.params == ["inplanes", "planes", "stride"]
+    assert cls.args == [[64, 64, 1], [256, 128, 2]]
+    lines = member_lines(cls.instances[0].members, ValueWriter(), cls.slots)
+    assert lines == ["self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride)",
+                     "self.conv2 = nn.Conv2d(planes, planes * 4, 3)",
+                     "self.scale = torch.ones((planes * 4, 1, 1))"]
+
+
+def test_without_records_parameters_are_named_after_the_argument_they_fill():
+    cls = BlockClass(name="B", base="nn.Module", instances=[block(8, 8, 1), block(16, 8, 1)])
+    parameterise(cls, set())
+    assert cls.params == ["in_channels"] and cls.args == [[8], [16]]
+
+
+def test_constants_of_the_forward_that_differ_become_attributes():
+    cls = BlockClass(name="B", base="nn.Module", instances=[block(8, 8, 1, {"p": 0.1}), block(8, 8, 1, {"p": 0.2})])
+    parameterise(cls, set(), constants=[(0.1, 0.2), (3, 3)])
+    assert cls.params == ["p"] and cls.attributes == ["p"] and cls.constants == ["self.p", "3"]
+
+
+def test_structure_ignores_values_but_not_shape():
+    assert structure(conv(1, 2), str) == structure(conv(3, 4), str)
+    assert structure(conv(1, 2, 2), str) == structure(conv(1, 2), str)  # a default left out is still there
+    assert structure(Constructor("nn.ReLU", []), str) != structure(conv(1, 2), str)

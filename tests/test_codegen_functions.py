@@ -1,0 +1,43 @@
+"""aimgen/codegen/functions.py: locals named after the user's own variables, reused once dead."""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from aimgen.codegen.expressions import ref
+from aimgen.codegen.functions import Function, Naming, Stmt, render, source_name
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1)
+
+    def forward(self, x):
+        out = self.conv(x)
+        skip = out * 2
+        out = torch.relu(out)
+        return out + skip
+
+
+def test_source_names_come_from_the_line_that_made_the_value():
+    tracer = fx.Tracer()
+    tracer.record_stack_traces = True
+    graph = tracer.trace(Net())
+    names = {n.name: source_name(n) for n in graph.nodes if n.op not in ("placeholder", "output")}
+    assert names == {"conv": "out", "mul": "skip", "relu": "out", "add": None}
+
+
+def test_a_name_is_reused_only_once_its_value_is_dead():
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    a, b, c = (graph.call_function(torch.relu, (x,)) for _ in range(3))
+    fn = Function("forward", [x], memory=False, body=[
+        Stmt([a], f"f({ref(x)})"), Stmt([b], f"g({ref(a)})"), Stmt([c], f"h({ref(b)}, {ref(a)})")],
+        returns=ref(c))
+    names = Naming(set(), lambda n: "out").assign(fn, {x.name: "x"})
+    # a is still needed when b is made: b cannot take its name; c can take b's
+    assert [names[v.name] for v in (a, b, c)] == ["out", "relu", "out"]
+    assert render(fn, names, lambda k: None, indent="") == [
+        "out = f(x)", "relu = g(out)", "out = h(relu, out)", "return out"]

@@ -1,0 +1,61 @@
+"""aimgen/codegen/members.py: the used module tree, tensors as their initialisation (never as a
+copy of a random draw), and members written one per line."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aimgen.codegen.members import Raw, Tree, init_expression, lines, tensor_member
+from aimgen.modules import ValueWriter
+from aimgen.taps import Arg, Constructor
+
+
+def _drawn(dim):
+    return torch.randn(dim, dim).sigmoid()
+
+
+class Holder(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, 4, dim) * 0.02)
+        self.scale = nn.Parameter(torch.full((dim,), 1e-6))
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.weird = nn.Parameter(_drawn(dim))
+        self.register_buffer("ids", torch.arange(6))
+
+
+def written(value) -> str:
+    return "\n".join(lines(value, lambda path, arg, v: ValueWriter()(v)))
+
+
+def test_tensors_are_written_as_their_initialisation_not_their_values():
+    h = Holder(8)
+    rec = {"dim": 8}
+    assert written(tensor_member(h.pos, "param", h, "pos", rec)[0]) == "nn.Parameter(torch.randn(1, 4, 8) * 0.02)"
+    assert written(tensor_member(h.scale, "param", h, "scale", rec)[0]) == "nn.Parameter(torch.full((8,), 1e-06))"
+    assert written(tensor_member(h.cls, "param", h, "cls", rec)[0]) == "nn.Parameter(torch.zeros((1, 1, 8)))"
+    weird, note = tensor_member(h.weird, "param", h, "weird", rec)  # cannot be read: the documented rule
+    assert "uniform_(-8 ** -0.5, 8 ** -0.5)" in written(weird) and "could not be read" in note
+    assert written(tensor_member(h.ids, "buffer", h, "ids", rec)[0]) == "nn.Buffer(torch.tensor([0, 1, 2, 3, 4, 5]))"
+
+
+def test_an_init_expression_is_checked_by_evaluating_it():
+    h = Holder(8)
+    assert init_expression(h, "pos", {"dim": 8}, h.pos) == "torch.randn(1, 4, 8) * 0.02"
+    assert init_expression(h, "pos", {"dim": 9}, h.pos) is None  # the wrong shape: refused
+    assert init_expression(h, "pos", None, h.pos) is None          # `dim` unknown
+
+
+def test_the_tree_keeps_used_members_and_indexes_list_containers():
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU(), nn.Sequential(nn.Linear(1, 1)))
+    tree = Tree(model, leaves={"0", "2.0"}, attrs=set(), extra_owners=set())
+    assert [e[:2] for e in tree.entries("")] == [("0", "leaf"), ("1", "unused"), ("2", "tree")]
+    assert tree.is_list("2") and not tree.is_list("")  # the root is a class of its own
+    assert tree.access("2.0", "") == "getattr(self, '2')[0]"
+
+
+def test_containers_are_written_one_member_per_line_and_repeats_once():
+    seq = Constructor("nn.Sequential", [Arg("0", Constructor("Block", [Arg("c", 8, True)]), True)] +
+                      [Arg(str(i), Constructor("Block", [Arg("c", 16, True)]), True) for i in range(1, 5)])
+    assert written(seq) == "nn.Sequential(\n    Block(8),\n    *(Block(16) for _ in range(4)),\n)"
+    assert written(Raw("torch.eye(2)")) == "torch.eye(2)"

@@ -1,0 +1,34 @@
+"""aimgen/records.py: the arguments of every module's constructor call while a model is built."""
+from __future__ import annotations
+
+import functools
+
+from torch import nn
+
+from aimgen.records import recording
+
+
+class Block(nn.Module):
+    def __init__(self, planes, stride=1, *extra, norm=nn.BatchNorm2d, **options):
+        super().__init__()
+        self.conv = nn.Conv2d(planes, planes, 3, stride=stride, padding=1)
+        self.norm = norm(planes)
+
+
+def test_the_outermost_call_of_each_module_is_recorded_with_its_defaults():
+    with recording() as records:
+        net = nn.Sequential(Block(8, 2, "x", flag=True), Block(4, norm=functools.partial(nn.BatchNorm2d, eps=1e-3)))
+    by_name = records.by_name(net)
+    assert by_name["0"] == {"planes": 8, "stride": 2, "*extra": ("x",), "norm": nn.BatchNorm2d, "**options": {"flag": True}}
+    assert by_name["1"]["stride"] == 1 and by_name["1"]["norm"].keywords == {"eps": 1e-3}
+    assert by_name["0.conv"]["in_channels"] == 8 and by_name["0.conv"]["stride"] == 2
+    assert "" in by_name  # the Sequential itself
+
+
+def test_nothing_is_recorded_outside_the_block_and_the_profiler_is_restored():
+    import sys
+    before = sys.getprofile()
+    with recording() as records:
+        pass
+    after_build = Block(2)
+    assert records.of(after_build) is None and sys.getprofile() is before

@@ -1,0 +1,37 @@
+"""aimgen/render.py: the template, the AIMGEN literal, example inputs, lines under 100 characters."""
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from aimgen.errors import InternalError
+from aimgen.render import check_source, dict_literal, example_input_exprs, wrap_long_lines
+
+
+def test_long_lines_are_split_the_way_a_person_would():
+    line = ("        self.conv2 = MemoryConv2d(planes, planes, 3, stride=stride, padding=1, bias=False, "
+            "memory_channels=1)")
+    assert wrap_long_lines(line) == ("        self.conv2 = MemoryConv2d(planes, planes, 3, stride=stride, padding=1, "
+                                     "bias=False,\n                                  memory_channels=1)")
+    commented = "        out = self.conv2(out, memory.channels(1, out))  # = conv2(cat([out, m], 1)) and more words here"
+    assert wrap_long_lines(commented).split("\n")[0] == "        # = conv2(cat([out, m], 1)) and more words here"
+    text = "x = f('a, (b', " + ", ".join(f"arg{i}" for i in range(30)) + ")"
+    wrapped = wrap_long_lines(text)
+    assert all(len(x) <= 99 for x in wrapped.split("\n")) and ast.dump(ast.parse(wrapped)) == ast.dump(ast.parse(text))
+
+
+def test_the_metadata_dict_is_a_literal_in_lines_of_at_most_99():
+    data = {f"key{i}": list(range(i)) for i in range(12)}
+    text = dict_literal(data)
+    assert ast.literal_eval(text) == data and max(map(len, text.split("\n"))) <= 99
+
+
+def test_example_inputs_are_seeded_and_integer_inputs_stay_below_the_embedding():
+    assert example_input_exprs([(1, 3, 8, 8), (1, 16)], ["float32", "int64"], 100) == [
+        "torch.randn(batch, 3, 8, 8, generator=g)", "torch.randint(0, 100, (batch, 16), generator=g)"]
+
+
+def test_source_that_does_not_parse_is_a_bug_in_aimgen():
+    with pytest.raises(InternalError, match="(?s)does not parse.*bug in aimgen"):
+        check_source("def f(:\n", "the generated source")

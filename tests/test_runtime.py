@@ -1,0 +1,87 @@
+"""aimgen/runtime.py: the memory, its fits (each computed once), the carry, the update block and
+the literal form's concatenations, as real code (the same code generated files carry)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from aimgen import runtime as rt
+
+
+@pytest.mark.parametrize("numel,channels,size", [(50, 1, (4, 4)), (50, 2, (8, 8)), (64, 1, (8, 8)), (10, 3, ())])
+def test_fit_memory_pads_or_folds_so_every_value_is_seen_once(numel, channels, size):
+    memory = torch.randn(2, numel)
+    fitted = rt.fit_memory(memory, channels, size)
+    assert fitted.shape == (2, channels, *size)
+    assert torch.allclose(fitted.sum((1, *range(2, 2 + len(size)))), memory.sum(1), atol=1e-5)
+    per_fold = channels * math.prod(size)
+    if numel <= per_fold:  # the article's case: one zero-padded copy
+        assert torch.equal(fitted.reshape(2, -1)[:, :numel], memory)
+
+
+def test_memory_state_fits_each_size_once_and_broadcasts_a_single_row():
+    state = rt.MemoryState(torch.randn(4, 3, 3))
+    calls = []
+    original = rt.fit_memory
+    rt.fit_memory = lambda *a: calls.append(a[1:]) or original(*a)
+    try:
+        x, y = torch.randn(8, 5, 6, 6), torch.randn(8, 7, 6, 6)
+        assert state.channels(1, x) is state.channels(1, y)  # same width and size: computed once
+        assert state.channels(1, x).shape == (1, 1, 6, 6)    # one row for every sample
+        state.channels(1, torch.randn(8, 5, 3, 3))
+        state.features(9, torch.randn(8, 2, 16))
+        assert state.features(9, torch.randn(8, 16)).shape == (1, 9)
+    finally:
+        rt.fit_memory = original
+    assert calls == [(1, (6, 6)), (1, (3, 3)), (9, ())]
+
+
+def test_the_carry_moves_in_train_stays_in_eval_and_resets():
+    memory = rt.Memory((2, 3, 3), carry_rate=0.5)
+    target = memory.read().detach() + 1.0
+    memory.eval()
+    memory.write(target)
+    assert memory.carry.abs().sum() == 0
+    memory.train()
+    memory.write(target)
+    assert torch.allclose(memory.carry, torch.full((2, 3, 3), 0.5))
+    memory.reset()
+    assert memory.carry.abs().sum() == 0 and "carry" in memory.state_dict()
+
+
+def test_an_update_block_writes_a_bounded_per_sample_memory():
+    update = rt.MemoryUpdate(features=6, memory_channels=4, rank=2)
+    state = rt.MemoryState(torch.randn(4, 3, 3))
+    new = update(state, torch.randn(5, 6, 3, 3) * 100)
+    assert new.tensor.shape == (5, 4, 3, 3) and new.fits == {}
+    bound = torch.maximum(state.tensor.abs(), torch.ones(1)).max()
+    assert new.tensor.abs().max() <= bound + 1e-6  # a gated mix of the old value and a tanh
+    assert new.final().shape == (4, 3, 3)
+
+
+def test_memory_sequential_threads_the_memory_through_its_blocks():
+    class Block(torch.nn.Module):
+        def forward(self, x, memory):
+            return x + memory.channels(1, x), rt.MemoryState(memory.tensor * 2, batched=True)
+
+    seq = rt.MemorySequential(Block(), Block())
+    x, memory = seq(torch.zeros(2, 1, 2, 2), rt.MemoryState(torch.ones(4)))
+    assert torch.equal(memory.tensor, torch.full((1, 4), 4.0)) and torch.equal(x, torch.full((2, 1, 2, 2), 3.0))
+    assert list(dict(seq.named_children())) == ["0", "1"]
+
+
+def test_literal_concatenations():
+    x, m = torch.randn(3, 4, 5, 5), torch.randn(1, 1, 5, 5)
+    assert rt.cat_channels(x, m).shape == (3, 5, 5, 5)
+    grouped = rt.cat_grouped(x, m, 2)  # [x0, x1, m, x2, x3, m]
+    assert torch.equal(grouped[:, 2], m.expand(3, 1, 5, 5)[:, 0]) and torch.equal(grouped[:, 3], x[:, 2])
+    feats = rt.cat_features(torch.randn(3, 7, 8), torch.randn(1, 1, 2))
+    assert feats.shape == (3, 7, 10)
+
+
+def test_weight_parameter_is_drawn_like_a_layer():
+    torch.manual_seed(0)
+    w = rt.weight_parameter((64, 16), fan_in=16)
+    assert isinstance(w, torch.nn.Parameter) and w.abs().max() <= 0.25 and w.std() > 0.1

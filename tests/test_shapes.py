@@ -1,0 +1,61 @@
+"""aimgen/shapes.py: shapes at the example, batch axes, and sizes as symbolic expressions (or,
+where a model cannot run symbolically, as the sizes of two concrete runs)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aimgen import shapes
+from aimgen.loader import InputSpec, example_inputs
+from aimgen.tracing import trace
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        y = torch.relu(self.a(x))
+        z = self.b(y)
+        return F.adaptive_avg_pool2d(z, 7).transpose(0, 1)
+
+
+def analysed(model, shape):
+    traced = trace(model, n_inputs=1)
+    specs = [InputSpec(shape)]
+    shapes.analyse(traced, specs, lambda batch=None: example_inputs(specs, model, batch=batch), "net")
+    return {n.name: n for n in traced.graph.nodes}
+
+
+def test_sizes_are_symbolic_so_equal_sizes_are_equal_at_every_input_size():
+    nodes = analysed(Net(), (1, 3, 16, 16))
+    assert shapes.size_key(nodes["a"]) == shapes.size_key(nodes["relu"]) == shapes.size_key(nodes["x"])
+    assert shapes.size_key(nodes["b"]) != shapes.size_key(nodes["a"])
+    assert shapes.size_key(nodes["adaptive_avg_pool2d"]) == ("7", "7")  # fixed, whatever the input
+    assert tuple(shapes.tensor_meta(nodes["b"]).shape) == (1, 4, 8, 8)
+    assert nodes["b"].meta["batch_axis_ok"] and not nodes["transpose"].meta["batch_axis_ok"]
+
+
+class Gate(nn.Module):
+    def forward(self, x):
+        return x if x.mean() > 0 else -x  # data-dependent: kept whole, and no symbolic run
+
+
+class DataDependent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.gate = Gate()
+
+    def forward(self, x):
+        return self.gate(self.conv(x))
+
+
+def test_without_symbolic_sizes_a_second_run_gives_the_batch_axis_and_the_sizes():
+    nodes = analysed(DataDependent(), (1, 3, 8, 8))  # nonzero: no symbolic run
+    conv = next(n for n in nodes.values() if n.op == "call_module")
+    assert conv.meta["batch_axis_ok"]
+    assert conv.meta["size"][1] == "4" and "|" in conv.meta["size"][2]  # channels fixed, spatial follows

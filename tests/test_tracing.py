@@ -1,0 +1,74 @@
+"""aimgen/tracing.py: torch.fx tracing in train and eval mode, reconciled; untraceable submodules
+kept whole; optional forward arguments traced at their defaults."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import aimgen
+from aimgen.errors import TraceError
+from aimgen.tracing import trace
+
+
+class Dropper(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, mask=None, scale=1.0):
+        p = 0.5 if self.training else 0.0
+        y = F.dropout(self.fc(x), p, self.training) * scale
+        return y if mask is None else y * mask
+
+
+def test_constants_that_differ_between_train_and_eval_are_recorded():
+    traced = trace(Dropper(), n_inputs=1)
+    (node,) = [n for n in traced.graph.nodes if n.target is F.dropout]
+    assert traced.training_values[node.name] == {(1, "p"): (0.5, 0.0), (1, "training"): (True, False)}
+
+
+def test_optional_arguments_keep_their_defaults_and_are_not_inputs():
+    traced = trace(Dropper(), n_inputs=1)
+    assert [n.target for n in traced.graph.nodes if n.op == "placeholder"] == ["x"]
+    assert traced.fixed_inputs == {"mask": None, "scale": 1.0}
+    conv = aimgen.convert(Dropper(), torch.randn(2, 4))
+    assert "traced with mask=None, scale=1.0" in conv.source and "def forward(self, x):" in conv.source
+    model = conv.build().eval()
+    assert model(torch.randn(3, 4)).shape == (3, 4)
+
+
+def test_too_few_inputs_names_the_required_and_optional_ones():
+    class Two(nn.Module):
+        def forward(self, x, t, mask=None):
+            return x + t
+
+    with pytest.raises(TraceError, match=r"2 required input\(s\) \(x, t\) and optional mask, but 1 input shape"):
+        trace(Two(), n_inputs=1)
+
+
+class Untraceable(nn.Module):
+    def forward(self, x):
+        return x if x.sum() > 0 else -x
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.gate = Untraceable()
+
+    def forward(self, x):
+        return self.gate(self.conv(x))
+
+
+def test_an_untraceable_submodule_is_kept_whole_with_the_reason():
+    traced = trace(Net())
+    assert traced.leaf_names == {"gate"}
+    assert "x.sum() > 0" in traced.leaf_reasons["gate"] and "test_tracing.py" in traced.leaf_reasons["gate"]
+
+
+def test_untraceable_root_code_is_refused_with_its_line():
+    with pytest.raises(TraceError, match=r"test_tracing.py:\d+ .*root module"):
+        trace(Untraceable())

@@ -270,7 +270,7 @@ def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[st
     depends = sorted({m.split(".")[0] for m in src.imports} - set(__import__("sys").stdlib_module_names) - {"torch"})
     header = ["Written by aimgen; edit freely. Standalone: imports torch and the standard library only."
               if not depends else
-              f"Written by aimgen. Depends on torch and: {', '.join(depends)} (the base model's layers)."]
+              f"Written by aimgen. Depends on torch and: {', '.join(depends)} ({capture.depends_for(traced, depends)})."]
     header += capture.header_lines(traced)
     if traced.fixed_inputs:
         header.append("traced with " + ", ".join(f"{k}={v!r}" for k, v in traced.fixed_inputs.items())

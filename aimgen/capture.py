@@ -41,7 +41,6 @@ import dataclasses
 import io
 import inspect
 import logging
-import operator
 import re
 import traceback
 import warnings
@@ -51,10 +50,10 @@ from typing import Any, Callable
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
-import torch.utils._pytree as pytree
 from torch import nn
 
 from .errors import TraceError
+from .sourcecopy import is_user_object
 from .tracing import Traced, fixed_arguments, forward_inputs
 
 CAPTURE = "torch.export"
@@ -73,7 +72,7 @@ _AS_TORCH = {
 }
 # checks the exporter inserts; they compute nothing
 _CHECKS = ("_assert_tensor_metadata", "_assert_scalar", "_assert_async", "sym_constrain_range",
-           "sym_constrain_range_for_size", "_assert_tensor_metadata")
+           "sym_constrain_range_for_size")
 # ops that return their input's values unchanged (only the memory layout may change)
 _SAME_VALUES = (aten.contiguous.default, aten.clone.default)
 # torch.nn leaves that return more than one tensor, or take more than one
@@ -99,8 +98,9 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
     inputs = _export_inputs(make_inputs)
     names = [p.name for p in forward_inputs(model)][:len(inputs)]
     leaves = frozenset(leaf_names)
-    programs = {training: _export(model, inputs, overrides, names, training, source, fx_error)
-                for training in (True, False)}
+    with _dataclass_outputs(model, inputs, overrides):
+        programs = {training: _export(model, inputs, overrides, names, training, source, fx_error)
+                    for training in (True, False)}
     for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
         graphs = {training: _Lowering(model, ep, names, leaves, raising).graph() for training, ep in programs.items()}
         flags = _reconcile(graphs[True], graphs[False], model, source)
@@ -141,11 +141,23 @@ def header_lines(traced: Traced) -> list[str]:
     if traced.capture != CAPTURE:
         return []
     lines = [report_note(traced)]
-    for node in traced.graph.nodes:
-        if node.op == "call_function" and inspect.isclass(node.target) and _library_class(node.target):
-            lines.append(f"returns {node.target.__name__} as the base model does, imported from "
-                         f"{node.target.__module__}")
+    for cls in output_classes(traced):
+        lines.append(f"returns {cls.__name__} as the base model does, imported from {cls.__module__}")
     return lines
+
+
+def output_classes(traced: Traced) -> list[type]:
+    """Classes from installed libraries the forward builds its output with (a ModelOutput)."""
+    return [n.target for n in traced.graph.nodes
+            if n.op == "call_function" and inspect.isclass(n.target) and _library_class(n.target)]
+
+
+def depends_for(traced: Traced, depends: list[str]) -> str:
+    """What the generated file imports its non-torch packages for, as the header says it."""
+    outputs = {c.__module__.split(".")[0] for c in output_classes(traced)}
+    if depends and set(depends) <= outputs:
+        return "the base model's output class"
+    return "the base model's layers"
 
 
 def report_note(traced: Traced) -> str | None:
@@ -158,8 +170,9 @@ def report_note(traced: Traced) -> str | None:
 
 
 def _library_class(cls: type) -> bool:
+    """A class of an installed library (imported by the generated file; the user's own are copied)."""
     mod = getattr(cls, "__module__", "") or ""
-    return not mod.startswith(("torch", "builtins", "collections"))
+    return not mod.startswith(("torch", "builtins", "collections")) and not is_user_object(cls)
 
 
 # ----------------------------------------------------------------------------- exporting
@@ -171,6 +184,43 @@ def _export_inputs(make_inputs) -> tuple[torch.Tensor, ...]:
     if inputs and inputs[0].dim() and inputs[0].shape[0] < 2:
         inputs = make_inputs(batch=2)
     return tuple(inputs)
+
+
+@contextlib.contextmanager
+def _dataclass_outputs(model: nn.Module, inputs, overrides: dict):
+    """Dataclasses the model returns, known to torch.export while it runs (a user's own output
+    class is not registered as a pytree node; transformers' ModelOutput classes are)."""
+    import torch.utils._pytree as pytree
+
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(*inputs, **overrides)
+    except Exception:
+        out = None   # the export reports what fails
+    finally:
+        model.train(was)
+    found, stack = [], [out]
+    while stack:
+        v = stack.pop()
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            if type(v) not in pytree.SUPPORTED_NODES and type(v) not in found:
+                found.append(type(v))
+            stack += [getattr(v, f.name) for f in dataclasses.fields(v)]
+        elif isinstance(v, (list, tuple)):
+            stack += list(v)
+        elif isinstance(v, dict):
+            stack += list(v.values())
+    registered = []
+    try:
+        for cls in found:
+            torch.export.register_dataclass(cls)
+            registered.append(cls)
+        yield
+    finally:
+        for cls in registered:
+            pytree._deregister_pytree_node(cls)
 
 
 def _dynamic(x: torch.Tensor):
@@ -279,8 +329,6 @@ class _Lowering:
         self.leaves = leaves
         self.raising = raising
         self.g = fx.Graph()
-        self.objects = {id(t): q for q, t in list(model.named_parameters(remove_duplicate=False)) +
-                        list(model.named_buffers(remove_duplicate=False))}
 
     def graph(self) -> fx.Graph:
         self._copy()
@@ -402,6 +450,10 @@ class _Lowering:
         fields = spec.context if isinstance(spec.context, (list, tuple)) else None
         if isinstance(spec.context, dict):
             fields = list(spec.context)
+        if fields and len(fields) == 2 and all(isinstance(f, list) for f in fields):   # register_dataclass
+            fields, nones = fields
+            children = children + [None] * len(nones)
+            fields = fields + nones
         if fields is None or len(fields) != len(children) or not all(isinstance(f, str) for f in fields):
             raise TraceError(f"the model returns a {kind.__name__}, whose structure aimgen cannot rebuild.",
                              hint="Return tensors, tuples, dicts or a dataclass.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import re
 import sys
 import textwrap
@@ -153,7 +154,7 @@ def test_generated_source_is_standalone_but_for_the_output_class(name):
     found = imports(conv.source)
     others = {m for m in found if m.split(".")[0] not in sys.stdlib_module_names and m.split(".")[0] != "torch"}
     assert others == {"transformers.modeling_outputs"}
-    assert "Depends on torch and: transformers" in conv.source
+    assert "Depends on torch and: transformers (the base model's output class)." in conv.source
     assert not re.search(r"transformers\.(models|pytorch_utils|activations)", conv.source)
 
 
@@ -331,6 +332,34 @@ def test_a_forward_with_kwargs_goes_through_torch_export_with_layers_as_modules(
     x = torch.randn(3, 3, 8, 8)
     with torch.no_grad():
         assert (conv.build().eval()(x)["logits"] - model(x)["logits"]).abs().max() <= TOL
+
+
+@dataclasses.dataclass
+class Pair:
+    logits: torch.Tensor
+    features: torch.Tensor
+
+
+class DataclassNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, **kwargs):
+        return Pair(self.fc(x), x)
+
+
+def test_a_users_dataclass_output_is_copied_and_known_to_torch_export_only_while_it_runs():
+    import torch.utils._pytree as pytree
+
+    model = DataclassNet().eval()
+    conv = aimgen.convert(model, [(1, 4)], base_weights=model.state_dict())
+    assert conv._traced.capture == "torch.export" and conv.base_match().ok
+    assert "Standalone: imports torch and the standard library only." in conv.source
+    assert "class Pair:" in conv.source and "# returns" not in conv.source
+    out = conv.build().eval()(torch.randn(2, 4))
+    assert type(out).__name__ == "Pair" and out.logits.shape == (2, 3) and out.features.shape == (2, 4)
+    assert Pair not in pytree.SUPPORTED_NODES
 
 
 # --- the aten table ------------------------------------------------------------------------

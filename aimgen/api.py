@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import report as report_mod
+from . import capture, report as report_mod
 from .codegen import generate
-from .errors import AimgenError, InternalError, ValidationError
+from .errors import AimgenError, InternalError, TraceError, ValidationError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
 from .options import Options
@@ -71,12 +71,15 @@ class Conversion:
             return f"plain rendering of {self.source_name}"
         notes = [f"{qual} is written inline in its parent's forward: {why}" for qual, why in self.code.inline] \
             if self.code is not None else []
+        notes += [n for n in [capture.report_note(self._traced)] if n and self._traced is not None]
         return report_mod.table_text(self.plan, title=f"aimgen: {self.source_name}", notes=notes,
                                      update_names=self.code.update_names if self.code is not None else None)
 
     def report_dict(self) -> dict:
         data = self.plan.to_dict() if self.plan else {}
         data["source"] = self.source_name
+        if self._traced is not None:
+            data["capture"] = self._traced.capture
         data["input_shapes"] = [str(s) for s in self.specs]
         if self.weights_report:
             data["weights"] = self.weights_report
@@ -210,7 +213,13 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
                           "torch.randn(1, 3, 224, 224).", field="input_shapes")
     source_name = source_name or type(model).__name__
     options.check()
-    traced = trace(model, frozenset(options.leaf), source=source_name, n_inputs=len(specs))
+    try:
+        traced = trace(model, frozenset(options.leaf), source=source_name, n_inputs=len(specs))
+        capture.check_fx(traced, source_name)
+    except TraceError as fx_error:  # the root cannot be traced by torch.fx: the torch.export path
+        traced = capture.export_trace(model, lambda batch=None: make_inputs(specs, model, batch=batch),
+                                      source=source_name, n_inputs=len(specs), leaf_names=frozenset(options.leaf),
+                                      fx_error=fx_error)
     traced.constructor_args = dict(constructor_args or {})
     shapes.analyse(traced, specs, lambda batch=None: make_inputs(specs, model, batch=batch), source_name)
     plan = None if plain else make_plan(traced, options)
@@ -261,7 +270,8 @@ def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[st
     depends = sorted({m.split(".")[0] for m in src.imports} - set(__import__("sys").stdlib_module_names) - {"torch"})
     header = ["Written by aimgen; edit freely. Standalone: imports torch and the standard library only."
               if not depends else
-              f"Written by aimgen. Depends on torch and: {', '.join(depends)} (the base model's layers)."]
+              f"Written by aimgen. Depends on torch and: {', '.join(depends)} ({capture.depends_for(traced, depends)})."]
+    header += capture.header_lines(traced)
     if traced.fixed_inputs:
         header.append("traced with " + ", ".join(f"{k}={v!r}" for k, v in traced.fixed_inputs.items())
                       + " (inputs not given; fixed in this file)")

@@ -626,7 +626,7 @@ class Generator:
         return _wrap_doc(" ".join(parts))
 
     def _root_text(self, fn: Function, names: dict[str, str], members: list[Member]) -> str:
-        init = member_lines(members, self.writer)
+        init = member_lines(members, self.writer) + self._tie_lines()
         params = [names[p.name] for p in fn.params]
         lines = [f"class {self.root_class}(nn.Module):"]
         lines.append(f'    """{"AiM version" if not self.plain else "Plain rendering"} of '
@@ -649,6 +649,25 @@ class Generator:
                       '        """Forget what training carried over: the memory is the learned seed again."""',
                       f"        self.{self.memory_attr}.reset()"]
         return "\n".join(lines)
+
+    def _tie_lines(self) -> list[str]:
+        """A parameter the base model holds under two names (an LM head tied to its embedding)
+        is one parameter in the generated model too: ``self.lm_head.weight = self.wte.weight``."""
+        names: dict[int, list[str]] = {}
+        for name, p in self.root.named_parameters(remove_duplicate=False):
+            names.setdefault(id(p), []).append(name)
+        lines = []
+        for group in names.values():
+            written = [n for n in group if self.tree.used(n.rpartition(".")[0])]
+            for other in written[1:]:
+                owner = other.rpartition(".")[0]
+                if not self.plain and self.form == "literal" and any(
+                        not t.functional and t.qualname in (owner, written[0].rpartition(".")[0]) for t in self.taps.values()):
+                    raise RenderError(f"{other} is tied to {written[0]}, and the literal form would widen one of them.",
+                                      hint="Use form='sum' (the default), which keeps base weights as they are.",
+                                      field="form")
+                lines.append(f"{self.tree.access(other)} = {self.tree.access(written[0])}  # tied, as in the base model")
+        return lines
 
     def _runtime_text(self) -> str:
         if self.plain:

@@ -1,0 +1,968 @@
+"""The second capture path: ``torch.export`` (non-strict), for models torch.fx cannot trace.
+
+Hugging Face transformers decorate their forwards in ways torch.fx's symbolic tracer cannot
+follow ("co_varnames is too small"), and transformers 5 no longer ships a tracer of its own.
+``torch.export.export(..., strict=False)`` runs the forward as Python does, on fake tensors, and
+records every aten operation. This module turns that graph into the ``Traced`` that
+``tracing.trace`` returns, so the planner and the code generator see what they see for a
+torch.fx graph:
+
+- parameters and buffers are ``get_attr`` nodes with their qualified names (one per module
+  call that reads them, placed before their first use in it);
+- torch.nn leaf modules come back as ``call_module`` nodes: the nodes one call of an
+  ``nn.Linear``, ``nn.LayerNorm``, ``nn.Embedding``, ``nn.Dropout``, conv, norm or activation
+  made, when that call took one tensor and returned one, become ``self.dense(x)`` again, so the
+  planner taps Linear and conv layers by their names and dropout follows ``train()``/``eval()``
+  as the module does. A layer written as ``addmm(bias, x.view(-1, d), weight)`` (transformers'
+  ``Conv1D``, GPT-2's projections) becomes ``F.linear(x, weight.t(), bias)``, the same
+  function, which the functional kind taps; aten ``linear``/``conv`` on a parameter become
+  ``F.linear``/``F.conv*d``, tapped the same way;
+- ``nn_module_stack`` is written as torch.fx writes it (``{key: (qualified name, type)}``, one
+  key per call) and ``stack_trace`` is kept, so the code generator writes one class per block
+  and names locals from the source;
+- sizes stay symbolic: the batch (and a sequence length, image sizes where the model allows)
+  are dynamic dimensions, and each size a block reads is read inside it
+  (``batch_size = hidden_states.shape[0]``) instead of being passed down from the inputs;
+- ``self.training``: exported in train and in eval mode; where the two graphs differ only by
+  constants those become ``training_values`` (as ``tracing.trace`` does), and a
+  ``.contiguous()`` only one mode needs is kept in both (it changes no value);
+- the output keeps its structure: a ``ModelOutput`` (or any dataclass, tuple, dict) is built
+  as the base model builds it, so ``model(x).logits`` works on the generated model.
+
+Arguments that are not given keep their defaults (``tracing.fixed_arguments``), except
+``use_cache``, which is fixed to False: a key/value cache is not a tensor output a standalone
+model can return. The header of the generated file says what was fixed.
+"""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import io
+import inspect
+import logging
+import re
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import TraceError
+from .sourcecopy import is_user_object
+from .tracing import Traced, fixed_arguments, forward_inputs
+
+CAPTURE = "torch.export"
+aten = torch.ops.aten
+
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent)
+_HERE = str(Path(__file__).resolve().parent)
+_INT64_MAX = 9223372036854775807
+
+# aten calls on a parameter that the functional tap kinds know as torch functions (same arguments)
+_AS_TORCH = {
+    aten.linear.default: F.linear,
+    aten.conv1d.default: F.conv1d, aten.conv2d.default: F.conv2d, aten.conv3d.default: F.conv3d,
+    aten.conv_transpose1d.default: F.conv_transpose1d, aten.conv_transpose2d.input: F.conv_transpose2d,
+    aten.conv_transpose3d.input: F.conv_transpose3d,
+}
+# checks the exporter inserts; they compute nothing
+_CHECKS = ("_assert_tensor_metadata", "_assert_scalar", "_assert_async", "sym_constrain_range",
+           "sym_constrain_range_for_size")
+# ops that return their input's values unchanged (only the memory layout may change)
+_SAME_VALUES = (aten.contiguous.default, aten.clone.default)
+# torch.nn leaves that return more than one tensor, or take more than one
+_NOT_RAISED = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Transformer, nn.TransformerEncoder,
+               nn.TransformerDecoder, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+               nn.AdaptiveLogSoftmaxWithLoss, nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+# ----------------------------------------------------------------------------- the entry point
+
+
+def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source: str = "the model",
+                 n_inputs: int | None = None, leaf_names: frozenset[str] = frozenset(),
+                 fx_error: BaseException | None = None) -> Traced:
+    """Capture ``model`` with torch.export in train and eval mode and reconcile the two graphs
+    into a ``Traced`` (``capture == "torch.export"``). ``make_inputs(batch=None)`` gives the
+    example inputs. ``fx_error``: why torch.fx could not trace it (quoted if this fails too)."""
+    fixed = fixed_arguments(model, n_inputs, source)
+    overrides = {}
+    if "use_cache" in fixed and fixed["use_cache"] is not False:
+        overrides["use_cache"] = False   # a cache object is not an output a standalone model returns
+    fixed = {**fixed, **overrides}
+    inputs = _export_inputs(make_inputs)
+    names = [p.name for p in forward_inputs(model)][:len(inputs)]
+    leaves = frozenset(leaf_names)
+    with _dataclass_outputs(model, inputs, overrides):
+        programs = {training: _export(model, inputs, overrides, names, training, source, fx_error)
+                    for training in (True, False)}
+    for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
+        graphs = {training: _Lowering(model, ep, names, leaves, raising).graph() for training, ep in programs.items()}
+        flags = _reconcile(graphs[True], graphs[False], model, source)
+        traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
+                              fixed_inputs=fixed, leaf_names=leaves if raising else frozenset(),
+                              leaf_reasons={q: "listed in leaf=" for q in leaves} if raising else {},
+                              fx_error=_first_line(fx_error) if fx_error is not None else "")
+        try:
+            _check_function(traced, make_inputs, overrides, source)
+            break
+        except TraceError:
+            if not raising:
+                raise
+    for node in traced.graph.nodes:
+        node.meta.pop("val", None)
+        node.meta.pop("tensor_meta", None)
+    return traced
+
+
+@dataclasses.dataclass
+class ExportTraced(Traced):
+    """A ``Traced`` made by torch.export, with why torch.fx could not make it."""
+
+    fx_error: str = ""
+
+
+def check_fx(traced: Traced, source: str) -> None:
+    """Raise TraceError where torch.fx traced the root but its graph cannot stand for it: a
+    forward taking ``*args``/``**kwargs`` (torch.fx makes them inputs the caller never gives)."""
+    star = [n.target for n in traced.graph.nodes if n.op == "placeholder" and str(n.target).startswith("*")]
+    if star:
+        raise TraceError(f"torch.fx cannot trace {source}: its forward takes {', '.join(star)}, which torch.fx "
+                         "makes an input of the graph.")
+
+
+def header_lines(traced: Traced) -> list[str]:
+    """What the generated file's header says about a torch.export capture."""
+    if traced.capture != CAPTURE:
+        return []
+    lines = [report_note(traced)]
+    for cls in output_classes(traced):
+        lines.append(f"returns {cls.__name__} as the base model does, imported from {cls.__module__}")
+    return lines
+
+
+def output_classes(traced: Traced) -> list[type]:
+    """Classes from installed libraries the forward builds its output with (a ModelOutput)."""
+    return [n.target for n in traced.graph.nodes
+            if n.op == "call_function" and inspect.isclass(n.target) and _library_class(n.target)]
+
+
+def depends_for(traced: Traced, depends: list[str]) -> str:
+    """What the generated file imports its non-torch packages for, as the header says it."""
+    outputs = {c.__module__.split(".")[0] for c in output_classes(traced)}
+    if depends and set(depends) <= outputs:
+        return "the base model's output class"
+    return "the base model's layers"
+
+
+def report_note(traced: Traced) -> str | None:
+    """The report's line about the capture path, or None for torch.fx."""
+    if traced.capture != CAPTURE:
+        return None
+    why = getattr(traced, "fx_error", "")
+    return "captured with torch.export (non-strict): torch.fx could not trace the root module" + \
+        (f" ({why})" if why else "")
+
+
+def _library_class(cls: type) -> bool:
+    """A class of an installed library (imported by the generated file; the user's own are copied)."""
+    mod = getattr(cls, "__module__", "") or ""
+    return not mod.startswith(("torch", "builtins", "collections")) and not is_user_object(cls)
+
+
+# ----------------------------------------------------------------------------- exporting
+
+
+def _export_inputs(make_inputs) -> tuple[torch.Tensor, ...]:
+    """The example inputs, at batch 2 at least: torch.export specialises a size of 1."""
+    inputs = make_inputs()
+    if inputs and inputs[0].dim() and inputs[0].shape[0] < 2:
+        inputs = make_inputs(batch=2)
+    return tuple(inputs)
+
+
+@contextlib.contextmanager
+def _dataclass_outputs(model: nn.Module, inputs, overrides: dict):
+    """Dataclasses the model returns, known to torch.export while it runs (a user's own output
+    class is not registered as a pytree node; transformers' ModelOutput classes are)."""
+    import torch.utils._pytree as pytree
+
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(*inputs, **overrides)
+    except Exception:
+        out = None   # the export reports what fails
+    finally:
+        model.train(was)
+    found, stack = [], [out]
+    while stack:
+        v = stack.pop()
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            if type(v) not in pytree.SUPPORTED_NODES and type(v) not in found:
+                found.append(type(v))
+            stack += [getattr(v, f.name) for f in dataclasses.fields(v)]
+        elif isinstance(v, (list, tuple)):
+            stack += list(v)
+        elif isinstance(v, dict):
+            stack += list(v.values())
+    registered = []
+    try:
+        for cls in found:
+            torch.export.register_dataclass(cls)
+            registered.append(cls)
+        yield
+    finally:
+        for cls in registered:
+            pytree._deregister_pytree_node(cls)
+
+
+def _dynamic(x: torch.Tensor):
+    """Every axis dynamic where the model allows it (the exporter keeps what it must fixed)."""
+    return {d: torch.export.Dim.AUTO for d in range(x.dim()) if x.shape[d] > 1}
+
+
+def _export(model: nn.Module, inputs, overrides: dict, names: list[str], training: bool, source: str,
+            fx_error: BaseException | None):
+    was = model.training
+    model.train(training)
+    shapes = {name: _dynamic(x) for name, x in zip(names, inputs)}
+    shapes.update({k: None for k in overrides})
+    quiet = [logging.getLogger(n) for n in ("torch.export", "torch._export", "torch.fx.experimental.symbolic_shapes",
+                                            "torch._subclasses.fake_tensor", "torch._dynamo")]
+    levels = [q.level for q in quiet]
+    try:
+        for q in quiet:
+            q.setLevel(logging.CRITICAL + 1)   # a failure is reported once, by aimgen
+        # the exporter prints the partial graph of a failed export to stderr: not for the user
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            if len(names) != len(inputs):   # a forward(*args): positional, without overrides
+                return torch.export.export(model, tuple(inputs), strict=False,
+                                           dynamic_shapes=tuple(_dynamic(x) for x in inputs))
+            return torch.export.export(model, tuple(inputs), dict(overrides), strict=False, dynamic_shapes=shapes)
+    except Exception as err:
+        raise _refusal(model, source, err, fx_error) from err
+    finally:
+        model.train(was)
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+
+
+def _refusal(model: nn.Module, source: str, err: BaseException, fx_error: BaseException | None) -> TraceError:
+    loc = user_location(err) or source
+    first = _first_line(err)
+    fx = f" (torch.fx failed first: {_first_line(fx_error)})" if fx_error is not None else ""
+    fx_hint = getattr(fx_error, "hint", None)
+    return TraceError(
+        f"{_named(source, model)} cannot be captured: torch.export (non-strict) failed at {loc}: "
+        f"{type(err).__name__}: {first}{fx}.",
+        hint="For torch.export, make that line traceable: no Python control flow on tensor values (torch.where, "
+        "or torch.cond for a branch), no .item()/.tolist() in forward, outputs of tensors, tuples, dicts or "
+        "dataclasses." + (f" For torch.fx: {fx_hint}" if fx_hint else ""))
+
+
+def _named(source: str, model: nn.Module) -> str:
+    """``source (ModelClass)``: the model class is named even when the source is a file."""
+    cls = type(model).__name__
+    return source if source == cls else f"{source} ({cls})"
+
+
+def _first_line(err: BaseException | None) -> str:
+    """The first sentence of an error's message (aimgen's own: without its hint)."""
+    if err is None:
+        return ""
+    text = (getattr(err, "message", None) or str(err)).strip()
+    for line in text.splitlines():
+        if line.strip():
+            line = line.strip()
+            cut = [i for i in (line.find(". "), line.find(" (unhinted")) if i > 0]
+            return (line[:min(cut)] if cut else line.rstrip("."))[:400]
+    return type(err).__name__
+
+
+def user_location(err: BaseException) -> str | None:
+    """file:line (`code`) of the innermost frame of model code (outside torch and aimgen) in the
+    traceback, or in the exporter's own message when it quotes one."""
+    loc = None
+    for frame in traceback.extract_tb(err.__traceback__):
+        fname = str(Path(frame.filename).resolve()) if frame.filename else ""
+        if fname.startswith((_TORCH_DIR, _HERE)) or not fname.endswith(".py"):
+            continue
+        loc = f"{frame.filename}:{frame.lineno} (`{(frame.line or '').strip()}`)"
+    if loc is None:
+        for m in re.finditer(r'File "([^"]+\.py)", line (\d+)', str(err)):
+            if not str(Path(m.group(1)).resolve()).startswith((_TORCH_DIR, _HERE)):
+                loc = f"{m.group(1)}:{m.group(2)}"
+    return loc
+
+
+# ----------------------------------------------------------------------------- lowering
+
+
+def _innermost(node: fx.Node) -> tuple[str, str]:
+    """(key, qualified name) of the innermost module call that made the node ('' for the root)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return "", ""
+    key, (qual, _) = list(stack.items())[-1]
+    return key, qual
+
+
+def _is_tensor(node) -> bool:
+    return isinstance(node, fx.Node) and isinstance(node.meta.get("val"), torch.Tensor)
+
+
+class _Lowering:
+    """One exported program as a torch.fx-style graph over the user's module."""
+
+    def __init__(self, model: nn.Module, ep, names: list[str], leaves: frozenset[str], raising: bool = True):
+        self.model = model
+        self.ep = ep
+        self.names = names
+        self.leaves = leaves
+        self.raising = raising
+        self.g = fx.Graph()
+
+    def graph(self) -> fx.Graph:
+        self._copy()
+        self._drop_checks()
+        self._functional_inplace()
+        if self.raising:
+            self._linear_layers()
+            self._raise_leaves()
+        self._as_torch()
+        self._dead_code()
+        self._devices()
+        self._local_sizes()
+        self._dead_code()
+        self._name_sizes()
+        self._name_masks()
+        self.g.lint()
+        return self.g
+
+    # --- copying -------------------------------------------------------------------------
+    def _stack(self, meta) -> dict:
+        out = {}
+        for key, value in (meta or {}).items():
+            qual = value[0] if isinstance(value, tuple) else ""
+            if not qual or key.startswith("_empty_nn_module_stack"):
+                continue
+            short = key[len("L__self__"):] if key.startswith("L__self__") else key
+            try:
+                kind = type(self.model.get_submodule(qual))
+            except AttributeError:
+                kind = value[1]
+            out[short or qual] = (qual, kind)
+        return out
+
+    def _copy(self) -> None:
+        from torch.export.graph_signature import InputKind
+
+        sig = self.ep.graph_signature
+        attrs, consts, users = {}, {}, []
+        for spec in sig.input_specs:
+            if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+                attrs[spec.arg.name] = spec.target
+            elif spec.kind == InputKind.CONSTANT_TENSOR:
+                consts[spec.arg.name] = self.ep.constants[spec.target]
+            elif spec.kind == InputKind.USER_INPUT:
+                users.append(spec.arg.name)
+            else:
+                raise TraceError(f"torch.export captured an input of kind {spec.kind.name}, which aimgen cannot write.")
+        env: dict[fx.Node, Any] = {}
+        scoped: dict[tuple[str, str], fx.Node] = {}   # (call key, attribute) -> its get_attr there
+        placeholders = [n for n in self.ep.graph.nodes if n.op == "placeholder"]
+        given = [n for n in placeholders if n.name in users and _is_tensor(n)]
+        for i, n in enumerate(given):
+            name = self.names[i] if i < len(self.names) else n.name
+            p = self.g.placeholder(name)
+            p.meta["val"] = n.meta.get("val")
+            env[n] = p
+        out_node = None
+        for n in self.ep.graph.nodes:
+            if n.op == "placeholder":
+                continue
+            if n.op == "output":
+                out_node = n
+                continue
+            stack = self._stack(n.meta.get("nn_module_stack"))
+            key = list(stack)[-1] if stack else ""
+
+            def value(a, stack=stack, key=key):
+                if not isinstance(a, fx.Node):
+                    return a
+                if a.name in attrs:
+                    k = (key, attrs[a.name])
+                    if k not in scoped:
+                        scoped[k] = self.g.get_attr(attrs[a.name])
+                        scoped[k].meta.update(nn_module_stack=dict(stack), val=a.meta.get("val"))
+                    return scoped[k]
+                if a.name in consts:
+                    return self._constant(a.name, consts[a.name], stack)
+                if a not in env:
+                    raise TraceError(f"torch.export gave an input {a.name!r} aimgen did not expect "
+                                     f"(an input that was not given?).")
+                return env[a]
+
+            args = fx.node.map_aggregate(n.args, value)
+            kwargs = fx.node.map_aggregate(n.kwargs, value)
+            new = self.g.create_node(n.op, n.target, args, kwargs, name=n.name)
+            new.meta["nn_module_stack"] = stack
+            if n.meta.get("stack_trace"):
+                new.meta["stack_trace"] = n.meta["stack_trace"]
+            new.meta["val"] = n.meta.get("val")
+            env[n] = new
+        flat = [env.get(a, a) if isinstance(a, fx.Node) else a for a in out_node.args[0]]
+        n_user = len([s for s in sig.output_specs if s.kind.name == "USER_OUTPUT"])
+        flat = flat[len(flat) - n_user:] if n_user else []
+        self.g.output(self._structure(self.ep.call_spec.out_spec, iter(flat)))
+
+    def _constant(self, name: str, value: torch.Tensor, stack: dict) -> fx.Node:
+        if value.numel() > 64:
+            raise TraceError(f"a {tuple(value.shape)} tensor constant created in forward ({name}) is too large "
+                             "to write into the generated source.",
+                             hint="Register it as a buffer of its module (self.register_buffer).")
+        node = self.g.call_function(torch.tensor, (value.tolist(),), {"dtype": value.dtype})
+        node.meta.update(nn_module_stack=dict(stack), val=value)
+        return node
+
+    def _structure(self, spec, leaves):
+        """The output value built from the flat outputs as ``spec`` (a pytree spec) says."""
+        if spec.is_leaf():
+            return next(leaves)
+        kind = spec.type
+        children = [self._structure(c, leaves) for c in spec.children()]
+        if kind is type(None):
+            return None
+        if kind in (tuple, list):
+            return kind(children)
+        if kind is dict:
+            return dict(zip(spec.context, children))
+        if isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields"):
+            return kind(*children)
+        fields = spec.context if isinstance(spec.context, (list, tuple)) else None
+        if isinstance(spec.context, dict):
+            fields = list(spec.context)
+        if fields and len(fields) == 2 and all(isinstance(f, list) for f in fields):   # register_dataclass
+            fields, nones = fields
+            children = children + [None] * len(nones)
+            fields = fields + nones
+        if fields is None or len(fields) != len(children) or not all(isinstance(f, str) for f in fields):
+            raise TraceError(f"the model returns a {kind.__name__}, whose structure aimgen cannot rebuild.",
+                             hint="Return tensors, tuples, dicts or a dataclass.")
+        node = self.g.call_function(kind, (), dict(zip(fields, children)))
+        node.meta["nn_module_stack"] = {}
+        return node
+
+    # --- clean-ups -------------------------------------------------------------------------
+    def _dead_code(self) -> None:
+        """Values nothing reads (sizes read again inside blocks, unused attribute reads)."""
+        for n in reversed(list(self.g.nodes)):
+            if n.users or n.op not in ("call_function", "get_attr"):
+                continue
+            op = n.target
+            if isinstance(op, torch._ops.OpOverload) and op._schema.is_mutable:
+                continue
+            self.g.erase_node(n)
+
+    def _drop_checks(self) -> None:
+        """The exporter's checks (they compute nothing), whole-axis slices (``x[:, :]``, the
+        same values as ``x``) and copies of a constant the forward makes anew anyway."""
+        for n in list(self.g.nodes):
+            name = getattr(n.target, "__name__", "")
+            if n.op == "call_function" and not n.users and name.split(".")[0] in _CHECKS:
+                self.g.erase_node(n)
+            elif n.op == "call_function" and ((n.target is aten.slice.Tensor and _whole(n)) or (
+                    n.target is aten.lift_fresh_copy.default and n.args[0].target is torch.tensor)):
+                n.replace_all_uses_with(n.args[0])
+                self.g.erase_node(n)
+
+    def _name_masks(self) -> None:
+        """The mask attention reads is called ``attention_mask`` where it comes from elsewhere."""
+        for n in self.g.nodes:
+            if n.op == "call_function" and n.target is aten.scaled_dot_product_attention.default and len(n.args) > 3:
+                mask = n.args[3]
+                if isinstance(mask, fx.Node) and mask.op == "call_function" and _innermost(mask) != _innermost(n) \
+                        and not mask.name.startswith("attention_mask"):
+                    mask._rename("attention_mask")
+
+    def _functional_inplace(self) -> None:
+        """``x += y`` on a value nothing else reads afterwards: ``x = x + y`` (the same values,
+        and the generated code then never mutates a tensor another name holds)."""
+        order = {n: i for i, n in enumerate(self.g.nodes)}
+        for n in list(self.g.nodes):
+            op = n.target
+            if n.op != "call_function" or not isinstance(op, torch._ops.OpOverload):
+                continue
+            name = op._schema.name.split("::")[-1]
+            if not name.endswith("_") or name.startswith("_") or not n.args:
+                continue
+            pure = getattr(getattr(aten, name[:-1], None), op._overloadname, None)
+            target = n.args[0]
+            if pure is None or not isinstance(target, fx.Node) or not _fresh(target):
+                continue
+            if any(order[u] > order[n] for u in target.users if u is not n):
+                continue
+            n.target = pure
+
+    # --- layers ------------------------------------------------------------------------------
+    def _runs(self):
+        """Each module call's nodes, when they are one contiguous run: {key: [nodes]}."""
+        runs: dict[str, list[fx.Node]] = {}
+        last: dict[str, int] = {}
+        broken = set()
+        for i, n in enumerate(self.g.nodes):
+            if n.op not in ("call_function", "get_attr"):
+                continue
+            key, _ = _innermost(n)
+            if not key:
+                continue
+            if key in last and last[key] != i - 1:
+                broken.add(key)
+            runs.setdefault(key, []).append(n)
+            last[key] = i
+        return {k: v for k, v in runs.items() if k not in broken}
+
+    def _owns(self, module: nn.Module, node: fx.Node) -> bool:
+        if node.op != "get_attr":
+            return False
+        obj = _attr(self.model, node.target)
+        return any(obj is t for t in list(module.parameters()) + list(module.buffers()))
+
+    def _boundary(self, run: list[fx.Node], module: nn.Module):
+        """(the one tensor the run reads from outside, the one node used after it) or None."""
+        inside = set(run)
+        ins, outs = [], []
+        for n in run:
+            for a in n.all_input_nodes:
+                if a not in inside and not self._owns(module, a) and a not in ins:
+                    ins.append(a)
+            if any(u not in inside for u in n.users):
+                outs.append(n)
+        tensors = [a for a in ins if _is_tensor(a)]
+        others = [a for a in ins if not _is_tensor(a)]
+        if len(tensors) != 1 or len(outs) != 1 or not _is_tensor(outs[0]) or \
+                any(a.op in ("get_attr", "placeholder") or _is_tensor(a) for a in others):
+            return None
+        return tensors[0], outs[0]
+
+    def _replace_run(self, run: list[fx.Node], out: fx.Node, new: fx.Node) -> None:
+        out.replace_all_uses_with(new)
+        for n in reversed(run):
+            if not n.users:
+                self.g.erase_node(n)
+
+    def _linear_layers(self) -> None:
+        """``addmm(bias, x.view(-1, d), weight).view(..., out)`` in a module of its own (transformers'
+        Conv1D): ``F.linear(x, weight.t(), bias)``, the same function, tapped as a linear layer."""
+        for key, run in self._runs().items():
+            qual = _innermost(run[0])[1]
+            module = self.model.get_submodule(qual)
+            calls = [n for n in run if n.op == "call_function"]
+            if module._modules or [n.target for n in calls] != [aten.view.default, aten.addmm.default, aten.view.default]:
+                continue
+            flat, mm, back = calls
+            if mm.kwargs or len(mm.args) != 3 or mm.args[1] is not flat or back.args[0] is not mm:
+                continue
+            bias, weight = mm.args[0], mm.args[2]
+            if not (self._owns(module, bias) and self._owns(module, weight)):
+                continue
+            found = self._boundary(run, module)
+            if found is None or found[1] is not back or found[0] is not flat.args[0]:
+                continue
+            w = _attr(self.model, weight.target)
+            x = found[0]
+            if w.dim() != 2 or x.meta["val"].shape[-1] != w.shape[0] or list(back.meta["val"].shape[:-1]) != \
+                    list(x.meta["val"].shape[:-1]):
+                continue
+            with self.g.inserting_before(mm):   # after the attribute reads, made before their first use
+                t = self.g.call_function(aten.t.default, (weight,))
+                lin = self.g.call_function(F.linear, (x, t, bias))
+            t.meta.update(nn_module_stack=dict(flat.meta["nn_module_stack"]), val=w.t())
+            lin.meta.update(nn_module_stack=dict(back.meta["nn_module_stack"]), val=back.meta["val"])
+            if back.meta.get("stack_trace"):
+                lin.meta["stack_trace"] = back.meta["stack_trace"]
+            self._replace_run([flat, mm, back], back, lin)
+
+    def _raisable(self, qual: str, module: nn.Module) -> bool:
+        if qual in self.leaves:
+            return True
+        if not type(module).__module__.startswith("torch.nn.") or module._modules or \
+                isinstance(module, _NOT_RAISED) or getattr(module, "return_indices", False):
+            return False
+        try:
+            params = inspect.signature(module.forward).parameters.values()
+        except (TypeError, ValueError):
+            return False
+        required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return len(required) == 1
+
+    def _raise_leaves(self) -> None:
+        """One call of a torch.nn leaf module (one tensor in, one out): a ``call_module`` node."""
+        for key, run in self._runs().items():
+            qual = _innermost(run[0])[1]
+            module = self.model.get_submodule(qual)
+            if not self._raisable(qual, module):
+                continue
+            found = self._boundary(run, module)
+            if found is None:
+                continue
+            x, out = found
+            with self.g.inserting_before(run[0]):
+                call = self.g.call_module(qual, (x,))
+            call.meta.update(nn_module_stack=dict(out.meta["nn_module_stack"]), val=out.meta.get("val"))
+            if out.meta.get("stack_trace"):
+                call.meta["stack_trace"] = out.meta["stack_trace"]
+            self._replace_run(run, out, call)
+
+    def _as_torch(self) -> None:
+        for n in self.g.nodes:
+            if n.op == "call_function" and n.target in _AS_TORCH:
+                n.target = _AS_TORCH[n.target]
+
+    # --- devices and sizes ------------------------------------------------------------------
+    def _devices(self) -> None:
+        """``device=cpu`` the exporter wrote in: the device of a tensor the code already has,
+        so the generated model runs where its inputs are; ``pin_memory=False`` and a strided
+        layout say nothing and are dropped."""
+        nodes = list(self.g.nodes)
+        made: dict[str, fx.Node] = {}   # call key -> its device read
+        for i, n in enumerate(nodes):
+            if n.op != "call_function" or not n.kwargs:
+                continue
+            kwargs = dict(n.kwargs)
+            if kwargs.get("pin_memory") is False:
+                del kwargs["pin_memory"]
+            if kwargs.get("layout") == torch.strided:
+                del kwargs["layout"]
+            device = kwargs.get("device")
+            if isinstance(device, torch.device):
+                name = getattr(n.target, "__name__", "")
+                if name.startswith("to.") and n.args and _is_tensor(n.args[0]):
+                    del kwargs["device"]   # the input is on the device already
+                else:
+                    key = _innermost(n)[0]
+                    dev = made.get(key)
+                    source = self._nearby_tensor(nodes, i) if dev is None else None
+                    if source is not None:
+                        with self.g.inserting_before(n):
+                            dev = made[key] = self.g.call_function(builtins.getattr, (source, "device"))
+                        dev._rename("device")
+                        dev.meta.update(nn_module_stack=dict(n.meta.get("nn_module_stack") or {}), val=device)
+                    if dev is not None:
+                        kwargs["device"] = dev
+            n.kwargs = kwargs
+
+    def _available(self) -> dict[str, list[fx.Node]]:
+        """Per module call: the values its code has without new arguments (its inputs, in order)."""
+        inputs: dict[str, list[fx.Node]] = {}
+        for n in self.g.nodes:
+            chain = list((n.meta.get("nn_module_stack") or {}))
+            for depth in range(len(chain)):
+                key = chain[depth]
+                for a in n.all_input_nodes:
+                    a_chain = list((a.meta.get("nn_module_stack") or {}))
+                    if a.op == "placeholder" or a_chain[:depth + 1] != chain[:depth + 1]:
+                        lst = inputs.setdefault(key, [])
+                        if a not in lst:
+                            lst.append(a)
+        return inputs
+
+    def _nearby_tensor(self, nodes: list[fx.Node], i: int) -> fx.Node | None:
+        """A tensor the node's own code has: an argument, an earlier value of the same call, an
+        input of the call; at the root, the first input."""
+        n = nodes[i]
+        for a in n.all_input_nodes:
+            if _is_tensor(a) and a.op != "get_attr":
+                return a
+        key, _ = _innermost(n)
+        if not key:
+            return next((p for p in nodes if p.op == "placeholder" and _is_tensor(p)), None)
+        if not hasattr(self, "_inputs_cache"):
+            self._inputs_cache = self._available()
+        for a in self._inputs_cache.get(key, []):
+            if _is_tensor(a) and a.op != "get_attr" and a in nodes[:i]:
+                return a
+        for m in reversed(nodes[:i]):
+            if _innermost(m)[0] == key and _is_tensor(m) and m.op != "get_attr":
+                return m
+        return None
+
+    def _local_sizes(self) -> None:
+        """A size one block reads is read in that block (``x.shape[0]``), not passed down from
+        the model's inputs: each use of a symbolic size outside the call that computed it gets
+        its own ``sym_size`` from a tensor of the using call that has that size."""
+        nodes = list(self.g.nodes)
+        index = {n: i for i, n in enumerate(nodes)}
+        inputs = self._available()
+        made: dict[tuple[str, str], fx.Node] = {}
+        for i, n in enumerate(nodes):
+            if n.op not in ("call_function", "call_module", "output"):
+                continue
+            key, _ = _innermost(n) if n.op != "output" else ("", "")
+            for a in list(n.all_input_nodes):
+                sym = a.meta.get("val")
+                if not isinstance(sym, torch.SymInt) or a.target is not aten.sym_size.int:
+                    continue
+                if _innermost(a)[0] == key and a.op != "placeholder":
+                    continue
+                expr = str(sym)
+                local = made.get((key, expr))
+                if local is None or index.get(local, i) > i:
+                    found = self._with_size(nodes, i, key, expr, inputs)
+                    if found is None:
+                        continue
+                    t, d = found
+                    with self.g.inserting_before(n):
+                        local = self.g.call_function(aten.sym_size.int, (t, d))
+                    local.meta.update(nn_module_stack=dict(n.meta.get("nn_module_stack") or {}), val=sym)
+                    made[(key, expr)] = local
+                    index[local] = i
+                n.replace_input_with(a, local)
+
+    def _with_size(self, nodes, i, key, expr, inputs) -> tuple[fx.Node, int] | None:
+        def dim_of(t):
+            val = t.meta.get("val") if isinstance(t, fx.Node) else None
+            if t is None or not isinstance(val, torch.Tensor) or t.op == "get_attr":
+                return None
+            for d, size in enumerate(val.shape):
+                if str(size) == expr:
+                    return d
+            return None
+
+        candidates = list(nodes[i].all_input_nodes)
+        candidates += [m for m in reversed(nodes[:i]) if _innermost(m)[0] == key and m.op != "output"]
+        candidates += inputs.get(key, []) if key else [p for p in nodes if p.op == "placeholder"]
+        for t in candidates:
+            d = dim_of(t)
+            if d is not None:
+                return t, d
+        return None
+
+    def _name_sizes(self) -> None:
+        """Size reads named for what they are: ``batch_size``, ``seq_len``, ``height``..."""
+        placeholders = [n for n in self.g.nodes if n.op == "placeholder"]
+        meaning: dict[str, str] = {}
+        for p in placeholders:
+            val = p.meta.get("val")
+            if not isinstance(val, torch.Tensor):
+                continue
+            spatial = {3: ("length",), 4: ("height", "width"), 5: ("depth", "height", "width")}.get(val.dim(), ())
+            for d, size in enumerate(val.shape):
+                if not isinstance(size, torch.SymInt) or str(size) in meaning:
+                    continue
+                if d == 0:
+                    meaning[str(size)] = "batch_size"
+                elif not val.is_floating_point() and d == 1:
+                    meaning[str(size)] = "seq_len"
+                elif val.is_floating_point() and d >= 2 and spatial:
+                    meaning[str(size)] = spatial[d - 2]
+        for n in self.g.nodes:
+            if n.op == "call_function" and n.target is aten.sym_size.int:
+                wanted = meaning.get(str(n.meta.get("val")))
+                if wanted and not n.name.startswith(wanted):
+                    n._rename(wanted)
+
+
+def _whole(node: fx.Node) -> bool:
+    """aten.slice over a whole axis: ``x[:, 0:]`` up to the end, step 1."""
+    args = list(node.args) + [None] * (5 - len(node.args))
+    start, end, step = args[2], args[3], args[4]
+    return not node.kwargs and isinstance(node.args[0], fx.Node) and start in (None, 0) and \
+        (end is None or (isinstance(end, int) and end >= _INT64_MAX)) and step in (None, 1)
+
+
+def _attr(model: nn.Module, target: str):
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _fresh(node: fx.Node) -> bool:
+    """A value no other tensor shares memory with: the output of an aten op that makes a new
+    tensor (not a view, not dropout, which returns its input unchanged in eval())."""
+    op = node.target
+    if node.op == "call_function" and op is torch.tensor:   # a constant, made anew by every call
+        return True
+    if node.op != "call_function" or not isinstance(op, torch._ops.OpOverload):
+        return False
+    if op in (aten.dropout.default,) or getattr(op, "is_view", False):
+        return False
+    schema = op._schema
+    if schema.is_mutable or len(schema.returns) != 1:
+        return False
+    return schema.returns[0].alias_info is None
+
+
+# ----------------------------------------------------------------------------- train / eval
+
+
+def _flatten(value, path=()):
+    if isinstance(value, (tuple, list)):
+        for i, v in enumerate(value):
+            yield from _flatten(v, path + (i,))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flatten(v, path + (k,))
+    else:
+        yield path, value
+
+
+def _normalise(a: fx.Node, b: fx.Node) -> None:
+    """Give two calls of one aten op the same argument list: an argument one of them leaves at
+    its default (``dropout_p`` of attention in eval()) is written out in both."""
+    op = a.target
+    if not isinstance(op, torch._ops.OpOverload) or (len(a.args), set(a.kwargs)) == (len(b.args), set(b.kwargs)):
+        return
+    schema = op._schema.arguments
+    n = max(len(a.args), len(b.args))
+    for node in (a, b):
+        args = list(node.args)
+        for i in range(len(args), n):
+            if i >= len(schema) or not schema[i].has_default_value():
+                return
+            args.append(schema[i].default_value)
+        kwargs = dict(node.kwargs)
+        for k in set(a.kwargs) | set(b.kwargs):
+            if k not in kwargs:
+                arg = next((s for s in schema if s.name == k), None)
+                if arg is None or not arg.has_default_value():
+                    return
+                kwargs[k] = arg.default_value
+        node.args, node.kwargs = tuple(args), kwargs
+
+
+def _reconcile(train: fx.Graph, evalg: fx.Graph, model: nn.Module, source: str) -> dict:
+    """{eval node: {path: (value in train(), value in eval())}} where the graphs differ only by
+    constants; a ``.contiguous()`` only the train graph has is added to the eval graph (it
+    changes no value). Nodes are matched in order (their names may differ: the exporter numbers
+    them per mode). Any other difference is refused with the module and line."""
+    flags: dict[str, dict[tuple, tuple]] = {}
+    match: dict[fx.Node, fx.Node] = {}
+    inserted: set[fx.Node] = set()   # train-only .contiguous() nodes, copied into the eval graph
+    tn, en = list(train.nodes), list(evalg.nodes)
+    i = j = 0
+    while i < len(tn) and j < len(en):
+        a, b = tn[i], en[j]
+        if (a.op, a.target) != (b.op, b.target):
+            if a.target in _SAME_VALUES and isinstance(a.args[0], fx.Node) and a.args[0] in match:
+                src = match[a.args[0]]
+                with evalg.inserting_before(b):
+                    copy = evalg.call_function(a.target, (src,) + tuple(a.args[1:]), dict(a.kwargs))
+                copy.meta.update({k: v for k, v in a.meta.items() if k in ("nn_module_stack", "stack_trace")})
+                match[a] = copy
+                inserted.add(a)
+                i += 1
+                continue
+            if b.target in _SAME_VALUES:
+                j += 1
+                continue
+            raise _mode_error(model, source, a, b)
+        for x in a.all_input_nodes:   # read the copied .contiguous() where train reads it
+            if x in inserted and match.get(x.args[0]) in b.all_input_nodes:
+                b.replace_input_with(match[x.args[0]], match[x])
+        _normalise(a, b)
+        fa, fb = list(_flatten((a.args, a.kwargs))), list(_flatten((b.args, b.kwargs)))
+        if [p for p, _ in fa] != [p for p, _ in fb]:
+            raise _mode_error(model, source, a, b)
+        for (path, va), (_, vb) in zip(fa, fb):
+            if isinstance(va, fx.Node) or isinstance(vb, fx.Node):
+                if not (isinstance(va, fx.Node) and isinstance(vb, fx.Node) and match.get(va) is vb):
+                    raise _mode_error(model, source, a, b)
+            elif type(va) is type(vb) and va == vb:
+                continue
+            elif isinstance(va, (bool, int, float, type(None))) and isinstance(vb, (bool, int, float, type(None))):
+                flags.setdefault(b.name, {})[path] = (va, vb)
+            else:
+                raise _mode_error(model, source, a, b)
+        match[a] = b
+        i += 1
+        j += 1
+    while j < len(en) and en[j].target in _SAME_VALUES:
+        j += 1
+    if i < len(tn) or j < len(en):
+        raise _mode_error(model, source, tn[min(i, len(tn) - 1)], en[min(j, len(en) - 1)])
+    evalg.lint()
+    return flags
+
+
+def _owner(node: fx.Node) -> str:
+    """The module whose forward made the node (for a module call: its caller), '' for the root."""
+    chain = [q for q, _ in (node.meta.get("nn_module_stack") or {}).values()]
+    if node.op == "call_module" and chain and chain[-1] == node.target:
+        chain = chain[:-1]
+    return chain[-1] if chain else ""
+
+
+def _mode_error(model: nn.Module, source: str, a: fx.Node, b: fx.Node) -> TraceError:
+    """The first train/eval difference: in the deeper module of the two nodes (the other may
+    just be where the shorter graph goes on)."""
+    depth = {n: len(_owner(n).split(".")) if _owner(n) else 0 for n in (a, b)}
+    node = a if b.op == "output" or (a.op != "output" and depth[a] > depth[b]) else b
+    where = _stack_location(node) or _stack_location(a if node is b else b) or source
+    owner = _owner(node)
+    return TraceError(
+        f"{_named(source, model)}: the forward of {owner or 'the root module'} takes a different path in train() "
+        f"and eval() mode (`if self.training` or similar), near {where}; one captured graph cannot hold both.",
+        hint="Make it branch-free (e.g. F.dropout(x, p, self.training)), or move the branch into a submodule "
+        "torch.fx can trace around (it is then kept whole as a leaf).")
+
+
+def _stack_location(node: fx.Node) -> str | None:
+    lines = (node.meta.get("stack_trace") or "").splitlines()
+    loc = None
+    for k, line in enumerate(lines):
+        m = re.match(r'\s*File "(.+)", line (\d+), in ', line)
+        if not m or str(Path(m.group(1)).resolve()).startswith((_TORCH_DIR, _HERE)):
+            continue
+        code = lines[k + 1].strip() if k + 1 < len(lines) else ""
+        loc = f"{m.group(1)}:{m.group(2)} (`{code}`)"
+    return loc
+
+
+# ----------------------------------------------------------------------------- checking
+
+
+def _flat(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, dict):
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    elif isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flat(v)]
+    return []
+
+
+def _check_function(traced: Traced, make_inputs, overrides: dict, source: str) -> None:
+    """The captured graph computes what the model computes (eval mode, the example input)."""
+    model = traced.root
+    inputs = tuple(make_inputs())
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            want = _flat(model(*inputs, **overrides))
+            got = _flat(fx.Interpreter(model, graph=traced.graph).run(*inputs))
+    except Exception as err:
+        raise TraceError(f"{_named(source, model)}: the graph torch.export captured does not run on the "
+                         f"example input: {type(err).__name__}: {_first_line(err)}.",
+                         hint="This is likely a bug in aimgen's torch.export path: please report it with the model.") from err
+    finally:
+        model.train(was)
+    ok = len(want) == len(got) and all(
+        a.shape == b.shape and (torch.allclose(a, b, atol=1e-5, rtol=1e-5) if a.is_floating_point() else torch.equal(a, b))
+        for a, b in zip(want, got))
+    if not ok:
+        raise TraceError(f"{_named(source, model)}: the graph torch.export captured computes something else "
+                         "than the model on the example input.",
+                         hint="This is likely a bug in aimgen's torch.export path: please report it with the model.")

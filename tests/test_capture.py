@@ -1,0 +1,478 @@
+"""The torch.export capture path (aimgen/capture.py): Hugging Face transformers models, built from
+small configs (no download), convert with every Linear/conv layer tapped or listed, standalone
+source (torch, the standard library, and transformers only for the ModelOutput class), the
+planned parameter count, the base model's function with its weights (in eval() and, with the
+same random draws, in train()), and ONNX parity. Plus the aten table of the code generator, and
+the messages of models neither path can capture."""
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import re
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+import aimgen
+from aimgen.codegen.expressions import CONST, MARK, Expressions
+from aimgen.errors import TraceError
+from aimgen.loader import InputSpec, flat_tensors
+from aimgen.report import rows
+from aimgen.sourcecopy import SourceCopier
+
+transformers = pytest.importorskip("transformers")
+transformers.logging.set_verbosity_error()
+from transformers.pytorch_utils import Conv1D  # noqa: E402
+
+aten = torch.ops.aten
+TOL = 1e-5
+
+
+# --- the four models -------------------------------------------------------------------------
+
+def bert():
+    return transformers.BertForSequenceClassification(transformers.BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64)), InputSpec((1, 16), torch.int64)
+
+
+def gpt2():
+    return transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64)), InputSpec((1, 16), torch.int64)
+
+
+def vit():
+    return transformers.ViTForImageClassification(transformers.ViTConfig(
+        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, num_labels=10)), InputSpec((1, 3, 32, 32))
+
+
+def resnet():
+    return transformers.ResNetForImageClassification(transformers.ResNetConfig(
+        num_channels=3, embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="basic",
+        num_labels=10)), InputSpec((1, 3, 32, 32))
+
+
+MODELS = {"bert": bert, "gpt2": gpt2, "vit": vit, "resnet": resnet}
+_CACHE: dict[str, tuple] = {}
+
+
+def converted(name: str):
+    """(base model, spec, conversion with base weights), converted once per test session."""
+    if name not in _CACHE:
+        torch.manual_seed(0)
+        model, spec = MODELS[name]()
+        model.eval()
+        conv = aimgen.convert(model, [spec], base_weights=model.state_dict())
+        _CACHE[name] = (model, spec, conv)
+    return _CACHE[name]
+
+
+def inputs(model, spec: InputSpec, batch: int, length: int | None = None, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    if spec.dtype == torch.int64:
+        shape = (batch, length or spec.shape[1])
+        return (torch.randint(0, model.config.vocab_size, shape, generator=g),)
+    return (torch.randn((batch, *spec.shape[1:]), generator=g),)
+
+
+def weight_layers(model: nn.Module) -> list[str]:
+    return [q for q, m in model.named_modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd, Conv1D))]
+
+
+def imports(source: str) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module)
+    return found
+
+
+# --- the HF models, through aimgen.convert ---------------------------------------------------
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_hf_model_is_captured_with_torch_export_and_says_so(name):
+    model, _, conv = converted(name)
+    assert conv._traced.capture == "torch.export"
+    assert conv.report_dict()["capture"] == "torch.export"
+    assert "captured with torch.export (non-strict): torch.fx could not trace the root module" in conv.report
+    header = conv.source.split("\nimport ", 1)[0].replace("\n#   ", " ")   # wrapped lines joined
+    assert "# captured with torch.export (non-strict)" in header
+    out_cls = type(model(*inputs(model, converted(name)[1], 2))).__name__
+    assert f"# returns {out_cls} as the base model does, imported from transformers.modeling_outputs" in header
+    # readable: every aten call is written as a torch call, every size is read, none baked in
+    assert "torch.ops.aten" not in conv.source
+    if name != "resnet":   # attention reshapes by the batch size, read where it is used
+        assert "batch_size = hidden_states.shape[0]" in conv.source or "batch_size = x.shape[0]" in conv.source
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_linear_and_conv_layer_is_tapped_or_listed_with_its_reason(name):
+    model, _, conv = converted(name)
+    tapped = {t.qualname.split(":")[0] for t in conv.plan.taps}
+    skipped = {s.qualname: s.reason for s in conv.plan.skipped}
+    layers = weight_layers(model)
+    assert layers and all(q in tapped or skipped.get(q) for q in layers), \
+        [q for q in layers if q not in tapped and q not in skipped]
+    assert all(q in tapped for q in layers), skipped   # all of them are tapped, in fact
+    listed = {r[0] for r in rows(conv.plan) if r[2] == "tapped"}
+    assert {t.qualname for t in conv.plan.taps} == listed
+
+
+def test_attention_q_k_v_out_and_mlp_projections_are_tapped_by_name():
+    """The report names each attention projection and MLP layer it taps."""
+    for name, wanted in [
+        ("bert", ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                  "intermediate.dense", "output.dense"]),
+        ("vit", ["attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.o_proj", "mlp.fc1",
+                 "mlp.fc2"]),
+        ("gpt2", ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]),
+    ]:
+        _, _, conv = converted(name)
+        table = {r[0]: r[2] for r in rows(conv.plan)}
+        for layer in (0, 1):
+            for w in wanted:
+                hits = [q for q, status in table.items() if status == "tapped" and f".{layer}.{w}" in q]
+                assert len(hits) == 1, (name, layer, w, sorted(table))
+    # GPT-2's Conv1D projections are taps of F.linear on the transposed weight, one each
+    _, _, conv = converted("gpt2")
+    c_attn = next(t for t in conv.plan.taps if t.qualname.startswith("transformer.h.0.attn.c_attn"))
+    assert (c_attn.layer_type, c_attn.in_size, c_attn.out_size) == ("F.linear", 32, 96)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_generated_source_is_standalone_but_for_the_output_class(name):
+    _, _, conv = converted(name)
+    found = imports(conv.source)
+    others = {m for m in found if m.split(".")[0] not in sys.stdlib_module_names and m.split(".")[0] != "torch"}
+    assert others == {"transformers.modeling_outputs"}
+    assert "Depends on torch and: transformers (the base model's output class)." in conv.source
+    assert not re.search(r"transformers\.(models|pytorch_utils|activations)", conv.source)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_parameter_count_is_the_plan(name):
+    model, _, conv = converted(name)
+    aim = conv.build()
+    assert sum(p.numel() for p in aim.parameters()) == conv.plan.aim_params
+    assert conv.plan.base_params == sum(p.numel() for p in model.parameters())
+    assert set(model.state_dict()) <= set(aim.state_dict())   # every base key kept
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_base_function_is_kept_in_eval_at_other_batch_and_sequence_sizes(name):
+    model, spec, conv = converted(name)
+    assert conv.base_match().ok, conv.base_match().detail
+    aim = conv.build().eval()
+    sizes = [(3, None)] + ([(2, 9)] if spec.dtype == torch.int64 else [])
+    for batch, length in sizes:
+        x = inputs(model, spec, batch, length)
+        with torch.no_grad():
+            want, got = model(*x), aim(*x)
+        assert type(got) is type(want)   # the same ModelOutput class: model(x).logits works
+        assert got.logits.shape == want.logits.shape
+        assert (got.logits - want.logits).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2", "resnet"])
+def test_train_mode_behaves_like_the_base_model_dropout_and_batch_norm_included(name):
+    """train(): dropout is live (two forwards differ) and, with the same random draws, the AiM
+    model computes what the base model computes (batch statistics for batch norm)."""
+    model, spec, conv = converted(name)
+    base = copy.deepcopy(model).train()
+    aim = conv.build().train()
+    x = inputs(model, spec, 4)
+    torch.manual_seed(7)
+    want = base(*x).logits
+    torch.manual_seed(7)
+    got = aim(*x).logits
+    assert (got - want).abs().max().item() <= TOL
+    if name != "resnet":
+        torch.manual_seed(8)
+        again = aim(*x).logits
+        assert (again - got).abs().max().item() > 1e-3, "dropout is not live in train()"
+        with torch.no_grad():
+            aim.eval()
+            assert torch.equal(aim(*x).logits, aim(*x).logits)
+    else:   # batch norm used the batch statistics and updated its running ones, as the base did
+        key = "resnet.embedder.embedder.normalization.running_mean"
+        assert torch.allclose(aim.state_dict()[key], base.state_dict()[key], atol=TOL)
+        assert not torch.allclose(aim.state_dict()[key], model.state_dict()[key])
+
+
+def test_training_dependent_constants_become_self_training_and_tied_weights_stay_tied():
+    _, _, conv = converted("bert")
+    # BERT's attention reads its dropout rate only in train(): torch.export saw 0.1 and 0.0
+    assert "(0.1 if self.training else 0.0)" in conv.source
+    aim = conv.build()
+    _, _, conv = converted("gpt2")
+    aim = conv.build()
+    assert aim.lm_head.weight is aim.transformer.wte.weight
+    assert "self.lm_head.weight = self.transformer.wte.weight  # tied, as in the base model" in conv.source
+
+
+def onnx_failures(name: str, tmp_path) -> list[str]:
+    from aimgen.onnx_checks import onnx_checks
+
+    _, _, conv = converted(name)
+    path = tmp_path / f"{name}_aim.py"
+    path.write_text(conv.source, encoding="utf-8")
+    weights = tmp_path / f"{name}_aim.pt"
+    torch.save(conv.state_dict, weights)
+    checks = onnx_checks(path, weights=weights)
+    assert sum(c.name.startswith("onnxruntime parity") for c in checks) == 4   # stateful and stateless, batch 1 and 3
+    return [c.line() for c in checks if not c.ok]
+
+
+def test_hf_resnet_passes_onnx_parity(tmp_path):
+    assert onnx_failures("resnet", tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bert", "gpt2", "vit"])
+def test_hf_transformers_pass_onnx_parity(name, tmp_path):
+    assert onnx_failures(name, tmp_path) == []
+
+
+def test_hf_gpt2_is_written_after_the_fresh_process_checks(tmp_path):
+    """`aimgen convert`'s validation of the written file (without ONNX): imports, a fresh
+    process without aimgen, the parameter count with the tied head, a train step, the carry."""
+    _, _, conv = converted("gpt2")
+    written = conv.write(tmp_path / "gpt2_aim.py", onnx=False)
+    assert [c.line() for c in written.checks if not c.ok] == []
+    names = {c.name for c in written.checks}
+    assert {"matches the base model", "fresh import", "parameter count", "forward/backward"} <= names
+    assert (tmp_path / "gpt2_aim.py").exists() and (tmp_path / "gpt2_aim.pt").exists()
+
+
+# --- what cannot be captured ---------------------------------------------------------------
+
+class DataDependent(nn.Module):
+    """Neither torch.fx nor torch.export can capture this forward (a branch on a tensor value)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        y = self.fc(x)
+        if y.sum() > 0:  # THE LINE
+            y = y * 2
+        return y
+
+
+def test_a_model_neither_path_captures_is_refused_with_its_class_line_and_what_to_do():
+    with pytest.raises(TraceError) as info:
+        aimgen.convert(DataDependent(), [(2, 4)], source_name="dd_model")
+    msg = str(info.value)
+    line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1) if "# THE LINE" in text)
+    assert "dd_model (DataDependent) cannot be captured" in msg
+    assert f"test_capture.py:{line} (`if y.sum() > 0:  # THE LINE`)" in msg
+    assert "torch.cond" in msg and "torch.where" in msg and "\n" not in msg
+
+
+class TrainBranch(nn.Module):
+    """Its root forward computes something else in train(): one graph cannot hold both."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        y = self.fc(x)
+        if self.training:
+            y = y.relu()  # TRAIN ONLY
+        return y
+
+
+def test_a_root_that_branches_on_training_is_refused_with_its_line():
+    with pytest.raises(TraceError) as info:
+        aimgen.convert(TrainBranch(), [(2, 4)])
+    msg = str(info.value)
+    line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1) if "# TRAIN ONLY" in text)
+    assert "TrainBranch: the forward of the root module takes a different path in train() and eval() mode" in msg
+    assert f"test_capture.py:{line}" in msg and "self.training" in msg
+
+
+class KwargsNet(nn.Module):
+    """torch.fx traces this, but makes ``**kwargs`` an input: the torch.export path is used."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x, **kwargs):
+        y = self.bn(self.conv(x))
+        y += x.mean(1, keepdim=True)       # an in-place add, written as y = y + ...
+        return {"logits": self.head(y.mean((2, 3)))}
+
+
+def test_a_forward_with_kwargs_goes_through_torch_export_with_layers_as_modules():
+    model = KwargsNet().eval()
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict())
+    assert conv._traced.capture == "torch.export"
+    assert "**kwargs" in conv.report
+    assert [t.qualname for t in conv.plan.taps] == ["conv", "head"]
+    ops = {n.op for n in conv._traced.graph.nodes}
+    assert {n.target for n in conv._traced.graph.nodes if n.op == "call_module"} == {"conv", "bn", "head"}
+    assert "get_attr" not in ops
+    src = conv.source
+    assert "def forward(self, x):" in src and ".add_(" not in src
+    assert conv.base_match().ok
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        assert (conv.build().eval()(x)["logits"] - model(x)["logits"]).abs().max() <= TOL
+
+
+@dataclasses.dataclass
+class Pair:
+    logits: torch.Tensor
+    features: torch.Tensor
+
+
+class DataclassNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, **kwargs):
+        return Pair(self.fc(x), x)
+
+
+def test_a_users_dataclass_output_is_copied_and_known_to_torch_export_only_while_it_runs():
+    import torch.utils._pytree as pytree
+
+    model = DataclassNet().eval()
+    conv = aimgen.convert(model, [(1, 4)], base_weights=model.state_dict())
+    assert conv._traced.capture == "torch.export" and conv.base_match().ok
+    assert "Standalone: imports torch and the standard library only." in conv.source
+    assert "class Pair:" in conv.source and "# returns" not in conv.source
+    out = conv.build().eval()(torch.randn(2, 4))
+    assert type(out).__name__ == "Pair" and out.logits.shape == (2, 3) and out.features.shape == (2, 4)
+    assert Pair not in pytree.SUPPORTED_NODES
+
+
+# --- the aten table ------------------------------------------------------------------------
+
+def written(op, args, kwargs=None):
+    """The source the code generator writes for one aten call, and its value."""
+    g = fx.Graph()
+    env = {}
+
+    def lift(v):
+        if isinstance(v, torch.Tensor):
+            p = g.placeholder(f"t{len(env)}")
+            env[p.name] = v
+            return p
+        if isinstance(v, (list, tuple)):
+            return type(v)(lift(x) for x in v)
+        return v
+
+    node = g.call_function(op, lift(args), {k: lift(v) for k, v in (kwargs or {}).items()})
+    ex = Expressions({}, SourceCopier(taken=set()))
+    text = ex.expression(node)
+    text = re.sub(f"{MARK}([^{MARK}]+){MARK}", lambda m: m.group(1), text)
+    text = re.sub(f"{CONST}([0-9]+){CONST}", lambda m: repr(ex.constants[m.group(1)]), text)
+    value = eval(text, {"torch": torch, "F": F, **env})
+    return text, value
+
+
+X = torch.randn(2, 3, 4, 5)
+S = torch.randn(2, 6, 8)
+IDS = torch.tensor([[1, 0, 3], [2, 2, 0]])
+W = torch.randn(5, 4)
+
+CASES = [
+    (aten.view.default, (S, [2, 3, -1]), {}, "t0.view(2, 3, -1)"),
+    (aten.reshape.default, (S, [12, 8]), {}, "t0.reshape(12, 8)"),
+    (aten.expand.default, (torch.randn(1, 8), [3, -1]), {}, "t0.expand(3, -1)"),
+    (aten.permute.default, (X, [0, 2, 3, 1]), {}, "t0.permute(0, 2, 3, 1)"),
+    (aten.transpose.int, (S, 1, 2), {}, "t0.transpose(1, 2)"),
+    (aten.t.default, (W,), {}, "t0.t()"),
+    (aten.unsqueeze.default, (S, 1), {}, "t0.unsqueeze(1)"),
+    (aten.flatten.using_ints, (X, 2), {}, "t0.flatten(2)"),
+    (aten.flatten.using_ints, (X, 1, 2), {}, "t0.flatten(1, 2)"),
+    (aten.contiguous.default, (S.transpose(1, 2),), {}, "t0.contiguous()"),
+    (aten.sym_size.int, (S, 1), {}, "t0.shape[1]"),
+    (aten.select.int, (S, 1, 0), {}, "t0[:, 0]"),
+    (aten.select.int, (S, -1, 2), {}, "t0[..., 2]"),
+    (aten.slice.Tensor, (S, 1, 0, 9223372036854775807), {}, "t0[:, :]"),
+    (aten.slice.Tensor, (S, 2, 1, 5, 2), {}, "t0[:, :, 1:5:2]"),
+    (aten.slice.Tensor, (S, -1, 0, 3), {}, "t0[..., :3]"),
+    (aten.index.Tensor, (S, [None, torch.tensor([0, 2])]), {}, "t0[:, t1]"),
+    (aten.add.Tensor, (S, S), {}, "t0 + t1"),
+    (aten.add.Tensor, (S, 1.5), {}, "t0 + 1.5"),
+    (aten.add.Tensor, (S, S), {"alpha": 2}, "torch.ops.aten.add.Tensor(t0, t1, alpha=2)"),
+    (aten.mul.Tensor, (S, 0.5), {}, "t0 * 0.5"),
+    (aten.div.Tensor, (S, 4.0), {}, "t0 / 4.0"),
+    (aten.rsub.Scalar, (S, 1.0), {}, "1.0 - t0"),
+    (aten.pow.Tensor_Scalar, (S, 3.0), {}, "t0 ** 3.0"),
+    (aten.ge.Scalar, (S, 0), {}, "t0 >= 0"),
+    (aten.__and__.Tensor, (S > 0, S < 1), {}, "t0 & t1"),
+    (aten.neg.default, (S,), {}, "-t0"),
+    (aten.linear.default, (S, torch.randn(4, 8), torch.randn(4)), {}, "F.linear(t0, t1, t2)"),
+    (aten.conv2d.default, (X, torch.randn(6, 3, 3, 3), None, [1, 1], [1, 1]), {}, "F.conv2d(t0, t1, None, [1, 1], [1, 1])"),
+    (aten.layer_norm.default, (S, [8], torch.randn(8), torch.randn(8), 1e-12, False), {}, "F.layer_norm(t0, [8], t1, t2, 1e-12)"),
+    (aten.group_norm.default, (X, 3, None, None, 1e-5, True), {}, "F.group_norm(t0, 3)"),
+    (aten.batch_norm.default, (X, torch.rand(3), torch.rand(3), torch.rand(3), torch.rand(3) + 0.5, False, 0.1,
+                               1e-5, True), {}, "F.batch_norm(t0, t3, t4, t1, t2, False, 0.1, 1e-05)"),
+    (aten.embedding.default, (W, IDS), {}, "F.embedding(t1, t0)"),
+    (aten.embedding.default, (W, IDS, 0), {}, "F.embedding(t1, t0, padding_idx=0)"),
+    (aten.dropout.default, (S, 0.1, False), {}, "F.dropout(t0, 0.1, False)"),
+    (aten.gelu.default, (S,), {"approximate": "tanh"}, "F.gelu(t0, approximate='tanh')"),
+    (aten.gelu.default, (S,), {"approximate": "none"}, "F.gelu(t0)"),
+    (aten.scaled_dot_product_attention.default, (X, X, X), {"scale": 0.25},
+     "F.scaled_dot_product_attention(t0, t1, t2, scale=0.25)"),
+    (aten.max_pool2d.default, (X, [2, 2], [], [0, 0]), {}, "F.max_pool2d(t0, [2, 2])"),
+    (aten.avg_pool2d.default, (X, [2, 2], [1, 1]), {}, "F.avg_pool2d(t0, [2, 2], [1, 1])"),
+    (aten.adaptive_avg_pool2d.default, (X, [1, 1]), {}, "F.adaptive_avg_pool2d(t0, [1, 1])"),
+    (aten.softmax.int, (S, -1), {}, "t0.softmax(-1)"),
+    (aten.mean.dim, (X, [2, 3], True), {}, "t0.mean([2, 3], True)"),
+    (aten.cat.default, ([S, S], 1), {}, "torch.cat([t0, t1], 1)"),
+    (aten.where.self, (S > 0, S, S * 2), {}, "torch.where(t0, t1, t2)"),
+    (aten.arange.default, (5,), {"dtype": torch.int64}, "torch.arange(5, dtype=torch.int64)"),
+    (aten.new_ones.default, (S, [2, 2]), {"dtype": torch.bool}, "t0.new_ones([2, 2], dtype=torch.bool)"),
+    (aten.to.dtype, (S, torch.float64), {}, "t0.to(torch.float64)"),
+    (aten.masked_fill.Scalar, (S, S > 0, -1.0), {}, "t0.masked_fill(t1, -1.0)"),
+    (aten.gather.default, (S, 1, torch.zeros(2, 1, 8, dtype=torch.int64)), {}, "t0.gather(1, t1)"),
+    (aten.cumsum.default, (IDS, -1), {}, "t0.cumsum(-1)"),
+    (aten.diff.default, (IDS, 1, -1, IDS[:, :1]), {}, "torch.diff(t0, 1, -1, t1)"),
+    (aten.split.Tensor, (S, 2, 2), {}, "t0.split(2, 2)"),
+    (aten.constant_pad_nd.default, (S, [1, 1], 0.0), {}, "F.pad(t0, [1, 1], value=0.0)"),
+    (aten.addmm.default, (torch.randn(4), torch.randn(3, 5), W), {}, "torch.addmm(t0, t1, t2)"),
+    (aten.tanh.default, (S,), {}, "torch.tanh(t0)"),
+    (aten.atan2.default, (S, S), {}, "torch.ops.aten.atan2.default(t0, t1)"),   # not in the table
+]
+
+
+@pytest.mark.parametrize("op,args,kwargs,text", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_aten_calls_are_written_as_torch_calls_that_compute_the_same(op, args, kwargs, text):
+    got_text, value = written(op, args, kwargs)
+    assert got_text == text
+    want = op(*args, **kwargs)
+    if not isinstance(want, (torch.Tensor, list, tuple)):
+        assert value == want
+        return
+    want, value = flat_tensors(want), flat_tensors(value)
+    assert len(want) == len(value) > 0
+    for a, b in zip(want, value):
+        assert a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b), text
+
+
+def test_arguments_that_differ_between_train_and_eval_are_kept_even_at_their_default():
+    g = fx.Graph()
+    q = g.placeholder("q")
+    node = g.call_function(aten.scaled_dot_product_attention.default, (q, q, q, None, 0.0))
+    text = Expressions({node.name: {(0, 4): (0.1, 0.0)}}, SourceCopier(taken=set())).expression(node)
+    assert "(0.1 if self.training else 0.0)" in text
+    assert textwrap.dedent(text).startswith("F.scaled_dot_product_attention(")

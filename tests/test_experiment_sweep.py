@@ -85,4 +85,6 @@ def test_built_in_sets_cover_the_readme_comparison():
     assert main_set["seeds"] >= 5 and len(ucr["data"]) >= 4
     assert {m.split("/")[-1] for m in ucr["models"]} == {"fcn_tsc.py", "resnet_tsc.py"}
     assert main_set["groups"][1]["data"] == ["digits"]
-    assert set(sweep.SETS["memory"]["groups"][0]["configs"]) == {"default", "full", "large"}
+    assert main_set["groups"][1]["configs"]["mem-1024"]["memory_size"] == 1024
+    assert set(sweep.SETS["memory"]["groups"][0]["configs"]) == {"default", "tap-full", "mem-50176"}
+    assert sweep.SETS["memory"]["groups"][0]["recipe"] == ucr["recipe"]  # its default cell is the main sweep's

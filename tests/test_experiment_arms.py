@@ -1,0 +1,96 @@
+"""The arms: the base built for the data (in_channels / num_classes), the parameter-matched
+wider arm, shared initialisation, and the AiM arm through the public API."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import aimgen
+from aimgen.experiment import (build_base, check_output, count_params, make_arms, reinitialised, share_init,
+                               widened)
+from aimgen.experiment.errors import ExperimentError
+from aimgen.loader import load_model
+from conftest import EXAMPLES
+
+DIGITS = str(EXAMPLES / "digits_cnn.py")
+FCN = str(EXAMPLES / "fcn_tsc.py")
+RESNET = str(EXAMPLES / "resnet_tsc.py")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("target,shape", [(DIGITS, (1, 8, 8)), (str(EXAMPLES / "tiny_cnn.py"), (3, 32, 32)),
+                                          (FCN, (1, 40))])
+def test_wider_arm_matches_aim_parameter_count(target, shape):
+    base = load_model(target).model
+    aim = aimgen.convert(base, torch.zeros(1, *shape)).plan.aim_params
+    wider, hidden = widened(base, aim - count_params(base), shape, seed=0)
+    assert hidden >= 1
+    assert abs(count_params(wider) - aim) / aim < 0.03
+    assert wider(torch.zeros(2, *shape)).shape == base(torch.zeros(2, *shape)).shape
+
+
+def test_arms_share_init():
+    """Within a seed the arms start from the base's weights wherever they share a layer."""
+    base = load_model(DIGITS).model
+    seeded = reinitialised(base, 3)
+    aim = aimgen.convert(base, torch.zeros(1, 1, 8, 8)).build(load_weights=False)
+    assert share_init(seeded, aim) == len(seeded.state_dict())
+    assert torch.equal(aim.conv1.weight[:, :1], seeded.conv1.weight)
+    assert torch.equal(aim.fc.bias, seeded.fc.bias)
+    again = reinitialised(base, 3)
+    assert torch.equal(again.conv1.weight, seeded.conv1.weight)
+    assert not torch.equal(reinitialised(base, 4).conv1.weight, seeded.conv1.weight)
+
+
+def test_fcn_and_resnet_are_built_for_the_data():
+    fcn = build_base(FCN, in_channels=6, num_classes=4)
+    assert fcn.built_with == {"in_channels": 6, "num_classes": 4} and fcn.published_as == "FCN"
+    convs = [m for m in fcn.model.modules() if isinstance(m, nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [(6, 128, 8), (128, 256, 5),
+                                                                                   (256, 128, 3)]
+    assert fcn.model(torch.zeros(2, 6, 100)).shape == (2, 4)
+    res = build_base(RESNET, in_channels=1, num_classes=3)
+    assert res.published_as == "ResNet"
+    kernels = [m.kernel_size[0] for m in res.model.modules() if isinstance(m, nn.Conv1d)]
+    assert kernels == [8, 5, 3, 1, 8, 5, 3, 1, 8, 5, 3]  # 3 blocks of 8/5/3; 1x1 shortcuts where widths change
+    assert [b.convs[0].out_channels for b in res.model.blocks] == [64, 128, 128]
+    assert isinstance(res.model.blocks[2].shortcut, nn.BatchNorm1d)
+    assert res.model(torch.zeros(3, 1, 50)).shape == (3, 3)
+    assert 260_000 < count_params(fcn.model) < 275_000 and 500_000 < count_params(res.model) < 510_000
+
+
+def test_a_model_without_the_keywords_is_used_as_built(tmp_path):
+    (tmp_path / "m.py").write_text("import torch\nclass Net(torch.nn.Module):\n    def __init__(self):\n"
+                                   "        super().__init__()\n        self.fc = torch.nn.Linear(4, 3)\n"
+                                   "    def forward(self, x):\n        return self.fc(x.flatten(1))\n")
+    base = build_base(str(tmp_path / "m.py"), in_channels=1, num_classes=5)
+    assert base.built_with == {} and base.published_as is None
+    with pytest.raises(ExperimentError, match="outputs 3 values per sample but the data has 5 classes"):
+        check_output(base.model, (1, 4), 5, "m.py:Net")
+
+
+def test_digits_cnn_gets_the_number_of_classes():
+    base = build_base(DIGITS, in_channels=1, num_classes=7)
+    assert base.built_with == {"num_classes": 7}
+    assert base.model(torch.zeros(2, 1, 8, 8)).shape == (2, 7)
+
+
+def test_make_arms_checks_every_arm_before_training():
+    base = build_base(FCN, in_channels=1, num_classes=2).model
+    arms, info = make_arms(base, (1, 24), 2, aimgen.Options(), ["base", "aim", "wider"], "fcn")
+    assert [a.name for a in arms] == ["base", "aim", "wider"]
+    assert info["memory_floats"] >= 1000  # FCN's default memory is thousands of floats, not a token 16
+    assert abs(info["wider_params"] - info["aim_params"]) / info["aim_params"] < 0.01
+    models = [a.build(0) for a in arms]
+    assert [count_params(m) for m in models] == [info["base_params"], info["aim_params"], info["wider_params"]]
+    # same seed: the shared first conv starts from the same weights in all three arms
+    first = [dict(m.named_parameters())[k] for m, k in zip(models, ["blocks.0.conv.weight"] * 3)]
+    assert torch.equal(first[0], first[2]) and torch.equal(first[0], first[1][:, :1])

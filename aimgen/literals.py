@@ -31,7 +31,7 @@ class Unrenderable(Exception):
 def literal(value, where: str = "") -> str:
     """Source for a constant. Raises RenderError for anything we cannot write exactly."""
     try:
-        return _lit(value)
+        return python_literal(value)
     except Unrenderable as err:
         raise RenderError(
             f"{where}: cannot write the constant {str(err)[:80]} into standalone source.",
@@ -39,7 +39,8 @@ def literal(value, where: str = "") -> str:
         ) from None
 
 
-def _lit(v) -> str:
+def python_literal(v) -> str:
+    """Python source for a constant; raises Unrenderable for anything it cannot write exactly."""
     if v is None or isinstance(v, bool):
         return repr(v)
     if isinstance(v, int):
@@ -51,21 +52,21 @@ def _lit(v) -> str:
             return "float('inf')" if v > 0 else "-float('inf')"
         return repr(v)
     if isinstance(v, complex):
-        return f"complex({_lit(v.real)}, {_lit(v.imag)})"
+        return f"complex({python_literal(v.real)}, {python_literal(v.imag)})"
     if isinstance(v, str):
         return repr(v)
     if isinstance(v, torch.Size):
         v = tuple(v)
     if isinstance(v, tuple):
         if len(v) == 1:
-            return f"({_lit(v[0])},)"
-        return "(" + ", ".join(_lit(x) for x in v) + ")"
+            return f"({python_literal(v[0])},)"
+        return "(" + ", ".join(python_literal(x) for x in v) + ")"
     if isinstance(v, list):
-        return "[" + ", ".join(_lit(x) for x in v) + "]"
+        return "[" + ", ".join(python_literal(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{_lit(k)}: {_lit(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{python_literal(k)}: {python_literal(x)}" for k, x in v.items()) + "}"
     if isinstance(v, slice):
-        return f"slice({_lit(v.start)}, {_lit(v.stop)}, {_lit(v.step)})"
+        return f"slice({python_literal(v.start)}, {python_literal(v.stop)}, {python_literal(v.step)})"
     if v is Ellipsis:
         return "..."
     if isinstance(v, torch.dtype):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import RenderError
-from .literals import Unrenderable, _lit
+from .literals import Unrenderable, python_literal
 from .sourcecopy import SourceCopier, is_user_object
 from .taps import Arg, Constructor
 
@@ -68,7 +68,7 @@ class ValueWriter:
 
     def __call__(self, value) -> str:
         try:
-            return _lit(value)
+            return python_literal(value)
         except Unrenderable:
             pass
         if isinstance(value, functools.partial):

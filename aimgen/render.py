@@ -197,7 +197,7 @@ def _split_call(code: str):
         return None
     offset = len(code) - len(code.lstrip())
     stripped = code.rstrip()
-    depth, opener, pieces, start = 0, None, [], None
+    depth, opener = 0, None
     candidates = []
     for t in toks:
         if t.type != tokenize.OP:

@@ -13,7 +13,6 @@ Three facts come from here, recorded on each node's ``meta``:
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch

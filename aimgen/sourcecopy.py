@@ -40,7 +40,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from torch import nn
 
 from .errors import RenderError
-from .literals import Unrenderable, _lit
+from .literals import Unrenderable, python_literal
 
 # Names the generated file binds itself at module level, and to what.
 _TEMPLATE_BINDINGS = {"torch": torch, "nn": nn, "F": F, "math": math}
@@ -305,7 +305,7 @@ class SourceCopier:
             self._depend(line[1])
             return
         try:
-            text = _lit(value)
+            text = python_literal(value)
         except Unrenderable:
             raise RenderError(
                 f"{where} ({type(value).__name__}), a module-level value that cannot be written as "

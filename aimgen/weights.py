@@ -300,8 +300,23 @@ def map_base_weights(base: dict[str, torch.Tensor], conversion,
     with torch.random.fork_rng():
         torch.manual_seed(0)
         fresh = conversion.build(load_weights=False)
-    target = fresh.state_dict()
-    plan = conversion.plan
+    return _base_into(base, fresh.state_dict(), conversion.plan, memory="zeros")
+
+
+def share_base_weights(model: nn.Module, base: Mapping[str, torch.Tensor], conversion) -> dict:
+    """Copy a base state_dict into an AiM model built from ``conversion``, in place, keeping the
+    model's own initial memory weights (where ``map_base_weights`` zeroes them): two models that
+    differ only by memory then start from the same base weights. Returns the counts."""
+    out, counts = _base_into(dict(base), model.state_dict(), conversion.plan, memory="keep")
+    model.load_state_dict(out)
+    return counts
+
+
+def _base_into(base: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], plan,
+               memory: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """``target`` with every base tensor put in its place: same key, and for a tapped layer in
+    the literal form the base weight in the original slots of the widened one (its kind knows
+    the layout). The memory's weights are zero (``memory="zeros"``) or ``target``'s own."""
     widened, memory_keys = {}, set()
     if plan is not None:
         for t in plan.taps:
@@ -316,15 +331,18 @@ def map_base_weights(base: dict[str, torch.Tensor], conversion,
             site = widened[key]
             kind = REGISTRY.get(site.kind)
             width = plan.width(site)
-            zeros = torch.zeros(kind.memory_shape(site, width), dtype=value.dtype)
-            new = kind.to_literal(site, base[key].to(value.dtype), zeros, width)
+            if memory == "zeros":
+                mem = torch.zeros(kind.memory_shape(site, width), dtype=value.dtype)
+            else:
+                mem = kind.to_sum(site, value, width)[1]
+            new = kind.to_literal(site, base[key].to(value.dtype), mem, width)
             if new.shape != value.shape:
                 raise InternalError(f"{key}: widened to {tuple(new.shape)} but the model has {tuple(value.shape)}.",
                                     hint="This is a bug in aimgen; please report it.")
             out[key] = new
             counts["widened"] += 1
         elif key in memory_keys:
-            out[key] = torch.zeros_like(value)
+            out[key] = torch.zeros_like(value) if memory == "zeros" else value.detach().clone()
             counts["widened"] += 1
         elif key in base:
             if base[key].shape != value.shape:

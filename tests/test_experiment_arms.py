@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 import aimgen
-from aimgen.experiment import (build_base, check_output, count_params, make_arms, reinitialised, share_init,
-                               widened)
+from aimgen.experiment import (ParallelBranch, build_base, check_output, count_params, make_arms,
+                               reinitialised, share_init, widened)
 from aimgen.experiment.errors import ExperimentError
 from aimgen.loader import load_model
+from aimgen.taps import REGISTRY
 from conftest import EXAMPLES
 
 DIGITS = str(EXAMPLES / "digits_cnn.py")
@@ -37,17 +38,56 @@ def test_wider_arm_matches_aim_parameter_count(target, shape):
     assert wider(torch.zeros(2, *shape)).shape == base(torch.zeros(2, *shape)).shape
 
 
-def test_arms_share_init():
-    """Within a seed the arms start from the base's weights wherever they share a layer."""
+@pytest.mark.parametrize("form", ["sum", "literal"])
+def test_arms_share_init(form):
+    """Within a seed the arms start from the base's weights wherever they share a layer; the
+    memory's weights keep their own (non-zero) init."""
     base = load_model(DIGITS).model
     seeded = reinitialised(base, 3)
-    aim = aimgen.convert(base, torch.zeros(1, 1, 8, 8)).build(load_weights=False)
-    assert share_init(seeded, aim) == len(seeded.state_dict())
-    assert torch.equal(aim.conv1.weight[:, :1], seeded.conv1.weight)
+    conversion = aimgen.convert(base, torch.zeros(1, 1, 8, 8), options=aimgen.Options(form=form))
+    aim = conversion.build(load_weights=False)
+    assert share_init(seeded, aim, conversion) == len(seeded.state_dict())
+    in_ch = seeded.conv1.weight.shape[1]
+    assert torch.equal(aim.conv1.weight[:, :in_ch], seeded.conv1.weight)
+    if form == "literal":
+        assert aim.conv1.weight[:, in_ch:].abs().sum() > 0
+    else:
+        assert aim.conv1.memory_weight.abs().sum() > 0
     assert torch.equal(aim.fc.bias, seeded.fc.bias)
     again = reinitialised(base, 3)
     assert torch.equal(again.conv1.weight, seeded.conv1.weight)
     assert not torch.equal(reinitialised(base, 4).conv1.weight, seeded.conv1.weight)
+
+
+class UpSampler(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.up = nn.ConvTranspose2d(4, 3, 2, stride=2)
+
+    def forward(self, x):
+        return self.up(torch.relu(self.conv(x)))
+
+
+def test_a_transposed_convolution_is_shared_in_its_own_layout():
+    """A ConvTranspose weight widens on dim 0 in the literal form; its base slice is shared."""
+    base = reinitialised(UpSampler(), 5)
+    conversion = aimgen.convert(base, torch.zeros(1, 2, 6, 6), options=aimgen.Options(form="literal"))
+    aim = conversion.build(load_weights=False)
+    assert aim.up.weight.shape[0] > 4 and aim.up.weight.shape[1] == 3
+    assert share_init(base, aim, conversion) == len(base.state_dict())
+    site = next(t for t in conversion.plan.taps if t.qualname == "up")
+    kind = REGISTRY.get(site.kind)
+    weight, _ = kind.to_sum(site, aim.up.weight.detach(), conversion.plan.width(site))
+    assert torch.equal(weight, base.up.weight)
+
+
+def test_the_wider_branch_is_built_by_the_layers_kind():
+    layer = nn.ConvTranspose2d(4, 3, 2, stride=2)
+    branch = ParallelBranch(layer, 5)
+    assert isinstance(branch.down, nn.ConvTranspose2d) and branch.down.out_channels == 5
+    assert branch(torch.zeros(1, 4, 3, 3)).shape == layer(torch.zeros(1, 4, 3, 3)).shape
+    assert ParallelBranch(nn.Linear(6, 2), 3)(torch.zeros(4, 6)).shape == (4, 2)
 
 
 def test_fcn_and_resnet_are_built_for_the_data():

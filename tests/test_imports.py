@@ -8,13 +8,6 @@ from pathlib import Path
 import aimgen
 
 PACKAGE = Path(aimgen.__file__).resolve().parent
-#: aimgen.experiment is being turned into a package in another branch, which removes its import
-#: of aimgen.cli's private helpers (the one circle left); drop this exception with that merge.
-PENDING = {"aimgen.experiment"}
-#: Private imports in modules outside this branch's scope (the codegen side of issue 10), listed
-#: so that no new one slips in; each goes when its module is rewritten.
-KNOWN_PRIVATE = {"aimgen.modules imports aimgen.literals._lit", "aimgen.sourcecopy imports aimgen.literals._lit"}
-
 
 def _modules() -> dict[str, Path]:
     out = {}
@@ -54,7 +47,7 @@ def _graph() -> dict[str, set[str]]:
 
 
 def test_the_import_graph_has_no_cycles():
-    graph = {k: {v for v in vs if v not in PENDING} for k, vs in _graph().items() if k not in PENDING}
+    graph = _graph()
     state: dict[str, int] = {}
     cycles = []
 
@@ -75,10 +68,10 @@ def test_the_import_graph_has_no_cycles():
 
 def test_no_module_imports_another_modules_private_names():
     modules = _modules()
-    private = [f"{name} imports {target}.{what}" for name, path in modules.items() if name not in PENDING
+    private = [f"{name} imports {target}.{what}" for name, path in modules.items()
                for target, what in _imports(name, path, modules)
                if what and what.startswith("_") and not what.startswith("__") and target != name]
-    assert sorted(set(private) - KNOWN_PRIVATE) == []
+    assert sorted(set(private)) == []
 
 
 def test_the_io_modules_have_one_job_each():

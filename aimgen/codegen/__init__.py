@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import torch.fx as fx
 from torch import nn
 
@@ -28,7 +27,7 @@ from ..errors import InternalError, RenderError
 from ..literals import literal
 from ..modules import ValueWriter, constructor
 from ..naming import Namespace, class_name, docstring, is_safe_identifier, sanitize
-from ..plan import Plan, UpdateSite, layer_key
+from ..plan import Plan, UpdateSite
 from ..sourcecopy import SourceCopier
 from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
 from ..tracing import Traced
@@ -36,7 +35,7 @@ from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
 from .functions import Function, Naming, Stmt, render, source_name
-from .members import Member, Raw, Tree, tensor_member
+from .members import Member, Tree, tensor_member
 from .scopes import Scope, container_kind
 
 #: names the generated file binds at module level besides the runtime's and the classes'

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..literals import Unrenderable, _lit
+from ..literals import Unrenderable, python_literal
 from ..modules import ValueWriter
 from ..naming import Namespace, comment as comment_text, sanitize
 from ..taps import Arg, Constructor
-from .members import Member, Raw, _has_ctor, lines
+from .members import Member, Raw, has_constructor, lines
 
 _PLAIN = (int, float, bool, str, type(None))
 
@@ -93,7 +93,7 @@ def _slots(value, path: tuple, out: dict) -> None:
 
 
 def _slot_value(v, path, label, given, out):
-    if isinstance(v, Constructor) or (isinstance(v, (list, dict)) and _has_ctor(v)):
+    if isinstance(v, Constructor) or (isinstance(v, (list, dict)) and has_constructor(v)):
         _slots(v, path, out)
     elif isinstance(v, (Raw, BlockRef)):
         pass
@@ -157,14 +157,14 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
             parts = []
             for i in range(len(vec[0])):
                 sub = tuple(v[i] for v in vec)
-                parts.append(_lit(sub[0]) if len(set(map(_key, sub))) == 1 else param_for(sub, per_instance[0][p][0]))
+                parts.append(python_literal(sub[0]) if len(set(map(_key, sub))) == 1 else param_for(sub, per_instance[0][p][0]))
             exprs[p] = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
         else:
             exprs[p] = param_for(vec, per_instance[0][p][0])
     cls.constants = []
     for vec in constants:
         if len(set(map(_key, vec))) == 1:
-            cls.constants.append(_lit(vec[0]))
+            cls.constants.append(python_literal(vec[0]))
         else:
             name = param_for(vec, "value")
             base = name.split()[0]   # "planes * 4" reads self.planes
@@ -259,6 +259,6 @@ def _safe(name: str) -> bool:
 
 def literal_or_none(value) -> str | None:
     try:
-        return _lit(value)
+        return python_literal(value)
     except Unrenderable:
         return None

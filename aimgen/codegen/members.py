@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import RenderError
-from ..literals import Unrenderable, _lit
+from ..literals import Unrenderable, python_literal
 from ..naming import is_safe_identifier
 from ..taps import Arg, Constructor
 from .scopes import container_kind
@@ -173,7 +173,7 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
     if exact and data.numel() <= (4096 if not t.is_floating_point() else 64) and data.dim() <= 4:
         inferred = torch.tensor(data.tolist()).dtype  # what torch.tensor makes of the values by itself
         try:
-            return Raw(f"torch.tensor({_lit(data.tolist())}{'' if t.dtype == inferred else ', dtype=' + _lit(t.dtype)})"), ""
+            return Raw(f"torch.tensor({python_literal(data.tolist())}{'' if t.dtype == inferred else ', dtype=' + python_literal(t.dtype)})"), ""
         except Unrenderable:
             pass
     if not t.is_floating_point():
@@ -189,13 +189,13 @@ def _default_init(shape: tuple[int, ...], name: str, dtype: list) -> tuple[Const
     note = "its own init could not be read: {}; load base weights for the model's values"
     if len(shape) >= 2 and not dtype:
         fan_in = math.prod(shape[1:])
-        return (Raw(f"torch.empty({_lit(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)"),
+        return (Raw(f"torch.empty({python_literal(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)"),
                 note.format("drawn like a layer's weight"))
     if len(shape) == 1 and name.endswith("bias"):
         return Constructor("torch.zeros", [Arg("size", shape, True)] + dtype), note.format("a bias starts at zero")
     if len(shape) == 1 and name in ("weight", "scale", "gamma", "gain"):
         return Constructor("torch.ones", [Arg("size", shape, True)] + dtype), note.format("a scale starts at one")
-    return (Raw(f"torch.randn({_lit(shape)}{', dtype=' + _lit(dtype[0].value) if dtype else ''}) * 0.02"),
+    return (Raw(f"torch.randn({python_literal(shape)}{', dtype=' + python_literal(dtype[0].value) if dtype else ''}) * 0.02"),
             note.format("drawn N(0, 0.02)"))
 
 
@@ -229,7 +229,7 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
                 return node
             if node.id in values:
                 try:
-                    return ast.parse(_lit(values[node.id]), mode="eval").body
+                    return ast.parse(python_literal(values[node.id]), mode="eval").body
                 except Unrenderable:
                     raise LookupError(node.id) from None
             raise LookupError(node.id)
@@ -274,7 +274,7 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
         return [value.code]
     if not isinstance(value, Constructor):
         return [render_value(path, None, value)]
-    nested = [a for a in value.args if isinstance(a.value, (Constructor, list, dict)) and _has_ctor(a.value)]
+    nested = [a for a in value.args if isinstance(a.value, (Constructor, list, dict)) and has_constructor(a.value)]
     if len(nested) <= 1 and all(isinstance(a.value, (Constructor, Raw)) and
                                 len(_lines(a.value, render_value, path + (a.name,), indent)) == 1 for a in nested):
         return [_inline(value, render_value, path)]  # a value around one short call: one line
@@ -292,7 +292,7 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
     items = []
     for a in value.args:
         sub = path + (a.name,)
-        if isinstance(a.value, list) and _has_ctor(a.value):
+        if isinstance(a.value, list) and has_constructor(a.value):
             bodies = [_lines(item, render_value, sub + (j,), indent) for j, item in enumerate(a.value)]
             if len(bodies) >= 3 and all(b == bodies[0] and len(b) == 1 for b in bodies):
                 items.append((a, [f"[{bodies[0][0]} for _ in range({len(bodies)})]"]))  # all alike
@@ -304,7 +304,7 @@ def _lines(value, render_value, path: tuple, indent: str) -> list[str]:
                 out[-1] += ","
             out.append("    ],")
             continue
-        if isinstance(a.value, dict) and _has_ctor(a.value):
+        if isinstance(a.value, dict) and has_constructor(a.value):
             out.append("    {")
             for key, item in a.value.items():
                 body = _lines(item, render_value, sub + (key,), indent)
@@ -351,13 +351,13 @@ def _repeats(bodies: list[list[str]], pattern: str) -> list[list[str]]:
     return out
 
 
-def _has_ctor(value) -> bool:
+def has_constructor(value) -> bool:
     if isinstance(value, (Constructor, Raw)) or type(value).__name__ == "BlockRef":
         return True
     if isinstance(value, list):
-        return any(_has_ctor(v) for v in value)
+        return any(has_constructor(v) for v in value)
     if isinstance(value, dict):
-        return any(_has_ctor(v) for v in value.values())
+        return any(has_constructor(v) for v in value.values())
     return False
 
 

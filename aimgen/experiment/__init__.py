@@ -13,21 +13,24 @@ command avoids each of those faults:
   carved from the official train split); the epoch is chosen on validation only, and the test
   split is evaluated once per run, at that epoch.
 
-Modules, one job each: ``data`` (digits, image folders, splitting), ``ucr`` (UCR/UEA sets
+Modules, one job each: ``splits`` (stratified splits), ``data`` (digits, image folders), ``ucr`` (UCR/UEA sets
 through aeon), ``arms`` (building the base for the data, the AiM and wider arms), ``training``
 (the recipe and the runs), ``results`` (summaries, tables, plots, results.json), ``anchors``
-(published accuracies, ``anchors.json``), ``runner`` (one experiment, and ``run``), ``sweep``
-(data sets x models x memory configurations) and ``cli`` (the parser).
+(published accuracies, ``anchors.json``), ``runner`` (one experiment), ``sweep`` (data sets x
+models x memory configurations), ``command`` (``run``: one experiment or a sweep) and ``cli``
+(the parser).
 
 The CLI calls exactly two names: ``add_parser(sub)`` and ``run(args)``.
 """
 from .arms import (ARMS, ParallelBranch, build_base, check_output, count_params, infer_channels,
                    make_arms, output_layer, reinitialised, share_init, widened)
 from .cli import add_parser
-from .data import Splits, load_splits, stratified_split
+from .command import run
+from .data import load_splits
 from .errors import DataError, ExperimentError
 from .results import OUTPUT_FILES, TABLE_HEADER, markdown_table, paired_difference, summarise
-from .runner import DataSpec, Record, run, run_one
+from .runner import DataSpec, Record, run_one
+from .splits import Splits, stratified_split
 from .training import Recipe, RunResult, train_run
 
 __all__ = [

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..taps import REGISTRY
+from ..weights import share_base_weights
 from .errors import ExperimentError
 
 ARMS = ("base", "aim", "wider")
@@ -143,27 +144,13 @@ def reinitialised(model: nn.Module, seed: int) -> nn.Module:
     return fresh
 
 
-def share_init(src: nn.Module, dst: nn.Module) -> int:
-    """Copy ``src``'s weights into the layers ``dst`` shares with it (same state_dict key), so
-    arms differ only in what they add. A tapped layer's weight is wider on dim 1 (the memory
-    channels come last); its leading slice takes the base weight and the memory slice keeps
-    its own init. Returns how many tensors were copied."""
-    copied = 0
-    dst_state = dst.state_dict()
-    with torch.no_grad():
-        for key, value in src.state_dict().items():
-            target = dst_state.get(key)
-            if target is None or target.dim() != value.dim():
-                continue
-            if target.shape == value.shape:
-                target.copy_(value)
-            elif value.dim() >= 2 and target.shape[0] == value.shape[0] and target.shape[2:] == value.shape[2:] \
-                    and target.shape[1] > value.shape[1]:
-                target[:, :value.shape[1]].copy_(value)
-            else:
-                continue
-            copied += 1
-    return copied
+def share_init(src: nn.Module, dst: nn.Module, conversion) -> int:
+    """Copy ``src``'s weights (a base model) into the AiM model ``dst`` built from
+    ``conversion``, so arms differ only in what they add: every base tensor goes to its own key,
+    and a tapped layer's kind puts it into its (possibly widened) weight; the memory's weights
+    keep ``dst``'s own init. Returns how many base tensors were placed."""
+    counts = share_base_weights(dst, src.state_dict(), conversion)
+    return counts["copied"] + (counts["widened"] if conversion.plan.form == "literal" else 0)
 
 
 # -------------------------------------------------------------------------------- wider arm
@@ -171,38 +158,34 @@ def share_init(src: nn.Module, dst: nn.Module) -> int:
 
 class ParallelBranch(nn.Module):
     """``layer(x) + up(relu(down(x)))``: the output layer plus an extra hidden path of
-    ``hidden`` units. The wider arm's extra parameters."""
+    ``hidden`` units (its tap kind builds ``down`` and ``up``). The wider arm's extra
+    parameters."""
 
     def __init__(self, layer: nn.Module, hidden: int):
         super().__init__()
         self.layer = layer
-        if isinstance(layer, nn.Linear):
-            self.down = nn.Linear(layer.in_features, hidden)
-            self.up = nn.Linear(hidden, layer.out_features, bias=False)
-        else:
-            conv = type(layer)
-            self.down = conv(layer.in_channels, hidden, layer.kernel_size, stride=layer.stride,
-                             padding=layer.padding, dilation=layer.dilation)
-            self.up = conv(hidden, layer.out_channels, 1, bias=False)
+        self.down, self.up = _branch(layer, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(x) + self.up(torch.relu(self.down(x)))
 
 
+def _branch(layer: nn.Module, hidden: int):
+    kind = REGISTRY.kind_of(layer)
+    return None if kind is None else kind.parallel_branch(layer, hidden)
+
+
 def _per_hidden_unit(layer: nn.Module) -> int:
-    if isinstance(layer, nn.Linear):
-        return layer.in_features + 1 + layer.out_features
-    return layer.in_channels * math.prod(layer.kernel_size) + 1 + layer.out_channels
+    """Parameters one hidden unit of the branch costs (the count is linear in the width)."""
+    return sum(count_params(m) for m in _branch(layer, 1))
 
 
 def output_layer(model: nn.Module, input_shape: tuple[int, ...]) -> str:
-    """The qualified name of the last Linear / Conv1-3d called whose output has the model's
-    output shape (found by running the model once with hooks)."""
+    """The qualified name of the last weight layer called whose output has the model's output
+    shape and whose tap kind can host a parallel branch (found by running the model once)."""
     calls: list[tuple[str, tuple[int, ...]]] = []
     hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: calls.append((name, tuple(out.shape))))
-             for name, m in model.named_modules()
-             if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and (
-                 isinstance(m, nn.Linear) or m.groups == 1)]
+             for name, m in model.named_modules() if _branch(m, 1) is not None]
     try:
         model.eval()
         with torch.no_grad():
@@ -213,8 +196,8 @@ def output_layer(model: nn.Module, input_shape: tuple[int, ...]) -> str:
     for name, shape in reversed(calls):
         if shape == tuple(out.shape) and name:
             return name
-    raise ExperimentError("the wider arm needs the model's output to come from a Linear or Conv layer "
-                          "(it adds a parallel branch of matched size there), and none was found.",
+    raise ExperimentError("the wider arm needs the model's output to come from a weight layer that can take "
+                          "a parallel branch (a Linear, or a convolution with groups=1), and none was found.",
                           hint="Run with --arms base,aim to compare without the wider control.")
 
 
@@ -264,7 +247,7 @@ def make_arms(base: nn.Module, input_shape: tuple[int, ...], num_classes: int, o
     def build_aim(seed: int) -> nn.Module:
         torch.manual_seed(seed)
         model = conversion.build(load_weights=False)
-        share_init(reinitialised(base, seed), model)
+        share_init(reinitialised(base, seed), model, conversion)
         return model
 
     if "aim" in names:

@@ -20,6 +20,7 @@ for the built-in sets (they use examples/).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -28,10 +29,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import AimgenError
 from ..options import Options
 from .errors import ExperimentError
-from .results import (aimgen_commit, arm_rows, notes, plot_panels, run_rows, runs_from, summarise)
-from .runner import DataSpec, Record, run_one
+from .results import (arm_rows, notes, plot_panels, run_rows, runs_from, summarise)
+from .runner import DataSpec, run_one
 from .training import Recipe
 from .cli import recipe_overrides
 
@@ -152,6 +154,19 @@ def _resolve_model(model: str, root: Path) -> str:
                           hint="The built-in sweeps use the examples/ of a source checkout: run them from there.")
 
 
+def _check_config(sweep: str, config: str, options: dict) -> None:
+    """A configuration's options, checked; the error names the sweep's own words (the field as
+    written in the JSON, not a command-line flag)."""
+    try:
+        Options(**options).check()
+    except TypeError as err:
+        raise ExperimentError(f"sweep {sweep!r}, configuration {config!r}: {err}.",
+                              hint="Options fields: " + ", ".join(f.name for f in dataclasses.fields(Options)) + ".") from None
+    except AimgenError as err:
+        raise ExperimentError(f"sweep {sweep!r}, configuration {config!r}: {err.message}",
+                              hint=err.hint) from None
+
+
 def expand(sweep: dict, root: Path, args, arms: list[str]) -> list[Cell]:
     """Every data x model x config of every group, with the command line's overrides
     (--seeds, --first-seed, recipe flags, --limit, --val-fraction, --ucr-dir, --znorm)."""
@@ -171,7 +186,7 @@ def expand(sweep: dict, root: Path, args, arms: list[str]) -> list[Cell]:
         for data in group["data"]:
             for model in group["models"]:
                 for config, options in (group.get("configs") or {"default": {}}).items():
-                    Options(**options).check()  # a bad configuration fails before any training
+                    _check_config(sweep["name"], config, options)  # before any training
                     cells.append(Cell(data, model, _resolve_model(model, root), config, dict(options),
                                       recipe, seed_list, data_options, list(arms)))
     keys = [c.key for c in cells]

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset, TensorDataset
 
-from .data import Splits, cap_per_class, listing, stratified_split
+from .splits import Splits, cap_per_class, listing, stratified_split
 from .errors import DataError
 
 ZNORMS = ("auto", "series", "channel", "none")

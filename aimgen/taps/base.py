@@ -294,6 +294,12 @@ class TapKind:
         """(input width, output width) of a module of this kind."""
         raise NotImplementedError
 
+    def parallel_branch(self, module: nn.Module, hidden: int) -> tuple[nn.Module, nn.Module] | None:
+        """(down, up): two new layers of this kind, ``input -> hidden -> output`` with
+        ``module``'s input geometry, that can run beside ``module`` and be added to its output
+        (the experiment's "wider" control). None when this kind cannot host one."""
+        return None
+
 
 @dataclass
 class Registry:

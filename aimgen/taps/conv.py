@@ -159,3 +159,11 @@ class ConvKind(TapKind):
 
     def sizes(self, module: nn.Module) -> tuple[int, int]:
         return module.in_channels, module.out_channels
+
+    def parallel_branch(self, module: nn.Module, hidden: int):
+        if module.groups != 1:
+            return None
+        conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[len(module.kernel_size) - 1]
+        down = conv(module.in_channels, hidden, module.kernel_size, stride=module.stride,
+                    padding=module.padding, dilation=module.dilation, padding_mode=module.padding_mode)
+        return down, conv(hidden, module.out_channels, 1, bias=False)

@@ -110,3 +110,12 @@ class ConvTransposeKind(TapKind):
 
     def sizes(self, module: nn.Module) -> tuple[int, int]:
         return module.in_channels, module.out_channels
+
+    def parallel_branch(self, module: nn.Module, hidden: int):
+        if module.groups != 1:
+            return None
+        dims = len(module.kernel_size) - 1
+        down = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims](
+            module.in_channels, hidden, module.kernel_size, stride=module.stride, padding=module.padding,
+            output_padding=module.output_padding, dilation=module.dilation)
+        return down, (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims](hidden, module.out_channels, 1, bias=False)

@@ -59,3 +59,6 @@ class LinearKind(TapKind):
 
     def sizes(self, module: nn.Module) -> tuple[int, int]:
         return module.in_features, module.out_features
+
+    def parallel_branch(self, module: nn.Module, hidden: int):
+        return nn.Linear(module.in_features, hidden), nn.Linear(hidden, module.out_features, bias=False)

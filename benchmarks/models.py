@@ -6,6 +6,10 @@
   stages of N/4 blocks (stride 2 between stages), then pooling and a Linear head; every block
   is identical, so any cost that is not linear in N shows up cleanly.
 - ``tiny``, ``tiny8``: 4- and 8-block chains, 8 channels wide, at 32x32, for ``run.py --quick``.
+- ``mobilenet_v2`` (depthwise convolutions), ``vit_tiny`` (torchvision's VisionTransformer at
+  ViT-Tiny size: 12 layers, 3 heads, width 192; Linear layers on sequences) and ``digits`` (the
+  digits CNN of ``examples/digits_cnn.py`` at 1x8x8): the models of the form comparison
+  (``forms.py``).
 """
 from __future__ import annotations
 
@@ -82,12 +86,39 @@ def tiny8() -> nn.Module:
     return ConvChain(8, width=8, num_classes=10)
 
 
+def mobilenet_v2() -> nn.Module:
+    import torchvision
+
+    return torchvision.models.mobilenet_v2(num_classes=NUM_CLASSES)
+
+
+def vit_tiny() -> nn.Module:
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(image_size=224, patch_size=16, num_layers=12, num_heads=3, hidden_dim=192,
+                             mlp_dim=768, num_classes=NUM_CLASSES)
+
+
+def digits() -> nn.Module:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "digits_cnn.py"
+    spec = importlib.util.spec_from_file_location("digits_cnn", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DigitsCNN()
+
+
 # name -> (input shape, batch-1 first), used by run.py and floor.py
 INPUTS = {
     **{f"resnet{d}": (1, 3, 224, 224) for d in (18, 50, 101, 152)},
     **{f"chain{n}": (1, 3, 128, 128) for n in (16, 32, 64, 128)},
     "tiny": (1, 3, 32, 32),
     "tiny8": (1, 3, 32, 32),
+    "mobilenet_v2": (1, 3, 224, 224),
+    "vit_tiny": (1, 3, 224, 224),
+    "digits": (1, 1, 8, 8),
 }
 
 

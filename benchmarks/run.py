@@ -464,13 +464,13 @@ def report(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(table: str) -> None:
+def update_readme(table: str, start: str = START, end: str = END) -> None:
     text = README.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{README}: no {START} ... {END} markers to put the tables between")
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    README.write_text(f"{head}{START}\n{table}{END}{tail}")
+    if start not in text or end not in text:
+        raise SystemExit(f"{README}: no {start} ... {end} markers to put the tables between")
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    README.write_text(f"{head}{start}\n{table}{end}{tail}")
 
 
 # --------------------------------------------------------------------------- main

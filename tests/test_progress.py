@@ -37,4 +37,6 @@ def test_the_default_reports_nothing():
     progress = Progress()
     with progress.step("a", "b"):
         progress.check(Check("c", True, "d"))
-    assert Check("c", True, "d", {"n": 1}).to_dict() == {"name": "c", "ok": True, "detail": "d", "numbers": {"n": 1}}
+    assert Check("c", True, "d", {"n": 1}).to_dict() == {"name": "c", "ok": True, "detail": "d", "numbers": {"n": 1},
+                                                           "possible": True}
+    assert Check("c", False, "d", possible=False).to_dict()["possible"] is False

@@ -30,7 +30,8 @@ def test_metadata_is_read_without_running_the_file(tmp_path):
 def test_metadata_is_read_leniently_but_only_from_aimgen_files(tmp_path):
     text = (ROOT / "generated" / "tiny_cnn_aim.py").read_text()
     newer = tmp_path / "newer.py"
-    newer.write_text(text.replace("AIMGEN = {'format': 1,", "AIMGEN = {'format': 2, 'blocks': ['b1'],"))
+    assert "    'format': 1, 'kind': 'aim'," in text
+    newer.write_text(text.replace("    'format': 1, 'kind': 'aim',", "    'format': 2, 'blocks': ['b1'], 'kind': 'aim',"))
     assert read_metadata(newer)["format"] == 2 and read_metadata(newer)["blocks"] == ["b1"]
     for bad in ("AIMGEN = {'format': 'x', 'kind': 'aim'}\n", "AIMGEN = {'format': 1, 'kind': 'other'}\n", "x = 1\n"):
         (tmp_path / "bad.py").write_text(bad)

@@ -61,10 +61,11 @@ def test_converted_and_plain_models_compute_the_base_function(name):
             want = base(x)
             assert (aim(x) - want).abs().max() <= 1e-5
             assert (plain(x) - want).abs().max() <= 1e-5
-    # memory-reading weights start at zero, the rest is the base weight
-    site = result.plan.taps[0]
-    w = aim.get_parameter(site.weight)
-    assert torch.equal(w[:, site.in_size // site.groups:], torch.zeros_like(w[:, site.in_size // site.groups:]))
+    # memory-reading weights start at zero, the layer's own weight is the base weight
+    for site in result.plan.taps:
+        memory_weight = aim.get_parameter(result.plan.memory_keys[site.node])
+        assert memory_weight.numel() > 0 and torch.equal(memory_weight, torch.zeros_like(memory_weight))
+        assert torch.equal(aim.get_parameter(site.weight), base.get_parameter(site.weight))
 
 
 def test_a_training_step_teaches_the_memory_path():
@@ -76,9 +77,8 @@ def test_a_training_step_teaches_the_memory_path():
     loss.backward()
     opt.step()
     for site in result.plan.taps:
-        w = aim.get_parameter(site.weight)
-        new = w[:, site.in_size:] if site.axis == -1 else w[:, site.in_size // site.groups:]
-        assert new.abs().sum() > 0, f"{site.qualname}: memory weights did not learn"
+        memory_weight = aim.get_parameter(result.plan.memory_keys[site.node])
+        assert memory_weight.abs().sum() > 0, f"{site.qualname}: memory weights did not learn"
 
 
 def test_cli_writes_the_aim_state_dict_beside_the_source(tmp_path, cli):
@@ -87,10 +87,10 @@ def test_cli_writes_the_aim_state_dict_beside_the_source(tmp_path, cli):
     code, out, err = cli("convert", EXAMPLES / "tiny_cnn.py", "--input-shape", "1,3,32,32", "-o",
                          tmp_path / "aim.py", "--weights", tmp_path / "base.pt", "--no-onnx")
     assert code == 0, err
-    assert "tensors copied" in out and "widened" in out
+    assert "6 tensors copied, 3 memory weights (start at zero)" in out
     sd = torch.load(tmp_path / "aim.pt", weights_only=True)
-    assert torch.equal(sd["conv1.weight"][:, :3], base.state_dict()["conv1.weight"])
-    assert torch.equal(sd["conv1.weight"][:, 3:], torch.zeros(16, 1, 3, 3))
+    assert torch.equal(sd["conv1.weight"], base.state_dict()["conv1.weight"])
+    assert torch.equal(sd["conv1.memory_weight"], torch.zeros(16, 1, 3, 3))
 
 
 def test_safetensors_base_weights_give_the_same_function(tmp_path):

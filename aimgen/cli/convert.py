@@ -123,8 +123,10 @@ def weights_lines(result, out: Path) -> list[str]:
         return [cli_words("weights: none given: the model starts from random initialisation (seeded); `base_weights=PATH` "
                           "starts it from the base model's trained weights")]
     lines = [f"weights: {report['source']}"] + [f"weights: {note}" for note in report.get("notes", [])]
-    lines.append(f"weights: {report['copied']} tensors copied, {report['widened']} widened (memory slots start at "
-                 f"zero), {report['created']} created -> {out.with_suffix('.pt')}")
+    memory = (f"{report['widened']} widened (memory slots start at zero)" if result.plan.form == "literal"
+              else f"{report['widened']} memory weights (start at zero)")
+    lines.append(f"weights: {report['copied']} tensors copied, {memory}, {report['created']} created -> "
+                 f"{out.with_suffix('.pt')}")
     return lines
 
 

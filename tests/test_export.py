@@ -245,3 +245,28 @@ def test_the_readme_onnxruntime_loop_runs(mlp_file, tmp_path):
     finally:
         os.chdir(cwd)
     assert len(scope["outputs"]) == 3 and scope["memory"].shape == (1,)
+
+
+def test_the_stateless_graph_keeps_no_work_on_the_frozen_memory_alone(tmp_path):
+    """In eval() the memory is a constant: its fits and the memory products before the first
+    update block depend on nothing else, and onnxruntime's graph optimizations fold them all
+    (no node left whose inputs are all constants)."""
+    source = Path(__file__).resolve().parent.parent / "generated" / "tiny_cnn_aim.py"
+    target = tmp_path / "t.onnx"
+    export_file(source, target, random_weights=True)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / "t_optimized.onnx")
+    onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+
+    def constant_only(path: Path) -> list[str]:
+        graph = onnx.load(str(path)).graph
+        constant = {i.name for i in graph.initializer}
+        constant |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+        return [f"{n.op_type} {n.name}" for n in graph.node
+                if n.op_type != "Constant" and n.input and all(i in constant or not i for i in n.input)]
+
+    assert constant_only(tmp_path / "t_optimized.onnx") == []
+    # conv1's memory product (before the first update) is folded; conv2 reads updated memory
+    convs = [n for n in onnx.load(str(tmp_path / "t_optimized.onnx")).graph.node if n.op_type == "Conv"]
+    assert len(convs) == 3

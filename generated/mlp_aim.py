@@ -119,8 +119,6 @@ def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
 
-# --- what the generated code runs (copied into every file that taps this kind) -----------
-
 class MemoryLinear(nn.Linear):
     """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],
     -1)) as linear(x) + linear(m, memory_weight), m broadcast over the middle axes, not copied."""

@@ -114,14 +114,20 @@ class MemoryUpdate(nn.Module):
         return MemoryState(m.movedim(-1, 1), batched=True)
 
 
+def scale_add(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor, stride) -> torch.Tensor:
+    """out + conv(m, weight, stride) for one memory channel and a 1x1 kernel: the channel,
+    sampled at the stride, times one weight per output channel, added in one pass."""
+    if max(stride) > 1:
+        m = m[(..., *(slice(None, None, s) for s in stride))]
+    return torch.addcmul(out, m, weight.view(1, -1, *weight.shape[2:]))
+
+
 def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     """A weight drawn as PyTorch draws a layer's weights: uniform(-1/sqrt(fan_in),
     1/sqrt(fan_in)) over the (widened) layer's fan-in."""
     bound = 1 / math.sqrt(fan_in)
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
-
-# --- what the generated code runs (copied into every file that taps this kind) -----------
 
 class _MemoryConv:
     """conv(cat([x, m], 1)) computed as conv(x) + conv(m, memory_weight): ``weight`` keeps its
@@ -133,17 +139,20 @@ class _MemoryConv:
         shape = (self.out_channels, memory_channels, *self.kernel_size)
         fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
         self.memory_weight = weight_parameter(shape, fan_in)
+        unpadded = isinstance(self.padding, str) or not any(self.padding)
+        # one memory channel through a 1x1 kernel is a broadcast multiply-add, not a conv
+        self.memory_scales = memory_channels == 1 and math.prod(self.kernel_size) == 1 and unpadded
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        memory = self._conv_forward(m, self.memory_weight, None)
-        return self._conv_forward(x, self.weight, self.bias) + memory
+        out = self._conv_forward(x, self.weight, self.bias)
+        if self.memory_scales:
+            return scale_add(out, m, self.memory_weight, self.stride)
+        return out + self._conv_forward(m, self.memory_weight, None)
 
 
 class MemoryConv2d(_MemoryConv, nn.Conv2d):
     """nn.Conv2d that also reads ``memory_channels`` fitted memory channels."""
 
-
-# --- what the generated code runs (copied into every file that taps this kind) -----------
 
 class MemoryLinear(nn.Linear):
     """nn.Linear that also reads ``memory_features`` fitted memory features: linear(cat([x, m],

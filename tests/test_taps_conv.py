@@ -33,15 +33,15 @@ def test_a_grouped_conv_reads_through_the_center_tap_by_default_or_its_whole_ker
     assert getattr(full, "0").memory_weight.shape == (4, 1, 5, 5)
 
 
-@pytest.mark.parametrize("kernel,stride,padding,dilation,groups,mode", [
-    (k, s, p, d, g, m) for k, s, p, d, g, m in itertools.product(
-        (1, 3, 4), (1, 2), (0, 1, "same"), (1, 2), (1, 4), ("zeros", "reflect"))
+@pytest.mark.parametrize("kernel,stride,padding,dilation,groups,mode,k", [
+    (kn, s, p, d, g, m, k) for kn, s, p, d, g, m, k in itertools.product(
+        (1, 3, 4), (1, 2), (0, 1, "same"), (1, 2), (1, 4), ("zeros", "reflect"), (1, 2))
     if not (p == "same" and s != 1)])
-def test_the_runtime_layers_equal_a_widened_conv(kernel, stride, padding, dilation, groups, mode):
+def test_the_runtime_layers_equal_a_widened_conv(kernel, stride, padding, dilation, groups, mode, k):
     """Every geometry: the memory's part equals the widened layer's memory slots (the center tap
-    only, for the pointwise kernel), including paddings that are not 'same' and padding modes."""
+    only, for the pointwise kernel), including paddings that are not 'same' and padding modes;
+    one memory channel through a 1x1 kernel takes the multiply-add path (scale_add)."""
     torch.manual_seed(0)
-    k = 2
     for cls, memory_kernel in ((MemoryConv2d, None), (GroupedMemoryConv2d, "pointwise"),
                                (GroupedMemoryConv2d, "full")):
         if cls is MemoryConv2d and groups > 1:
@@ -59,6 +59,8 @@ def test_the_runtime_layers_equal_a_widened_conv(kernel, stride, padding, dilati
         with torch.no_grad():
             wide.weight.copy_(torch.cat([layer.weight, memory], 1))
             wide.bias.copy_(layer.bias)
+        if cls is MemoryConv2d:
+            assert layer.memory_scales == (k == 1 and kernel == 1 and padding in (0, "same"))
         x, m = torch.randn(2, 8, 11, 11), torch.randn(1, k, 11, 11)
         cat = runtime.cat_grouped(x, m, groups) if groups > 1 else runtime.cat_channels(x, m)
         assert (layer(x, m) - wide(cat)).abs().max() < 1e-5, (cls.__name__, memory_kernel)

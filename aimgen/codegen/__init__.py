@@ -676,7 +676,16 @@ class Generator:
         for obj in self.runtime_needed:
             copier.add(obj, "the memory runtime")
         self._runtime_objects = list(copier.copied.objects)
-        return "\n\n\n".join(src.strip("\n") for _, src in copier.copied.definitions)
+        return "\n\n\n".join(_without_section_rules(src) for _, src in copier.copied.definitions)
+
+
+def _without_section_rules(src: str) -> str:
+    """A runtime definition without the ``# --- section ---`` rules above it in aimgen's own
+    modules (they describe aimgen's files, not the generated one)."""
+    lines = src.strip("\n").split("\n")
+    while lines and (lines[0].startswith("# ---") or not lines[0].strip()):
+        lines.pop(0)
+    return "\n".join(lines)
 
 
 def _fan_in(site: TapSite, width) -> int:

@@ -35,10 +35,23 @@ class _MemoryConv:
         shape = (self.out_channels, memory_channels, *self.kernel_size)
         fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
         self.memory_weight = weight_parameter(shape, fan_in)
+        unpadded = isinstance(self.padding, str) or not any(self.padding)
+        # one memory channel through a 1x1 kernel is a broadcast multiply-add, not a conv
+        self.memory_scales = memory_channels == 1 and math.prod(self.kernel_size) == 1 and unpadded
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        memory = self._conv_forward(m, self.memory_weight, None)
-        return self._conv_forward(x, self.weight, self.bias) + memory
+        out = self._conv_forward(x, self.weight, self.bias)
+        if self.memory_scales:
+            return scale_add(out, m, self.memory_weight, self.stride)
+        return out + self._conv_forward(m, self.memory_weight, None)
+
+
+def scale_add(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor, stride) -> torch.Tensor:
+    """out + conv(m, weight, stride) for one memory channel and a 1x1 kernel: the channel,
+    sampled at the stride, times one weight per output channel, added in one pass."""
+    if max(stride) > 1:
+        m = m[(..., *(slice(None, None, s) for s in stride))]
+    return torch.addcmul(out, m, weight.view(1, -1, *weight.shape[2:]))
 
 
 class MemoryConv1d(_MemoryConv, nn.Conv1d):
@@ -88,12 +101,15 @@ class _GroupedMemoryConv:
         conv = (F.conv1d, F.conv2d, F.conv3d)[len(self.kernel_size) - 1]
         if self.padding_mode != "zeros":
             m = F.pad(m, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+        out = self._conv_forward(x, self.weight, self.bias)
         if self.memory_kernel == "full":
             padding = self.padding if self.padding_mode == "zeros" else 0
-            memory = conv(m, self.memory_weight, None, self.stride, padding, self.dilation)
-        else:
-            memory = conv(F.pad(m, self.memory_pads), self.memory_weight, None, self.stride)
-        return self._conv_forward(x, self.weight, self.bias) + memory
+            return out + conv(m, self.memory_weight, None, self.stride, padding, self.dilation)
+        if any(self.memory_pads):
+            m = F.pad(m, self.memory_pads)
+        if self.memory_weight.shape[1] == 1:
+            return scale_add(out, m, self.memory_weight, self.stride)
+        return out + conv(m, self.memory_weight, None, self.stride)
 
 
 class GroupedMemoryConv1d(_GroupedMemoryConv, nn.Conv1d):
@@ -114,7 +130,7 @@ class GroupedMemoryConv3d(_GroupedMemoryConv, nn.Conv3d):
 class ConvKind(TapKind):
     key = "conv"
     module_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    runtime_objects = (MemoryConv1d, MemoryConv2d, MemoryConv3d, GroupedMemoryConv1d,
+    runtime_objects = (scale_add, MemoryConv1d, MemoryConv2d, MemoryConv3d, GroupedMemoryConv1d,
                        GroupedMemoryConv2d, GroupedMemoryConv3d, runtime.cat_channels,
                        runtime.cat_grouped)
     in_arg = "in_channels"

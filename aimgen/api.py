@@ -178,6 +178,8 @@ def load_source(text: str, name: str) -> types.ModuleType:
 
 
 def _specs_from(example_inputs) -> list[InputSpec]:
+    if example_inputs is None:
+        return []
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     specs = []

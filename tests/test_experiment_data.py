@@ -10,8 +10,7 @@ import torch
 pytest.importorskip("sklearn")
 
 from aimgen.errors import AimgenError  # noqa: E402
-from aimgen.experiment import load_splits, stratified_split  # noqa: E402
-from aimgen.experiment.data import cap_per_class  # noqa: E402
+from aimgen.experiment import load_splits  # noqa: E402
 from test_experiment_runner import DIGITS, _args, _models, refused  # noqa: E402
 
 
@@ -24,21 +23,6 @@ def image_folder(root: Path, classes: dict[str, list[tuple[int, int]]]) -> Path:
         for i, size in enumerate(sizes):
             Image.new("RGB", size, color=(i * 40 % 255, 80, 160)).save(root / name / f"{i}.png")
     return root
-
-
-def test_split_is_stratified_disjoint_and_fixed_by_its_seed():
-    labels = [i % 3 for i in range(30)]
-    a, b = stratified_split(labels, (0.2, 0.2), 0), stratified_split(labels, (0.2, 0.2), 0)
-    assert a == b and not set(a[0]) & set(a[1]) and not set(a[1]) & set(a[2])
-    assert sorted(a[0] + a[1] + a[2]) == list(range(30))
-    assert [sum(1 for i in a[1] if labels[i] == c) for c in range(3)] == [2, 2, 2]
-    assert stratified_split(labels, (0.2, 0.2), 1) != a
-    assert stratified_split(labels, (0.2, 0.0), 0)[2] == []  # no test share: UCR's official test is used
-
-
-def test_cap_per_class_keeps_the_first_of_each():
-    assert cap_per_class([0, 1, 0, 0, 1, 2], 2) == [0, 1, 2, 4, 5]
-    assert cap_per_class([0, 1, 0], None) == [0, 1, 2]
 
 
 def test_digits_are_scaled_and_split():

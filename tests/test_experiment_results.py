@@ -1,13 +1,11 @@
-"""Reporting: summaries and paired differences (with standard errors) computed right, the
-published accuracies and their sources, the tables the README shows."""
+"""Reporting: summaries and paired differences (with standard errors) computed right, and
+the tables the README shows."""
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
-from aimgen.experiment import anchors
 from aimgen.experiment.results import markdown_table, paired_difference, paired_text, summarise
 from aimgen.experiment.training import RunResult
 
@@ -39,22 +37,3 @@ def test_markdown_shows_the_table_differences_and_anchor():
     assert "AiM minus base: +0.67 ± 0.88 pt (SE, 3 seeds); AiM minus wider: -0.33 ± 1.20 pt (SE, 3 seeds)" in text
     assert "Published accuracy of the base architecture (FCN): 96.1% ± 0.3 (Ismail Fawaz et al. 2019" in text
     assert "ours (base arm): 85.00% ± 5.00%" in text
-
-
-def test_published_accuracies_are_looked_up_with_their_source():
-    gp = anchors.published("GunPoint", "FCN")
-    assert (gp.mean, gp.std, gp.source) == (100.0, 0.0, "Ismail Fawaz et al. 2019")
-    assert "dl-4-tsc" in gp.where and "10 runs" in gp.statistic
-    assert anchors.published("gunpoint", "resnet").mean == 99.1
-    assert anchors.published("JapaneseVowels", "ResNet").mean == 99.2
-    assert anchors.published("BasicMotions", "FCN") is None  # not verified: left out, not estimated
-    assert anchors.published("GunPoint", None) is None
-
-
-def test_every_published_number_names_a_known_source():
-    table = json.loads(anchors.DATA_FILE.read_text())
-    assert len(table["accuracy"]) >= 8
-    for row in table["accuracy"]:
-        assert row["source"] in table["sources"] and row["row"] and 0 <= row["mean"] <= 100 and row["std"] >= 0
-    for src in table["sources"].values():
-        assert "Ismail Fawaz" in src["citation"] and "commit" in src["where"]

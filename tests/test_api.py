@@ -1,0 +1,56 @@
+"""aimgen/api.py: ``aimgen.convert`` as a Python caller uses it: options as keywords or as one
+``Options`` value, messages in the API's own words, and a conversion that builds and runs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import aimgen
+from aimgen.errors import AimgenError
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean((2, 3)))
+
+
+def test_options_come_as_keywords_or_as_one_value_not_both():
+    a = aimgen.convert(Small(), [(1, 3, 16, 16)], memory_size=512)
+    b = aimgen.convert(Small(), [(1, 3, 16, 16)], options=aimgen.Options(memory_size=512))
+    assert a.source == b.source and a.plan.memory_shape == (2, 16, 16)
+    with pytest.raises(TypeError, match="either options= or option keywords"):
+        aimgen.convert(Small(), [(1, 3, 16, 16)], options=aimgen.Options(), memory_size=512)
+
+
+def test_messages_name_the_api_arguments_not_command_line_flags():
+    with pytest.raises(AimgenError) as err:
+        aimgen.convert(Small(), [(1, 3, 16, 16)], memory_size=-1)
+    assert "memory_size=-1" in str(err.value) and "--memory-size" not in str(err.value)
+    with pytest.raises(AimgenError) as err:
+        aimgen.convert(Small())
+    assert "input_shapes=" in str(err.value) and "--input-shape" not in str(err.value)
+
+
+def test_a_tensor_and_its_shape_give_the_same_source():
+    by_shape = aimgen.convert(Small(), [(1, 3, 16, 16)])
+    by_tensor = aimgen.convert(Small(), torch.randn(1, 3, 16, 16))
+    assert by_shape.source == by_tensor.source
+
+
+def test_the_conversion_builds_a_model_that_keeps_the_base_keys_and_runs():
+    base = Small()
+    conversion = aimgen.convert(base, [(1, 3, 16, 16)], base_weights=base.state_dict())
+    model = conversion.build().eval()
+    assert set(base.state_dict()) <= set(model.state_dict())
+    with torch.no_grad():
+        assert (model(torch.randn(2, 3, 16, 16)) - base(torch.randn(2, 3, 16, 16))).shape == (2, 4)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(model(x), base.eval()(x), atol=1e-5)
+    assert conversion.plan.summary().startswith("base params: ")

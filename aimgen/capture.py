@@ -54,7 +54,7 @@ from torch import nn
 
 from .errors import TraceError
 from .sourcecopy import is_user_object
-from .tracing import Traced, fixed_arguments, forward_inputs
+from .tracing import Traced, fixed_arguments, flat_values, forward_inputs
 
 CAPTURE = "torch.export"
 aten = torch.ops.aten
@@ -805,17 +805,6 @@ def _fresh(node: fx.Node) -> bool:
 # ----------------------------------------------------------------------------- train / eval
 
 
-def _flatten(value, path=()):
-    if isinstance(value, (tuple, list)):
-        for i, v in enumerate(value):
-            yield from _flatten(v, path + (i,))
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _flatten(v, path + (k,))
-    else:
-        yield path, value
-
-
 def _normalise(a: fx.Node, b: fx.Node) -> None:
     """Give two calls of one aten op the same argument list: an argument one of them leaves at
     its default (``dropout_p`` of attention in eval()) is written out in both."""
@@ -870,7 +859,7 @@ def _reconcile(train: fx.Graph, evalg: fx.Graph, model: nn.Module, source: str) 
             if x in inserted and match.get(x.args[0]) in b.all_input_nodes:
                 b.replace_input_with(match[x.args[0]], match[x])
         _normalise(a, b)
-        fa, fb = list(_flatten((a.args, a.kwargs))), list(_flatten((b.args, b.kwargs)))
+        fa, fb = list(flat_values((a.args, a.kwargs))), list(flat_values((b.args, b.kwargs)))
         if [p for p, _ in fa] != [p for p, _ in fb]:
             raise _mode_error(model, source, a, b)
         for (path, va), (_, vb) in zip(fa, fb):

@@ -180,16 +180,18 @@ def _drop_fixed_inputs(graph: fx.Graph, fixed: dict) -> None:
         graph.erase_node(node)
 
 
-def _flatten(value, path=()):
+def flat_values(value, path=()):
+    """(path, leaf) for every leaf of nested tuples, lists, dicts and slices: two calls'
+    arguments compared value by value."""
     if isinstance(value, (tuple, list)):
         for i, v in enumerate(value):
-            yield from _flatten(v, path + (i,))
+            yield from flat_values(v, path + (i,))
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield from _flatten(v, path + (k,))
+            yield from flat_values(v, path + (k,))
     elif isinstance(value, slice):
         for k in ("start", "stop", "step"):
-            yield from _flatten(getattr(value, k), path + (k,))
+            yield from flat_values(getattr(value, k), path + (k,))
     else:
         yield path, value
 
@@ -205,8 +207,8 @@ def _compare(train: fx.Graph, evalg: fx.Graph):
     for a, b in zip(tn, en):
         if (a.op, a.target, a.name) != (b.op, b.target, b.name):
             return None, _deeper(a, b)
-        fa = list(_flatten((a.args, a.kwargs)))
-        fb = list(_flatten((b.args, b.kwargs)))
+        fa = list(flat_values((a.args, a.kwargs)))
+        fb = list(flat_values((b.args, b.kwargs)))
         if [p for p, _ in fa] != [p for p, _ in fb]:
             return None, _deeper(a, b)
         for (path, va), (_, vb) in zip(fa, fb):

@@ -12,8 +12,9 @@ torch.fx graph:
 - torch.nn leaf modules come back as ``call_module`` nodes: the nodes one call of a torch.nn
   layer (a weight layer, an embedding, dropout, a norm or an activation) made, when that call
   took one tensor and returned one, become ``self.dense(x)`` again, so the planner taps
-  weight layers by their names and dropout follows ``train()``/``eval()`` as the module does. A layer written as ``addmm(bias, x.view(-1, d), weight)`` (transformers'
-  ``Conv1D``, GPT-2's projections) becomes ``F.linear(x, weight.t(), bias)``, the same
+  weight layers by their names and dropout follows ``train()``/``eval()`` as the module does.
+  A layer written as ``addmm(bias, x.view(-1, d), weight)`` (transformers' ``Conv1D``, GPT-2's
+  projections) becomes ``F.linear(x, weight.t(), bias)``, the same
   function, which the functional kind taps; aten ``linear``/``conv`` on a parameter become
   ``F.linear``/``F.conv*d``, tapped the same way;
 - ``nn_module_stack`` is written as torch.fx writes it (``{key: (qualified name, type)}``, one

@@ -15,7 +15,7 @@ _DONE = False
 _TARGETS = [
     ("aimgen.loader", "load_model", "load model file"),
     ("aimgen.api", "trace", "trace"),
-    ("aimgen.api", "propagate_shapes", "shape propagation"),
+    ("aimgen.shapes", "analyse", "shape propagation"),
     ("aimgen.api", "make_plan", "plan"),
     ("aimgen.api", "generate", "codegen"),
     ("aimgen.api", "render_model", "render"),

@@ -51,3 +51,18 @@ def test_structure_ignores_values_but_not_shape():
     assert structure(conv(1, 2), str) == structure(conv(3, 4), str)
     assert structure(conv(1, 2, 2), str) == structure(conv(1, 2), str)  # a default left out is still there
     assert structure(Constructor("nn.ReLU", []), str) != structure(conv(1, 2), str)
+
+
+def test_a_zero_is_not_taken_for_false():
+    """False == 0 in Python: a padding of 0 in one slot must not be written as another slot's
+    bias=False (Inception's 1x7 / 7x1 convs: padding=(0, 3) and (3, 0), bias=False)."""
+    def layer(kernel, padding):
+        return Instance(scope=None, records=None, members=[Member("conv", Constructor("nn.Conv2d", [
+            Arg("in_channels", 8, True), Arg("out_channels", 8, True), Arg("kernel_size", kernel, True),
+            Arg("padding", padding, False), Arg("bias", False, False)],
+            order=("in_channels", "out_channels", "kernel_size", "padding", "bias")))])
+
+    cls = BlockClass(name="B", base="nn.Module", instances=[layer((1, 7), (0, 3)), layer((7, 1), (3, 0))])
+    parameterise(cls, set())
+    assert cls.args == [[1, 7, 0, 3], [7, 1, 3, 0]]
+    assert all(type(v) is int for args in cls.args for v in args)

@@ -182,15 +182,33 @@ def _thaw(value, per_instance, i):
     for path, (_, v, _) in per_instance[i].items():
         if _freeze(v) == value:
             return v
-    return value
+    return _unfreeze(value)
+
+
+@dataclass(frozen=True)
+class _Bool:
+    """A frozen bool: ``False == 0`` and ``hash(False) == hash(0)`` in Python, so a bool kept
+    as itself would stand for the 0 of another slot (``padding=(0, 3)`` written as ``False``)."""
+
+    value: bool
 
 
 def _freeze(v):
-    """A value as a hashable key (lists and dicts inside become tuples)."""
+    """A value as a hashable key (lists and dicts inside become tuples, bools stay bools)."""
+    if isinstance(v, bool):
+        return _Bool(v)
     if isinstance(v, (list, tuple)):
         return tuple(_freeze(x) for x in v)
     if isinstance(v, dict):
         return tuple((k, _freeze(x)) for k, x in v.items())
+    return v
+
+
+def _unfreeze(v):
+    if isinstance(v, _Bool):
+        return v.value
+    if isinstance(v, tuple):
+        return tuple(_unfreeze(x) for x in v)
     return v
 
 

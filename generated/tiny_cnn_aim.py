@@ -113,14 +113,6 @@ class MemoryUpdate(nn.Module):
         return MemoryState(m.movedim(-1, 1), batched=True)
 
 
-def scale_add(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor, stride) -> torch.Tensor:
-    """out + conv(m, weight, stride) for one memory channel and a 1x1 kernel: the channel,
-    sampled at the stride, times one weight per output channel, added in one pass."""
-    if max(stride) > 1:
-        m = m[(..., *(slice(None, None, s) for s in stride))]
-    return torch.addcmul(out, m, weight.view(1, -1, *weight.shape[2:]))
-
-
 def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     """A weight drawn as PyTorch draws a layer's weights: uniform(-1/sqrt(fan_in),
     1/sqrt(fan_in)) over the (widened) layer's fan-in."""
@@ -144,9 +136,11 @@ class _MemoryConv:
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         out = self._conv_forward(x, self.weight, self.bias)
-        if self.memory_scales:
-            return scale_add(out, m, self.memory_weight, self.stride)
-        return out + self._conv_forward(m, self.memory_weight, None)
+        if not self.memory_scales:
+            return out + self._conv_forward(m, self.memory_weight, None)
+        if max(self.stride) > 1:
+            m = m[(..., *(slice(None, None, s) for s in self.stride))]
+        return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.kernel_size))
 
 
 class MemoryConv2d(_MemoryConv, nn.Conv2d):

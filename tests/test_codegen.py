@@ -35,7 +35,7 @@ def test_resnet50_has_one_bottleneck_class_used_by_all_16_blocks(resnet50):
     assert max(len(line) for line in src.splitlines()) < 100
     # about 150 lines of runtime (memory, fit, update block, layer classes) + the model; the
     # issue's 250-line goal is not met, this keeps it from growing
-    assert len(src.splitlines()) <= 305
+    assert len(src.splitlines()) <= 300
 
 
 def test_blocks_and_containers_run_on_their_own(resnet50):

@@ -40,7 +40,7 @@ def test_a_grouped_conv_reads_through_the_center_tap_by_default_or_its_whole_ker
 def test_the_runtime_layers_equal_a_widened_conv(kernel, stride, padding, dilation, groups, mode, k):
     """Every geometry: the memory's part equals the widened layer's memory slots (the center tap
     only, for the pointwise kernel), including paddings that are not 'same' and padding modes;
-    one memory channel through a 1x1 kernel takes the multiply-add path (scale_add)."""
+    one memory channel through a 1x1 kernel takes the multiply-add path (addcmul)."""
     torch.manual_seed(0)
     for cls, memory_kernel in ((MemoryConv2d, None), (GroupedMemoryConv2d, "pointwise"),
                                (GroupedMemoryConv2d, "full")):

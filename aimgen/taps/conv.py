@@ -41,17 +41,11 @@ class _MemoryConv:
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         out = self._conv_forward(x, self.weight, self.bias)
-        if self.memory_scales:
-            return scale_add(out, m, self.memory_weight, self.stride)
-        return out + self._conv_forward(m, self.memory_weight, None)
-
-
-def scale_add(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor, stride) -> torch.Tensor:
-    """out + conv(m, weight, stride) for one memory channel and a 1x1 kernel: the channel,
-    sampled at the stride, times one weight per output channel, added in one pass."""
-    if max(stride) > 1:
-        m = m[(..., *(slice(None, None, s) for s in stride))]
-    return torch.addcmul(out, m, weight.view(1, -1, *weight.shape[2:]))
+        if not self.memory_scales:
+            return out + self._conv_forward(m, self.memory_weight, None)
+        if max(self.stride) > 1:
+            m = m[(..., *(slice(None, None, s) for s in self.stride))]
+        return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.kernel_size))
 
 
 class MemoryConv1d(_MemoryConv, nn.Conv1d):
@@ -107,9 +101,11 @@ class _GroupedMemoryConv:
             return out + conv(m, self.memory_weight, None, self.stride, padding, self.dilation)
         if any(self.memory_pads):
             m = F.pad(m, self.memory_pads)
-        if self.memory_weight.shape[1] == 1:
-            return scale_add(out, m, self.memory_weight, self.stride)
-        return out + conv(m, self.memory_weight, None, self.stride)
+        if self.memory_weight.shape[1] > 1:
+            return out + conv(m, self.memory_weight, None, self.stride)
+        if max(self.stride) > 1:  # one channel through the center tap: a multiply-add
+            m = m[(..., *(slice(None, None, s) for s in self.stride))]
+        return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.memory_weight.shape[2:]))
 
 
 class GroupedMemoryConv1d(_GroupedMemoryConv, nn.Conv1d):
@@ -130,7 +126,7 @@ class GroupedMemoryConv3d(_GroupedMemoryConv, nn.Conv3d):
 class ConvKind(TapKind):
     key = "conv"
     module_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    runtime_objects = (scale_add, MemoryConv1d, MemoryConv2d, MemoryConv3d, GroupedMemoryConv1d,
+    runtime_objects = (MemoryConv1d, MemoryConv2d, MemoryConv3d, GroupedMemoryConv1d,
                        GroupedMemoryConv2d, GroupedMemoryConv3d, runtime.cat_channels,
                        runtime.cat_grouped)
     in_arg = "in_channels"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import torch.nn.functional as F  # noqa: E402
 import aimgen  # noqa: E402
 import flops  # noqa: E402
 import models  # noqa: E402
-from run import log, machine, median, run_child, update_readme  # noqa: E402
+from run import finish, log, machine, median, ort_session, run_child  # noqa: E402
 
 ARMS = ("base", "sum", "literal")
 FORMS = ("sum", "literal")
@@ -109,7 +108,6 @@ def digits_epochs(arms: dict, reps: int) -> dict[str, float]:
 
 def inference(files: dict[str, Path], shape, tmp: Path, rounds: int, runs: int) -> dict[str, float]:
     import numpy as np
-    import onnxruntime
     from aimgen.export import export_file
 
     sessions = {}
@@ -117,10 +115,7 @@ def inference(files: dict[str, Path], shape, tmp: Path, rounds: int, runs: int) 
         log(f"  export {arm}")
         target = tmp / f"{src.stem}.onnx"
         export_file(src, target, force=True)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        sessions[arm] = onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+        sessions[arm] = ort_session(target)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     feeds = {arm: {sess.get_inputs()[0].name: x} for arm, sess in sessions.items()}
     for arm, sess in sessions.items():
@@ -233,15 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aimgen-forms-") as folder:
         for name in names:
             results["rows"].append(bench_model(name, args.quick, Path(folder)))
-    results["seconds"] = time.perf_counter() - started
-    results["load"] = (load0, os.getloadavg()[0])
-    table = report(results)
-    print(table, end="")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
-    if args.readme:
-        update_readme(table, START, END)
-    return 0
+    return finish(results, report, args, started, load0, (START, END))
 
 
 if __name__ == "__main__":

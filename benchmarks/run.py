@@ -262,7 +262,6 @@ def bench_inference(s: Settings, aim_py: Path, base_model, tmp: Path) -> dict:
     if not _has_export():
         return {"available": False, "why": "aimgen.export not available"}
     import numpy as np
-    import onnxruntime
     from aimgen.export import export_file
 
     import floor
@@ -281,11 +280,7 @@ def bench_inference(s: Settings, aim_py: Path, base_model, tmp: Path) -> dict:
         start = time.perf_counter()
         export_file(src, target, force=True)
         export_seconds[arm] = time.perf_counter() - start
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        sessions[arm] = onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+        sessions[arm] = ort_session(target)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     feeds = {arm: {sess.get_inputs()[0].name: x} for arm, sess in sessions.items()}
     times: dict[str, list[float]] = {"base": [], "aim": []}
@@ -302,6 +297,17 @@ def bench_inference(s: Settings, aim_py: Path, base_model, tmp: Path) -> dict:
     b, a = median(times["base"]), median(times["aim"])
     return {"available": True, "base": b, "aim": a, "ratio": a / b, "export_aim": export_seconds["aim"],
             "export_plain": export_seconds["base"], "export_base": base_export}
+
+
+def ort_session(path: Path):
+    """An onnxruntime CPU session on one thread, quiet: how every inference row measures."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 # --------------------------------------------------------------------------- 4. memory
@@ -473,6 +479,22 @@ def update_readme(table: str, start: str = START, end: str = END) -> None:
     README.write_text(f"{head}{start}\n{table}{end}{tail}")
 
 
+def finish(results: dict, render, args, started: float, load0: float, markers: tuple[str, str] = (START, END)) -> int:
+    """Time and load into ``results``; print its tables (``render(results)``) and write them
+    where ``args`` asks (``--json``, ``--out``, ``--readme`` between ``markers``)."""
+    results["seconds"] = time.perf_counter() - started
+    results["load"] = (load0, os.getloadavg()[0])
+    table = render(results)
+    print(table, end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if getattr(args, "out", None):
+        Path(args.out).write_text(table)
+    if args.readme:
+        update_readme(table, *markers)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 SECTIONS = ("convert", "training", "inference", "memory", "scaling")
@@ -504,17 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         results["inference"] = bench_inference(s, aim_py, base, tmp)
         results["memory"] = bench_train_memory(s, aim_py)
         results["scaling"] = bench_scaling(s)
-    results["seconds"] = time.perf_counter() - started
-    results["load"] = (load0, os.getloadavg()[0])
-    table = report(results)
-    print(table, end="")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
-    if args.out:
-        Path(args.out).write_text(table)
-    if args.readme:
-        update_readme(table)
-    return 0
+    return finish(results, report, args, started, load0)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,15 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def one_thread():
+    """The test machine is shared: one torch thread for the test (training tests ask for it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``python -m aimgen ARGS`` in a subprocess, as a user would run it."""
     return subprocess.run([sys.executable, "-m", "aimgen", *map(str, args)], capture_output=True, text=True,

@@ -19,12 +19,7 @@ FCN = str(EXAMPLES / "fcn_tsc.py")
 RESNET = str(EXAMPLES / "resnet_tsc.py")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("target,shape", [(DIGITS, (1, 8, 8)), (str(EXAMPLES / "tiny_cnn.py"), (3, 32, 32)),

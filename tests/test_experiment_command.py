@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from aimgen import experiment
 from aimgen.cli import main
 from test_experiment_runner import DIGITS, QUICK, _models, refused
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_quick_digits_run_writes_plot_table_and_numbers(tmp_path, capsys):

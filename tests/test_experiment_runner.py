@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
@@ -46,13 +45,7 @@ def five_way():
 '''
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one torch thread per test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _args(*argv: str):

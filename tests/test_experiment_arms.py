@@ -83,6 +83,12 @@ def test_the_wider_branch_is_built_by_the_layers_kind():
     assert isinstance(branch.down, nn.ConvTranspose2d) and branch.down.out_channels == 5
     assert branch(torch.zeros(1, 4, 3, 3)).shape == layer(torch.zeros(1, 4, 3, 3)).shape
     assert ParallelBranch(nn.Linear(6, 2), 3)(torch.zeros(4, 6)).shape == (4, 2)
+    conv = nn.Conv1d(4, 3, 5, stride=2, padding=2)
+    branch = ParallelBranch(conv, 6)
+    assert (branch.down.kernel_size, branch.down.stride, branch.down.out_channels) == ((5,), (2,), 6)
+    assert branch(torch.zeros(2, 4, 17)).shape == conv(torch.zeros(2, 4, 17)).shape
+    # a grouped conv cannot host the branch, so it is never chosen as the output layer
+    assert REGISTRY.kind_of(nn.Conv2d(4, 4, 3, groups=4)).parallel_branch(nn.Conv2d(4, 4, 3, groups=4), 2) is None
 
 
 def test_fcn_and_resnet_are_built_for_the_data():

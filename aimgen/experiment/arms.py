@@ -98,10 +98,12 @@ def build_base(target: str, in_channels: int | None, num_classes: int, loaded=No
 
 
 def infer_channels(model: nn.Module) -> int | None:
-    """The input channels of the first convolution, or None (then the data decides)."""
+    """The input channels of the first layer that reads channels (a convolution of any kind),
+    or None (then the data decides)."""
     for m in model.modules():
-        if isinstance(m, nn.modules.conv._ConvNd):
-            return m.in_channels
+        kind = REGISTRY.kind_for(m)
+        if kind is not None and kind.in_arg == "in_channels":
+            return kind.sizes(m)[0]
     return None
 
 
@@ -171,7 +173,7 @@ class ParallelBranch(nn.Module):
 
 
 def _branch(layer: nn.Module, hidden: int):
-    kind = REGISTRY.kind_of(layer)
+    kind = REGISTRY.kind_for(layer)
     return None if kind is None else kind.parallel_branch(layer, hidden)
 
 

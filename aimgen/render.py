@@ -71,6 +71,7 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
                  dtypes: list[str], metadata: dict, high: int = 2) -> str:
     stdlib = sorted(m for m in src.imports if m.split(".")[0] in sys.stdlib_module_names and m != "math")
     extra = sorted(m for m in src.imports if m.split(".")[0] not in sys.stdlib_module_names)
+    exprs = example_input_exprs(shapes, dtypes, high)
     text = _ENV.get_template("model.py.j2").render(
         title=comment(title),
         header=[line for h in header for line in _comment_lines(comment(h))],
@@ -78,7 +79,8 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
         extra_imports=extra,
         example_shapes=repr([tuple(s) for s in shapes]),
         example_dtypes=repr(list(dtypes)),
-        example_exprs=example_input_exprs(shapes, dtypes, high),
+        example_exprs=exprs,
+        example_line=f"({exprs[0]},)" if len(exprs) == 1 and len(f"    return ({exprs[0]},)") <= WIDTH else "",
         example_note=(f" (integers below {high}: the smallest embedding table)"
                       if any(d not in _FLOATS + ("bool",) for d in dtypes) else ""),
         metadata=dict_literal(metadata),

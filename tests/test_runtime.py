@@ -85,3 +85,23 @@ def test_weight_parameter_is_drawn_like_a_layer():
     torch.manual_seed(0)
     w = rt.weight_parameter((64, 16), fan_in=16)
     assert isinstance(w, torch.nn.Parameter) and w.abs().max() <= 0.25 and w.std() > 0.1
+
+
+def test_an_update_block_draws_what_three_linear_layers_would_and_computes_as_them():
+    torch.manual_seed(0)
+    update = rt.MemoryUpdate(features=6, memory_channels=4, rank=3)
+    torch.manual_seed(0)
+    from_features, from_memory = torch.nn.Linear(6, 3), torch.nn.Linear(4, 3, bias=False)
+    to_memory = torch.nn.Linear(3, 8)
+    for mine, theirs in ((update.weight_features, from_features.weight), (update.bias_features, from_features.bias),
+                         (update.weight_memory, from_memory.weight), (update.weight_write, to_memory.weight),
+                         (update.bias_write, to_memory.bias)):
+        torch.testing.assert_close(mine, theirs, atol=1e-7, rtol=0)
+    state, features = rt.MemoryState(torch.randn(4, 2, 2)), torch.randn(5, 6, 2, 2)
+    m = state.tensor.movedim(1, -1)
+    gate, candidate = to_memory(torch.relu(from_features(features.movedim(1, -1)) + from_memory(m))).chunk(2, -1)
+    gate = torch.sigmoid(gate)
+    expected = ((1 - gate) * m + gate * torch.tanh(candidate)).movedim(-1, 1)
+    torch.testing.assert_close(update(state, features).tensor, expected, atol=1e-6, rtol=0)
+    assert sorted(dict(update.named_parameters())) == ["bias_features", "bias_write", "weight_features",
+                                                       "weight_memory", "weight_write"]

@@ -373,7 +373,7 @@ class Generator:
     def _emit_update(self, u: UpdateSite, item, cls: Scope, fn: Function) -> None:
         owner, attr = self.update_attr[u.node]
         access = self.tree.access(f"{owner.qual}.{attr}" if owner.qual else attr, cls.qual)
-        self._need((runtime.MemoryUpdate,))
+        self._need((runtime.weight_parameter, runtime.MemoryUpdate))
         fn.body.append(Stmt(targets=[], code=f"{access}(memory, {self._features(u)})", memory_out=True))
 
     def _attr_namespace(self, cls: Scope) -> Namespace:

@@ -284,20 +284,18 @@ def _activation_name(fn) -> object:
     return {F.relu: "relu", F.gelu: "gelu"}.get(fn, fn)
 
 
+def _transformer_layer_args(m) -> dict:
+    return {"d_model": m.self_attn.embed_dim, "nhead": m.self_attn.num_heads,
+            "dim_feedforward": m.linear1.out_features, "dropout": m.dropout.p,
+            "activation": _activation_name(m.activation), "layer_norm_eps": m.norm1.eps,
+            "batch_first": m.self_attn.batch_first, "norm_first": m.norm_first,
+            "bias": m.linear1.bias is not None}
+
+
 # Composite torch.nn leaves whose arguments live on their children.
 _BY_CLASS = {
-    nn.TransformerEncoderLayer: lambda m: {
-        "d_model": m.self_attn.embed_dim, "nhead": m.self_attn.num_heads,
-        "dim_feedforward": m.linear1.out_features, "dropout": m.dropout.p,
-        "activation": _activation_name(m.activation), "layer_norm_eps": m.norm1.eps,
-        "batch_first": m.self_attn.batch_first, "norm_first": m.norm_first,
-        "bias": m.linear1.bias is not None},
-    nn.TransformerDecoderLayer: lambda m: {
-        "d_model": m.self_attn.embed_dim, "nhead": m.self_attn.num_heads,
-        "dim_feedforward": m.linear1.out_features, "dropout": m.dropout.p,
-        "activation": _activation_name(m.activation), "layer_norm_eps": m.norm1.eps,
-        "batch_first": m.self_attn.batch_first, "norm_first": m.norm_first,
-        "bias": m.linear1.bias is not None},
+    nn.TransformerEncoderLayer: _transformer_layer_args,
+    nn.TransformerDecoderLayer: _transformer_layer_args,
     nn.RNN: lambda m: {"nonlinearity": m.nonlinearity},
 }
 

@@ -152,6 +152,8 @@ class SourceCopier:
             return self._done[id(obj)]
         name = getattr(obj, "__name__", "?")
         qual = getattr(obj, "__qualname__", name)
+        if isinstance(obj, type) and "__aimgen_source__" in vars(obj):
+            return self._add_written(obj, name, why)
         try:
             file = inspect.getsourcefile(obj)
         except TypeError:
@@ -179,6 +181,21 @@ class SourceCopier:
         self.copied.objects.append(obj)
         self._done[id(obj)] = name
         self._busy.discard(id(obj))
+        return name
+
+    def _add_written(self, cls: type, name: str, why: str) -> str:
+        """A class that carries its own source (aimgen.taps.base.per_dimension): its bases
+        outside torch first, then its text as is."""
+        for base in cls.__bases__:
+            if not base.__module__.startswith("torch"):
+                self.add(base, why)
+        if self.bound.get(name, cls) is not cls or name in self.taken:
+            raise RenderError(f"{why}: the name {name} is needed for two different things in the generated file.",
+                              hint="Rename the class of your code that is called so.")
+        self.bound[name] = cls
+        self.copied.definitions.append((f"{cls.__module__}.{name}", cls.__aimgen_source__))
+        self.copied.objects.append(cls)
+        self._done[id(cls)] = name
         return name
 
     def copy_library(self, obj, why: str) -> str | None:

@@ -45,6 +45,4 @@ def build_model() -> MLP:
 def example_inputs(batch: int = 1) -> tuple[torch.Tensor, ...]:
     """Inputs shaped like EXAMPLE_INPUT_SHAPES at any batch size: seeded random values."""
     g = torch.Generator().manual_seed(0)
-    return (
-        torch.randn(batch, 784, generator=g),
-    )
+    return (torch.randn(batch, 784, generator=g),)

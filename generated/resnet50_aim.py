@@ -96,8 +96,7 @@ class Memory(nn.Module):
 
 
 def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
-    """A weight drawn as PyTorch draws a layer's weights: uniform(-1/sqrt(fan_in),
-    1/sqrt(fan_in)) over the (widened) layer's fan-in."""
+    """uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)): how PyTorch draws a layer's weights and bias."""
     bound = 1 / math.sqrt(fan_in)
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
@@ -131,18 +130,21 @@ class MemoryConv2d(_MemoryConv, nn.Conv2d):
 
 class MemoryUpdate(nn.Module):
     """Rewrite the memory from features pooled to its grid: mix both through a rank-r
-    bottleneck (1x1, channels last), then a gated, bounded write."""
+    bottleneck (1x1, channels last), then a gated, bounded write (weights kept as nn.GRUCell's)."""
 
     def __init__(self, features: int, memory_channels: int, rank: int):
         super().__init__()
-        self.from_features = nn.Linear(features, rank)
-        self.from_memory = nn.Linear(memory_channels, rank, bias=False)
-        self.to_memory = nn.Linear(rank, 2 * memory_channels)
+        self.weight_features = weight_parameter((rank, features), features)
+        self.bias_features = weight_parameter((rank,), features)
+        self.weight_memory = weight_parameter((rank, memory_channels), memory_channels)
+        self.weight_write = weight_parameter((2 * memory_channels, rank), rank)
+        self.bias_write = weight_parameter((2 * memory_channels,), rank)
 
     def forward(self, memory: MemoryState, features: torch.Tensor) -> MemoryState:
         m = memory.tensor.movedim(1, -1)
-        z = torch.relu(self.from_features(features.movedim(1, -1)) + self.from_memory(m))
-        gate, candidate = self.to_memory(z).chunk(2, dim=-1)
+        z = F.linear(features.movedim(1, -1), self.weight_features, self.bias_features)
+        z = torch.relu(z + F.linear(m, self.weight_memory))
+        gate, candidate = F.linear(z, self.weight_write, self.bias_write).chunk(2, dim=-1)
         gate = torch.sigmoid(gate)
         m = (1 - gate) * m + gate * torch.tanh(candidate)
         return MemoryState(m.movedim(-1, 1), batched=True)
@@ -294,6 +296,4 @@ def build_model() -> AimResNet:
 def example_inputs(batch: int = 1) -> tuple[torch.Tensor, ...]:
     """Inputs shaped like EXAMPLE_INPUT_SHAPES at any batch size: seeded random values."""
     g = torch.Generator().manual_seed(0)
-    return (
-        torch.randn(batch, 3, 224, 224, generator=g),
-    )
+    return (torch.randn(batch, 3, 224, 224, generator=g),)

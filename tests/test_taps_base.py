@@ -111,3 +111,46 @@ def test_a_tap_kind_of_ones_own_works_end_to_end(pointwise_kind, tmp_path):
     written = conv.write(tmp_path / "net_aim.py", onnx=False)  # validated in a fresh process
     assert written.checks and all(c.ok for c in written.checks)
     forms_agree(model, x)  # both forms, base weights kept, convert_form between them
+
+
+def test_no_module_outside_the_tap_kinds_names_a_weight_layer_type():
+    """Layer-kind knowledge lives in aimgen/taps/ only: no other module names nn.Conv*, nn.Linear
+    or ConvTranspose in code (the registry lists the types; prose may mention them)."""
+    import ast
+    import re
+    from pathlib import Path
+
+    package = Path(aimgen.__file__).resolve().parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.parent.name == "taps":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Attribute, ast.Name)):
+                name = node.attr if isinstance(node, ast.Attribute) else node.id
+                if re.fullmatch(r"Conv\d?d|ConvTranspose\d?d|Linear|LazyConv\w*|LazyLinear", name):
+                    offenders.append(f"{path.relative_to(package)}:{node.lineno} {name}")
+    assert offenders == []
+
+
+def test_per_dimension_makes_one_class_per_base_that_writes_itself_as_two_lines():
+    import pickle
+    import re
+
+    from aimgen.sourcecopy import SourceCopier
+    from aimgen.taps.base import per_dimension
+    from aimgen.taps.conv import MemoryConv2d, _MemoryConv
+
+    assert issubclass(MemoryConv2d, nn.Conv2d) and MemoryConv2d.__mro__[1] is _MemoryConv
+    assert MemoryConv2d.__module__ == "aimgen.taps.conv" and MemoryConv2d.__qualname__ == "MemoryConv2d"
+    layer = pickle.loads(pickle.dumps(MemoryConv2d(3, 4, 3, memory_channels=2)))
+    assert type(layer) is MemoryConv2d and layer.memory_weight.shape == (4, 2, 3, 3)
+    assert MemoryConv2d.__aimgen_source__ == ('class MemoryConv2d(_MemoryConv, nn.Conv2d):\n'
+                                              '    """nn.Conv2d that also reads ``memory_channels`` fitted memory '
+                                              'channels."""')
+    copier = SourceCopier()
+    assert copier.add(MemoryConv2d, "test") == "MemoryConv2d"
+    names = [re.search(r"^(?:class|def) (\w+)", code, re.M).group(1) for _, code in copier.copied.definitions]
+    assert names[-2:] == ["_MemoryConv", "MemoryConv2d"]  # the mixin first, then the two lines
+    with pytest.raises(InternalError, match="not a torch.nn class"):
+        per_dimension(_MemoryConv, "X", (Pointwise,), "{base}")

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from ..files import check_input, check_targets
 from .common import add_debug, progress_display, say
-from .validate import FILE_HELP, OPSET_HELP, add_weights, weights_line
+from .validate import add_opset, generated_file_parser, weights_line
 
 
 def add_parser(sub) -> None:
-    e = sub.add_parser("export", help="export a generated model to ONNX",
-                       description="Build the model of a generated file with its weights and write it as one ONNX "
-                       "file. Stateless: the base model's inputs and outputs, memory frozen in. Stateful: memory "
-                       "as input and new_memory as output, the input defaulting to the initial memory.")
-    e.add_argument("file", metavar="OUT.py", help=FILE_HELP)
+    e = generated_file_parser(
+        sub, "export", help="export a generated model to ONNX",
+        description="Build the model of a generated file with its weights and write it as one ONNX file. "
+        "Stateless: the base model's inputs and outputs, memory frozen in. Stateful: memory as input and "
+        "new_memory as output, the input defaulting to the initial memory.")
     e.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="the ONNX file to write (required)")
-    add_weights(e)
     e.add_argument("--stateful", action="store_true",
                    help="memory as a graph input and new_memory as an output, to carry it across calls (default: "
                    "off, stateless with the memory frozen in)")
-    e.add_argument("--opset", type=int, metavar="N", help=OPSET_HELP)
+    add_opset(e)
     e.add_argument("--force", action="store_true", help="overwrite an existing output file (default: refuse)")
     add_debug(e)
 

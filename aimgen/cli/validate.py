@@ -13,21 +13,27 @@ RANDOM_HELP = "use random initialisation (seeded) even if a weights file lies be
 OPSET_HELP = "ONNX opset of the export, 18 or newer (default: the exporter's own)"
 
 
-def add_weights(parser: argparse.ArgumentParser) -> None:
+def generated_file_parser(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """The parser of a command on a generated file: the file, then which weights to load."""
+    parser = sub.add_parser(name, help=help, description=description)
+    parser.add_argument("file", metavar="OUT.py", help=FILE_HELP)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--weights", metavar="W.pt", help=WEIGHTS_HELP)
     group.add_argument("--random-weights", action="store_true", help=RANDOM_HELP)
+    return parser
+
+
+def add_opset(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--opset", type=int, metavar="N", help=OPSET_HELP)
 
 
 def add_parser(sub) -> None:
-    v = sub.add_parser("validate", help="check a generated file (import, parameters, train step, ONNX parity)",
-                       description="Run every check of a generated file: static imports; a fresh process that "
-                       "builds it, counts its parameters and trains one step; ONNX export and onnxruntime parity "
-                       "(the long part).")
-    v.add_argument("file", metavar="OUT.py", help=FILE_HELP)
-    add_weights(v)
+    v = generated_file_parser(
+        sub, "validate", help="check a generated file (import, parameters, train step, ONNX parity)",
+        description="Run every check of a generated file: static imports; a fresh process that builds it, "
+        "counts its parameters and trains one step; ONNX export and onnxruntime parity (the long part).")
     v.add_argument("--no-onnx", action="store_true", help="skip the ONNX checks, the long part (default: run them)")
-    v.add_argument("--opset", type=int, metavar="N", help=OPSET_HELP)
+    add_opset(v)
     add_debug(v)
 
 

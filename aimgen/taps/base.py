@@ -368,6 +368,24 @@ class Registry:
 REGISTRY = Registry()
 
 
+def per_dimension(mixin: type, name: str, bases: tuple[type, ...], doc: str) -> tuple[type, ...]:
+    """``class {name}Nd(mixin, nn.BaseNd)`` for each of ``bases`` (torch.nn's 1d, 2d and 3d
+    classes of one layer type): a kind's layer classes, one per dimensionality, whose code is
+    all in ``mixin``. ``doc`` may name the base as ``{base}``. Each class carries the two lines
+    of source that define it (``__aimgen_source__``), which is what a generated file gets."""
+    classes = []
+    for base in bases:
+        if not base.__module__.startswith("torch.nn"):
+            raise InternalError(f"per_dimension: {base.__qualname__} is not a torch.nn class.")
+        cls_name = name + base.__name__[-2:]
+        text = doc.format(base=f"nn.{base.__name__}")
+        cls = type(cls_name, (mixin, base), {"__doc__": text, "__module__": mixin.__module__,
+                                              "__qualname__": cls_name})
+        cls.__aimgen_source__ = f'class {cls_name}({mixin.__name__}, nn.{base.__name__}):\n    """{text}"""'
+        classes.append(cls)
+    return tuple(classes)
+
+
 def batched_input(node: fx.Node, expected_rank: int | None = None) -> tuple | None:
     """The shape of the node's first input if its first axis is the batch axis, else None."""
     arg = node.args[0] if node.args else None

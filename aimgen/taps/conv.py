@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import runtime
 from ..runtime import weight_parameter
-from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input
+from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, per_dimension
 
 
 
@@ -48,16 +48,9 @@ class _MemoryConv:
         return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.kernel_size))
 
 
-class MemoryConv1d(_MemoryConv, nn.Conv1d):
-    """nn.Conv1d that also reads ``memory_channels`` fitted memory channels."""
-
-
-class MemoryConv2d(_MemoryConv, nn.Conv2d):
-    """nn.Conv2d that also reads ``memory_channels`` fitted memory channels."""
-
-
-class MemoryConv3d(_MemoryConv, nn.Conv3d):
-    """nn.Conv3d that also reads ``memory_channels`` fitted memory channels."""
+MemoryConv1d, MemoryConv2d, MemoryConv3d = per_dimension(
+    _MemoryConv, "MemoryConv", (nn.Conv1d, nn.Conv2d, nn.Conv3d),
+    "{base} that also reads ``memory_channels`` fitted memory channels.")
 
 
 def center_tap_pads(kernel_size, padding, dilation) -> tuple[int, ...]:
@@ -108,16 +101,28 @@ class _GroupedMemoryConv:
         return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.memory_weight.shape[2:]))
 
 
-class GroupedMemoryConv1d(_GroupedMemoryConv, nn.Conv1d):
-    """A grouped or depthwise nn.Conv1d that reads the memory in every group."""
+GroupedMemoryConv1d, GroupedMemoryConv2d, GroupedMemoryConv3d = per_dimension(
+    _GroupedMemoryConv, "GroupedMemoryConv", (nn.Conv1d, nn.Conv2d, nn.Conv3d),
+    "A grouped or depthwise {base} that reads the memory in every group.")
 
 
-class GroupedMemoryConv2d(_GroupedMemoryConv, nn.Conv2d):
-    """A grouped or depthwise nn.Conv2d that reads the memory in every group."""
-
-
-class GroupedMemoryConv3d(_GroupedMemoryConv, nn.Conv3d):
-    """A grouped or depthwise nn.Conv3d that reads the memory in every group."""
+def module_site(key: str, node: fx.Node, root: nn.Module, extra_args: str) -> TapSite | Skip:
+    """The facts of one call of a torch.nn convolution or transposed convolution module on an
+    (N, C, *spatial) input; ``extra_args``: why a call with more arguments is skipped."""
+    conv = root.get_submodule(node.target)
+    dims = len(conv.kernel_size)
+    kind = type(conv).__name__
+    shape = batched_input(node, dims + 2)
+    if shape is None:
+        return Skip(node.name, node.target, kind,
+                    f"input is not a batched (N, C, {'x'.join('*' * dims)}) tensor whose first axis is the batch")
+    if len(node.args) != 1 or node.kwargs:
+        return Skip(node.name, node.target, kind, extra_args)
+    return TapSite(
+        node=node.name, qualname=node.target, layer_type=kind, kind=key, axis=1,
+        in_size=conv.in_channels, out_size=conv.out_channels, groups=conv.groups,
+        kernel=tuple(conv.kernel_size), spatial=tuple(shape[2:]), weight=f"{node.target}.weight",
+    )
 
 
 # --- the kind ---------------------------------------------------------------------------------
@@ -132,20 +137,7 @@ class ConvKind(TapKind):
     in_arg = "in_channels"
 
     def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
-        conv = root.get_submodule(node.target)
-        dims = len(conv.kernel_size)
-        kind = type(conv).__name__
-        shape = batched_input(node, dims + 2)
-        if shape is None:
-            return Skip(node.name, node.target, kind,
-                        f"input is not a batched (N, C, {'x'.join('*' * dims)}) tensor whose first axis is the batch")
-        if len(node.args) != 1 or node.kwargs:
-            return Skip(node.name, node.target, kind, "called with more than one argument")
-        return TapSite(
-            node=node.name, qualname=node.target, layer_type=kind, kind=self.key, axis=1,
-            in_size=conv.in_channels, out_size=conv.out_channels, groups=conv.groups,
-            kernel=tuple(conv.kernel_size), spatial=tuple(shape[2:]), weight=f"{node.target}.weight",
-        )
+        return module_site(self.key, node, root, extra_args="called with more than one argument")
 
     def width_choices(self, site: TapSite, form: str, group_kernel: str) -> str:
         if form == "sum" and site.groups > 1 and group_kernel == "pointwise":

@@ -15,7 +15,8 @@ from torch import nn
 
 from .. import runtime
 from ..runtime import weight_parameter
-from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input
+from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, per_dimension
+from .conv import module_site
 
 
 
@@ -39,16 +40,9 @@ class _MemoryConvTranspose:
         return super().forward(x) + memory
 
 
-class MemoryConvTranspose1d(_MemoryConvTranspose, nn.ConvTranspose1d):
-    """nn.ConvTranspose1d that also reads ``memory_channels`` fitted memory channels."""
-
-
-class MemoryConvTranspose2d(_MemoryConvTranspose, nn.ConvTranspose2d):
-    """nn.ConvTranspose2d that also reads ``memory_channels`` fitted memory channels."""
-
-
-class MemoryConvTranspose3d(_MemoryConvTranspose, nn.ConvTranspose3d):
-    """nn.ConvTranspose3d that also reads ``memory_channels`` fitted memory channels."""
+MemoryConvTranspose1d, MemoryConvTranspose2d, MemoryConvTranspose3d = per_dimension(
+    _MemoryConvTranspose, "MemoryConvTranspose", (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
+    "{base} that also reads ``memory_channels`` fitted memory channels.")
 
 
 # --- the kind ---------------------------------------------------------------------------------
@@ -62,19 +56,7 @@ class ConvTransposeKind(TapKind):
     in_arg = "in_channels"
 
     def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
-        conv = root.get_submodule(node.target)
-        dims = len(conv.kernel_size)
-        kind = type(conv).__name__
-        shape = batched_input(node, dims + 2)
-        if shape is None:
-            return Skip(node.name, node.target, kind, "input is not a batched tensor whose first axis is the batch")
-        if len(node.args) != 1 or node.kwargs:
-            return Skip(node.name, node.target, kind, "called with an output_size argument")
-        return TapSite(
-            node=node.name, qualname=node.target, layer_type=kind, kind=self.key, axis=1,
-            in_size=conv.in_channels, out_size=conv.out_channels, groups=conv.groups,
-            kernel=tuple(conv.kernel_size), spatial=tuple(shape[2:]), weight=f"{node.target}.weight",
-        )
+        return module_site(self.key, node, root, extra_args="called with an output_size argument")
 
     def _sum_class(self, site: TapSite):
         return (MemoryConvTranspose1d, MemoryConvTranspose2d,

@@ -16,8 +16,9 @@ Per model, in one run, arms interleaved (A B C, then C B A, ...):
   per-call overheads weigh most;
 - onnxruntime inference at batch 1 on one thread, each arm exported by ``aimgen export`` (the
   base through aimgen's plain rendering, so exporter and settings are the same);
-- the peak memory of one training step at batch 8 (RSS growth, one process per arm, see
-  train_child.py).
+- the peak memory of one training step at batch 8: the tensors the step holds at its peak,
+  counted exactly (tensor_memory.py; one process per arm, see train_child.py), beside the
+  noisier growth of the process's RSS.
 """
 from __future__ import annotations
 
@@ -136,7 +137,8 @@ def train_memory(name: str, files: dict[str, Path], batch: int) -> dict[str, flo
     for arm in ARMS:
         target = name if arm == "base" else str(files[arm])
         child = run_child([str(HERE / "train_child.py"), "base" if arm == "base" else "aim", target, str(batch)])
-        out[arm] = child.result("TRAIN_RESULT")["step_mb"]
+        result = child.result("TRAIN_RESULT")
+        out[arm], out[f"{arm}_rss"] = result["tensor_peak_mb"], result["step_mb"]
     return out
 
 
@@ -190,7 +192,7 @@ def report(r: dict) -> str:
              f"{r['load'][1]:.1f} at the end; {r['seconds']:.0f} s{' (--quick)' if r['quick'] else ''}. "
              "Ratios against the base model in the same run; ✓/✗: the default (sum) form against its target.", "",
              "| Model | MAC increase | training: sum | training: literal | target | inference: sum | "
-             "inference: literal | target | training memory: sum | literal | target |",
+             "inference: literal | target | training memory (tensor peak): sum | literal | target |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         t_train, t_infer, t_mem = TARGETS.get(row["model"], (None, None, None))
@@ -200,14 +202,16 @@ def report(r: dict) -> str:
             f"{cell(row['train'], 'sum', t_train)} | {cell(row['train'], 'literal', None)} | {fmt(t_train)} | "
             f"{cell(row.get('infer'), 'sum', t_infer)} | {cell(row.get('infer'), 'literal', None)} | {fmt(t_infer)} | "
             f"{cell(row.get('memory'), 'sum', t_mem)} | {cell(row.get('memory'), 'literal', None)} | {fmt(t_mem)} |")
-    lines += ["", "Absolute medians (seconds; training memory in MB):", "",
-              "| Model | training base / sum / literal | inference base / sum / literal | memory base / sum / literal |",
+    lines += ["", "Absolute medians (seconds; training memory in MB, counted tensors and, in brackets, RSS growth):",
+              "", "| Model | training base / sum / literal | inference base / sum / literal | memory base / sum / literal |",
               "|---|---|---|---|"]
     for row in r["rows"]:
         def triple(values, unit=1.0, digits=3):
             return " / ".join(f"{values[a] * unit:.{digits}f}" for a in ARMS) if values else "-"
+        memory = row.get("memory")
+        rss = " (" + " / ".join(f"{memory[f'{a}_rss']:.0f}" for a in ARMS) + ")" if memory else ""
         lines.append(f"| {row['model']} | {triple(row['train'])} | {triple(row.get('infer'), 1000, 2)} ms | "
-                     f"{triple(row.get('memory'), 1, 0)} |")
+                     f"{triple(memory, 1, 0)}{rss} |")
     return "\n".join(lines) + "\n"
 
 

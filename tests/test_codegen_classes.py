@@ -66,3 +66,19 @@ def test_a_zero_is_not_taken_for_false():
     parameterise(cls, set())
     assert cls.args == [[1, 7, 0, 3], [7, 1, 3, 0]]
     assert all(type(v) is int for args in cls.args for v in args)
+
+
+def test_a_zero_is_not_taken_for_a_float_zero():
+    """0 == 0.0 in Python: EfficientViT's blocks hold Dropout(p=0.0) and a conv whose padding is
+    0 in some instances and 1 in others; the padding parameter must be written as the int 0."""
+    def layer(kernel, padding):
+        return Instance(scope=None, records=None, members=[
+            Member("dropout", Constructor("nn.Dropout", [Arg("p", 0.0, False)], order=("p",))),
+            Member("conv", Constructor("nn.Conv2d", [
+                Arg("in_channels", 8, True), Arg("out_channels", 8, True), Arg("kernel_size", kernel, True),
+                Arg("padding", padding, False)], order=("in_channels", "out_channels", "kernel_size", "padding")))])
+
+    cls = BlockClass(name="B", base="nn.Module", instances=[layer(1, 0), layer(3, 1)])
+    parameterise(cls, set())
+    assert cls.args == [[1, 0], [3, 1]]
+    assert all(type(v) is int for args in cls.args for v in args)

@@ -186,17 +186,21 @@ def _thaw(value, per_instance, i):
 
 
 @dataclass(frozen=True)
-class _Bool:
-    """A frozen bool: ``False == 0`` and ``hash(False) == hash(0)`` in Python, so a bool kept
-    as itself would stand for the 0 of another slot (``padding=(0, 3)`` written as ``False``)."""
+class _Exact:
+    """A frozen bool or float with its type: ``False == 0 == 0.0`` and their hashes agree in
+    Python, so a value kept as itself would stand for the equal value of another slot
+    (Inception's ``padding=(0, 3)`` written as ``(False, 3)``, a conv's ``padding=0`` as the
+    ``0.0`` of a dropout)."""
 
-    value: bool
+    kind: type
+    value: object
 
 
 def _freeze(v):
-    """A value as a hashable key (lists and dicts inside become tuples, bools stay bools)."""
-    if isinstance(v, bool):
-        return _Bool(v)
+    """A value as a hashable key (lists and dicts inside become tuples, bools and floats keep
+    their type)."""
+    if isinstance(v, (bool, float)):
+        return _Exact(type(v), v)
     if isinstance(v, (list, tuple)):
         return tuple(_freeze(x) for x in v)
     if isinstance(v, dict):
@@ -205,7 +209,7 @@ def _freeze(v):
 
 
 def _unfreeze(v):
-    if isinstance(v, _Bool):
+    if isinstance(v, _Exact):
         return v.value
     if isinstance(v, tuple):
         return tuple(_unfreeze(x) for x in v)

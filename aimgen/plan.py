@@ -381,12 +381,28 @@ def _feature_kind(node: fx.Node, grid: tuple[int, ...], sizes: set | None = None
     return None
 
 
+def live_nodes(graph: fx.Graph) -> set[fx.Node]:
+    """Nodes whose value reaches the output: not the dead ends of a base forward (PiT's last
+    stage reshapes a feature map that nothing reads)."""
+    output = next(n for n in reversed(graph.nodes) if n.op == "output")
+    live, todo = {output}, [output]
+    while todo:
+        for a in todo.pop().all_input_nodes:
+            if a not in live:
+                live.add(a)
+                todo.append(a)
+    return live
+
+
 def _after_first_tap(traced: Traced, taps) -> list[fx.Node]:
+    """The data nodes from the first tapped layer on that the output depends on: where update
+    blocks may go (one on a value the model discards would rewrite the memory from nothing)."""
     first = {t.node for t in taps}
+    live = live_nodes(traced.graph)
     seen, out = False, []
     for n in traced.graph.nodes:
         seen = seen or n.name in first
-        if seen and n.op not in ("output", "placeholder", "get_attr") and not _shape_only(n):
+        if seen and n in live and n.op not in ("output", "placeholder", "get_attr") and not _shape_only(n):
             out.append(n)
     return out
 

@@ -233,3 +233,27 @@ def test_shape_reads_used_late_do_not_hide_the_main_path():
 
     plan = aimgen.convert(ShapeLate(), torch.randn(2, 3, 16, 16)).plan
     assert [u.label for u in plan.updates] == ["relu"]
+
+
+class DeadEnd(nn.Module):
+    """A last stage whose feature map nothing reads (as PiT's last stage reshapes one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.a(x)
+        self.down(x).flatten(2)  # computed, never used
+        return self.fc(x.mean((2, 3)))
+
+
+def test_no_update_block_goes_on_a_value_the_model_discards():
+    conv = aimgen.convert(DeadEnd(), torch.randn(1, 3, 16, 16))
+    assert [u.node for u in conv.plan.updates] == ["a"]
+    model = conv.build().eval()
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 5)
+    flat = aimgen.convert(DeadEnd(), torch.randn(1, 3, 16, 16), options=aimgen.Options(flat=True))
+    assert [u.node for u in flat.plan.updates] == ["a"]

@@ -20,7 +20,7 @@ from torch import nn
 
 from . import capture, report as report_mod
 from .codegen import generate
-from .errors import AimgenError, InternalError, TraceError, ValidationError
+from .errors import AimgenError, InternalError, KeepWhole, TraceError, ValidationError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
 from .options import Options
@@ -215,17 +215,21 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
                           "torch.randn(1, 3, 224, 224).", field="input_shapes")
     source_name = source_name or type(model).__name__
     options.check()
-    try:
-        traced = trace(model, frozenset(options.leaf), source=source_name, n_inputs=len(specs))
-        capture.check_fx(traced, source_name)
-    except TraceError as fx_error:  # the root cannot be traced by torch.fx: the torch.export path
-        traced = capture.export_trace(model, lambda batch=None: make_inputs(specs, model, batch=batch),
-                                      source=source_name, n_inputs=len(specs), leaf_names=frozenset(options.leaf),
-                                      fx_error=fx_error)
-    traced.constructor_args = dict(constructor_args or {})
-    shapes.analyse(traced, specs, lambda batch=None: make_inputs(specs, model, batch=batch), source_name)
-    plan = None if plain else make_plan(traced, options)
-    src = generate(traced, plan, plain=plain, flat=options.flat)
+    leaves, kept = frozenset(options.leaf), {}
+    while True:  # again with a module kept whole where codegen asks for it (aimgen.errors.KeepWhole)
+        traced = _trace(model, specs, source_name, leaves)
+        traced.leaf_reasons.update(kept)
+        traced.constructor_args = dict(constructor_args or {})
+        shapes.analyse(traced, specs, lambda batch=None: make_inputs(specs, model, batch=batch), source_name)
+        plan = None if plain else make_plan(traced, options)
+        try:
+            src = generate(traced, plan, plain=plain, flat=options.flat)
+        except KeepWhole as err:
+            if not err.module or err.module in leaves:
+                raise
+            leaves, kept[err.module] = leaves | {err.module}, err.reason
+            continue
+        break
     meta = metadata(plan, src, specs, source_name, traced, plain=plain)
     header = _header(plan, src, specs, source_name, options, traced, plain=plain)
     title = (f"Plain rendering of {source_name}" if plain else f"AiM version of {source_name}") + \
@@ -240,6 +244,18 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
         sd = load_state_dict(base_weights) if isinstance(base_weights, (str, Path)) else base_weights
         result.state_dict, result.weights_report = convert_weights(sd, result)
     return result
+
+
+def _trace(model: nn.Module, specs, source_name: str, leaves: frozenset[str]) -> Traced:
+    """torch.fx's trace of the model, or the torch.export path where its root cannot be traced."""
+    try:
+        traced = trace(model, leaves, source=source_name, n_inputs=len(specs))
+        capture.check_fx(traced, source_name)
+    except TraceError as fx_error:
+        traced = capture.export_trace(model, lambda batch=None: make_inputs(specs, model, batch=batch),
+                                      source=source_name, n_inputs=len(specs), leaf_names=leaves,
+                                      fx_error=fx_error)
+    return traced
 
 
 def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *, plain: bool) -> dict:

@@ -54,6 +54,16 @@ class RenderError(AimgenError):
     """A module or operation cannot be written out as standalone source."""
 
 
+class KeepWhole(RenderError):
+    """A module whose members cannot be written out one by one (an integer buffer too large for
+    a literal), but whose own ``__init__`` can build them: the conversion keeps it whole."""
+
+    def __init__(self, message: str, *, module: str, reason: str, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.module = module  # its qualified name; '' for the root, which cannot be kept whole
+        self.reason = reason  # why, as the report's kept-whole list says it
+
+
 class ValidationError(AimgenError):
     """The generated model failed one of the checks of the spec."""
 

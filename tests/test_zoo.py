@@ -270,3 +270,13 @@ def test_raw_parameters_are_written_as_their_own_initialisation():
     assert "self.cls_token = nn.Parameter(torch.randn(1, 1, 16) * 0.02)" in src
     assert "self.pos = nn.Parameter(torch.randn(1, 4 + 1, 16) * 0.02)" in src
     assert "self.gamma = nn.Parameter(torch.full((16,), 0.0001))" in src  # a constant: its value
+
+
+# --- a bias module read through a method, with an index table too large to write ---------------
+
+def test_a_module_whose_index_table_is_too_large_to_write_is_built_by_its_own_constructor():
+    conv = check("relative_position.py:Net", (1, 3, 9, 9))
+    assert lines_with(conv.source, "self.rel_pos = RelPosBias(") == ["self.rel_pos = RelPosBias(9, 2)"]
+    assert "class RelPosBias(nn.Module):" in conv.source and "def relative_index(" in conv.source
+    metadata = conv.source.split("AIMGEN = ")[1].split("\n}")[0]  # why, in the file's own record
+    assert "'attn.rel_pos': 'its (6561,) integer tensor index is too large to write as a literal" in metadata

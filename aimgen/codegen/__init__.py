@@ -23,7 +23,7 @@ import torch.fx as fx
 from torch import nn
 
 from .. import runtime
-from ..errors import InternalError, RenderError
+from ..errors import InternalError, KeepWhole, RenderError
 from ..literals import literal
 from ..modules import ValueWriter, constructor
 from ..naming import Namespace, class_name, docstring, is_safe_identifier, sanitize
@@ -119,7 +119,10 @@ class Generator:
         attrs = {n.target for n in self.graph.nodes if n.op == "get_attr"}
         called = {s.qual for s in self.top.walk() if s.outlined}  # a module called whole must exist
         owners |= {owner.qual for owner, _ in self.update_attr.values()}
-        self.tree = Tree(self.root, call_targets, attrs, owners | called | {self.top.qual})
+        # a module kept whole whose tensors the forward reads but which it never calls (PyTorch
+        # code that calls a method, `self.rel_pos.get_bias()`): built by its own constructor too
+        whole = {q for q in self.traced.leaf_names if any(a.startswith(q + ".") for a in attrs)}
+        self.tree = Tree(self.root, call_targets | whole, attrs, owners | called | {self.top.qual})
         self.reserved = set(reserved_names())
         self.copier = SourceCopier(taken=self.reserved)
         self.writer = ValueWriter(self.copier)
@@ -211,8 +214,12 @@ class Generator:
             return Member(name, Constructor("weight_parameter", [Arg("shape", shape, True),
                                                                  Arg("fan_in", _fan_in(site, width), True)]),
                           "widened: its last slots read the memory")
-        recorded = self.traced.constructor_args.get(q.rpartition(".")[0])
-        ctor, comment = tensor_member(value, kind, owner, name, recorded)
+        module = q.rpartition(".")[0]
+        try:
+            ctor, comment = tensor_member(value, kind, owner, name, self.traced.constructor_args.get(module))
+        except KeepWhole as err:  # the module that owns it can be kept whole (its __init__ builds it)
+            raise KeepWhole(err.message.replace(f" {name} ", f" {q} ", 1), hint=err.hint, module=module,
+                            reason=err.reason) from None
         return Member(name, ctor, comment)
 
     def tree_attr(self, q: str):

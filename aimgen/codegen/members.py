@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import RenderError
+from ..errors import KeepWhole, RenderError
 from ..literals import Unrenderable, python_literal
 from ..naming import is_safe_identifier
 from ..taps import Arg, Constructor
@@ -177,8 +177,10 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
         except Unrenderable:
             pass
     if not t.is_floating_point():
-        raise RenderError(f"the {shape} integer tensor {name} is too large to write into the source.",
-                          hint="Compute it in forward, or keep its module whole with leaf=.")
+        raise KeepWhole(f"the {shape} integer tensor {name} is too large to write into the source.",
+                        hint="Compute it in forward, or keep its module whole with leaf=.", module="",
+                        reason=f"its {shape} integer tensor {name} is too large to write as a literal; "
+                        "its own __init__ builds it")
     return _default_init(shape, name, dtype)
 
 

@@ -9,6 +9,7 @@ classes outside torch, the same plain attributes). Otherwise the layer is refuse
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -91,7 +92,26 @@ class ValueWriter:
             return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return "{" + ", ".join(f"{k!r}: {self(v)}" for k, v in value.items()) + "}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            # a config object (timm's LayerFn): its class called with the fields that differ from
+            # their defaults (the rebuilt module is compared with the original afterwards)
+            args = [f"{f.name}={self(getattr(value, f.name))}" for f in dataclasses.fields(value)
+                    if f.init and not _is_default(f, getattr(value, f.name))]
+            return f"{self(type(value))}({', '.join(args)})"
         raise Unrenderable(f"{type(value).__name__} value")
+
+
+def _is_default(f: dataclasses.Field, value) -> bool:
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return False
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # a comparison that is not a bool (tensors): write the value
+        return False
 
 
 def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:

@@ -83,3 +83,20 @@ def test_classes_and_partials_in_arguments_are_written_by_their_import_path():
     assert writer(nn.BatchNorm2d) == "nn.BatchNorm2d"
     assert writer(functools.partial(nn.LayerNorm, eps=1e-6)) == "functools.partial(nn.LayerNorm, eps=1e-06)"
     assert writer.imports == {"functools"}
+
+
+def test_a_config_dataclass_argument_is_written_as_its_class_with_the_fields_that_differ():
+    """timm's MobileViT blocks take a LayerFn dataclass of layer classes."""
+    import functools
+
+    from timm.models.byobnet import LayerFn
+
+    writer = ValueWriter()
+    value = LayerFn(conv_norm_act=functools.partial(nn.Conv2d, bias=False), act=nn.SiLU)
+    text = writer(value)
+    assert text == ("timm.models.byobnet.LayerFn(conv_norm_act=functools.partial(nn.Conv2d, bias=False), "
+                    "act=nn.SiLU)")
+    assert writer.imports == {"functools", "timm.models.byobnet"}
+    import timm  # the name the text uses
+    rebuilt = eval(text, {"functools": functools, "nn": nn, "timm": timm})
+    assert rebuilt.act is nn.SiLU and rebuilt.conv_norm_act.keywords == {"bias": False} and rebuilt.attn is None

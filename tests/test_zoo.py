@@ -280,3 +280,10 @@ def test_a_module_whose_index_table_is_too_large_to_write_is_built_by_its_own_co
     assert "class RelPosBias(nn.Module):" in conv.source and "def relative_index(" in conv.source
     metadata = conv.source.split("AIMGEN = ")[1].split("\n}")[0]  # why, in the file's own record
     assert "'attn.rel_pos': 'its (6561,) integer tensor index is too large to write as a literal" in metadata
+
+
+def test_a_float_buffer_left_out_of_state_dict_is_built_by_its_own_constructor():
+    """No checkpoint restores it, so a drawn value would change the function (it did)."""
+    conv = check("relative_position.py:NetWithTable", (1, 3, 9, 9))
+    assert lines_with(conv.source, "self.position = SinusoidalTable(") == ["self.position = SinusoidalTable(81, 16)"]
+    assert "'position': 'its (81, 16) tensor table (not in state_dict) is too large" in conv.source

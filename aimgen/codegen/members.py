@@ -176,6 +176,14 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
             return Raw(f"torch.tensor({python_literal(data.tolist())}{'' if t.dtype == inferred else ', dtype=' + python_literal(t.dtype)})"), ""
         except Unrenderable:
             pass
+    saved = kind == "param" or (kind == "buffer" and name not in owner._non_persistent_buffers_set)
+    if not saved and t.is_floating_point():  # no checkpoint restores it: only its own __init__ can
+        what = "a buffer left out of state_dict" if kind == "buffer" else "a constant of the traced forward"
+        raise KeepWhole(f"the {shape} tensor {name} ({what}) is too large to write into the source, and no "
+                        "checkpoint restores it: a random value would change what the model computes.",
+                        hint="Compute it in forward, or keep its module whole with leaf=.", module="",
+                        reason=f"its {shape} tensor {name} (not in state_dict) is too large to write as a "
+                        "literal; its own __init__ builds it")
     if not t.is_floating_point():
         raise KeepWhole(f"the {shape} integer tensor {name} is too large to write into the source.",
                         hint="Compute it in forward, or keep its module whole with leaf=.", module="",

@@ -49,3 +49,27 @@ class Net(nn.Module):
         x = self.embed(x).flatten(2).transpose(1, 2)
         x = x + self.attn(x)
         return self.head(x.mean(1))
+
+
+class SinusoidalTable(nn.Module):
+    """A float table its __init__ computes and keeps out of state_dict (persistent=False)."""
+
+    def __init__(self, length: int, dim: int):
+        super().__init__()
+        position = torch.arange(length)[:, None] / 10000 ** (torch.arange(dim)[None] / dim)
+        self.register_buffer("table", torch.sin(position) + torch.cos(position), persistent=False)
+
+    def forward(self, x):
+        return x + self.table
+
+
+class NetWithTable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv2d(3, 16, 1)
+        self.position = SinusoidalTable(81, 16)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = self.position(self.embed(x).flatten(2).transpose(1, 2))
+        return self.head(x.mean(1))

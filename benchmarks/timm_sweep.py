@@ -1,0 +1,74 @@
+"""Breadth: convert many timm architectures as ``aimgen convert FILE.py:NAME`` does (constructor
+calls recorded), then check each: base weights in -> the base function out (max abs
+difference at batch 2), and one training step. Random weights; nothing is downloaded.
+
+    python benchmarks/timm_sweep.py                 # the list below, about 10 minutes on one core
+    python benchmarks/timm_sweep.py resnet18 ...    # given names
+
+One line per model: ``ok`` with taps, the difference and the output's line count, or why not
+(aimgen's message, or a base function not kept within 1e-4). Not part of the test suite (timm's models change between releases).
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import aimgen
+from aimgen.loader import load_model
+
+MODELS = """resnet18 regnetx_002 densenet121 dla34 dpn68 ghostnet_100 hrnet_w18_small inception_v3 mixnet_s
+mnasnet_100 repvgg_a0 res2net50_14w_8s resnest14d rexnet_100 selecsls42b tf_efficientnetv2_b0 vgg11_bn
+xception41 cspresnet50 darknet53 gernet_s hardcorenas_a lcnet_050 mobilevit_xxs poolformer_s12
+convmixer_768_32 coatnet_nano_rw_224 maxvit_nano_rw_256 efficientformer_l1 pit_ti_224
+deit_tiny_patch16_224 swin_tiny_patch4_window7_224 mixer_b16_224 resmlp_12_224 crossvit_tiny_240
+cait_xxs24_224 tnt_s_patch16_224 twins_svt_small visformer_tiny volo_d1_224 fastvit_t8 repvit_m1
+efficientvit_b0 mobileone_s0 tiny_vit_5m_224 nfnet_l0 regnety_002 skresnet18 convnext_atto
+efficientnet_b0 edgenext_xx_small levit_128s mobilenetv3_small_100 eva02_tiny_patch14_224
+beit_base_patch16_224""".split()
+
+
+def check(source: Path, index: int, name: str) -> str:
+    start = time.time()
+    torch.manual_seed(0)
+    loaded = load_model(f"{source}:m_{index}")
+    base = loaded.model.eval()
+    size = base.default_cfg.get("input_size", (3, 224, 224))
+    x = torch.randn(2, *size)
+    conv = aimgen.convert(base, torch.randn(1, *size), source_name=name, constructor_args=loaded.constructor_args,
+                          base_weights=base.state_dict())
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    with torch.no_grad():
+        diff = (aim.eval()(x) - base(x)).abs().max().item()
+    aim.train()(x).float().square().mean().backward()
+    if not diff <= 1e-4:
+        raise AssertionError(f"base weights in, output differs by {diff:.2e}")
+    return (f"ok taps={len(conv.plan.taps)} diff={diff:.1e} lines={len(conv.source.splitlines())} "
+            f"{time.time() - start:.0f}s")
+
+
+def main(names: list[str]) -> int:
+    torch.set_num_threads(1)
+    ok = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "timm_models.py"
+        source.write_text("import timm\n" + "".join(
+            f"def m_{i}():\n    return timm.create_model({n!r}, num_classes=10)\n" for i, n in enumerate(names)))
+        for i, name in enumerate(names):
+            try:
+                line = check(source, i, name)
+                ok += 1
+            except Exception as err:
+                text = str(err).strip().splitlines()
+                line = f"refused: {text[0][:400] if text else type(err).__name__}"
+            print(f"{name} {line}", flush=True)
+    print(f"{ok} of {len(names)} converted")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or MODELS))

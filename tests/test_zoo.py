@@ -287,3 +287,9 @@ def test_a_float_buffer_left_out_of_state_dict_is_built_by_its_own_constructor()
     conv = check("relative_position.py:NetWithTable", (1, 3, 9, 9))
     assert lines_with(conv.source, "self.position = SinusoidalTable(") == ["self.position = SinusoidalTable(81, 16)"]
     assert "'position': 'its (81, 16) tensor table (not in state_dict) is too large" in conv.source
+
+
+def test_a_large_constant_the_forward_makes_keeps_that_module_whole():
+    conv = check("relative_position.py:NetWithMask", (1, 3, 9, 9))
+    assert lines_with(conv.source, "self.mix = CausalMix(") == ["self.mix = CausalMix(81, 16)"]
+    assert "'mix': 'its forward makes a (81, 81) tensor that torch.fx records as a constant" in conv.source

@@ -30,7 +30,7 @@ from ..naming import Namespace, class_name, docstring, is_safe_identifier, sanit
 from ..plan import Plan, UpdateSite
 from ..sourcecopy import SourceCopier
 from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
-from ..tracing import Traced
+from ..tracing import Traced, module_of
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
@@ -218,8 +218,14 @@ class Generator:
         try:
             ctor, comment = tensor_member(value, kind, owner, name, self.traced.constructor_args.get(module))
         except KeepWhole as err:  # the module that owns it can be kept whole (its __init__ builds it)
+            reason = err.reason
+            if kind == "tensor" and not module:  # torch.fx's constant: the module whose forward made it
+                users = [u for n in self.graph.nodes if n.op == "get_attr" and n.target == q for u in n.users]
+                module = module_of(users[0]) if users else ""
+                reason = (f"its forward makes a {tuple(value.shape)} tensor that torch.fx records as a constant, "
+                          "too large to write as a literal; kept whole, the module makes it itself")
             raise KeepWhole(err.message.replace(f" {name} ", f" {q} ", 1), hint=err.hint, module=module,
-                            reason=err.reason) from None
+                            reason=reason) from None
         return Member(name, ctor, comment)
 
     def tree_attr(self, q: str):

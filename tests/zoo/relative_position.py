@@ -73,3 +73,30 @@ class NetWithTable(nn.Module):
     def forward(self, x):
         x = self.position(self.embed(x).flatten(2).transpose(1, 2))
         return self.head(x.mean(1))
+
+
+class CausalMix(nn.Module):
+    """Attention whose mask its forward makes from Python numbers: torch.fx runs that code and
+    records the (n, n) result as a constant of the graph (as Swin's shifted-window mask is)."""
+
+    def __init__(self, n: int, dim: int):
+        super().__init__()
+        self.n = n
+        self.qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, -1)
+        mask = torch.triu(torch.full((self.n, self.n), -1e4), 1)
+        return ((q @ k.transpose(-2, -1)) + mask).softmax(-1) @ v
+
+
+class NetWithMask(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv2d(3, 16, 1)
+        self.mix = CausalMix(81, 16)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        return self.head(self.mix(x).mean(1))

@@ -225,9 +225,10 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
         try:
             src = generate(traced, plan, plain=plain, flat=options.flat)
         except KeepWhole as err:
-            if not err.module or err.module in leaves:
+            new = {q: why for q, why in err.modules.items() if q and q not in leaves}
+            if not new:
                 raise
-            leaves, kept[err.module] = leaves | {err.module}, err.reason
+            leaves, kept = leaves | set(new), {**kept, **new}
             continue
         break
     meta = metadata(plan, src, specs, source_name, traced, plain=plain)

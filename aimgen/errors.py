@@ -55,13 +55,12 @@ class RenderError(AimgenError):
 
 
 class KeepWhole(RenderError):
-    """A module whose members cannot be written out one by one (an integer buffer too large for
-    a literal), but whose own ``__init__`` can build them: the conversion keeps it whole."""
+    """Modules whose members cannot be written out one by one (an integer buffer too large for
+    a literal), but whose own code can build them: the conversion keeps them whole."""
 
-    def __init__(self, message: str, *, module: str, reason: str, hint: str | None = None):
+    def __init__(self, message: str, *, modules: dict[str, str], hint: str | None = None):
         super().__init__(message, hint=hint)
-        self.module = module  # its qualified name; '' for the root, which cannot be kept whole
-        self.reason = reason  # why, as the report's kept-whole list says it
+        self.modules = modules  # qualified name -> why, as the report's kept-whole list says it; '' is the root
 
 
 class ValidationError(AimgenError):

@@ -35,7 +35,7 @@ from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
 from .functions import Function, Naming, Stmt, render, source_name
-from .members import Member, Tree, tensor_member
+from .members import Member, Raw, Tree, tensor_member
 from .scopes import Scope, container_kind
 
 #: names the generated file binds at module level besides the runtime's and the classes'
@@ -123,6 +123,7 @@ class Generator:
         # code that calls a method, `self.rel_pos.get_bias()`): built by its own constructor too
         whole = {q for q in self.traced.leaf_names if any(a.startswith(q + ".") for a in attrs)}
         self.tree = Tree(self.root, call_targets | whole, attrs, owners | called | {self.top.qual})
+        self._keep_whole: dict[str, tuple[str, str | None, str]] = {}  # module -> (message, hint, why)
         self.reserved = set(reserved_names())
         self.copier = SourceCopier(taken=self.reserved)
         self.writer = ValueWriter(self.copier)
@@ -218,14 +219,18 @@ class Generator:
         try:
             ctor, comment = tensor_member(value, kind, owner, name, self.traced.constructor_args.get(module))
         except KeepWhole as err:  # the module that owns it can be kept whole (its __init__ builds it)
-            reason = err.reason
+            reason = err.modules[""]
             if kind == "tensor" and not module:  # torch.fx's constant: the module whose forward made it
                 users = [u for n in self.graph.nodes if n.op == "get_attr" and n.target == q for u in n.users]
                 module = module_of(users[0]) if users else ""
                 reason = (f"its forward makes a {tuple(value.shape)} tensor that torch.fx records as a constant, "
                           "too large to write as a literal; kept whole, the module makes it itself")
-            raise KeepWhole(err.message.replace(f" {name} ", f" {q} ", 1), hint=err.hint, module=module,
-                            reason=reason) from None
+            message = err.message.replace(f" {name} ", f" {q} ", 1)
+            if not module:  # the root cannot be kept whole
+                raise KeepWhole(message, hint=err.hint, modules={}) from None
+            # noted, and asked for all at once when the members are known (see generate)
+            self._keep_whole.setdefault(module, (message, err.hint, reason))
+            return Member(name, Raw("None"))
         return Member(name, ctor, comment)
 
     def tree_attr(self, q: str):
@@ -468,6 +473,9 @@ class Generator:
             written.append(self._class_text(g))
         root_fn, root_names = self.function(self.top)
         root_members = [Member(m.name, _resolve_refs(m.value, resolved), m.comment) for m in self.members("", self.top)]
+        if self._keep_whole:  # every module to keep whole, in one go (api.convert traces again)
+            message, hint, _ = next(iter(self._keep_whole.values()))
+            raise KeepWhole(message, hint=hint, modules={q: why for q, (_, _, why) in self._keep_whole.items()})
         written.append(self._root_text(root_fn, root_names, root_members))
         runtime_text = self._runtime_text()
         inline = [(s.qual, s.why_inline) for s in self.top.walk()

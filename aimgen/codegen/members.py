@@ -181,14 +181,14 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
         what = "a buffer left out of state_dict" if kind == "buffer" else "a constant of the traced forward"
         raise KeepWhole(f"the {shape} tensor {name} ({what}) is too large to write into the source, and no "
                         "checkpoint restores it: a random value would change what the model computes.",
-                        hint="Compute it in forward, or keep its module whole with leaf=.", module="",
-                        reason=f"its {shape} tensor {name} (not in state_dict) is too large to write as a "
-                        "literal; its own __init__ builds it")
+                        hint="Compute it in forward, or keep its module whole with leaf=.",
+                        modules={"": f"its {shape} tensor {name} (not in state_dict) is too large to write as a "
+                                     "literal; its own __init__ builds it"})
     if not t.is_floating_point():
         raise KeepWhole(f"the {shape} integer tensor {name} is too large to write into the source.",
-                        hint="Compute it in forward, or keep its module whole with leaf=.", module="",
-                        reason=f"its {shape} integer tensor {name} is too large to write as a literal; "
-                        "its own __init__ builds it")
+                        hint="Compute it in forward, or keep its module whole with leaf=.",
+                        modules={"": f"its {shape} integer tensor {name} is too large to write as a literal; "
+                                     "its own __init__ builds it"})
     return _default_init(shape, name, dtype)
 
 

@@ -215,12 +215,15 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
                           "torch.randn(1, 3, 224, 224).", field="input_shapes")
     source_name = source_name or type(model).__name__
     options.check()
+    def inputs(batch=None):
+        return make_inputs(specs, model, batch=batch)
+
     leaves, kept = frozenset(options.leaf), {}
     while True:  # again with a module kept whole where codegen asks for it (aimgen.errors.KeepWhole)
-        traced = _trace(model, specs, source_name, leaves)
+        traced = _trace(model, inputs, len(specs), source_name, leaves)
         traced.leaf_reasons.update(kept)
         traced.constructor_args = dict(constructor_args or {})
-        shapes.analyse(traced, specs, lambda batch=None: make_inputs(specs, model, batch=batch), source_name)
+        shapes.analyse(traced, specs, inputs, source_name)
         plan = None if plain else make_plan(traced, options)
         try:
             src = generate(traced, plan, plain=plain, flat=options.flat)
@@ -247,14 +250,13 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
     return result
 
 
-def _trace(model: nn.Module, specs, source_name: str, leaves: frozenset[str]) -> Traced:
+def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: frozenset[str]) -> Traced:
     """torch.fx's trace of the model, or the torch.export path where its root cannot be traced."""
     try:
-        traced = trace(model, leaves, source=source_name, n_inputs=len(specs))
+        traced = trace(model, leaves, source=source_name, n_inputs=n_inputs)
         capture.check_fx(traced, source_name)
     except TraceError as fx_error:
-        traced = capture.export_trace(model, lambda batch=None: make_inputs(specs, model, batch=batch),
-                                      source=source_name, n_inputs=len(specs), leaf_names=leaves,
+        traced = capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
                                       fx_error=fx_error)
     return traced
 

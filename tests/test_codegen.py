@@ -135,3 +135,31 @@ def test_locals_are_named_as_in_the_base_forward_and_dead_values_are_released():
     assert "out = self.bn1(out)" in block and "identity = x" in block and not re.search(r"\badd\b", block)
     root = src.split("def forward_with_memory")[1]
     assert "x, memory = self.layer1(x, memory)" in root and "x = torch.flatten(x, 1)" in root
+
+
+class TiedHead(torch.nn.Module):
+    """RoBERTa's LM head: ``bias`` is the decoder's bias under a second name, and the forward
+    reads only the decoder."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = torch.nn.Linear(8, 8)
+        self.decoder = torch.nn.Linear(8, 5)
+        self.bias = torch.nn.Parameter(torch.zeros(5))
+        self.decoder.bias = self.bias
+
+    def forward(self, x):
+        return self.decoder(self.dense(x).relu())
+
+
+def test_a_parameter_tied_under_a_name_the_forward_never_reads_keeps_its_key_and_its_tie():
+    model = TiedHead().eval()
+    conv = aimgen.convert(model, [(1, 8)], base_weights=model.state_dict())
+    assert "self.bias = self.decoder.bias  # tied, as in the base model" in conv.source
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    assert aim.bias is aim.decoder.bias
+    assert set(model.state_dict()) <= set(aim.state_dict())
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6

@@ -55,6 +55,11 @@ class Tree:
     def used(self, path: str) -> bool:
         return path in self._used if path else bool(self._used)
 
+    def defines(self, qualname: str) -> bool:
+        """Whether the generated model holds this parameter or buffer: one of a leaf layer (its
+        constructor makes it) or one the forward reads."""
+        return qualname in self.attrs or any(p in self.leaves for p in _prefixes(qualname)[:-1])
+
     def module(self, path: str) -> nn.Module:
         return self.root.get_submodule(path) if path else self.root
 

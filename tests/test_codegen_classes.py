@@ -47,6 +47,28 @@ def test_constants_of_the_forward_that_differ_become_attributes():
     assert cls.params == ["p"] and cls.attributes == ["p"] and cls.constants == ["self.p", "3"]
 
 
+def test_a_constant_never_takes_the_name_of_a_layer_of_the_block():
+    # MobileViT's attention has a layer named `value`; a differing constant of its forward was
+    # named `value` too, and `self.value = value` replaced the layer with an int
+    def attention(heads):
+        return Instance(scope=None, members=[Member("value", conv(8, 8)), Member("scale", conv(8, 8))],
+                        records={"heads": heads})
+    cls = BlockClass(name="A", base="nn.Module", instances=[attention(2), attention(4)])
+    parameterise(cls, set(), constants=[(2, 4), (0.5, 0.25)])
+    assert "value" not in cls.params and "scale" not in cls.params
+    assert cls.params == ["heads", "value_1"] and cls.attributes == ["heads", "value_1"]
+    assert cls.constants == ["self.heads", "self.value_1"] and cls.args == [[2, 0.5], [4, 0.25]]
+
+
+def test_a_recorded_argument_named_like_a_layer_gets_an_attribute_of_its_own():
+    def attention(n):
+        return Instance(scope=None, members=[Member("value", conv(8, 8))], records={"value": n})
+    cls = BlockClass(name="A", base="nn.Module", instances=[attention(2), attention(4)])
+    parameterise(cls, set(), constants=[(2, 4)])
+    assert cls.params == ["value", "value_1"] and cls.attributes == ["value_1"]
+    assert cls.constants == ["self.value_1"] and cls.args == [[2, 2], [4, 4]]
+
+
 def test_structure_ignores_values_but_not_shape():
     assert structure(conv(1, 2), str) == structure(conv(3, 4), str)
     assert structure(conv(1, 2, 2), str) == structure(conv(1, 2), str)  # a default left out is still there

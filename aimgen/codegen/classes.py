@@ -126,7 +126,15 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
     order: list[str] = []
     exprs: dict[tuple, str] = {}
 
-    def param_for(vec: tuple, label: str) -> str:
+    members = {m.name for inst in cls.instances for m in inst.members}
+
+    def fresh(label: str, avoid: set[str]) -> str:
+        name = ns.create(sanitize(label, "value"))
+        while name in avoid:
+            name = ns.create(sanitize(label, "value"))
+        return name
+
+    def param_for(vec: tuple, label: str, avoid: set[str] = frozenset()) -> str:
         vec = _freeze(vec)
         if vec in params:
             return params[vec]
@@ -141,7 +149,7 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
                     for c in (2, 3, 4, 6, 8):
                         if tuple(f(k, c) for k in known) == vec and (op == "*" or all(k % c == 0 for k in known)):
                             return f"{name} {op} {c}"
-        params[vec] = ns.create(sanitize(label or "value", "value"))
+        params[vec] = fresh(label or "value", avoid)
         order.append(params[vec])
         return params[vec]
 
@@ -166,14 +174,20 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
         if len(set(map(_key, vec))) == 1:
             cls.constants.append(python_literal(vec[0]))
         else:
-            name = param_for(vec, "value")
+            name = param_for(vec, "value", avoid=members)
             base = name.split()[0]   # "planes * 4" reads self.planes
+            if base in members:      # a parameter named like a layer of the block (MobileViT's
+                key = (_ATTRIBUTE, _freeze(vec))   # `value`): self.value stays the layer
+                if key not in params:
+                    params[key] = fresh("value", members)
+                    order.append(params[key])
+                name = base = params[key]
             if base not in cls.attributes:
                 cls.attributes.append(base)
             cls.constants.append(f"self.{name}")
     cls.params = order
     cls.slots = exprs
-    by_name = {name: vec for vec, name in params.items()}
+    by_name = {name: vec[1] if vec[:1] == (_ATTRIBUTE,) else vec for vec, name in params.items()}
     cls.args = [[_thaw(by_name[n][i], per_instance, i) for n in order] for i in range(len(cls.instances))]
 
 
@@ -183,6 +197,9 @@ def _thaw(value, per_instance, i):
         if _freeze(v) == value:
             return v
     return _unfreeze(value)
+
+
+_ATTRIBUTE = object()   # keys a constant's own parameter when its shared name is a member's
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import inspect
 import logging
@@ -61,6 +62,16 @@ aten = torch.ops.aten
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 _HERE = str(Path(__file__).resolve().parent)
+
+
+def _package_dir(name: str) -> str | None:
+    spec = importlib.util.find_spec(name)
+    return str(Path(spec.origin).resolve().parent) if spec is not None and spec.origin else None
+
+
+# where a failure is never the model's own line: torch, aimgen, and numpy (a model that calls
+# numpy in forward fails inside it; its own line is the one to show)
+_NOT_MODEL_CODE = tuple(d for d in (_TORCH_DIR, _HERE, _package_dir("numpy")) if d)
 _INT64_MAX = 9223372036854775807
 
 # aten calls on a parameter that the functional tap kinds know as torch functions (same arguments)
@@ -103,11 +114,15 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
                     for training in (True, False)}
     for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
         graphs = {training: _Lowering(model, ep, names, leaves, raising).graph() for training, ep in programs.items()}
-        flags = _reconcile(graphs[True], graphs[False], model, source)
+        stochastic = _train_only(graphs[True], graphs[False], model)
+        if stochastic:   # stochastic depth: a call in train(), nothing in eval(); kept whole in both
+            graphs[True] = _Lowering(model, programs[True], names, leaves, raising, stochastic).graph()
+        flags = _reconcile(graphs[True], graphs[False], model, source, stochastic)
+        reasons = {q: "listed in leaf=" for q in leaves} if raising else {}
+        reasons.update({q: _TRAIN_ONLY for q in stochastic})
         traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
-                              fixed_inputs=fixed, leaf_names=leaves if raising else frozenset(),
-                              leaf_reasons={q: "listed in leaf=" for q in leaves} if raising else {},
-                              fx_error=_first_line(fx_error) if fx_error is not None else "")
+                              fixed_inputs=fixed, leaf_names=(leaves if raising else frozenset()) | stochastic,
+                              leaf_reasons=reasons, fx_error=_first_line(fx_error) if fx_error is not None else "")
         try:
             _check_function(traced, make_inputs, overrides, source)
             break
@@ -293,12 +308,12 @@ def user_location(err: BaseException) -> str | None:
     loc = None
     for frame in traceback.extract_tb(err.__traceback__):
         fname = str(Path(frame.filename).resolve()) if frame.filename else ""
-        if fname.startswith((_TORCH_DIR, _HERE)) or not fname.endswith(".py"):
+        if fname.startswith(_NOT_MODEL_CODE) or not fname.endswith(".py"):
             continue
         loc = f"{frame.filename}:{frame.lineno} (`{(frame.line or '').strip()}`)"
     if loc is None:
         for m in re.finditer(r'File "([^"]+\.py)", line (\d+)', str(err)):
-            if not str(Path(m.group(1)).resolve()).startswith((_TORCH_DIR, _HERE)):
+            if not str(Path(m.group(1)).resolve()).startswith(_NOT_MODEL_CODE):
                 loc = f"{m.group(1)}:{m.group(2)}"
     return loc
 
@@ -320,13 +335,16 @@ def _is_tensor(node) -> bool:
 
 
 class _Lowering:
-    """One exported program as a torch.fx-style graph over the user's module."""
+    """One exported program as a torch.fx-style graph over the user's module. ``stochastic``:
+    modules raised to calls even when nothing else is (they compute only in train())."""
 
-    def __init__(self, model: nn.Module, ep, names: list[str], leaves: frozenset[str], raising: bool = True):
+    def __init__(self, model: nn.Module, ep, names: list[str], leaves: frozenset[str], raising: bool = True,
+                 stochastic: frozenset[str] = frozenset()):
         self.model = model
         self.ep = ep
         self.names = names
-        self.leaves = leaves
+        self.leaves = leaves if raising else frozenset()
+        self.stochastic = stochastic
         self.raising = raising
         self.g = fx.Graph()
 
@@ -336,6 +354,7 @@ class _Lowering:
         self._functional_inplace()
         if self.raising:
             self._linear_layers()
+        if self.raising or self.stochastic:
             self._raise_leaves()
         self._as_torch()
         self._dead_code()
@@ -592,9 +611,9 @@ class _Lowering:
             self._replace_run([flat, mm, back], back, lin)
 
     def _raisable(self, qual: str, module: nn.Module) -> bool:
-        if qual in self.leaves:
+        if qual in self.leaves or qual in self.stochastic:
             return True
-        if not type(module).__module__.startswith("torch.nn.") or module._modules or \
+        if not self.raising or not type(module).__module__.startswith("torch.nn.") or module._modules or \
                 isinstance(module, _NOT_RAISED) or getattr(module, "return_indices", False):
             return False
         try:
@@ -829,11 +848,60 @@ def _normalise(a: fx.Node, b: fx.Node) -> None:
         node.args, node.kwargs = tuple(args), kwargs
 
 
-def _reconcile(train: fx.Graph, evalg: fx.Graph, model: nn.Module, source: str) -> dict:
+def _train_only(train: fx.Graph, evalg: fx.Graph, model: nn.Module) -> frozenset[str]:
+    """The outermost modules that compute in train() and are the identity in eval(), where they
+    leave no node: stochastic depth (timm's and transformers' DropPath). A module that eval()
+    does not call at all (auxiliary logits) is not one of them."""
+    def owners(g: fx.Graph) -> set[str]:
+        return {q for n in g.nodes for q, _ in (n.meta.get("nn_module_stack") or {}).values() if q}
+    only = owners(train) - owners(evalg)
+    outer = [q for q in only if not any(q.startswith(p + ".") for p in only)]
+    return frozenset(q for q in outer if _identity_in_eval(model.get_submodule(q), _run_input(train, q)))
+
+
+def _run_input(g: fx.Graph, qual: str):
+    """An example value of the tensor the nodes of module ``qual`` read from outside, if they
+    read one shape (a module called twice, as BEiT's drop_path is, reads two tensors of it)."""
+    inside = {n for n in g.nodes if any(q == qual for q, _ in (n.meta.get("nn_module_stack") or {}).values())}
+    outside = {a for n in inside for a in n.all_input_nodes if a not in inside and _is_tensor(a)}
+    vals = [a.meta.get("val") for a in outside if a.op != "get_attr"]
+    if not vals or not all(isinstance(v, torch.Tensor) for v in vals):
+        return None
+    shapes = {(_example_shape(v), v.dtype) for v in vals}
+    return vals[0] if len(shapes) == 1 and None not in next(iter(shapes))[0] else None
+
+
+def _example_shape(value: torch.Tensor) -> tuple:
+    """The shape at the example input (a symbolic size by its hint; None where there is none)."""
+    return tuple(d if isinstance(d, int) else getattr(d.node, "hint", None) for d in value.shape)
+
+
+def _identity_in_eval(module: nn.Module, example) -> bool:
+    if example is None:
+        return False
+    was = module.training
+    try:
+        module.eval()
+        x = torch.randn(_example_shape(example)).to(example.dtype)
+        with torch.no_grad():
+            out = module(x)
+        return out is x or (isinstance(out, torch.Tensor) and out.shape == x.shape and torch.equal(out, x))
+    except Exception:   # noqa: BLE001 - anything but a clean identity is not one
+        return False
+    finally:
+        module.train(was)
+
+
+_TRAIN_ONLY = "it computes only in train() (stochastic depth), so one captured graph cannot hold it"
+
+
+def _reconcile(train: fx.Graph, evalg: fx.Graph, model: nn.Module, source: str,
+               stochastic: frozenset[str] = frozenset()) -> dict:
     """{eval node: {path: (value in train(), value in eval())}} where the graphs differ only by
     constants; a ``.contiguous()`` only the train graph has is added to the eval graph (it
-    changes no value). Nodes are matched in order (their names may differ: the exporter numbers
-    them per mode). Any other difference is refused with the module and line."""
+    changes no value), and so is a call of a ``stochastic`` module (the identity in eval()).
+    Nodes are matched in order (their names may differ: the exporter numbers them per mode).
+    Any other difference is refused with the module and line."""
     flags: dict[str, dict[tuple, tuple]] = {}
     match: dict[fx.Node, fx.Node] = {}
     inserted: set[fx.Node] = set()   # train-only .contiguous() nodes, copied into the eval graph
@@ -842,10 +910,11 @@ def _reconcile(train: fx.Graph, evalg: fx.Graph, model: nn.Module, source: str) 
     while i < len(tn) and j < len(en):
         a, b = tn[i], en[j]
         if (a.op, a.target) != (b.op, b.target):
-            if a.target in _SAME_VALUES and isinstance(a.args[0], fx.Node) and a.args[0] in match:
+            kept = a.op == "call_module" and a.target in stochastic
+            if (a.target in _SAME_VALUES or kept) and isinstance(a.args[0], fx.Node) and a.args[0] in match:
                 src = match[a.args[0]]
                 with evalg.inserting_before(b):
-                    copy = evalg.call_function(a.target, (src,) + tuple(a.args[1:]), dict(a.kwargs))
+                    copy = evalg.create_node(a.op, a.target, (src,) + tuple(a.args[1:]), dict(a.kwargs))
                 copy.meta.update({k: v for k, v in a.meta.items() if k in ("nn_module_stack", "stack_trace")})
                 match[a] = copy
                 inserted.add(a)
@@ -910,7 +979,7 @@ def _stack_location(node: fx.Node) -> str | None:
     loc = None
     for k, line in enumerate(lines):
         m = re.match(r'\s*File "(.+)", line (\d+), in ', line)
-        if not m or str(Path(m.group(1)).resolve()).startswith((_TORCH_DIR, _HERE)):
+        if not m or str(Path(m.group(1)).resolve()).startswith(_NOT_MODEL_CODE):
             continue
         code = lines[k + 1].strip() if k + 1 < len(lines) else ""
         loc = f"{m.group(1)}:{m.group(2)} (`{code}`)"

@@ -334,6 +334,61 @@ def test_a_forward_with_kwargs_goes_through_torch_export_with_layers_as_modules(
         assert (conv.build().eval()(x)["logits"] - model(x)["logits"]).abs().max() <= TOL
 
 
+class DropPath(nn.Module):
+    """Stochastic depth as timm and transformers write it: nothing at all in eval()."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class DropPathNet(nn.Module):
+    """Residual blocks with stochastic depth, captured by torch.export (``**kwargs``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 8)
+        self.drop1 = DropPath(0.5)
+        self.fc2 = nn.Linear(8, 8)
+        self.drop2 = DropPath(0.5)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x, **kwargs):
+        x = x + self.drop1(self.fc1(x))
+        x = x + self.drop2(self.fc2(x).relu())
+        return self.head(x)
+
+
+def test_stochastic_depth_that_computes_only_in_train_is_kept_whole_and_stays_live():
+    model = DropPathNet().eval()
+    conv = aimgen.convert(model, [(1, 8)], base_weights=model.state_dict())
+    assert conv._traced.capture == "torch.export"
+    assert sorted(conv._traced.leaf_reasons) == ["drop1", "drop2"]
+    assert "stochastic depth" in conv._traced.leaf_reasons["drop1"]
+    assert [t.qualname for t in conv.plan.taps] == ["fc1", "fc2", "head"]
+    assert "class DropPath(nn.Module):" in conv.source and "self.drop1 = DropPath(0.5)" in conv.source
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(64, 8)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= TOL
+        model.train(), aim.train()
+        torch.manual_seed(3)
+        want = model(x)
+        torch.manual_seed(3)
+        got = aim(x)
+        torch.manual_seed(4)
+        other = aim(x)
+    assert (got - want).abs().max() <= TOL          # the same draws: the same samples dropped
+    assert (other - got).abs().max() > 1e-3         # and they are draws: another seed differs
+
+
 @dataclasses.dataclass
 class Pair:
     logits: torch.Tensor
@@ -476,3 +531,17 @@ def test_arguments_that_differ_between_train_and_eval_are_kept_even_at_their_def
     text = Expressions({node.name: {(0, 4): (0.1, 0.0)}}, SourceCopier(taken=set())).expression(node)
     assert "(0.1 if self.training else 0.0)" in text
     assert textwrap.dedent(text).startswith("F.scaled_dot_product_attention(")
+
+
+def test_a_failure_inside_numpy_is_placed_at_the_models_own_line():
+    # wav2vec2's SpecAugment calls numpy in forward; the line to show is the model's, not numpy's
+    import numpy as np
+
+    from aimgen.capture import user_location
+
+    try:
+        np.put_along_axis(np.zeros((2, 3)), np.array([[0.5]]), 1, -1)  # THE NUMPY CALL
+    except IndexError as err:
+        loc = user_location(err)
+    line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1) if "# THE NUMPY CALL" in text)
+    assert loc.startswith(f"{__file__}:{line} (`np.put_along_axis(")

@@ -155,7 +155,7 @@ class TiedHead(torch.nn.Module):
 def test_a_parameter_tied_under_a_name_the_forward_never_reads_keeps_its_key_and_its_tie():
     model = TiedHead().eval()
     conv = aimgen.convert(model, [(1, 8)], base_weights=model.state_dict())
-    assert "self.bias = self.decoder.bias  # tied, as in the base model" in conv.source
+    assert "self.decoder.bias = self.bias  # tied, as in the base model" in conv.source
     aim = conv.build()
     aim.load_state_dict(conv.state_dict)
     assert aim.bias is aim.decoder.bias
@@ -163,3 +163,32 @@ def test_a_parameter_tied_under_a_name_the_forward_never_reads_keeps_its_key_and
     x = torch.randn(3, 8)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+class UnreadState(torch.nn.Module):
+    """DINOv2's ``mask_token`` (a parameter only another input mode reads) and T5's ``shared``
+    (an embedding tied to ``encoder.embed_tokens``, never called under its own name)."""
+
+    def __init__(self):
+        super().__init__()
+        self.shared = torch.nn.Embedding(10, 8)
+        self.encoder = torch.nn.Sequential(torch.nn.Embedding(10, 8), torch.nn.Linear(8, 8))
+        self.encoder[0].weight = self.shared.weight
+        self.mask_token = torch.nn.Parameter(torch.randn(1, 8))
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, ids):
+        return self.head(self.encoder(ids).mean(1))
+
+
+def test_state_the_forward_never_reads_keeps_its_keys_its_values_and_its_ties():
+    model = UnreadState().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 5), torch.int64)], base_weights=model.state_dict())
+    assert "self.shared = self.encoder[0]  # the same module, as in the base model" in conv.source
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    assert set(model.state_dict()) <= set(aim.state_dict())
+    assert torch.equal(aim.mask_token, model.mask_token) and aim.shared.weight is aim.encoder[0].weight
+    ids = torch.randint(0, 10, (4, 5))
+    with torch.no_grad():
+        assert (aim.eval()(ids) - model(ids)).abs().max() <= 1e-6

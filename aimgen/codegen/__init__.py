@@ -646,7 +646,7 @@ class Generator:
         return _wrap_doc(" ".join(parts))
 
     def _root_text(self, fn: Function, names: dict[str, str], members: list[Member]) -> str:
-        init = member_lines(members, self.writer) + self._tie_lines()
+        init = member_lines(members, self.writer) + self._alias_lines() + self._tie_lines()
         params = [names[p.name] for p in fn.params]
         lines = [f"class {self.root_class}(nn.Module):"]
         lines.append(f'    """{"AiM version" if not self.plain else "Plain rendering"} of '
@@ -669,6 +669,26 @@ class Generator:
                       '        """Forget what training carried over: the memory is the learned seed again."""',
                       f"        self.{self.memory_attr}.reset()"]
         return "\n".join(lines)
+
+    def _alias_lines(self) -> list[str]:
+        """A module the base model holds under a second name that the forward never calls is
+        the same module in the generated model too, so its state_dict keys are kept:
+        ``self.shared = self.encoder.embed_tokens``. Two modules of one class whose state is the
+        same tensors count as one (T5's ``shared`` and ``encoder.embed_tokens``, tied)."""
+        names: dict[tuple, list[str]] = {}
+        for name, module in self.root.named_modules(remove_duplicate=False):
+            state = tuple(id(t) for t in module.state_dict(keep_vars=True).values())
+            if name and state:
+                names.setdefault((type(module), state), []).append(name)
+        lines = []
+        for group in names.values():
+            used = [n for n in group if self.tree.used(n)]
+            for other in group if used else []:
+                parent = other.rpartition(".")[0]
+                if self.tree.used(other) or (parent and not self.tree.used(parent)):
+                    continue
+                lines.append(f"{self.tree.access(other)} = {self.tree.access(used[0])}  # the same module, as in the base model")
+        return lines
 
     def _tie_lines(self) -> list[str]:
         """A parameter the base model holds under two names (an LM head tied to its embedding)

@@ -56,9 +56,10 @@ class Tree:
         return path in self._used if path else bool(self._used)
 
     def defines(self, qualname: str) -> bool:
-        """Whether the generated model holds this parameter or buffer: one of a leaf layer (its
-        constructor makes it) or one the forward reads."""
-        return qualname in self.attrs or any(p in self.leaves for p in _prefixes(qualname)[:-1])
+        """Whether the generated model holds this parameter: one of a leaf layer (its
+        constructor makes it), one the forward reads, or one of a module it writes."""
+        owner = qualname.rpartition(".")[0]
+        return qualname in self.attrs or self.used(owner) or any(p in self.leaves for p in _prefixes(qualname)[:-1])
 
     def module(self, path: str) -> nn.Module:
         return self.root.get_submodule(path) if path else self.root
@@ -79,9 +80,9 @@ class Tree:
                     out.append((name, "unused", q))
                 continue
             out.append((name, "leaf" if q in self.leaves else "tree", q))
-        for name in module._parameters:
-            q = f"{path}.{name}" if path else name
-            if q in self.attrs:
+        for name, param in module._parameters.items():  # every parameter: one the forward never
+            q = f"{path}.{name}" if path else name         # reads (DINOv2's mask_token) is state too
+            if param is not None and (q in self.attrs or self.used(path)):
                 out.append((name, "param", q))
         for name, buf in module._buffers.items():  # every buffer: state the forward may not read
             q = f"{path}.{name}" if path else name  # (num_batches_tracked) is still state_dict state

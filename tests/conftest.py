@@ -10,6 +10,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+ZOO = ROOT / "tests" / "zoo"
 MODELS = Path(__file__).resolve().parent / "models"
 
 

@@ -42,7 +42,9 @@ ARCHITECTURES = {
     "swin_t": (lambda: tv.swin_t(num_classes=10), (1, 3, 64, 64), "shifted windows, roll, permutes"),
     "alexnet": (lambda: tv.alexnet(num_classes=10), (1, 3, 64, 64), "dropout, big Linear layers"),
 }
-DEFAULT = ("densenet121", "googlenet", "convnext_tiny", "shufflenet_v2_x0_5", "efficientnet_b0", "vit_small")
+# googlenet's branches and shufflenet's channel shuffle are also families of the random-model
+# generator, which the default run holds to the same invariants; they run here with -m slow
+DEFAULT = ("densenet121", "convnext_tiny", "efficientnet_b0", "vit_small")
 OPAQUE = {"vit_small": ("internal to MultiheadAttention", "inside the leaf module"),
           "swin_t": ("not called as a layer: its weight goes into shifted_window_attention",)}
 PARAMS = [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in ARCHITECTURES]

@@ -9,7 +9,9 @@ from torch import nn
 
 import aimgen
 from aimgen.errors import TraceError
+from aimgen.loader import load_model
 from aimgen.tracing import trace
+from conftest import ZOO
 
 
 class Dropper(nn.Module):
@@ -72,3 +74,29 @@ def test_an_untraceable_submodule_is_kept_whole_with_the_reason():
 def test_untraceable_root_code_is_refused_with_its_line():
     with pytest.raises(TraceError, match=r"test_tracing.py:\d+ .*root module"):
         trace(Untraceable())
+
+
+class ShapeBranch(nn.Module):
+    def forward(self, x):
+        if x.shape[1] == 3:  # A BRANCH, NOT AN ASSERT
+            x = x * 2
+        return x
+
+
+def test_an_assert_on_traced_shapes_is_traced_through_and_left_out_like_python_O():
+    model = load_model(f"{ZOO / 'shape_assert.py'}:Net").model.eval()
+    traced = trace(model)
+    assert not traced.leaf_names    # traced through, so its conv is a layer aimgen can tap
+    assert [n.target for n in traced.graph.nodes if n.op == "call_module"] == ["stem", "down.conv"]
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict())
+    assert [t.qualname for t in conv.plan.taps] == ["stem", "down.conv"] and "assert" not in conv.source
+    x = torch.randn(2, 3, 16, 16)
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+def test_a_branch_on_a_traced_shape_is_still_refused():
+    with pytest.raises(TraceError, match="A BRANCH, NOT AN ASSERT"):
+        trace(ShapeBranch())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,9 +14,7 @@ import torch
 import aimgen
 import random_models as rm
 from aimgen.loader import InputSpec, load_model
-from conftest import leftovers
-
-ZOO = Path(__file__).resolve().parent / "zoo"
+from conftest import ZOO, leftovers
 
 
 def zoo(target: str) -> torch.nn.Module:

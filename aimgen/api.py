@@ -251,14 +251,24 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
 
 
 def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: frozenset[str]) -> Traced:
-    """torch.fx's trace of the model, or the torch.export path where its root cannot be traced."""
+    """torch.fx's trace of the model, or the torch.export path where its root cannot be traced,
+    or where torch.fx had to keep modules whole that hold weight layers and torch.export sees
+    into more of them (diffusers' attention blocks branch on ``input.ndim``)."""
     try:
         traced = trace(model, leaves, source=source_name, n_inputs=n_inputs)
         capture.check_fx(traced, source_name)
     except TraceError as fx_error:
-        traced = capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
-                                      fx_error=fx_error)
-    return traced
+        return capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
+                                    fx_error=fx_error)
+    hidden = capture.hidden_layers(traced, leaves)
+    if not hidden:
+        return traced
+    try:
+        exported = capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
+                                        fx_error=capture.HiddenLayers(traced, hidden))
+    except TraceError:
+        return traced   # torch.fx's graph, with those modules kept whole, stands
+    return exported if len(capture.hidden_layers(exported, leaves)) < len(hidden) else traced
 
 
 def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *, plain: bool) -> dict:

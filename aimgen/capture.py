@@ -55,6 +55,7 @@ from torch import nn
 
 from .errors import TraceError
 from .sourcecopy import is_user_object
+from .taps import REGISTRY
 from .tracing import Traced, fixed_arguments, flat_values, forward_inputs
 
 CAPTURE = "torch.export"
@@ -142,6 +143,26 @@ class ExportTraced(Traced):
     fx_error: str = ""
 
 
+def hidden_layers(traced: Traced, leaves: frozenset[str]) -> list[str]:
+    """Weight layers (of a tap kind) inside the modules the capture kept whole by itself (not
+    those listed in ``leaves``): layers that cannot read the memory."""
+    hidden = []
+    for q in sorted(set(traced.leaf_names) - set(leaves)):
+        hidden += [f"{q}.{n}" for n, m in traced.root.get_submodule(q).named_modules()
+                   if n and type(m) in REGISTRY.module_types]
+    return hidden
+
+
+class HiddenLayers(TraceError):
+    """Why the torch.export path was taken though torch.fx traced the root."""
+
+    def __init__(self, traced: Traced, hidden: list[str]):
+        kept = sorted({q for q in traced.leaf_names if any(h.startswith(q + ".") for h in hidden)})
+        super().__init__(f"torch.fx kept {len(kept)} module{'s' if len(kept) != 1 else ''} whole ({kept[0]}: "
+                         f"{traced.leaf_reasons.get(kept[0], 'untraceable')}), which would hide {len(hidden)} weight "
+                         "layers from the memory")
+
+
 def check_fx(traced: Traced, source: str) -> None:
     """Raise TraceError where torch.fx traced the root but its graph cannot stand for it: a
     forward taking ``*args``/``**kwargs`` (torch.fx makes them inputs the caller never gives)."""
@@ -179,9 +200,21 @@ def report_note(traced: Traced) -> str | None:
     """The report's line about the capture path, or None for torch.fx."""
     if traced.capture != CAPTURE:
         return None
-    why = getattr(traced, "fx_error", "")
+    why = _short_paths(getattr(traced, "fx_error", ""))
+    if why.startswith("torch.fx kept"):
+        return f"captured with torch.export (non-strict): {why}"
     return "captured with torch.export (non-strict): torch.fx could not trace the root module" + \
         (f" ({why})" if why else "")
+
+
+def _short_paths(text: str) -> str:
+    """File paths as a reader finds them, not as this machine holds them (a generated file
+    says nothing that changes from machine to machine): ``diffusers/models/resnet.py:373``
+    for a library's file, the file name for any other."""
+    def short(m: re.Match) -> str:
+        path = m.group(0)
+        return path.split("site-packages/")[-1] if "site-packages/" in path else Path(path).name
+    return re.sub(r"/[^\s:()`'\"]+\.py", short, text)
 
 
 def _library_class(cls: type) -> bool:

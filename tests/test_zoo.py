@@ -290,3 +290,21 @@ def test_a_large_constant_the_forward_makes_keeps_that_module_whole():
     conv = check("relative_position.py:NetWithMask", (1, 3, 9, 9))
     assert lines_with(conv.source, "self.mix = CausalMix(") == ["self.mix = CausalMix(81, 16)"]
     assert "'mix': 'its forward makes a (81, 81) tensor that torch.fx records as a constant" in conv.source
+
+
+def test_a_block_torch_fx_would_keep_whole_with_its_layers_goes_through_torch_export():
+    loaded = load_model(str(ZOO / "ndim_branch.py:Net"))
+    model = loaded.model.eval()
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict(), source_name="ndim_branch.py:Net")
+    assert conv._traced.capture == "torch.export"
+    assert sorted(t.qualname for t in conv.plan.taps) == [
+        "attn.to_k", "attn.to_out", "attn.to_q", "attn.to_v", "conv_in", "conv_out"]
+    assert "# captured with torch.export (non-strict): torch.fx kept 1 module whole (attn: torch.fx" in conv.source
+    line = next(i for i, t in enumerate((ZOO / "ndim_branch.py").read_text().splitlines(), 1) if "x.ndim == 4" in t)
+    assert f"ndim_branch.py:{line} (`if x.ndim == 4:`)" in conv.source and str(ZOO) not in conv.source
+    assert conv.base_match().ok
+    x = torch.randn(2, 3, 12, 12)
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-5

@@ -1,0 +1,144 @@
+"""Breadth: convert many Hugging Face transformers architectures, built from small configs (no
+download), as ``aimgen convert FILE.py:NAME`` does (constructor calls recorded), then check each:
+every base state_dict key kept, base weights in -> the base function out (max abs difference of
+the first output at batch 2), and one training step.
+
+    python benchmarks/hf_sweep.py                  # the list below
+    python benchmarks/hf_sweep.py bert llama ...   # given names
+
+One line per model: ``ok`` with taps, the difference and the output's line count, or why not
+(aimgen's message, or a base function not kept within 1e-4). Not part of the test suite
+(transformers' models change between releases).
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import aimgen
+from aimgen.loader import InputSpec, load_model
+
+TEXT = InputSpec((1, 16), torch.int64)
+IMAGE = InputSpec((1, 3, 32, 32))
+IMAGE64 = InputSpec((1, 3, 64, 64))
+AUDIO = InputSpec((1, 1600))
+
+SMALL = "hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64"
+DECODER = f"vocab_size=100, {SMALL}, max_position_embeddings=64"
+# name: (constructor call, input)
+MODELS = {
+    "bert": (f"BertForSequenceClassification(BertConfig({DECODER}))", TEXT),
+    "roberta": (f"RobertaForMaskedLM(RobertaConfig({DECODER}, pad_token_id=1))", TEXT),
+    "distilbert": ("DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=32, n_layers=2, "
+                   "n_heads=2, hidden_dim=64, max_position_embeddings=64))", TEXT),
+    "albert": (f"AlbertForSequenceClassification(AlbertConfig({DECODER}, embedding_size=16))", TEXT),
+    "electra": (f"ElectraForSequenceClassification(ElectraConfig({DECODER}, embedding_size=16))", TEXT),
+    "deberta_v2": (f"DebertaV2ForSequenceClassification(DebertaV2Config({DECODER}))", TEXT),
+    "gpt2": ("GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64))", TEXT),
+    "gpt_neox": (f"GPTNeoXForCausalLM(GPTNeoXConfig({DECODER}))", TEXT),
+    "opt": ("OPTForCausalLM(OPTConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, "
+            "ffn_dim=64, max_position_embeddings=64, word_embed_proj_dim=32))", TEXT),
+    "llama": (f"LlamaForCausalLM(LlamaConfig({DECODER}, num_key_value_heads=1))", TEXT),
+    "mistral": (f"MistralForCausalLM(MistralConfig({DECODER}, num_key_value_heads=1))", TEXT),
+    "qwen2": (f"Qwen2ForCausalLM(Qwen2Config({DECODER}, num_key_value_heads=1))", TEXT),
+    "phi": (f"PhiForCausalLM(PhiConfig({DECODER}))", TEXT),
+    "t5_encoder": ("T5EncoderModel(T5Config(vocab_size=100, d_model=32, d_kv=16, d_ff=64, num_layers=2, "
+                   "num_heads=2))", TEXT),
+    "vit": ("ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, "
+            "num_attention_heads=2, intermediate_size=64, num_labels=10))", IMAGE),
+    "deit": ("DeiTForImageClassification(DeiTConfig(image_size=32, patch_size=8, hidden_size=32, "
+             "num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=10))", IMAGE),
+    "beit": ("BeitForImageClassification(BeitConfig(image_size=32, patch_size=8, hidden_size=32, "
+             "num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=10, "
+             "use_relative_position_bias=True))", IMAGE),
+    "dinov2": ("Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, "
+               "num_attention_heads=2, mlp_ratio=2))", IMAGE),
+    "swin": ("SwinForImageClassification(SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=[1, 1], "
+             "num_heads=[2, 2], window_size=4, num_labels=10))", IMAGE),
+    "convnext": ("ConvNextForImageClassification(ConvNextConfig(num_stages=2, hidden_sizes=[16, 32], "
+                 "depths=[1, 1], num_labels=10))", IMAGE),
+    "convnextv2": ("ConvNextV2ForImageClassification(ConvNextV2Config(num_stages=2, hidden_sizes=[16, 32], "
+                   "depths=[1, 1], num_labels=10))", IMAGE),
+    "resnet": ("ResNetForImageClassification(ResNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], "
+               "num_labels=10))", IMAGE),
+    "regnet": ("RegNetForImageClassification(RegNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], "
+               "groups_width=8, num_labels=10))", IMAGE),
+    "mobilenet_v2": ("MobileNetV2ForImageClassification(MobileNetV2Config(image_size=32, depth_multiplier=0.35, "
+                     "num_labels=10))", IMAGE),
+    "mobilevit": ("MobileViTForImageClassification(MobileViTConfig(image_size=64, hidden_sizes=[16, 24, 32], "
+                  "neck_hidden_sizes=[8, 8, 16, 16, 24, 24, 64], num_labels=10))", IMAGE64),
+    "efficientnet": ("EfficientNetForImageClassification(EfficientNetConfig(image_size=32, width_coefficient=1.0, "
+                     "depth_coefficient=0.5, hidden_dim=1280, num_labels=10))", IMAGE),
+    "segformer": ("SegformerForSemanticSegmentation(SegformerConfig(num_encoder_blocks=2, depths=[1, 1], "
+                  "sr_ratios=[2, 1], hidden_sizes=[16, 32], num_attention_heads=[1, 2], decoder_hidden_size=32, "
+                  "num_labels=4))", IMAGE64),
+    "poolformer": ("PoolFormerForImageClassification(PoolFormerConfig(num_encoder_blocks=2, depths=[1, 1], "
+                   "hidden_sizes=[16, 32], patch_sizes=[7, 3], strides=[4, 2], padding=[2, 1], num_labels=10))",
+                   IMAGE),
+    "wav2vec2": ("Wav2Vec2ForSequenceClassification(Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, "
+                 "num_attention_heads=2, intermediate_size=64, conv_dim=[16, 16], conv_stride=[5, 2], "
+                 "conv_kernel=[10, 3], num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, "
+                 "num_labels=3))", AUDIO),
+}
+
+
+def first(output) -> torch.Tensor:
+    return output[0] if not isinstance(output, torch.Tensor) else output
+
+
+def example(spec: InputSpec, batch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    if spec.dtype == torch.int64:
+        return torch.randint(0, 100, (batch, *spec.shape[1:]), generator=g)
+    return torch.randn(batch, *spec.shape[1:], generator=g)
+
+
+def check(source: Path, name: str, spec: InputSpec) -> str:
+    start = time.time()
+    torch.manual_seed(0)
+    loaded = load_model(f"{source}:{name}")
+    base = loaded.model.eval()
+    conv = aimgen.convert(base, [spec], source_name=name, constructor_args=loaded.constructor_args,
+                          base_weights=base.state_dict())
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    missing = set(base.state_dict()) - set(aim.state_dict())
+    if missing:
+        raise AssertionError(f"base state_dict keys not kept: {sorted(missing)[:5]}")
+    x = example(spec, 2)
+    with torch.no_grad():
+        diff = (first(aim.eval()(x)) - first(base(x))).abs().max().item()
+    first(aim.train()(x)).float().square().mean().backward()
+    if not diff <= 1e-4:
+        raise AssertionError(f"base weights in, output differs by {diff:.2e}")
+    return (f"ok taps={len(conv.plan.taps)} diff={diff:.1e} lines={len(conv.source.splitlines())} "
+            f"{time.time() - start:.0f}s")
+
+
+def main(names: list[str]) -> int:
+    import transformers
+    transformers.logging.set_verbosity_error()
+    torch.set_num_threads(1)
+    ok = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "hf_models.py"
+        source.write_text("from transformers import *\n" + "".join(
+            f"def {n}():\n    return {MODELS[n][0]}\n" for n in names))
+        for name in names:
+            try:
+                line = check(source, name, MODELS[name][1])
+                ok += 1
+            except Exception as err:
+                text = str(err).strip().splitlines()
+                line = f"refused: {text[0][:400] if text else type(err).__name__}"
+            print(f"{name} {line}", flush=True)
+    print(f"{ok} of {len(names)} converted")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or list(MODELS)))

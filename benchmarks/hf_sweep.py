@@ -13,11 +13,11 @@ One line per model: ``ok`` with taps, the difference and the output's line count
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from sweep import run
 
 import aimgen
 from aimgen.loader import InputSpec, load_model
@@ -122,21 +122,8 @@ def check(source: Path, name: str, spec: InputSpec) -> str:
 def main(names: list[str]) -> int:
     import transformers
     transformers.logging.set_verbosity_error()
-    torch.set_num_threads(1)
-    ok = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "hf_models.py"
-        source.write_text("from transformers import *\n" + "".join(
-            f"def {n}():\n    return {MODELS[n][0]}\n" for n in names))
-        for name in names:
-            try:
-                line = check(source, name, MODELS[name][1])
-                ok += 1
-            except Exception as err:
-                text = str(err).strip().splitlines()
-                line = f"refused: {text[0][:400] if text else type(err).__name__}"
-            print(f"{name} {line}", flush=True)
-    print(f"{ok} of {len(names)} converted")
+    text = "from transformers import *\n" + "".join(f"def {n}():\n    return {MODELS[n][0]}\n" for n in names)
+    run(text, [(n, lambda path, n=n: check(path, n, MODELS[n][1])) for n in names], "hf_models.py")
     return 0
 
 

@@ -11,11 +11,11 @@ One line per model: ``ok`` with taps, the difference and the output's line count
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from sweep import run
 
 import aimgen
 from aimgen.loader import load_model
@@ -52,21 +52,9 @@ def check(source: Path, index: int, name: str) -> str:
 
 
 def main(names: list[str]) -> int:
-    torch.set_num_threads(1)
-    ok = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "timm_models.py"
-        source.write_text("import timm\n" + "".join(
-            f"def m_{i}():\n    return timm.create_model({n!r}, num_classes=10)\n" for i, n in enumerate(names)))
-        for i, name in enumerate(names):
-            try:
-                line = check(source, i, name)
-                ok += 1
-            except Exception as err:
-                text = str(err).strip().splitlines()
-                line = f"refused: {text[0][:400] if text else type(err).__name__}"
-            print(f"{name} {line}", flush=True)
-    print(f"{ok} of {len(names)} converted")
+    text = "import timm\n" + "".join(
+        f"def m_{i}():\n    return timm.create_model({n!r}, num_classes=10)\n" for i, n in enumerate(names))
+    run(text, [(n, lambda path, i=i, n=n: check(path, i, n)) for i, n in enumerate(names)], "timm_models.py")
     return 0
 
 

@@ -1043,6 +1043,14 @@ def _check_function(traced: Traced, make_inputs, overrides: dict, source: str) -
     try:
         with torch.no_grad():
             want = _flat(model(*inputs, **overrides))
+    except Exception as err:
+        model.train(was)
+        raise TraceError(f"{_named(source, model)} itself fails on aimgen's example input: {type(err).__name__}: "
+                         f"{_first_line(err)}.", hint="aimgen makes example inputs from the shapes and dtypes given "
+                         "(random values; integers below the smallest embedding table), so a model that needs "
+                         "particular values (a token it checks for) cannot be captured at them.") from err
+    try:
+        with torch.no_grad():
             got = _flat(fx.Interpreter(model, graph=traced.graph).run(*inputs))
     except Exception as err:
         raise TraceError(f"{_named(source, model)}: the graph torch.export captured does not run on the "

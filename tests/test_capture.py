@@ -279,6 +279,27 @@ def test_a_model_neither_path_captures_is_refused_with_its_class_line_and_what_t
     assert "torch.cond" in msg and "torch.where" in msg and "\n" not in msg
 
 
+class NeedsAToken(nn.Module):
+    """Checks its input's values outside tracing, as BART checks for <eos> tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+
+    def forward(self, ids, **kwargs):
+        if not torch.compiler.is_compiling() and not (ids == 10).any(dim=1).all():  # never, below 10
+            raise ValueError("Each example must contain at least one <eos> token")
+        return self.emb(ids).mean(1)
+
+
+def test_a_model_that_fails_on_the_example_values_is_told_apart_from_an_aimgen_bug():
+    with pytest.raises(TraceError) as info:
+        aimgen.convert(NeedsAToken(), [InputSpec((1, 6), torch.int64)], source_name="bart_like")
+    msg = str(info.value)
+    assert "bart_like (NeedsAToken) itself fails on aimgen's example input: ValueError: Each example must" in msg
+    assert "particular values" in msg and "bug in aimgen" not in msg
+
+
 class TrainBranch(nn.Module):
     """Its root forward computes something else in train(): one graph cannot hold both."""
 

@@ -387,6 +387,7 @@ class _Lowering:
         self._functional_inplace()
         if self.raising:
             self._linear_layers()
+            self._linear_subclasses()
         if self.raising or self.stochastic:
             self._raise_leaves()
         self._as_torch()
@@ -643,6 +644,30 @@ class _Lowering:
                 lin.meta["stack_trace"] = back.meta["stack_trace"]
             self._replace_run([flat, mm, back], back, lin)
 
+    def _linear_subclasses(self) -> None:
+        """A subclass of nn.Linear that computes the linear function its own way (Falcon's
+        ``x @ self.weight.T + self.bias``), checked on a random input: ``F.linear(x, weight,
+        bias)``, tapped as a linear layer."""
+        for key, run in self._runs().items():
+            qual = _innermost(run[0])[1]
+            module = self.model.get_submodule(qual)
+            if type(module) is nn.Linear or not isinstance(module, nn.Linear) or module._modules:
+                continue
+            found = self._boundary(run, module)
+            weight = next((n for n in run if n.op == "get_attr" and _attr(self.model, n.target) is module.weight), None)
+            bias = next((n for n in run if n.op == "get_attr" and module.bias is not None
+                         and _attr(self.model, n.target) is module.bias), None)
+            if found is None or weight is None or (module.bias is not None and bias is None) or \
+                    not _computes_linear(module, found[0].meta.get("val")):
+                continue
+            x, out = found
+            with self.g.inserting_before(out):
+                lin = self.g.call_function(F.linear, (x, weight) if bias is None else (x, weight, bias))
+            lin.meta.update(nn_module_stack=dict(out.meta["nn_module_stack"]), val=out.meta.get("val"))
+            if out.meta.get("stack_trace"):
+                lin.meta["stack_trace"] = out.meta["stack_trace"]
+            self._replace_run(run, out, lin)
+
     def _raisable(self, qual: str, module: nn.Module) -> bool:
         if qual in self.leaves or qual in self.stochastic:
             return True
@@ -879,6 +904,28 @@ def _normalise(a: fx.Node, b: fx.Node) -> None:
                     return
                 kwargs[k] = arg.default_value
         node.args, node.kwargs = tuple(args), kwargs
+
+
+def _computes_linear(module: nn.Linear, example) -> bool:
+    """Whether the module's forward equals F.linear with its weight and bias, on a random input
+    shaped like ``example`` (eval mode, no gradients)."""
+    if not isinstance(example, torch.Tensor) or not example.is_floating_point():
+        return False
+    shape = _example_shape(example)
+    if None in shape:
+        return False
+    was = module.training
+    try:
+        module.eval()
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(module.weight.dtype)
+        with torch.no_grad():
+            got = module(x)
+            want = F.linear(x, module.weight, module.bias)
+        return isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+    except Exception:   # noqa: BLE001 - anything but the same values is not the linear function
+        return False
+    finally:
+        module.train(was)
 
 
 def _train_only(train: fx.Graph, evalg: fx.Graph, model: nn.Module) -> frozenset[str]:

@@ -279,6 +279,45 @@ def test_a_model_neither_path_captures_is_refused_with_its_class_line_and_what_t
     assert "torch.cond" in msg and "torch.where" in msg and "\n" not in msg
 
 
+class MatmulLinear(nn.Linear):
+    """Falcon's FalconLinear: the linear function, computed as x @ W.T + b."""
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias
+
+
+class ScaledLinear(nn.Linear):
+    """Also an nn.Linear subclass, but not the linear function: not taken for one."""
+
+    def forward(self, x):
+        return 2 * (x @ self.weight.T) + self.bias
+
+
+class FalconLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = MatmulLinear(8, 16)
+        self.down = MatmulLinear(16, 8)
+        self.odd = ScaledLinear(8, 8)
+
+    def forward(self, x, **kwargs):
+        return self.odd(self.down(self.up(x).relu()))
+
+
+def test_a_linear_subclass_that_computes_the_linear_function_is_tapped_as_one():
+    model = FalconLike().eval()
+    conv = aimgen.convert(model, [(1, 4, 8)], base_weights=model.state_dict())
+    assert conv._traced.capture == "torch.export"
+    assert sorted(t.qualname for t in conv.plan.taps) == ["down.weight", "up.weight"]   # F.linear on them
+    assert [s.qualname for s in conv.plan.skipped] == ["odd"], conv.plan.skipped
+    x = torch.randn(3, 5, 8)
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    assert set(model.state_dict()) <= set(aim.state_dict())
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= TOL
+
+
 class NeedsAToken(nn.Module):
     """Checks its input's values outside tracing, as BART checks for <eos> tokens."""
 

@@ -105,7 +105,7 @@ class Live(Progress):
         from rich.console import Console
         from rich.progress import Progress as RichProgress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self.console = Console(file=stream or sys.stdout, highlight=False)
+        self.console = Console(file=stream or sys.stdout, highlight=False, emoji=False)
         self.display = RichProgress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
                                     TimeElapsedColumn(), console=self.console, transient=True)
         self.tasks: dict[str, int] = {}

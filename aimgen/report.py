@@ -46,7 +46,7 @@ def table_text(plan: Plan, title: str, width: int = 120, color: bool = False,
         table.add_row(*r, style=style)
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, color_system="auto" if color else None,
-                      highlight=False)
+                      highlight=False, emoji=False)   # a name like `model.py:llama:` stays text
     console.print(table)
     tapped, seen = plan.layer_counts()
     lines = [f"memory {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; taps: {tapped} of {seen} "

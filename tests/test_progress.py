@@ -33,6 +33,17 @@ def test_a_terminal_gets_the_live_display_with_every_check_kept():
     assert "[ok] onnx export (stateful): [1, 2] 3.0 s" in text.replace("\x1b[32m", "").replace("\x1b[0m", "")
 
 
+def test_a_name_between_colons_is_printed_as_text_not_as_an_emoji():
+    # rich turns `:llama:` into an emoji; `models.py:llama: ValueError` must reach the user as is
+    term = Terminal()
+    with for_stream(term) as progress:
+        progress.note("note: torch.fx cannot trace models.py:llama: ValueError")
+        progress.check(Check("load", False, "models.py:cat: failed"))
+    text = term.getvalue()
+    assert "models.py:llama: ValueError" in text and "models.py:cat: failed" in text
+    assert "\U0001f999" not in text and "\U0001f431" not in text
+
+
 def test_the_default_reports_nothing():
     progress = Progress()
     with progress.step("a", "b"):

@@ -135,7 +135,7 @@ class Progress:
                 TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+                                     TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True, emoji=False))
             self._bar.__enter__()
             self._task = self._bar.add_task("training", total=self.total)
         return self

@@ -906,26 +906,31 @@ def _normalise(a: fx.Node, b: fx.Node) -> None:
         node.args, node.kwargs = tuple(args), kwargs
 
 
-def _computes_linear(module: nn.Linear, example) -> bool:
-    """Whether the module's forward equals F.linear with its weight and bias, on a random input
-    shaped like ``example`` (eval mode, no gradients)."""
-    if not isinstance(example, torch.Tensor) or not example.is_floating_point():
-        return False
-    shape = _example_shape(example)
-    if None in shape:
-        return False
+def _on_random_input(module: nn.Module, example):
+    """(a random input shaped like ``example``, the module's eval() output on it, no gradients),
+    or None where there is no such input or the module fails on it. The module's mode is kept."""
+    if not isinstance(example, torch.Tensor) or not example.is_floating_point() or None in _example_shape(example):
+        return None
     was = module.training
     try:
         module.eval()
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(module.weight.dtype)
+        x = torch.randn(_example_shape(example), generator=torch.Generator().manual_seed(0)).to(example.dtype)
         with torch.no_grad():
-            got = module(x)
-            want = F.linear(x, module.weight, module.bias)
-        return isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=1e-4)
-    except Exception:   # noqa: BLE001 - anything but the same values is not the linear function
-        return False
+            return x, module(x)
+    except Exception:   # noqa: BLE001 - a module that fails here is not the simple function asked about
+        return None
     finally:
         module.train(was)
+
+
+def _computes_linear(module: nn.Linear, example) -> bool:
+    """Whether the module's forward equals F.linear with its weight and bias (on a random input)."""
+    ran = _on_random_input(module, example)
+    if ran is None or not isinstance(ran[1], torch.Tensor):
+        return False
+    with torch.no_grad():
+        want = F.linear(ran[0], module.weight, module.bias)
+    return ran[1].shape == want.shape and torch.allclose(ran[1], want, atol=1e-5, rtol=1e-4)
 
 
 def _train_only(train: fx.Graph, evalg: fx.Graph, model: nn.Module) -> frozenset[str]:
@@ -957,19 +962,8 @@ def _example_shape(value: torch.Tensor) -> tuple:
 
 
 def _identity_in_eval(module: nn.Module, example) -> bool:
-    if example is None:
-        return False
-    was = module.training
-    try:
-        module.eval()
-        x = torch.randn(_example_shape(example)).to(example.dtype)
-        with torch.no_grad():
-            out = module(x)
-        return out is x or (isinstance(out, torch.Tensor) and out.shape == x.shape and torch.equal(out, x))
-    except Exception:   # noqa: BLE001 - anything but a clean identity is not one
-        return False
-    finally:
-        module.train(was)
+    ran = _on_random_input(module, example)
+    return ran is not None and (ran[1] is ran[0] or (isinstance(ran[1], torch.Tensor) and torch.equal(ran[1], ran[0])))
 
 
 _TRAIN_ONLY = "it computes only in train() (stochastic depth), so one captured graph cannot hold it"

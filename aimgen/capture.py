@@ -56,6 +56,7 @@ from torch import nn
 from .errors import TraceError
 from .sourcecopy import is_user_object
 from .taps import REGISTRY
+from .taps.linear import computes_f_linear, is_linear_subclass
 from .tracing import Traced, fixed_arguments, flat_values, forward_inputs
 
 CAPTURE = "torch.export"
@@ -645,13 +646,13 @@ class _Lowering:
             self._replace_run([flat, mm, back], back, lin)
 
     def _linear_subclasses(self) -> None:
-        """A subclass of nn.Linear that computes the linear function its own way (Falcon's
+        """A Linear subclass that computes the linear function its own way (Falcon's
         ``x @ self.weight.T + self.bias``), checked on a random input: ``F.linear(x, weight,
-        bias)``, tapped as a linear layer."""
+        bias)``, tapped as a linear layer (taps/linear.py says which modules and checks the values)."""
         for key, run in self._runs().items():
             qual = _innermost(run[0])[1]
             module = self.model.get_submodule(qual)
-            if type(module) is nn.Linear or not isinstance(module, nn.Linear) or module._modules:
+            if not is_linear_subclass(module):
                 continue
             found = self._boundary(run, module)
             weight = next((n for n in run if n.op == "get_attr" and _attr(self.model, n.target) is module.weight), None)
@@ -923,14 +924,10 @@ def _on_random_input(module: nn.Module, example):
         module.train(was)
 
 
-def _computes_linear(module: nn.Linear, example) -> bool:
+def _computes_linear(module: nn.Module, example) -> bool:
     """Whether the module's forward equals F.linear with its weight and bias (on a random input)."""
     ran = _on_random_input(module, example)
-    if ran is None or not isinstance(ran[1], torch.Tensor):
-        return False
-    with torch.no_grad():
-        want = F.linear(ran[0], module.weight, module.bias)
-    return ran[1].shape == want.shape and torch.allclose(ran[1], want, atol=1e-5, rtol=1e-4)
+    return ran is not None and computes_f_linear(module, *ran)
 
 
 def _train_only(train: fx.Graph, evalg: fx.Graph, model: nn.Module) -> frozenset[str]:

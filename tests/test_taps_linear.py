@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import aimgen
-from aimgen.taps.linear import MemoryLinear
+from aimgen.taps.linear import MemoryLinear, computes_f_linear, is_linear_subclass
 from tapcheck import forms_agree
 
 
@@ -38,3 +38,21 @@ def test_a_linear_whose_input_has_no_batch_first_is_skipped_with_the_reason():
     plan = aimgen.convert(SeqFirst(), torch.randn(2, 5, 8)).plan
     assert [t.qualname for t in plan.taps] == ["out"]
     assert "batch" in {s.qualname: s.reason for s in plan.skipped}["fc"]
+
+
+def test_a_linear_subclass_is_checked_for_the_linear_function_by_its_values():
+    class MatmulLinear(nn.Linear):
+        def forward(self, x):
+            return x @ self.weight.T + self.bias
+
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    assert not is_linear_subclass(nn.Linear(4, 3)) and not is_linear_subclass(nn.Conv1d(4, 3, 1))
+    assert is_linear_subclass(MatmulLinear(4, 3)) and is_linear_subclass(Doubled(4, 3))
+    x = torch.randn(2, 5, 4)
+    same, doubled = MatmulLinear(4, 3), Doubled(4, 3)
+    assert computes_f_linear(same, x, same(x))
+    assert not computes_f_linear(doubled, x, doubled(x))
+    assert not computes_f_linear(same, x, (same(x),))

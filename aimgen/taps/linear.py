@@ -31,6 +31,20 @@ class MemoryLinear(nn.Linear):
         return super().forward(x) + F.linear(m, self.memory_weight)
 
 
+def is_linear_subclass(module: nn.Module) -> bool:
+    """A subclass of nn.Linear (not nn.Linear itself, no submodules) with a forward of its own:
+    a layer that may compute the linear function its own way (Falcon's ``x @ W.T + b``)."""
+    return isinstance(module, nn.Linear) and type(module) is not nn.Linear and not module._modules
+
+
+def computes_f_linear(module: nn.Linear, x: torch.Tensor, out) -> bool:
+    """Whether ``out``, the module's output on ``x``, is F.linear(x, weight, bias)."""
+    with torch.no_grad():
+        want = F.linear(x, module.weight, module.bias)
+    return isinstance(out, torch.Tensor) and out.shape == want.shape and \
+        torch.allclose(out, want, atol=1e-5, rtol=1e-4)
+
+
 # --- the kind ---------------------------------------------------------------------------------
 
 @REGISTRY.register

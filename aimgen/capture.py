@@ -124,7 +124,7 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
         reasons.update({q: _TRAIN_ONLY for q in stochastic})
         traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
                               fixed_inputs=fixed, leaf_names=(leaves if raising else frozenset()) | stochastic,
-                              leaf_reasons=reasons, fx_error=_first_line(fx_error) if fx_error is not None else "")
+                              leaf_reasons=reasons, why=_why(fx_error))
         try:
             _check_function(traced, make_inputs, overrides, source)
             break
@@ -139,9 +139,16 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
 
 @dataclasses.dataclass
 class ExportTraced(Traced):
-    """A ``Traced`` made by torch.export, with why torch.fx could not make it."""
+    """A ``Traced`` made by torch.export, with why torch.fx's trace was not used."""
 
-    fx_error: str = ""
+    why: str = ""
+
+
+def _why(fx_error: BaseException | None) -> str:
+    """Why the torch.export path was taken, as the header and report say it."""
+    if isinstance(fx_error, HiddenLayers):
+        return fx_error.message
+    return "torch.fx could not trace the root module" + (f" ({_first_line(fx_error)})" if fx_error is not None else "")
 
 
 def hidden_layers(traced: Traced, leaves: frozenset[str]) -> list[str]:
@@ -201,14 +208,10 @@ def report_note(traced: Traced) -> str | None:
     """The report's line about the capture path, or None for torch.fx."""
     if traced.capture != CAPTURE:
         return None
-    why = _short_paths(getattr(traced, "fx_error", ""))
-    if why.startswith("torch.fx kept"):
-        return f"captured with torch.export (non-strict): {why}"
-    return "captured with torch.export (non-strict): torch.fx could not trace the root module" + \
-        (f" ({why})" if why else "")
+    return f"captured with torch.export (non-strict): {short_paths(traced.why)}"
 
 
-def _short_paths(text: str) -> str:
+def short_paths(text: str) -> str:
     """File paths as a reader finds them, not as this machine holds them (a generated file
     says nothing that changes from machine to machine): ``diffusers/models/resnet.py:373``
     for a library's file, the file name for any other."""
@@ -364,6 +367,14 @@ def _innermost(node: fx.Node) -> tuple[str, str]:
     return key, qual
 
 
+def _stand_in(new: fx.Node, old: fx.Node) -> None:
+    """``new`` replaces ``old`` (and the run that made it): it takes its module stack, value and
+    stack trace."""
+    new.meta.update(nn_module_stack=dict(old.meta["nn_module_stack"]), val=old.meta.get("val"))
+    if old.meta.get("stack_trace"):
+        new.meta["stack_trace"] = old.meta["stack_trace"]
+
+
 def _is_tensor(node) -> bool:
     return isinstance(node, fx.Node) and isinstance(node.meta.get("val"), torch.Tensor)
 
@@ -377,7 +388,7 @@ class _Lowering:
         self.model = model
         self.ep = ep
         self.names = names
-        self.leaves = leaves if raising else frozenset()
+        self.leaves = leaves
         self.stochastic = stochastic
         self.raising = raising
         self.g = fx.Graph()
@@ -640,9 +651,7 @@ class _Lowering:
                 t = self.g.call_function(aten.t.default, (weight,))
                 lin = self.g.call_function(F.linear, (x, t, bias))
             t.meta.update(nn_module_stack=dict(flat.meta["nn_module_stack"]), val=w.t())
-            lin.meta.update(nn_module_stack=dict(back.meta["nn_module_stack"]), val=back.meta["val"])
-            if back.meta.get("stack_trace"):
-                lin.meta["stack_trace"] = back.meta["stack_trace"]
+            _stand_in(lin, back)
             self._replace_run([flat, mm, back], back, lin)
 
     def _linear_subclasses(self) -> None:
@@ -655,24 +664,25 @@ class _Lowering:
             if not is_linear_subclass(module):
                 continue
             found = self._boundary(run, module)
-            weight = next((n for n in run if n.op == "get_attr" and _attr(self.model, n.target) is module.weight), None)
-            bias = next((n for n in run if n.op == "get_attr" and module.bias is not None
-                         and _attr(self.model, n.target) is module.bias), None)
+            reads = {id(_attr(self.model, n.target)): n for n in run if n.op == "get_attr"}
+            weight, bias = reads.get(id(module.weight)), reads.get(id(module.bias))
             if found is None or weight is None or (module.bias is not None and bias is None) or \
                     not _computes_linear(module, found[0].meta.get("val")):
                 continue
             x, out = found
             with self.g.inserting_before(out):
                 lin = self.g.call_function(F.linear, (x, weight) if bias is None else (x, weight, bias))
-            lin.meta.update(nn_module_stack=dict(out.meta["nn_module_stack"]), val=out.meta.get("val"))
-            if out.meta.get("stack_trace"):
-                lin.meta["stack_trace"] = out.meta["stack_trace"]
+            _stand_in(lin, out)
             self._replace_run(run, out, lin)
 
     def _raisable(self, qual: str, module: nn.Module) -> bool:
-        if qual in self.leaves or qual in self.stochastic:
+        if qual in self.stochastic:
             return True
-        if not self.raising or not type(module).__module__.startswith("torch.nn.") or module._modules or \
+        if not self.raising:
+            return False
+        if qual in self.leaves:
+            return True
+        if not type(module).__module__.startswith("torch.nn.") or module._modules or \
                 isinstance(module, _NOT_RAISED) or getattr(module, "return_indices", False):
             return False
         try:
@@ -695,9 +705,7 @@ class _Lowering:
             x, out = found
             with self.g.inserting_before(run[0]):
                 call = self.g.call_module(qual, (x,))
-            call.meta.update(nn_module_stack=dict(out.meta["nn_module_stack"]), val=out.meta.get("val"))
-            if out.meta.get("stack_trace"):
-                call.meta["stack_trace"] = out.meta["stack_trace"]
+            _stand_in(call, out)
             self._replace_run(run, out, call)
 
     def _as_torch(self) -> None:
@@ -1080,20 +1088,21 @@ def _check_function(traced: Traced, make_inputs, overrides: dict, source: str) -
     model.eval()
     try:
         with torch.no_grad():
-            want = _flat(model(*inputs, **overrides))
-    except Exception as err:
-        model.train(was)
-        raise TraceError(f"{_named(source, model)} itself fails on aimgen's example input: {type(err).__name__}: "
-                         f"{_first_line(err)}.", hint="aimgen makes example inputs from the shapes and dtypes given "
-                         "(random values; integers below the smallest embedding table), so a model that needs "
-                         "particular values (a token it checks for) cannot be captured at them.") from err
-    try:
-        with torch.no_grad():
-            got = _flat(fx.Interpreter(model, graph=traced.graph).run(*inputs))
-    except Exception as err:
-        raise TraceError(f"{_named(source, model)}: the graph torch.export captured does not run on the "
-                         f"example input: {type(err).__name__}: {_first_line(err)}.",
-                         hint="This is likely a bug in aimgen's torch.export path: please report it with the model.") from err
+            try:
+                want = _flat(model(*inputs, **overrides))
+            except Exception as err:
+                raise TraceError(f"{_named(source, model)} itself fails on aimgen's example input: "
+                                 f"{type(err).__name__}: {_first_line(err)}.",
+                                 hint="aimgen makes example inputs from the shapes and dtypes given (random values; "
+                                 "integers below the smallest embedding table), so a model that needs particular "
+                                 "values (a token it checks for) cannot be captured at them.") from err
+            try:
+                got = _flat(fx.Interpreter(model, graph=traced.graph).run(*inputs))
+            except Exception as err:
+                raise TraceError(f"{_named(source, model)}: the graph torch.export captured does not run on the "
+                                 f"example input: {type(err).__name__}: {_first_line(err)}.",
+                                 hint="This is likely a bug in aimgen's torch.export path: please report it with "
+                                 "the model.") from err
     finally:
         model.train(was)
     ok = len(want) == len(got) and all(

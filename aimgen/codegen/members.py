@@ -56,10 +56,11 @@ class Tree:
         return path in self._used if path else bool(self._used)
 
     def defines(self, qualname: str) -> bool:
-        """Whether the generated model holds this parameter: one of a leaf layer (its
-        constructor makes it), one the forward reads, or one of a module it writes."""
+        """Whether the generated model holds this parameter: one of a module it writes (every
+        parameter of a written module is written), or one inside a leaf layer (its constructor
+        makes it)."""
         owner = qualname.rpartition(".")[0]
-        return qualname in self.attrs or self.used(owner) or any(p in self.leaves for p in _prefixes(qualname)[:-1])
+        return self.used(owner) or any(p in self.leaves for p in _prefixes(owner))
 
     def module(self, path: str) -> nn.Module:
         return self.root.get_submodule(path) if path else self.root
@@ -82,7 +83,7 @@ class Tree:
             out.append((name, "leaf" if q in self.leaves else "tree", q))
         for name, param in module._parameters.items():  # every parameter: one the forward never
             q = f"{path}.{name}" if path else name         # reads (DINOv2's mask_token) is state too
-            if param is not None and (q in self.attrs or self.used(path)):
+            if param is not None and self.used(path):
                 out.append((name, "param", q))
         for name, buf in module._buffers.items():  # every buffer: state the forward may not read
             q = f"{path}.{name}" if path else name  # (num_batches_tracked) is still state_dict state

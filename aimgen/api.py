@@ -285,7 +285,7 @@ def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *,
     else:
         meta["params"] = sum(p.numel() for p in traced.root.parameters()) - _unused(traced)
     if traced.leaf_reasons:
-        meta["kept_whole"] = dict(sorted(traced.leaf_reasons.items()))
+        meta["kept_whole"] = {q: capture.short_paths(why) for q, why in sorted(traced.leaf_reasons.items())}
     if traced.fixed_inputs:
         meta["fixed_inputs"] = {k: repr(v) for k, v in traced.fixed_inputs.items()}
     meta["depends"] = depends

@@ -253,6 +253,7 @@ def test_a_conditioned_denoiser_with_two_inputs_gets_update_blocks():
 def test_a_kept_leaf_with_data_dependent_control_flow_is_written_and_onnx_is_not_possible(tmp_path, cli):
     conv = check("data_dependent_leaf.py:Net", (1, 3, 8, 8))
     assert "class SignGate(nn.Module):" in conv.source and carry_moves(conv)
+    assert "data_dependent_leaf.py:9 (`if x.mean() > 0:`)" in conv.source and str(ZOO) not in conv.source
     out = tmp_path / "gate_aim.py"
     code, stdout, err = cli("convert", f"{ZOO / 'data_dependent_leaf.py'}:Net", "--input-shape", "1,3,8,8", "-o", out)
     assert code == 0 and out.exists(), err
@@ -308,3 +309,14 @@ def test_a_block_torch_fx_would_keep_whole_with_its_layers_goes_through_torch_ex
     aim.load_state_dict(conv.state_dict)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-5
+
+
+def test_where_torch_export_cannot_see_into_a_kept_block_either_torch_fx_s_graph_stands():
+    loaded = load_model(str(ZOO / "ndim_branch.py:GatedNet"))
+    model = loaded.model.eval()
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict(),
+                          constructor_args=loaded.constructor_args)
+    assert conv._traced.capture == "torch.fx" and sorted(conv._traced.leaf_names) == ["gate"]
+    assert sorted(t.qualname for t in conv.plan.taps) == ["conv_in", "conv_out"]
+    assert [s.qualname for s in conv.plan.skipped] == ["gate.proj"]
+    assert conv.base_match().ok

@@ -693,17 +693,14 @@ class Generator:
     def _tie_lines(self) -> list[str]:
         """A parameter the base model holds under two names (an LM head tied to its embedding)
         is one parameter in the generated model too: ``self.lm_head.weight = self.wte.weight``.
-        The name it is read from is one the generated model defines (a layer's own, or one the
-        forward reads); a name only the tie holds (RoBERTa's ``lm_head.bias``) is assigned."""
+        Every parameter of a written module is written (Tree.entries), so each name here exists
+        before the tie is made (RoBERTa's ``lm_head.bias``, which its forward never reads)."""
         names: dict[int, list[str]] = {}
         for name, p in self.root.named_parameters(remove_duplicate=False):
             names.setdefault(id(p), []).append(name)
         lines = []
         for group in names.values():
             written = [n for n in group if self.tree.used(n.rpartition(".")[0])]
-            written.sort(key=lambda n: not self.tree.defines(n))  # stable: base order otherwise
-            if not written or not self.tree.defines(written[0]):
-                continue
             for other in written[1:]:
                 owner = other.rpartition(".")[0]
                 if not self.plain and self.form == "literal" and any(

@@ -55,13 +55,6 @@ class Tree:
     def used(self, path: str) -> bool:
         return path in self._used if path else bool(self._used)
 
-    def defines(self, qualname: str) -> bool:
-        """Whether the generated model holds this parameter: one of a module it writes (every
-        parameter of a written module is written), or one inside a leaf layer (its constructor
-        makes it)."""
-        owner = qualname.rpartition(".")[0]
-        return self.used(owner) or any(p in self.leaves for p in _prefixes(owner))
-
     def module(self, path: str) -> nn.Module:
         return self.root.get_submodule(path) if path else self.root
 

@@ -28,32 +28,30 @@ IMAGE64 = InputSpec((1, 3, 64, 64))
 AUDIO = InputSpec((1, 1600))
 
 SMALL = "hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64"
-DECODER = f"vocab_size=100, {SMALL}, max_position_embeddings=64"
+TEXT_SMALL = f"vocab_size=100, {SMALL}, max_position_embeddings=64"
+VISION_SMALL = f"image_size=32, patch_size=8, {SMALL}"
 # name: (constructor call, input)
 MODELS = {
-    "bert": (f"BertForSequenceClassification(BertConfig({DECODER}))", TEXT),
-    "roberta": (f"RobertaForMaskedLM(RobertaConfig({DECODER}, pad_token_id=1))", TEXT),
+    "bert": (f"BertForSequenceClassification(BertConfig({TEXT_SMALL}))", TEXT),
+    "roberta": (f"RobertaForMaskedLM(RobertaConfig({TEXT_SMALL}, pad_token_id=1))", TEXT),
     "distilbert": ("DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=32, n_layers=2, "
                    "n_heads=2, hidden_dim=64, max_position_embeddings=64))", TEXT),
-    "albert": (f"AlbertForSequenceClassification(AlbertConfig({DECODER}, embedding_size=16))", TEXT),
-    "electra": (f"ElectraForSequenceClassification(ElectraConfig({DECODER}, embedding_size=16))", TEXT),
-    "deberta_v2": (f"DebertaV2ForSequenceClassification(DebertaV2Config({DECODER}))", TEXT),
+    "albert": (f"AlbertForSequenceClassification(AlbertConfig({TEXT_SMALL}, embedding_size=16))", TEXT),
+    "electra": (f"ElectraForSequenceClassification(ElectraConfig({TEXT_SMALL}, embedding_size=16))", TEXT),
+    "deberta_v2": (f"DebertaV2ForSequenceClassification(DebertaV2Config({TEXT_SMALL}))", TEXT),
     "gpt2": ("GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64))", TEXT),
-    "gpt_neox": (f"GPTNeoXForCausalLM(GPTNeoXConfig({DECODER}))", TEXT),
+    "gpt_neox": (f"GPTNeoXForCausalLM(GPTNeoXConfig({TEXT_SMALL}))", TEXT),
     "opt": ("OPTForCausalLM(OPTConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, "
             "ffn_dim=64, max_position_embeddings=64, word_embed_proj_dim=32))", TEXT),
-    "llama": (f"LlamaForCausalLM(LlamaConfig({DECODER}, num_key_value_heads=1))", TEXT),
-    "mistral": (f"MistralForCausalLM(MistralConfig({DECODER}, num_key_value_heads=1))", TEXT),
-    "qwen2": (f"Qwen2ForCausalLM(Qwen2Config({DECODER}, num_key_value_heads=1))", TEXT),
-    "phi": (f"PhiForCausalLM(PhiConfig({DECODER}))", TEXT),
+    "llama": (f"LlamaForCausalLM(LlamaConfig({TEXT_SMALL}, num_key_value_heads=1))", TEXT),
+    "mistral": (f"MistralForCausalLM(MistralConfig({TEXT_SMALL}, num_key_value_heads=1))", TEXT),
+    "qwen2": (f"Qwen2ForCausalLM(Qwen2Config({TEXT_SMALL}, num_key_value_heads=1))", TEXT),
+    "phi": (f"PhiForCausalLM(PhiConfig({TEXT_SMALL}))", TEXT),
     "t5_encoder": ("T5EncoderModel(T5Config(vocab_size=100, d_model=32, d_kv=16, d_ff=64, num_layers=2, "
                    "num_heads=2))", TEXT),
-    "vit": ("ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, "
-            "num_attention_heads=2, intermediate_size=64, num_labels=10))", IMAGE),
-    "deit": ("DeiTForImageClassification(DeiTConfig(image_size=32, patch_size=8, hidden_size=32, "
-             "num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=10))", IMAGE),
-    "beit": ("BeitForImageClassification(BeitConfig(image_size=32, patch_size=8, hidden_size=32, "
-             "num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=10, "
+    "vit": (f"ViTForImageClassification(ViTConfig({VISION_SMALL}, num_labels=10))", IMAGE),
+    "deit": (f"DeiTForImageClassification(DeiTConfig({VISION_SMALL}, num_labels=10))", IMAGE),
+    "beit": (f"BeitForImageClassification(BeitConfig({VISION_SMALL}, num_labels=10, "
              "use_relative_position_bias=True))", IMAGE),
     "dinov2": ("Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, "
                "num_attention_heads=2, mlp_ratio=2))", IMAGE),
@@ -98,11 +96,11 @@ MODELS = {
                         "encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2, "
                         "encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=16, max_source_positions=20, "
                         "num_labels=3))", InputSpec((1, 16, 40))),
-    "gemma": (f"GemmaForCausalLM(GemmaConfig({DECODER}, num_key_value_heads=1, head_dim=16))", TEXT),
+    "gemma": (f"GemmaForCausalLM(GemmaConfig({TEXT_SMALL}, num_key_value_heads=1, head_dim=16))", TEXT),
     "bloom": ("BloomForCausalLM(BloomConfig(vocab_size=100, hidden_size=32, n_layer=2, n_head=2))", TEXT),
     "falcon": ("FalconForCausalLM(FalconConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, "
                "num_attention_heads=2))", TEXT),
-    "mixtral": (f"MixtralForCausalLM(MixtralConfig({DECODER}, num_key_value_heads=1, num_local_experts=4, "
+    "mixtral": (f"MixtralForCausalLM(MixtralConfig({TEXT_SMALL}, num_key_value_heads=1, num_local_experts=4, "
                 "num_experts_per_tok=2))", TEXT),
     "mobilebert": ("MobileBertForSequenceClassification(MobileBertConfig(vocab_size=100, hidden_size=32, "
                    "num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, embedding_size=16, "

@@ -13,7 +13,9 @@ drops in-place buffer updates, which is why there are two kinds of graph:
   initializer of the same name), so a first call may omit it, and the model's
   ``metadata_props`` name the memory input and output, the carry rule and aimgen's version.
 
-Both use the torch.export-based exporter with a dynamic batch axis and write one
+Both use the torch.export-based exporter with a dynamic batch axis; the graph is then
+rewritten where the memory's sums stand in the way of onnxruntime's fusions
+(aimgen.onnx_fusion: exact up to float rounding). Both write one
 self-contained ``.onnx`` file (weights embedded) unless the model is too large for protobuf's
 2 GB limit, in which case the weights go to ``MODEL.onnx.data`` beside it and the summary
 says so. Files are written all-or-nothing (see aimgen.files). The checks that an export
@@ -40,6 +42,7 @@ from . import __version__
 from .errors import ExportError
 from .files import check_targets, staged
 from .loader import flat_tensors
+from .onnx_fusion import fuse_for_onnxruntime
 from .readback import Generated, WeightsChoice, input_names, load_generated
 
 #: The torch.export-based exporter emits opset 18 and newer; older targets are not produced.
@@ -264,6 +267,7 @@ def trace_export(gen: Generated, *, stateful: bool, opset: int | None, kind: str
         (memory,) = [v for v in program.model.graph.inputs if v.name == MEMORY_INPUT]
         _set_default(program.model.graph, memory, gen.initial_memory())
     _describe(program.model, gen, stateful=stateful)
+    fuse_for_onnxruntime(program.model)
     nbytes = sum(t.numel() * t.element_size() for t in [*gen.model.parameters(), *gen.model.buffers()])
     return Exported(program, names, outs, produced, seconds, nbytes)
 

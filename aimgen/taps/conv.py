@@ -36,12 +36,13 @@ class _MemoryConv:
         fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
         self.memory_weight = weight_parameter(shape, fan_in)
         unpadded = isinstance(self.padding, str) or not any(self.padding)
-        # one memory channel through a 1x1 kernel is a broadcast multiply-add, not a conv
+        # one memory channel through a 1x1 kernel is a broadcast multiply-add, not a conv;
+        # in ONNX a conv still, which onnxruntime fuses with the layer's own conv
         self.memory_scales = memory_channels == 1 and math.prod(self.kernel_size) == 1 and unpadded
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         out = self._conv_forward(x, self.weight, self.bias)
-        if not self.memory_scales:
+        if not self.memory_scales or torch.onnx.is_in_onnx_export():
             return out + self._conv_forward(m, self.memory_weight, None)
         if max(self.stride) > 1:
             m = m[(..., *(slice(None, None, s) for s in self.stride))]
@@ -94,9 +95,10 @@ class _GroupedMemoryConv:
             return out + conv(m, self.memory_weight, None, self.stride, padding, self.dilation)
         if any(self.memory_pads):
             m = F.pad(m, self.memory_pads)
-        if self.memory_weight.shape[1] > 1:
+        # one channel: a multiply-add; in ONNX a conv, which onnxruntime fuses with the other
+        if self.memory_weight.shape[1] > 1 or torch.onnx.is_in_onnx_export():
             return out + conv(m, self.memory_weight, None, self.stride)
-        if max(self.stride) > 1:  # one channel through the center tap: a multiply-add
+        if max(self.stride) > 1:
             m = m[(..., *(slice(None, None, s) for s in self.stride))]
         return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.memory_weight.shape[2:]))
 

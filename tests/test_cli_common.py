@@ -28,3 +28,19 @@ def test_an_abbreviated_flag_is_refused_with_the_full_one(tmp_path):
     assert code == 2 and "Traceback" not in err
     assert "did you mean --input-shape? aimgen does not complete abbreviated options" in err
     assert not (tmp_path / "x.py").exists()
+
+
+def test_every_command_prints_its_help(capsys):
+    """A help text with a percent sign ("5% of the base") once crashed argparse's formatting."""
+    import pytest
+
+    from aimgen.cli import main
+
+    for command in ("convert", "validate", "export", "diff", "experiment"):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert done.value.code == 0, command
+        assert out.startswith(f"usage: aimgen {command}"), command
+    main_help = run_cli("convert", "--help").stdout
+    assert "i.e. 5% of the base parameters" in main_help

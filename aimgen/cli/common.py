@@ -57,10 +57,11 @@ def cli_text(err: AimgenError) -> str:
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """argparse's formatter, adding '(default: X)' where a help text does not say its default."""
+    """argparse's formatter, adding '(default: X)' where a help text does not say its default;
+    help texts are plain text, not %-format strings."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
+        text = (action.help or "").replace("%", "%%")   # help texts are plain text ("5% of")
         if ("default" in text.lower() or "required" in text.lower() or action.default in (None, False, [])
                 or action.default is argparse.SUPPRESS or not action.option_strings):
             return text

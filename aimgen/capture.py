@@ -300,11 +300,53 @@ def _export(model: nn.Module, inputs, overrides: dict, names: list[str], trainin
                                            dynamic_shapes=tuple(_dynamic(x) for x in inputs))
             return torch.export.export(model, tuple(inputs), dict(overrides), strict=False, dynamic_shapes=shapes)
     except Exception as err:
-        raise _refusal(model, source, err, fx_error) from err
+        failed = _fails_in_train(model, inputs, overrides, source) if training else None
+        raise (failed or _refusal(model, source, err, fx_error)) from err
     finally:
         model.train(was)
         for q, level in zip(quiet, levels):
             q.setLevel(level)
+
+
+def _fails_in_train(model: nn.Module, inputs, overrides: dict, source: str) -> TraceError | None:
+    """The refusal for a model whose own train() forward fails on the example input, run
+    eagerly (no tracing); None where it runs. Buffers (BatchNorm statistics) are restored."""
+    saved = {name: b.clone() for name, b in model.named_buffers()}
+    try:
+        with torch.no_grad():
+            model(*inputs, **overrides)
+        return None
+    except Exception as err:   # noqa: BLE001 - the model's own failure is the message
+        if _fails_in_eval(model, inputs, overrides):
+            return TraceError(
+                f"{_named(source, model)} itself fails on aimgen's example input, in train() and eval(): "
+                f"{type(err).__name__}: {_first_line(err)}.",
+                hint="Check --input-shape (one per model input, batch first): the model may need larger inputs, "
+                "or particular values (aimgen makes random ones; integers below the smallest embedding table).")
+        return TraceError(
+            f"{_named(source, model)} fails in train() mode on the example input alone, before any tracing: "
+            f"{type(err).__name__}: {_first_line(err)}.",
+            hint="aimgen captures the model in train() as well as eval() (the memory is learned in training), "
+            "from its inputs alone. A model whose training forward needs more (targets or labels, as "
+            "torchvision's detection models do) cannot be converted whole: convert the part that computes "
+            "features, e.g. a builder function that returns its `backbone`.")
+    finally:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(saved[name])
+
+
+def _fails_in_eval(model: nn.Module, inputs, overrides: dict) -> bool:
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*inputs, **overrides)
+        return False
+    except Exception:   # noqa: BLE001 - only whether it fails is asked
+        return True
+    finally:
+        model.train(was)
 
 
 def _refusal(model: nn.Module, source: str, err: BaseException, fx_error: BaseException | None) -> TraceError:

@@ -333,7 +333,7 @@ def _assemble(sig, values, extra, callee, compact) -> Constructor:
         if compact and p.name in _SPATIAL_ARGS and isinstance(value, tuple) and value and len(set(value)) == 1 \
                 and isinstance(value[0], int):
             value = value[0]
-        if p.default is not p.empty and _equal(value, p.default):
+        if p.default is not p.empty and _equal(value, p.default, loose=compact):
             continue
         positional = p.default is p.empty and p.kind != p.KEYWORD_ONLY and not keywords
         keywords = keywords or not positional
@@ -343,11 +343,14 @@ def _assemble(sig, values, extra, callee, compact) -> Constructor:
     return Constructor(callee=callee, args=args, defaults=_defaults(sig, args), order=_order(sig))
 
 
-def _equal(a, b) -> bool:
+def _equal(a, b, loose: bool = True) -> bool:
+    """Whether ``a`` is the default ``b``; ``loose``: a tuple of the default int counts (torch's
+    conv layers store padding=0 as (0, 0)), else not (MaxPool3d keeps (0, 0, 0) as given, and
+    its repr shows which it was)."""
     if a is b:
         return True
     try:
-        if isinstance(a, tuple) and isinstance(b, int) and not isinstance(b, bool):
+        if loose and isinstance(a, tuple) and isinstance(b, int) and not isinstance(b, bool):
             return all(x == b for x in a)
         return type(a) is type(b) and bool(a == b)
     except Exception:

@@ -117,6 +117,14 @@ class MemoryUpdate(nn.Module):
         return MemoryState(m.movedim(-1, 1), batched=True)
 
 
+def pool_to_grid_3d(x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """F.adaptive_avg_pool3d(x, grid) as two 2-d poolings, which the ONNX exporter supports
+    (it has no 3-d one): each window is a box, so its mean is a mean of per-frame means."""
+    n, c, d = x.shape[:3]
+    x = F.adaptive_avg_pool2d(x.flatten(1, 2), grid[1:]).reshape(n, c, d, -1)
+    return F.adaptive_avg_pool2d(x, (grid[0], x.shape[-1])).reshape(n, c, *grid)
+
+
 class MemorySequential(nn.Sequential):
     """nn.Sequential of blocks that each take and return (x, memory); same state_dict keys."""
 

@@ -23,7 +23,29 @@ from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
 from .errors import TraceError
 from .tracing import Traced, module_of
 
-class _ShapeProp(fx.Interpreter):
+
+def _fresh(value: Any) -> Any:
+    """A node's list arguments as new lists, as the model's own code (and the generated code)
+    passes them on each call: torch.fx stores them as immutable lists, and a function that
+    changes its argument in place (torchvision's swin3d window sizes) fails on those."""
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_fresh(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    return value
+
+
+class _Runner(fx.Interpreter):
+    """torch.fx's Interpreter, each call given fresh lists (see ``_fresh``)."""
+
+    def fetch_args_kwargs_from_env(self, n: fx.Node):
+        args, kwargs = super().fetch_args_kwargs_from_env(n)
+        return _fresh(args), _fresh(kwargs)
+
+
+class _ShapeProp(_Runner):
     """Records ``tensor_meta`` like torch.fx's ShapeProp, on the user's module itself."""
 
     def __init__(self, root: nn.Module, graph: fx.Graph, source: str):
@@ -93,7 +115,7 @@ def size_key(node: fx.Node) -> tuple:
     return tuple(meta.shape[2:]) if meta is not None else ()
 
 
-class _SymbolicProp(fx.Interpreter):
+class _SymbolicProp(_Runner):
     """Records each tensor's shape as strings of symbolic expressions."""
 
     def run_node(self, n: fx.Node):

@@ -339,6 +339,55 @@ def test_a_model_that_fails_on_the_example_values_is_told_apart_from_an_aimgen_b
     assert "particular values" in msg and "bug in aimgen" not in msg
 
 
+class NeedsTargets(nn.Module):
+    """Like torchvision's detection models: its training forward needs targets."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, images, targets=None):
+        x = self.bn(self.conv(images))
+        if self.training and targets is None:
+            raise ValueError("targets should not be none when in training mode")
+        return x
+
+
+def test_a_model_whose_training_forward_needs_more_than_its_inputs_is_told_so():
+    model = NeedsTargets()
+    statistics = model.bn.running_mean.clone()
+    with pytest.raises(TraceError) as info:
+        aimgen.convert(model, torch.randn(1, 3, 8, 8), source_name="detector")
+    msg = str(info.value)
+    assert ("detector (NeedsTargets) fails in train() mode on the example input alone, before any tracing: "
+            "ValueError: targets should not be none when in training mode.") in msg
+    assert "convert the part that computes features" in msg and "bug in aimgen" not in msg
+    assert torch.equal(model.bn.running_mean, statistics)   # the eager run left no trace
+
+
+class NeedsLargeMaps(nn.Module):
+    """Fails at small inputs in either mode (as RAFT's correlation pyramid does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, images):
+        if images.shape[-1] < 32:
+            raise ValueError("Feature maps are too small to be down-sampled")
+        return self.conv(images)
+
+
+def test_a_model_that_fails_in_both_modes_is_told_to_check_its_input_shape():
+    with pytest.raises(TraceError) as info:
+        aimgen.convert(NeedsLargeMaps(), torch.randn(1, 3, 8, 8), source_name="flow")
+    msg = str(info.value)
+    assert ("flow (NeedsLargeMaps) itself fails on aimgen's example input, in train() and eval(): "
+            "ValueError: Feature maps are too small to be down-sampled.") in msg
+    assert "Check --input-shape" in msg and "targets" not in msg
+
+
 class TrainBranch(nn.Module):
     """Its root forward computes something else in train(): one graph cannot hold both."""
 

@@ -270,3 +270,17 @@ def test_the_stateless_graph_keeps_no_work_on_the_frozen_memory_alone(tmp_path):
     # conv1's memory product (before the first update) is folded; conv2 reads updated memory
     convs = [n for n in onnx.load(str(tmp_path / "t_optimized.onnx")).graph.node if n.op_type == "Conv"]
     assert len(convs) == 3
+
+
+def test_a_video_model_pools_its_3d_maps_in_onnx(tmp_path):
+    """Update blocks on (N, C, T, H, W) maps export, and onnxruntime computes what torch does
+    at another batch size (the exporter refuses F.adaptive_avg_pool3d to a grid of more than 1)."""
+    path = convert_to_file(em.VideoNet(), [(1, 3, 6, 10, 10)], tmp_path / "video_aim.py")
+    assert "pool_to_grid_3d(" in path.read_text()
+    export_file(path, tmp_path / "video.onnx", random_weights=True)
+    model = load_generated(path, random_weights=True).model
+    x = torch.randn(3, 3, 6, 10, 10)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    (got,) = _ort(tmp_path / "video.onnx", {"clip": x.numpy()})
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)

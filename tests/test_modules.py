@@ -27,6 +27,7 @@ LEAVES = [
     nn.MultiheadAttention(32, 4, batch_first=True), nn.LSTM(8, 16, num_layers=2, batch_first=True),
     nn.GRU(4, 4, bidirectional=True), nn.RNN(4, 4, nonlinearity="relu"),
     nn.TransformerEncoderLayer(32, 4, 64, batch_first=True), nn.ZeroPad2d((1, 2, 3, 4)), nn.ChannelShuffle(2),
+    nn.MaxPool3d((2, 2, 2), (2, 2, 2), (0, 0, 0)),   # a tuple kept as given (torchvision's S3D)
 ]
 
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aimgen import runtime as rt
 
@@ -105,3 +106,11 @@ def test_an_update_block_draws_what_three_linear_layers_would_and_computes_as_th
     torch.testing.assert_close(update(state, features).tensor, expected, atol=1e-6, rtol=0)
     assert sorted(dict(update.named_parameters())) == ["bias_features", "bias_write", "weight_features",
                                                        "weight_memory", "weight_write"]
+
+
+@pytest.mark.parametrize("shape,grid", [((2, 3, 8, 14, 14), (2, 7, 7)), ((1, 2, 5, 9, 7), (3, 4, 2)),
+                                        ((2, 1, 3, 3, 3), (3, 3, 3))])
+def test_pool_to_grid_3d_is_adaptive_average_pooling(shape, grid):
+    """Also where the windows are uneven (9 -> 4) or overlap (7 -> 2 takes 0:4 and 3:7)."""
+    x = torch.randn(shape)
+    assert torch.allclose(rt.pool_to_grid_3d(x, grid), F.adaptive_avg_pool3d(x, grid), atol=1e-6)

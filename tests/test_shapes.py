@@ -11,6 +11,27 @@ from aimgen.loader import InputSpec, example_inputs
 from aimgen.tracing import trace
 
 
+def fit_window(window: list[int], size: list[int]) -> list[int]:
+    """Changes its argument in place, as torchvision's swin3d window sizing does."""
+    for i in range(len(window)):
+        window[i] = min(window[i], size[i])
+    return window
+
+
+torch.fx.wrap("fit_window")
+
+
+class Windowed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        # a list in the graph (the call reads traced sizes): torch.fx keeps it immutable
+        window = fit_window([4, 4], [x.shape[2] // 2, x.shape[3]])
+        return F.avg_pool2d(self.conv(x), window[0], stride=1)
+
+
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
@@ -59,3 +80,13 @@ def test_without_symbolic_sizes_a_second_run_gives_the_batch_axis_and_the_sizes(
     conv = next(n for n in nodes.values() if n.op == "call_module")
     assert conv.meta["batch_axis_ok"]
     assert conv.meta["size"][1] == "4" and "|" in conv.meta["size"][2]  # channels fixed, spatial follows
+
+
+def test_a_wrapped_function_that_changes_its_list_argument_runs():
+    """The graph's runs give each call fresh lists, as the model's own code does."""
+    model = Windowed()
+    traced = trace(model)
+    x = torch.randn(1, 3, 8, 8)
+    shapes.propagate_shapes(traced, (x,), "windowed")
+    assert torch.equal(traced.outputs, model.eval()(x))
+    assert shapes.symbolic_sizes(traced, (x,))

@@ -50,7 +50,8 @@ def reserved_names() -> frozenset[str]:
     """Every module-level name a generated file may bind itself: user code copied into it must
     not use them (the registry adds its kinds' runtime names)."""
     names = set(TEMPLATE_NAMES) | {o.__name__ for o in BASE_RUNTIME}
-    names |= {runtime.MemoryUpdate.__name__, runtime.MemorySequential.__name__, runtime.weight_parameter.__name__}
+    names |= {runtime.MemoryUpdate.__name__, runtime.MemorySequential.__name__, runtime.weight_parameter.__name__,
+              runtime.pool_to_grid_3d.__name__}
     return frozenset(names | REGISTRY.runtime_names())
 
 
@@ -404,6 +405,9 @@ class Generator:
     def _features(self, u: UpdateSite) -> str:
         var = ref(self.nodes[u.node])
         grid = tuple(self.plan.grid)
+        if u.kind == "spatial" and len(grid) == 3:
+            self._need((runtime.pool_to_grid_3d,))
+            return f"pool_to_grid_3d({var}, {grid!r})"
         if u.kind == "spatial":
             return f"F.adaptive_avg_pool{len(grid)}d({var}, {grid!r})"
         vec = var

@@ -40,6 +40,23 @@ class Conv1dNet(nn.Module):
         return self.head(x.mean(-1))
 
 
+class VideoNet(nn.Module):
+    """A clip model (Conv3d taps, update blocks on 3-D maps: the ONNX exporter has no 3-D
+    adaptive pooling, so the generated file pools in two 2-D steps)."""
+
+    def __init__(self, classes: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv3d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm3d(8)
+        self.conv2 = nn.Conv3d(8, 16, 3, stride=2, padding=1)
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, clip):
+        x = torch.relu(self.bn1(self.conv1(clip)))
+        x = torch.relu(self.conv2(x))
+        return self.head(x.mean((2, 3, 4)))
+
+
 class OddCNN(nn.Module):
     """Maps of 30x30, 15x15 and 7x7: pooling them to the memory grid is an adaptive pool with
     uneven windows (and an upsampling one where the map is smaller than the grid)."""

@@ -1,0 +1,53 @@
+"""Breadth: torchvision's models beyond image classification (segmentation, video, optical
+flow, detection), random weights and no backbone weights (nothing is downloaded), converted as
+``aimgen convert FILE.py:NAME`` does, then checked as the other sweeps check: every base
+state_dict key kept, base weights in -> the base function out (max abs difference over every
+output tensor at batch 2), and one training step.
+
+    python benchmarks/torchvision_sweep.py               # the list below
+    python benchmarks/torchvision_sweep.py r3d_18 ...    # given names
+
+One line per model: ``ok`` with taps, the difference and the output's line count, or why not.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+from sweep import check, run
+
+from aimgen.loader import InputSpec
+
+IMAGE = InputSpec((1, 3, 96, 96))
+CLIP = InputSpec((1, 3, 8, 64, 64))
+SEG = "num_classes=5, weights_backbone=None"
+DET = "num_classes=3, weights_backbone=None"
+# name: (constructor call, inputs)
+MODELS = {
+    "fcn_resnet50": (f"segmentation.fcn_resnet50({SEG}, aux_loss=True)", IMAGE),
+    "deeplabv3_mobilenet_v3_large": (f"segmentation.deeplabv3_mobilenet_v3_large({SEG})", IMAGE),
+    "lraspp_mobilenet_v3_large": (f"segmentation.lraspp_mobilenet_v3_large({SEG})", IMAGE),
+    "r3d_18": ("video.r3d_18(num_classes=5)", CLIP),
+    "mc3_18": ("video.mc3_18(num_classes=5)", CLIP),
+    "r2plus1d_18": ("video.r2plus1d_18(num_classes=5)", CLIP),
+    "s3d": ("video.s3d(num_classes=5)", InputSpec((1, 3, 16, 224, 224))),
+    "swin3d_t": ("video.swin3d_t(num_classes=5)", InputSpec((1, 3, 8, 64, 64))),
+    "mvit_v2_s": ("video.mvit_v2_s(num_classes=5)", InputSpec((1, 3, 16, 224, 224))),
+    "raft_small": ("optical_flow.raft_small()", [InputSpec((1, 3, 128, 128))] * 2),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": (f"detection.fasterrcnn_mobilenet_v3_large_320_fpn({DET})", IMAGE),
+    "ssdlite320_mobilenet_v3_large": (f"detection.ssdlite320_mobilenet_v3_large({DET})", IMAGE),
+    # what the refusal of the two above suggests: the part that computes features
+    "fasterrcnn_backbone": (f"detection.fasterrcnn_mobilenet_v3_large_320_fpn({DET}).backbone", IMAGE),
+    "retinanet_backbone": (f"detection.retinanet_resnet50_fpn({DET}).backbone", IMAGE),
+}
+
+
+def main(names: list[str]) -> int:
+    text = "from torchvision.models import *\n" + "".join(
+        f"def {n}():\n    return {MODELS[n][0]}\n" for n in names)
+    run(text, [(n, lambda path, n=n: check(path, n, MODELS[n][1])) for n in names], "torchvision_models.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or list(MODELS)))

@@ -45,7 +45,9 @@ def _only_use(value: Any) -> Any:
 
 
 def _const(value: Any) -> np.ndarray | None:
-    if value is None or value.const_value is None:
+    """The value's constant array; None for a computed value or a graph input (a default value
+    that a caller may replace, as the stateful graph's memory)."""
+    if value is None or value.const_value is None or value.is_graph_input():
         return None
     return value.const_value.numpy()
 

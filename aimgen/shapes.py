@@ -13,6 +13,7 @@ Three facts come from here, recorded on each node's ``meta``:
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -115,10 +116,26 @@ def size_key(node: fx.Node) -> tuple:
     return tuple(meta.shape[2:]) if meta is not None else ()
 
 
+class _OutOfTime(Exception):
+    pass
+
+
+#: seconds the symbolic run may take (a second concrete run stands in after that): most models
+#: take one or two; window attention that reshapes by symbolic sizes can make torch's sympy
+#: simplification grow without bound (timm's gcvit ran for over ten minutes)
+SYMBOLIC_SECONDS = 30.0
+
+
 class _SymbolicProp(_Runner):
-    """Records each tensor's shape as strings of symbolic expressions."""
+    """Records each tensor's shape as strings of symbolic expressions, within a time budget."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline = time.monotonic() + SYMBOLIC_SECONDS
 
     def run_node(self, n: fx.Node):
+        if time.monotonic() > self.deadline:
+            raise _OutOfTime(n.name)
         result = super().run_node(n)
         if isinstance(result, torch.Tensor):
             n.meta["size"] = tuple(str(d) for d in result.shape)

@@ -90,3 +90,14 @@ def test_a_wrapped_function_that_changes_its_list_argument_runs():
     shapes.propagate_shapes(traced, (x,), "windowed")
     assert torch.equal(traced.outputs, model.eval()(x))
     assert shapes.symbolic_sizes(traced, (x,))
+
+
+def test_a_symbolic_run_past_its_time_budget_gives_way_to_a_second_run(monkeypatch):
+    """timm's gcvit made torch's symbolic shape simplification run for over ten minutes."""
+    monkeypatch.setattr(shapes, "SYMBOLIC_SECONDS", 0.0)
+    traced = trace(Net(), n_inputs=1)
+    assert not shapes.symbolic_sizes(traced, (torch.randn(1, 3, 16, 16),))
+    assert not any("size" in n.meta for n in traced.graph.nodes)   # nothing half-recorded
+    nodes = analysed(Net(), (1, 3, 16, 16))
+    assert "|" in nodes["a"].meta["size"][2]   # the second run's (size here | size there)
+    assert nodes["b"].meta["batch_axis_ok"]

@@ -300,23 +300,36 @@ def map_base_weights(base: dict[str, torch.Tensor], conversion,
     with torch.random.fork_rng():
         torch.manual_seed(0)
         fresh = conversion.build(load_weights=False)
-    return _base_into(base, fresh.state_dict(), conversion.plan, memory="zeros")
+    return _base_into(base, fresh.state_dict(), conversion.plan, memory="zeros", groups=_same_tensors(fresh))
 
 
 def share_base_weights(model: nn.Module, base: Mapping[str, torch.Tensor], conversion) -> dict:
     """Copy a base state_dict into an AiM model built from ``conversion``, in place, keeping the
     model's own initial memory weights (where ``map_base_weights`` zeroes them): two models that
     differ only by memory then start from the same base weights. Returns the counts."""
-    out, counts = _base_into(dict(base), model.state_dict(), conversion.plan, memory="keep")
+    out, counts = _base_into(dict(base), model.state_dict(), conversion.plan, memory="keep",
+                             groups=_same_tensors(model))
     model.load_state_dict(out)
     return counts
 
 
+def _same_tensors(model: nn.Module) -> list[list[str]]:
+    """Groups of state_dict keys that are one tensor: a module the model holds under two names
+    (timm's CoaT blocks hold their stage's shared conv as ``cpe``, the root as ``cpe1``)."""
+    groups: dict[int, list[str]] = {}
+    for key, value in model.state_dict(keep_vars=True).items():
+        groups.setdefault(id(value), []).append(key)
+    return [g for g in groups.values() if len(g) > 1]
+
+
 def _base_into(base: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], plan,
-               memory: str) -> tuple[dict[str, torch.Tensor], dict]:
+               memory: str, groups: list[list[str]] = ()) -> tuple[dict[str, torch.Tensor], dict]:
     """``target`` with every base tensor put in its place: same key, and for a tapped layer in
     the literal form the base weight in the original slots of the widened one (its kind knows
-    the layout). The memory's weights are zero (``memory="zeros"``) or ``target``'s own."""
+    the layout). The memory's weights are zero (``memory="zeros"``) or ``target``'s own. Keys of
+    one tensor (``groups``) all get the value decided for one of them: loading them in turn
+    would otherwise leave the tensor with whichever came last (a memory weight the plan names
+    under one key and zeroes, left at its drawn value under the other)."""
     widened, memory_keys = {}, set()
     if plan is not None:
         for t in plan.taps:
@@ -352,6 +365,13 @@ def _base_into(base: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tens
         else:
             out[key] = value.detach().clone()
             counts["created"] += 1
+    decided = {k for k in out if k in base or k in memory_keys or k in widened}
+    for group in groups:
+        source = next((k for k in group if k in decided), None)
+        for key in group if source is not None else ():
+            if key not in decided:
+                out[key] = out[source]
+                counts["created"] -= 1
     counts["dropped"] = len(set(base) - set(target))
     return out, counts
 

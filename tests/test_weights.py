@@ -257,3 +257,49 @@ def test_fit_problems_names_every_kind_of_misfit():
     assert fit_problems(given, expected) == ["missing (1): c", "unexpected (1): x",
                                              "shape mismatch (1): a (2, 3) given, (2, 4) expected"]
     assert fit_problems(expected, expected) == []
+
+
+class SharedConvBlock(nn.Module):
+    """Holds its stage's shared conv as ``cpe``, as timm's CoaT blocks do."""
+
+    def __init__(self, cpe: nn.Module):
+        super().__init__()
+        self.cpe = cpe
+        self.fc = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.cpe(x) + x))
+
+
+class SharedConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.cpe1 = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.blocks = nn.ModuleList([SharedConvBlock(self.cpe1), SharedConvBlock(self.cpe1)])
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_module_held_under_two_names_keeps_the_base_function():
+    """Its memory weight is one tensor under two keys (cpe1.memory_weight and
+    blocks.0.cpe.memory_weight): both start at zero, where the key the plan does not name once
+    kept its drawn value and, loaded last, changed the function (CoaT: 0.1 at the output)."""
+    torch.manual_seed(0)
+    base = SharedConvNet().eval()
+    conversion = aimgen.convert(base, torch.randn(1, 3, 12, 12), base_weights=base.state_dict())
+    assert conversion.weights_report["base_match"]["max_abs_diff"] == 0.0
+    state = conversion.state_dict
+    assert torch.equal(state["cpe1.memory_weight"], state["blocks.0.cpe.memory_weight"])
+    assert not state["blocks.1.cpe.memory_weight"].any()
+    assert "getattr(self, '')" not in conversion.source   # the block class reads it as self.cpe
+    aim = conversion.build()
+    aim.load_state_dict(state)
+    x = torch.randn(2, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(aim.eval()(x), base(x))

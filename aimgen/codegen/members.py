@@ -105,6 +105,8 @@ class Tree:
         """Source for ``target`` (a qualified name) from the class of module ``base``."""
         from ..naming import attribute_access
 
+        if base and not target.startswith(base + "."):
+            target = self._alias_under(target, base)
         rel = target[len(base) + 1:] if base else target
         expr, path = "self", base
         for part in rel.split("."):
@@ -117,6 +119,26 @@ class Tree:
                 expr = attribute_access(expr, part)
             path = f"{path}.{part}" if path else part
         return expr
+
+
+    def _alias_under(self, target: str, base: str) -> str:
+        """The name under ``base`` of ``target``, which a block class of ``base`` reads but which
+        torch.fx named outside it: a module the base model holds under both names (timm's CoaT
+        blocks hold their stage's shared convolution as ``cpe``; fx names it ``cpe1``)."""
+        parts = target.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                held = self.root.get_submodule(".".join(parts[:i]))
+            except AttributeError:
+                continue
+            for name, module in self.module(base).named_modules(remove_duplicate=False):
+                if module is held and name:
+                    return ".".join([base, name, *parts[i:]])
+            break
+        raise RenderError(f"{base}: its block reads {target}, which is neither under it nor held by it under "
+                          "another name, so its class cannot reach it.",
+                          hint="This is a bug in aimgen's block classes: please report it with the model; "
+                          "flat=True (--flat) writes the model as one forward meanwhile.")
 
 
 def _prefixes(path: str) -> list[str]:

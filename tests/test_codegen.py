@@ -192,3 +192,46 @@ def test_state_the_forward_never_reads_keeps_its_keys_its_values_and_its_ties():
     ids = torch.randint(0, 10, (4, 5))
     with torch.no_grad():
         assert (aim.eval()(ids) - model(ids)).abs().max() <= 1e-6
+
+
+class Window(torch.nn.Module):
+    """Pads a sequence to whole windows and adds ``L % (window // 2)``: both the window and its
+    half differ between instances."""
+
+    def __init__(self, window: int):
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 8)
+        self.window = window
+
+    def forward(self, x):
+        pad = (self.window - x.shape[1] % self.window) % self.window
+        out = self.proj(torch.nn.functional.pad(x, (0, 0, 0, pad)))[:, :x.shape[1]]
+        return out + x.shape[1] % (self.window // 2)
+
+
+class Windows(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = torch.nn.Sequential(Window(4), Window(8))
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
+def test_a_block_constant_written_as_an_expression_keeps_its_precedence():
+    """Window(4) and Window(8) share a class; their constants 2 and 4 become ``self.window // 2``,
+    which must be written ``x % (self.window // 2)``: without the parentheses it is
+    ``(x % self.window) // 2`` (timm's sam2_hiera: a reshape to a wrong size)."""
+    with recording() as records:
+        model = Windows()
+    conversion = aimgen.convert(model, torch.randn(1, 6, 8), constructor_args=records.by_name(model),
+                                base_weights=model.state_dict())
+    src = conversion.source
+    assert src.count("class Window(") == 1
+    assert re.search(r"% \(self\.\w+ // 2\)", src), src
+    aim = conversion.build()
+    aim.load_state_dict(conversion.state_dict)
+    for length in (6, 7, 9):   # 9 % 4 // 2 == 0 but 9 % (8 // 2) == 1
+        x = torch.randn(2, length, 8)
+        with torch.no_grad():
+            assert torch.equal(aim.eval()(x), model.eval()(x)), length

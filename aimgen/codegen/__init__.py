@@ -584,10 +584,20 @@ class Generator:
         return [tuple(seq[i] for seq in seqs) for i in range(len(seqs[0]))] if seqs and seqs[0] else []
 
     def _fill_constants(self, text: str, written: list[str] | None = None) -> str:
-        """Constants back into a text: the class's own expressions, or their literals."""
+        """Constants back into a text: the class's own expressions, or their literals. An
+        expression (``self.window_size // 2``) is put in parentheses unless it stands alone as
+        an argument or a value: ``x % self.window_size // 2`` is ``(x % ...) // 2``."""
         it = iter(written or [])
-        return _CONSTANT.sub(lambda m: next(it) if written is not None else literal(self.expr.constants[m.group(1)]),
-                             text)
+
+        def fill(m: re.Match) -> str:
+            value = next(it) if written is not None else literal(self.expr.constants[m.group(1)])
+            if " " not in value or value.startswith("(") and value.endswith(")"):
+                return value
+            before, after = text[:m.start()].rstrip()[-1:], text[m.end():].lstrip()[:1]
+            alone = before in ("(", ",", "[", "=", "") and after in (")", ",", "]", "")
+            return value if alone else f"({value})"
+
+        return _CONSTANT.sub(fill, text)
 
     def _naming(self, cls: Scope) -> Naming:
         within = self._class_range(type(cls.module))

@@ -265,7 +265,13 @@ def base_match(base_model: nn.Module, base_state: Mapping[str, torch.Tensor], co
     x = conversion.example_inputs()
     with torch.no_grad():
         want = flat_tensors(reference.eval()(*x))
-        got = flat_tensors(aim.eval()(*x))
+        try:
+            got = flat_tensors(aim.eval()(*x))
+        except Exception as err:
+            raise InternalError(f"the generated model fails on the example input{_generated_line(err)}: "
+                                f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}",
+                                hint="This is a bug in aimgen: please report it with the model; "
+                                "--no-validate or --flat may get past it meanwhile.") from err
     worst, ok = 0.0, len(want) == len(got)
     for a, b in zip(want, got):
         if a.shape != b.shape:
@@ -279,6 +285,14 @@ def base_match(base_model: nn.Module, base_state: Mapping[str, torch.Tensor], co
             ok = ok and torch.equal(a, b)
     return {"max_abs_diff": worst, "ok": ok, "atol": MATCH_ATOL, "rtol": MATCH_RTOL,
             "inputs": [list(t.shape) for t in x]}
+
+
+def _generated_line(err: BaseException) -> str:
+    """' at line N of the generated source' for the innermost frame of generated code, if any."""
+    import traceback
+
+    lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename.startswith("<aimgen_generated")]
+    return f" at line {lines[-1]} of the generated source" if lines else ""
 
 
 def map_base_weights(base: dict[str, torch.Tensor], conversion,

@@ -303,3 +303,22 @@ def test_a_module_held_under_two_names_keeps_the_base_function():
     x = torch.randn(2, 3, 12, 12)
     with torch.no_grad():
         assert torch.equal(aim.eval()(x), base(x))
+
+
+def test_a_generated_model_that_fails_on_the_example_input_is_reported_as_aimgens_bug(monkeypatch):
+    """It was a bare RuntimeError ("shape '[15, 7, 7, 2, 2, -1]' is invalid") with no word on
+    what failed or whose fault it was."""
+    from aimgen.errors import InternalError
+    from aimgen.weights import base_match
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("shape '[15, 7]' is invalid for input of size 12")
+
+    base = MLP()
+    conversion = aimgen.convert(base, torch.randn(1, 784))
+    monkeypatch.setattr(type(conversion), "build", lambda self, load_weights=True: Broken())
+    with pytest.raises(InternalError) as info:
+        base_match(base, base.state_dict(), conversion, {})
+    assert "the generated model fails on the example input: RuntimeError: shape '[15, 7]' is invalid" in str(info.value)
+    assert "bug in aimgen" in info.value.hint

@@ -97,6 +97,41 @@ _NOT_RAISED = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Transformer
 # ----------------------------------------------------------------------------- the entry point
 
 
+#: seconds torch.export may take where it is only tried for more taps (torch.fx's graph stands
+#: otherwise): with symbolic spatial sizes its shape reasoning can run for many minutes (timm's
+#: mobilevitv2_050: over ten)
+SEE_MORE_SECONDS = 120.0
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise TraceError in the block after ``seconds`` (SIGALRM: the main thread on Unix only;
+    elsewhere, no limit). Should code in the block swallow that error, the block runs to its
+    end and the error is raised then: a result past the limit is never used."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+    late = TraceError(f"torch.export took more than {seconds:g} s", hint="")
+    fired = []
+
+    def expired(signum, frame):
+        fired.append(True)
+        raise late
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if fired:
+        raise late
+
+
 def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source: str = "the model",
                  n_inputs: int | None = None, leaf_names: frozenset[str] = frozenset(),
                  fx_error: BaseException | None = None) -> Traced:

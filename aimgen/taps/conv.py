@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import runtime
-from ..runtime import weight_parameter
+from ..runtime import add_scaled, weight_parameter
 from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, per_dimension
 
 
@@ -45,7 +45,7 @@ class _MemoryConv:
             return out + self._conv_forward(m, self.memory_weight, None)
         if max(self.stride) > 1:
             m = m[(..., *(slice(None, None, s) for s in self.stride))]
-        return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.kernel_size))
+        return add_scaled(out, m, self.memory_weight)
 
 
 MemoryConv1d, MemoryConv2d, MemoryConv3d = per_dimension(
@@ -99,7 +99,7 @@ class _GroupedMemoryConv:
             return out + conv(m, self.memory_weight, None, self.stride)
         if max(self.stride) > 1:
             m = m[(..., *(slice(None, None, s) for s in self.stride))]
-        return torch.addcmul(out, m, self.memory_weight.view(1, -1, *self.memory_weight.shape[2:]))
+        return add_scaled(out, m, self.memory_weight)
 
 
 GroupedMemoryConv1d, GroupedMemoryConv2d, GroupedMemoryConv3d = per_dimension(

@@ -95,14 +95,16 @@ def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
 
-def add_scaled(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """out + m * weight, one memory channel m (1 or N, 1, ...) scaled per channel of out, as a
-    batched rank-1 product: its gradients are matrix-vector products, 2-2.5x addcmul's speed."""
-    if not out.is_contiguous():  # channels last: flattening it would copy it
-        return torch.addcmul(out, m, weight.view(1, -1, *([1] * (out.dim() - 2))))
+def add_product(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """out + weight @ m per sample: m (1 or N, K, ...) is what each output channel reads of one
+    memory channel (K = 1 value, or a k x k patch). One batched GEMM into out: gradients are
+    matrix products, 2-3x the speed of addcmul's or a one-channel conv's backward on CPU."""
     n, c = out.shape[:2]
-    m = m.expand(n, *m.shape[1:]).reshape(n, 1, -1)
-    return torch.baddbmm(out.flatten(2), weight.reshape(1, c, 1).expand(n, c, 1), m).view_as(out)
+    w = weight.reshape(1, c, -1).expand(n, -1, -1)
+    m = m.expand(n, *m.shape[1:]).reshape(n, w.shape[2], -1)
+    if not out.is_contiguous():  # channels last: flattening it would copy it
+        return out + torch.bmm(w, m).view(out.shape)
+    return torch.baddbmm(out.flatten(2), w, m).view_as(out)
 
 
 class MemoryUpdate(nn.Module):

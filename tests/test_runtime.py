@@ -111,7 +111,7 @@ def test_an_update_block_draws_what_three_linear_layers_would_and_computes_as_th
 @pytest.mark.parametrize("shape,rows,channels_last", [((3, 5, 4, 6), 3, False), ((3, 5, 4, 6), 1, False),
                                                        ((3, 5, 4, 6), 3, True), ((2, 4, 7), 1, False),
                                                        ((2, 4, 3, 2, 5), 2, False)])
-def test_add_scaled_is_addcmul_in_value_and_gradients(shape, rows, channels_last):
+def test_add_product_of_one_value_is_addcmul_in_value_and_gradients(shape, rows, channels_last):
     out = torch.randn(shape)
     if channels_last:
         out = out.to(memory_format=torch.channels_last)
@@ -121,7 +121,27 @@ def test_add_scaled_is_addcmul_in_value_and_gradients(shape, rows, channels_last
     grad = torch.randn(shape)
     broadcast = weight.view(1, -1, *[1] * (len(shape) - 2))
     results = []
-    for y in (rt.add_scaled(out, m, weight), torch.addcmul(out, m, broadcast)):
+    for y in (rt.add_product(out, m, weight), torch.addcmul(out, m, broadcast)):
+        results.append([y.detach(), *torch.autograd.grad(y, (out, m, weight), grad)])
+    for mine, theirs in zip(*results):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows,stride,padding,dilation,channels_last", [
+    (3, 1, 1, 1, False), (1, 2, 3, 1, False), (3, 2, 0, 2, False), (3, 1, 1, 1, True)])
+def test_add_product_of_patches_is_a_one_channel_conv(rows, stride, padding, dilation, channels_last):
+    """A k x k layer's memory read: its unfolded patches through a (C, 1, k, k) weight."""
+    m = torch.randn(rows, 1, 11, 11, requires_grad=True)
+    weight = torch.randn(6, 1, 3, 3, requires_grad=True)
+    conv = torch.nn.functional.conv2d(m, weight, None, stride, padding, dilation)
+    out = torch.randn(3, 6, *conv.shape[2:])
+    if channels_last:
+        out = out.to(memory_format=torch.channels_last)
+    out.requires_grad_()
+    patches = torch.nn.functional.unfold(m, 3, dilation, padding, stride)
+    grad = torch.randn(out.shape)
+    results = []
+    for y in (rt.add_product(out, patches, weight), out + conv):
         results.append([y.detach(), *torch.autograd.grad(y, (out, m, weight), grad)])
     for mine, theirs in zip(*results):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)

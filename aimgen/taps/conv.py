@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import runtime
-from ..runtime import add_scaled, weight_parameter
+from ..runtime import add_product, weight_parameter
 from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, per_dimension
 
 
@@ -35,17 +35,27 @@ class _MemoryConv:
         shape = (self.out_channels, memory_channels, *self.kernel_size)
         fan_in = (self.in_channels // self.groups + memory_channels) * math.prod(self.kernel_size)
         self.memory_weight = weight_parameter(shape, fan_in)
-        unpadded = isinstance(self.padding, str) or not any(self.padding)
-        # one channel through a 1x1 kernel: a multiply-add (in ONNX a conv, fused with the layer's)
-        self.memory_scales = memory_channels == 1 and math.prod(self.kernel_size) == 1 and unpadded
+        # one memory channel: a product added to the output (add_product) of its values (1x1)
+        # or its k x k patches (2-d); in ONNX always a conv, which onnxruntime fuses
+        self.memory_read = "conv"
+        if memory_channels == 1 and self.padding_mode == "zeros":
+            unpadded = isinstance(self.padding, str) or not any(self.padding)
+            if math.prod(self.kernel_size) == 1 and unpadded:
+                self.memory_read = "value"
+            elif len(self.kernel_size) == 2 and not isinstance(self.padding, str):
+                self.memory_read = "patches"
 
     def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         out = self._conv_forward(x, self.weight, self.bias)
-        if not self.memory_scales or torch.onnx.is_in_onnx_export():
+        # a memory shared by the batch (before the first update) is convolved once, at batch 1
+        shared = self.memory_read == "patches" and m.shape[0] < out.shape[0]
+        if self.memory_read == "conv" or shared or torch.onnx.is_in_onnx_export():
             return out + self._conv_forward(m, self.memory_weight, None)
-        if max(self.stride) > 1:
+        if self.memory_read == "patches":
+            m = F.unfold(m, self.kernel_size, self.dilation, self.padding, self.stride)
+        elif max(self.stride) > 1:
             m = m[(..., *(slice(None, None, s) for s in self.stride))]
-        return add_scaled(out, m, self.memory_weight)
+        return add_product(out, m, self.memory_weight)
 
 
 MemoryConv1d, MemoryConv2d, MemoryConv3d = per_dimension(
@@ -99,7 +109,7 @@ class _GroupedMemoryConv:
             return out + conv(m, self.memory_weight, None, self.stride)
         if max(self.stride) > 1:
             m = m[(..., *(slice(None, None, s) for s in self.stride))]
-        return add_scaled(out, m, self.memory_weight)
+        return add_product(out, m, self.memory_weight)
 
 
 GroupedMemoryConv1d, GroupedMemoryConv2d, GroupedMemoryConv3d = per_dimension(

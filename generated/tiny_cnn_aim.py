@@ -101,8 +101,8 @@ def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
 
 
 class MemoryUpdate(nn.Module):
-    """Rewrite the memory from features pooled to its grid: a rank-r bottleneck of 1x1 convs
-    (gradients stay channels first), then a gated, bounded write; weights drawn as nn.Linear's."""
+    """Rewrite the memory from features pooled to its grid: mix both through a rank-r
+    bottleneck, then a gated, bounded write (weights drawn as nn.Linear's)."""
 
     def __init__(self, features: int, memory_channels: int, rank: int):
         super().__init__()
@@ -113,14 +113,17 @@ class MemoryUpdate(nn.Module):
         self.bias_write = weight_parameter((2 * memory_channels,), rank)
 
     def forward(self, memory: MemoryState, features: torch.Tensor) -> MemoryState:
-        m = memory.tensor.reshape(*memory.tensor.shape[:2], -1)  # (1 or N, channels, cells)
+        # features -> rank as a batched matmul, channels first: their gradient comes back in
+        # their layout (F.linear's, channels last, made the pooling's backward copy its input)
         f = features.reshape(*features.shape[:2], -1)
-        z = torch.relu(F.conv1d(f, self.weight_features[..., None], self.bias_features)
-                       + F.conv1d(m, self.weight_memory[..., None]))
-        gate, candidate = F.conv1d(z, self.weight_write[..., None], self.bias_write).chunk(2, 1)
+        w = self.weight_features.expand(f.shape[0], -1, -1)
+        z = torch.baddbmm(self.bias_features[:, None], w, f).transpose(1, 2)  # (N, cells, rank)
+        m = memory.tensor.reshape(*memory.tensor.shape[:2], -1).transpose(1, 2)
+        z = torch.relu(z + F.linear(m, self.weight_memory))
+        gate, candidate = F.linear(z, self.weight_write, self.bias_write).chunk(2, dim=-1)
         gate = torch.sigmoid(gate)
         m = (1 - gate) * m + gate * torch.tanh(candidate)
-        return MemoryState(m.reshape(m.shape[0], *memory.tensor.shape[1:]), batched=True)
+        return MemoryState(m.transpose(1, 2).reshape(-1, *memory.tensor.shape[1:]), batched=True)
 
 
 def add_product(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -269,11 +269,7 @@ def test_the_stateless_graph_keeps_no_work_on_the_frozen_memory_alone(tmp_path):
     assert constant_only(tmp_path / "t_optimized.onnx") == []
     # conv1's memory product (before the first update) is folded; conv2 reads updated memory
     convs = [n for n in onnx.load(str(tmp_path / "t_optimized.onnx")).graph.node if n.op_type == "Conv"]
-    kernels = [len(next(a.ints for a in n.attribute if a.name == "kernel_shape")) for n in convs]
-    assert kernels.count(2) == 3
-    # the two update blocks' three 1x1 products each, less the first one's product of the
-    # frozen memory, also folded
-    assert kernels.count(1) == 5
+    assert len(convs) == 3
 
 
 def test_a_video_model_pools_its_3d_maps_in_onnx(tmp_path):

@@ -12,6 +12,7 @@ Two things torch.fx gets wrong for us are handled here:
 """
 from __future__ import annotations
 
+import contextlib
 import dis
 import inspect
 import operator
@@ -38,6 +39,10 @@ class AimTracer(fx.Tracer):
         super().__init__()
         self.leaf_names = leaf_names
         self.record_stack_traces = True
+
+    def trace(self, root, concrete_args=None):
+        with _proxies_are_tensors():
+            return super().trace(root, concrete_args)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if module_qualified_name in self.leaf_names or type(m) in REGISTRY.module_types:
@@ -66,6 +71,25 @@ class AimTracer(fx.Tracer):
                 except Exception:
                     pass
             raise
+
+
+@contextlib.contextmanager
+def _proxies_are_tensors():
+    """``torch.jit.isinstance(x, torch.Tensor)`` is False for a traced value, so torch.fx would
+    record the other branch without a word (MONAI's BasicUNet lost its skip connections, and
+    the graph failed later with a channel count). While tracing, a traced value is a tensor."""
+    original = torch.jit.isinstance
+
+    def jit_isinstance(obj, target_type) -> bool:
+        if isinstance(obj, fx.Proxy) and target_type is torch.Tensor:
+            return True
+        return original(obj, target_type)
+
+    torch.jit.isinstance = jit_isinstance
+    try:
+        yield
+    finally:
+        torch.jit.isinstance = original
 
 
 def _asserting(frame) -> bool:

@@ -97,6 +97,43 @@ def test_an_assert_on_traced_shapes_is_traced_through_and_left_out_like_python_O
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
 
 
+class _JitChecked(nn.Module):
+    """MONAI's decoder block: an optional skip input, checked with torch.jit.isinstance."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(6, 4, 1)
+
+    def forward(self, x, skip=None):
+        if skip is not None and torch.jit.isinstance(skip, torch.Tensor):
+            x = torch.cat([skip, x], dim=1)
+        return self.conv(x)
+
+
+class _WithSkip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 3, 1)
+        self.up = _JitChecked()
+
+    def forward(self, x):
+        return self.up(self.stem(x), x)
+
+
+def test_torch_jit_isinstance_of_a_traced_tensor_takes_the_tensor_branch():
+    """torch.fx alone records the other branch (a 3-channel input into a 6-channel conv)."""
+    model, before = _WithSkip().eval(), torch.jit.isinstance
+    traced = trace(model)
+    assert torch.jit.isinstance is before   # put back after tracing
+    assert torch.cat in [n.target for n in traced.graph.nodes]
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict())
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
 def test_a_branch_on_a_traced_shape_is_still_refused():
     with pytest.raises(TraceError, match="A BRANCH, NOT AN ASSERT"):
         trace(ShapeBranch())

@@ -59,3 +59,34 @@ def test_containers_are_written_one_member_per_line_and_repeats_once():
                       [Arg(str(i), Constructor("Block", [Arg("c", 16, True)]), True) for i in range(1, 5)])
     assert written(seq) == "nn.Sequential(\n    Block(8),\n    *(Block(16) for _ in range(4)),\n)"
     assert written(Raw("torch.eye(2)")) == "torch.eye(2)"
+
+
+class _DeepSupervision(nn.Module):
+    """MONAI's BasicUNetPlusPlus: heads that only deep supervision calls, off by default."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))
+        self.head = nn.Conv2d(4, 2, 1)
+        self.aux_head = nn.Conv2d(4, 2, 1)     # never called
+        self.aux_norm = nn.LayerNorm(4)         # never called
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_a_stateful_module_the_forward_never_calls_is_kept_with_its_state():
+    import aimgen
+
+    model = _DeepSupervision().eval()
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict())
+    aim = conv.build()
+    assert set(model.state_dict()) <= set(aim.state_dict())
+    assert isinstance(aim.aux_head, nn.Conv2d) and isinstance(aim.aux_norm, nn.LayerNorm)
+    missing, unexpected = aim.load_state_dict(model.state_dict(), strict=False)
+    assert unexpected == [] and set(missing) == set(aim.state_dict()) - set(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    aim.load_state_dict(conv.state_dict)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+    assert [t.qualname for t in conv.plan.taps] == ["body.0", "head"]   # nothing taps a dead layer

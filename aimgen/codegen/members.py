@@ -70,8 +70,11 @@ class Tree:
             if child is None:
                 continue
             if not self.used(q):
-                if listed and not any(True for _ in child.parameters()) and not any(True for _ in child.buffers()):
+                stateful = any(True for _ in child.parameters()) or any(True for _ in child.buffers())
+                if listed and not stateful:
                     out.append((name, "unused", q))
+                elif stateful and self.used(path):  # never called (MONAI's deep-supervision heads),
+                    out.append((name, "leaf", q))   # but its state is the base's: built whole
                 continue
             out.append((name, "leaf" if q in self.leaves else "tree", q))
         for name, param in module._parameters.items():  # every parameter: one the forward never

@@ -369,6 +369,8 @@ def _feature_kind(node: fx.Node, grid: tuple[int, ...], sizes: set | None = None
     if meta is None or not meta.dtype.is_floating_point or node.meta.get("batch_axis_ok") is False:
         return None
     shape = tuple(meta.shape)
+    if 0 in shape:   # an empty stand-in (smp's timm encoders return one for a stage they lack)
+        return None
     sym = node.meta.get("size")
     channels_first = sym is None or str(sym[1]).isdigit()  # (N, H, W, C) has a size on axis 1
     conv_like = sizes is None or size_key(node) in sizes

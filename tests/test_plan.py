@@ -257,3 +257,34 @@ def test_no_update_block_goes_on_a_value_the_model_discards():
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 5)
     flat = aimgen.convert(DeadEnd(), torch.randn(1, 3, 16, 16), options=aimgen.Options(flat=True))
     assert [u.node for u in flat.plan.updates] == ["a"]
+
+
+class _EmptyStage(nn.Module):
+    """segmentation_models_pytorch's timm encoders: an empty (N, 0, H, W) stand-in for a stage
+    the backbone lacks, the last of its size before the encoder goes down (a U-Net: a long
+    skip, so every run of one size is a stage)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.conv3 = nn.Conv2d(16, 4, 3, padding=1)
+
+    def forward(self, x):
+        a = self.conv1(x)
+        dummy = torch.empty(x.shape[0], 0, x.shape[2], x.shape[3], dtype=x.dtype)
+        b = self.conv2(F.max_pool2d(a, 2))
+        up = F.interpolate(b, scale_factor=2.0)
+        return self.conv3(torch.cat([up, a, dummy], 1))
+
+
+def test_an_empty_tensor_is_no_feature_map_to_update_from():
+    import aimgen
+
+    model = _EmptyStage().eval()
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict())
+    assert conv.plan.updates and all(u.features > 0 for u in conv.plan.updates)
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6

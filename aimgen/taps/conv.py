@@ -104,7 +104,7 @@ class _GroupedMemoryConv:
             return out + conv(m, self.memory_weight, None, self.stride, padding, self.dilation)
         if any(self.memory_pads):
             m = F.pad(m, self.memory_pads)
-        # one channel: a multiply-add; in ONNX a conv, which onnxruntime fuses with the other
+        # one channel: a product added by add_product; in ONNX a conv, which onnxruntime fuses
         if self.memory_weight.shape[1] > 1 or torch.onnx.is_in_onnx_export():
             return out + conv(m, self.memory_weight, None, self.stride)
         if max(self.stride) > 1:

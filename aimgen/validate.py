@@ -123,9 +123,11 @@ def finish_fresh(proc: subprocess.Popen, timeout: float = 600) -> dict:
         if line.startswith("AIMGEN_RESULT "):
             return json.loads(line[len("AIMGEN_RESULT "):])
     tail = (stderr.strip().splitlines() or ["no output"])[-1]
+    # the fresh process's own traceback, as the cause: --debug prints it above aimgen's
     raise ValidationError(f"the generated model failed in a fresh Python process: {tail}",
                           hint="Run it with `python -c 'import runpy; runpy.run_path(...)'` to see the "
-                          "traceback, or convert with --debug.")
+                          "traceback, or convert with --debug.") from ChildProcessError(
+                              "the fresh process's output:\n" + stderr.strip())
 
 
 @contextlib.contextmanager

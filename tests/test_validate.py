@@ -44,5 +44,8 @@ def test_a_broken_file_fails_in_the_fresh_process_with_its_error(mlp_file, tmp_p
     path = tmp_path / "m.py"
     path.write_text(mlp_file.read_text().replace("def build_model()", "def build_model():\n    raise RuntimeError('no')\n"
                                                  "\n\ndef _unused()"))
-    with pytest.raises(ValidationError, match="failed in a fresh Python process: RuntimeError: no"):
+    with pytest.raises(ValidationError, match="failed in a fresh Python process: RuntimeError: no") as info:
         validate_file(path)
+    # the process's own traceback rides along as the cause, which --debug prints
+    cause = str(info.value.__cause__)
+    assert "Traceback (most recent call last)" in cause and "raise RuntimeError('no')" in cause

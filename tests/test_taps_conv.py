@@ -40,7 +40,8 @@ def test_a_grouped_conv_reads_through_the_center_tap_by_default_or_its_whole_ker
 def test_the_runtime_layers_equal_a_widened_conv(kernel, stride, padding, dilation, groups, mode, k):
     """Every geometry: the memory's part equals the widened layer's memory slots (the center tap
     only, for the pointwise kernel), including paddings that are not 'same' and padding modes;
-    one memory channel is read as its values (1x1) or its unfolded patches (k x k), then add_product."""
+    one memory channel is read as its values (1x1) or its unfolded patches (k x k), then add_product
+    (the patches only for a memory per sample: the per-sample rows are what reach that path)."""
     torch.manual_seed(0)
     for cls, memory_kernel in ((MemoryConv2d, None), (GroupedMemoryConv2d, "pointwise"),
                                (GroupedMemoryConv2d, "full")):
@@ -64,9 +65,11 @@ def test_the_runtime_layers_equal_a_widened_conv(kernel, stride, padding, dilati
                 "value" if kernel == 1 and padding in (0, "same") else \
                 "patches" if padding != "same" else "conv"
             assert layer.memory_read == expected
-        x, m = torch.randn(2, 8, 11, 11), torch.randn(1, k, 11, 11)
-        cat = runtime.cat_grouped(x, m, groups) if groups > 1 else runtime.cat_channels(x, m)
-        assert (layer(x, m) - wide(cat)).abs().max() < 1e-5, (cls.__name__, memory_kernel)
+        x = torch.randn(2, 8, 11, 11)
+        for rows in (1, 2):  # a memory shared by the batch (convolved once), and one per sample
+            m = torch.randn(rows, k, 11, 11)
+            cat = runtime.cat_grouped(x, m, groups) if groups > 1 else runtime.cat_channels(x, m)
+            assert (layer(x, m) - wide(cat)).abs().max() < 1e-5, (cls.__name__, memory_kernel, rows)
 
 
 def test_center_tap_pads_crop_or_pad_to_the_center():

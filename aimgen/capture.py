@@ -474,6 +474,8 @@ class _Lowering:
         self._copy()
         self._drop_checks()
         self._functional_inplace()
+        self._sizes_where_used()
+        self._dead_code()
         if self.raising:
             self._linear_layers()
             self._linear_subclasses()
@@ -654,6 +656,41 @@ class _Lowering:
                 continue
             n.target = pure
 
+    def _sizes_where_used(self) -> None:
+        """Arithmetic on sizes (``(height - 1) // 8 + 1``) placed where it is used: the exporter
+        writes it where it was first needed, which differs between train() and eval() (BatchNorm's
+        batch-size check runs only in train()) and can be inside a layer's call, so that the
+        layer's call no longer has one output. Each such value goes just before its first user,
+        and is computed anew in each other call that reads it. The sizes it starts from
+        (``x.shape[2]``) stay where they are; ``_local_sizes`` reads them where they are used."""
+        made: dict[tuple[str, fx.Node], fx.Node] = {}
+
+        def place(a: fx.Node, user: fx.Node) -> fx.Node:
+            key = _innermost(user)[0] if user.op != "output" else ""
+            if (key, a) in made:
+                return made[(key, a)]
+            if not a.users.keys() - {user} and _innermost(a)[0] == key:   # one user, same call: move it
+                copy = a
+                user.prepend(a)
+            else:
+                with self.g.inserting_before(user):
+                    copy = self.g.create_node(a.op, a.target, a.args, a.kwargs)
+                copy.meta.update(a.meta)
+                if user.op != "output":
+                    copy.meta["nn_module_stack"] = dict(user.meta.get("nn_module_stack") or {})
+            made[(key, a)] = copy
+            for b in list(copy.all_input_nodes):
+                if _is_size_arithmetic(b):
+                    copy.replace_input_with(b, place(b, copy))
+            return copy
+
+        for n in list(self.g.nodes):
+            if _is_size_arithmetic(n):
+                continue
+            for a in list(n.all_input_nodes):
+                if _is_size_arithmetic(a):
+                    n.replace_input_with(a, place(a, n))
+
     # --- layers ------------------------------------------------------------------------------
     def _runs(self):
         """Each module call's nodes, when they are one contiguous run: {key: [nodes]}."""
@@ -707,7 +744,7 @@ class _Lowering:
         for key, run in self._runs().items():
             qual = _innermost(run[0])[1]
             module = self.model.get_submodule(qual)
-            calls = [n for n in run if n.op == "call_function"]
+            calls = [n for n in run if n.op == "call_function" and not _is_size_arithmetic(n)]
             if module._modules or [n.target for n in calls] != [aten.view.default, aten.addmm.default, aten.view.default]:
                 continue
             flat, mm, back = calls
@@ -932,6 +969,14 @@ class _Lowering:
                 wanted = meaning.get(str(n.meta.get("val")))
                 if wanted and not n.name.startswith(wanted):
                     n._rename(wanted)
+
+
+def _is_size_arithmetic(node: fx.Node) -> bool:
+    """Python arithmetic on sizes (``(height - 1) // 8 + 1``), not a size read itself."""
+    if node.op != "call_function" or not isinstance(node.meta.get("val"), (torch.SymInt, torch.SymBool)):
+        return False
+    return getattr(node.target, "__module__", "") in ("_operator", "operator") or \
+        (getattr(node.target, "__name__", "").startswith("sym_") and node.target is not aten.sym_size.int)
 
 
 def _whole(node: fx.Node) -> bool:

@@ -443,6 +443,40 @@ def test_a_forward_with_kwargs_goes_through_torch_export_with_layers_as_modules(
         assert (conv.build().eval()(x)["logits"] - model(x)["logits"]).abs().max() <= TOL
 
 
+class PooledBranch(nn.Module):
+    """DeepLabV3's ASPP pooling as smp writes it: a batch-normalised branch at 1x1, upsampled back
+    to the map's size. In train() the exporter computes that size (``(height - 1) // 2 + 1``)
+    inside ``bn``, where BatchNorm checks the batch; in eval() where ``interpolate`` reads it."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8))
+        self.head = nn.Conv2d(16, 2, 1)
+
+    def forward(self, x, **kwargs):
+        y = self.bn(self.stem(x))
+        p = F.interpolate(self.pool(y), size=y.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(torch.cat([y, p], 1))
+
+
+def test_size_arithmetic_the_exporter_puts_inside_a_layer_in_train_is_computed_where_it_is_used():
+    model = PooledBranch().eval()
+    conv = aimgen.convert(model, [(1, 3, 16, 16)], base_weights=model.state_dict())
+    assert conv._traced.capture == "torch.export"
+    called = {n.target for n in conv._traced.graph.nodes if n.op == "call_module"}
+    assert {"bn", "pool.2"} <= called          # both BatchNorms are layers again, in both modes
+    assert [t.qualname for t in conv.plan.taps] == ["stem", "pool.1", "head"]
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    for size in (16, 22):                       # the size is computed, not baked in
+        x = torch.randn(3, 3, size, size)
+        with torch.no_grad():
+            assert (aim.eval()(x) - model.eval()(x)).abs().max() <= TOL
+            assert (aim.train()(x) - model.train()(x)).abs().max() <= TOL
+
+
 class DropPath(nn.Module):
     """Stochastic depth as timm and transformers write it: nothing at all in eval()."""
 

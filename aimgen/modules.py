@@ -68,10 +68,16 @@ class ValueWriter:
         self.imports: set[str] = set()
 
     def __call__(self, value) -> str:
+        if isinstance(value, tuple) and hasattr(type(value), "_fields"):   # a namedtuple keeps its class
+            fields = ", ".join(f"{f}={self(getattr(value, f))}" for f in type(value)._fields)
+            return f"{self(type(value))}({fields})"
         try:
             return python_literal(value)
         except Unrenderable:
             pass
+        if isinstance(value, Constructor):   # a module passed as an argument, written as its own call
+            self.imports |= value.imports
+            return value.source(lambda a: self(a.value))
         if isinstance(value, functools.partial):
             parts = [self(value.func)] + [self(a) for a in value.args] + [f"{k}={self(v)}" for k, v in value.keywords.items()]
             self.imports.add("functools")
@@ -132,13 +138,29 @@ def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
 
 
 def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None = None, why: str = "",
-                recorded: dict | None = None) -> Constructor:
+                recorded: dict | None = None, records: dict[str, dict] | None = None) -> Constructor:
     """The constructor call that rebuilds ``module``, verified by rebuilding it.
 
     A class of the user's own code is copied into the output by ``copier`` (see sourcecopy.py)
     and called by its name; ``why`` says why the module is kept whole, for error messages;
-    ``recorded`` are the arguments its constructor was called with, if aimgen saw the call."""
+    ``recorded`` are the arguments its constructor was called with, if aimgen saw the call, and
+    ``records`` those of every module by qualified name (for its submodules). A submodule passed
+    as an argument (``BasicBlock(64, 128, 2, downsample=nn.Sequential(...))``) and the items of
+    a container are written as their own constructor calls."""
     cls = type(module)
+    records = records or {}
+    if cls in (nn.Sequential, nn.ModuleList) and module._modules:
+        items = [constructor(child, f"{qualname}.{name}", copier=copier, why=why, records=records,
+                             recorded=records.get(f"{qualname}.{name}"))
+                 for name, child in module._modules.items()]
+        if [str(i) for i in range(len(items))] == list(module._modules):
+            if cls is nn.Sequential:
+                return Constructor("nn.Sequential", [Arg("args", c, True) for c in items],
+                                   imports=set().union(*(c.imports for c in items)))
+            return Constructor("nn.ModuleList", [Arg("modules", items, True)],
+                               imports=set().union(*(c.imports for c in items)))
+    if recorded is not None:
+        recorded = {k: _as_call(v, module, qualname, copier, why, records) for k, v in recorded.items()}
     where = f"layer {qualname} ({cls.__name__}{', ' + why if why else ''})"
     copied = None
     if copier is not None and is_user_object(cls):
@@ -199,6 +221,18 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
         last = f"rebuilding it does not give the same module ({diff[:200]})"
     raise RenderError(f"{where}: {last}.",
                       hint="List its parent module with leaf=, or report this layer type.")
+
+
+def _as_call(value, module: nn.Module, qualname: str, copier, why: str, records: dict):
+    """A recorded argument that is one of ``module``'s submodules: that submodule's constructor
+    call (verified like any other); anything else as it is."""
+    if not isinstance(value, nn.Module):
+        return value
+    name = next((n for n, c in module._modules.items() if c is value), None)
+    if name is None:
+        return value   # not a submodule (a shared module?): left to fail where it is written
+    q = f"{qualname}.{name}"
+    return constructor(value, q, copier=copier, why=why, records=records, recorded=records.get(q))
 
 
 def _from_recorded(cls, callee: str, recorded: dict, writer: ValueWriter) -> Constructor | None:

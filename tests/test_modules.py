@@ -2,6 +2,8 @@
 back from their attributes), each verified by rebuilding it: any module class, not a fixed list."""
 from __future__ import annotations
 
+import collections
+
 import pytest
 import torch
 from torch import nn
@@ -64,6 +66,29 @@ def test_a_module_whose_arguments_are_not_stored_is_written_from_its_recorded_ca
     assert source(ctor).endswith("Attention(8, heads=4)")
 
 
+def test_a_submodule_passed_as_an_argument_and_a_containers_items_are_written_as_their_own_calls():
+    """torchvision's BasicBlock takes its downsample path as an argument; a kept-whole
+    nn.Sequential is its items (smp's encoder stages that a shallow decoder never calls)."""
+    from torchvision.models.resnet import BasicBlock
+
+    with recording() as records:
+        stage = nn.Sequential(BasicBlock(8, 16, 2, downsample=nn.Sequential(
+            nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))), BasicBlock(16, 16))
+    by_name = {f"layer3.{q}": args for q, args in records.by_name(stage).items()}   # as in a model
+    ctor = constructor(stage, "layer3", records=by_name)
+    text = source(ctor)
+    assert text == ("nn.Sequential(torchvision.models.resnet.BasicBlock(8, 16, stride=2, downsample="
+                    "nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))), "
+                    "torchvision.models.resnet.BasicBlock(16, 16))")
+    assert ctor.imports == {"torchvision.models.resnet"}
+    import torchvision
+    rebuilt = eval(text, {"nn": nn, "torchvision": torchvision})
+    assert repr(rebuilt) == repr(stage)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in stage.state_dict().items()}
+    items = constructor(nn.ModuleList([nn.Linear(2, 3), nn.ReLU()]), "blocks")
+    assert source(items) == "nn.ModuleList([nn.Linear(2, 3), nn.ReLU()])"
+
+
 def test_a_module_that_cannot_be_rebuilt_is_refused_by_name():
     class Local(nn.Module):  # defined in a function: not importable by name
         def forward(self, x):
@@ -84,6 +109,18 @@ def test_classes_and_partials_in_arguments_are_written_by_their_import_path():
     assert writer(nn.BatchNorm2d) == "nn.BatchNorm2d"
     assert writer(functools.partial(nn.LayerNorm, eps=1e-6)) == "functools.partial(nn.LayerNorm, eps=1e-06)"
     assert writer.imports == {"functools"}
+
+
+BlockArgs = collections.namedtuple("BlockArgs", ["kernel_size", "expand_ratio", "id_skip"])
+
+
+def test_a_namedtuple_argument_keeps_its_class():
+    """smp's EfficientNet blocks take a BlockArgs namedtuple and read its fields by name."""
+    writer = ValueWriter()
+    text = writer(BlockArgs(3, 6, id_skip=True))
+    assert text.endswith("BlockArgs(kernel_size=3, expand_ratio=6, id_skip=True)")
+    value = eval(text.rsplit(".", 1)[-1], {"BlockArgs": BlockArgs})
+    assert type(value) is BlockArgs and value.expand_ratio == 6
 
 
 def test_a_config_dataclass_argument_is_written_as_its_class_with_the_fields_that_differ():

@@ -168,7 +168,8 @@ class Generator:
         if q not in self._leaf_ctors:
             module = self.root.get_submodule(q)
             why = self.traced.leaf_reasons.get(q) or ("listed in leaf=" if q in self.traced.leaf_names else "")
-            ctor = constructor(module, q, copier=self.copier, why=why, recorded=self.traced.constructor_args.get(q))
+            ctor = constructor(module, q, copier=self.copier, why=why, recorded=self.traced.constructor_args.get(q),
+                               records=self.traced.constructor_args)
             taps = [t for t in self.taps.values() if not t.functional and t.qualname == q]
             if taps:
                 site = taps[0]

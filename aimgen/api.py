@@ -284,18 +284,13 @@ def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *,
                      "delta": {"memory": plan.memory_params, "taps": plan.tap_params, "updates": plan.update_params},
                      "update_blocks": len(plan.updates)})
     else:
-        meta["params"] = sum(p.numel() for p in traced.root.parameters()) - _unused(traced)
+        meta["params"] = sum(p.numel() for p in traced.root.parameters())   # all kept, used or not
     if traced.leaf_reasons:
         meta["kept_whole"] = {q: capture.short_paths(why) for q, why in sorted(traced.leaf_reasons.items())}
     if traced.fixed_inputs:
         meta["fixed_inputs"] = {k: repr(v) for k, v in traced.fixed_inputs.items()}
     meta["depends"] = depends
     return meta
-
-
-def _unused(traced: Traced) -> int:
-    from .plan import used_params
-    return used_params(traced)[1]
 
 
 def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[str]:

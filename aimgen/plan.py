@@ -41,7 +41,7 @@ class Plan:
     skipped: tuple[Skip, ...]
     updates: tuple[UpdateSite, ...]
     base_params: int
-    unused_params: int
+    unused_params: int                   # of base_params: never used by the forward (kept all the same)
     # decisions
     memory_shape: tuple[int, ...]
     widths: dict[str, TapWidth]          # base weight (or node, for computed weights) -> width
@@ -50,6 +50,7 @@ class Plan:
     options: Options
     notes: tuple[str, ...] = ()
     no_update_reason: str = ""           # why no update block was placed, if none was
+    never_called: tuple[str, ...] = ()   # modules holding those unused parameters (outermost)
 
     # --- derived values ------------------------------------------------------------------
     @property
@@ -143,6 +144,7 @@ class Plan:
                       "updates": self.update_params},
             "taps": taps,
             "untapped": [{"layer": s.qualname, "type": s.layer_type, "reason": s.reason} for s in self.skipped],
+            "never_called": list(self.never_called),
             "update_blocks": [
                 {"after": u.label, "features": u.features, "kind": u.kind, "rank": self.rank,
                  "params": self.update_params_of(u)}
@@ -212,8 +214,10 @@ def _matches(pattern: str, site) -> bool:
     return pattern == site.layer_type or fnmatch.fnmatchcase(site.qualname, pattern)
 
 
-def used_params(traced: Traced) -> tuple[int, int]:
-    """(parameters the traced graph uses, parameters of the model it never touches)."""
+def used_params(traced: Traced) -> tuple[int, int, tuple[str, ...]]:
+    """(parameters of the base model, how many of them the traced graph never uses, the
+    outermost modules whose parameters it never uses). Every one is kept in the output: its
+    state_dict is the base model's."""
     root = traced.root
     used: set[str] = set()
     for n in traced.graph.nodes:
@@ -221,12 +225,17 @@ def used_params(traced: Traced) -> tuple[int, int]:
             used |= {f"{n.target}.{k}" if n.target else k for k, _ in root.get_submodule(n.target).named_parameters()}
         elif n.op == "get_attr":
             used.add(n.target)
-    total = used_total = 0
+    total = unused = 0
     for name, p in root.named_parameters():
         total += p.numel()
-        if name in used:
-            used_total += p.numel()
-    return used_total, total - used_total
+        if name not in used:
+            unused += p.numel()
+    idle: list[str] = []
+    for name, module in root.named_modules():
+        names = [f"{name}.{k}" if name else k for k, _ in module.named_parameters()]
+        if name and names and not used.intersection(names) and not any(name.startswith(q + ".") for q in idle):
+            idle.append(name)
+    return total, unused, tuple(idle)
 
 
 def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Skip]]:
@@ -303,7 +312,7 @@ def _opaque_layers(traced: Traced, taps, skipped) -> list[Skip]:
             continue
         users = readers.get(name, [])
         if not users:
-            continue  # never used by forward: not part of the traced model (unused_params says so)
+            continue  # never used by forward: kept whole, listed in never_called
         fns = sorted({getattr(u.target, "__name__", str(u.target)) for u in users})
         out.append(Skip(users[0].name, name, type(mod).__name__,
                         f"not called as a layer: its weight goes into {', '.join(fns)}, which aimgen does not widen"))
@@ -567,7 +576,7 @@ def _memory_keys(taps) -> dict[str, str]:
 def make_plan(traced: Traced, options: Options) -> Plan:
     options.check()
     taps, skipped = find_sites(traced, options)
-    base, unused = used_params(traced)
+    base, unused, idle = used_params(traced)
     grid = choose_grid(traced, taps)
     updates, no_update_reason = find_updates(traced, taps, grid or (), options)
     unit = math.prod(grid) if grid else 1
@@ -585,13 +594,14 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         return math.prod(shape) + cost + sum(update_cost(u.features, channels, rank_for(channels)) for u in updates)
 
     budget = options.budget if options.budget is not None else DEFAULT_BUDGET
-    limit = int(budget * base)
+    used = base - unused   # the budget is a share of what the forward uses: dead weights buy no memory
+    limit = int(budget * used)
     if options.memory_size is not None:
         channels = max_channels
         if options.budget is not None and growth(channels) > limit:
             raise PlanError(
                 f"memory_size={options.memory_size} costs +{growth(channels):,} parameters, over "
-                f"budget={options.budget} ({limit:,} of {base:,} base parameters).", field="memory_size",
+                f"budget={options.budget} ({limit:,} of {used:,} base parameters the forward uses).", field="memory_size",
                 hint=f"Lower memory_size, use tap_width=1, fewer updates, or raise budget to "
                 f"{growth(channels) / max(base, 1):.4f}.")
     elif growth(max_channels) <= limit:
@@ -610,12 +620,12 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         elif options.budget is not None:
             raise PlanError(
                 f"even the smallest memory (1 channel) costs +{growth(1, 1):,} parameters, over budget="
-                f"{options.budget} ({limit:,} of {base:,} base parameters).", field="budget",
+                f"{options.budget} ({limit:,} of {used:,} base parameters the forward uses).", field="budget",
                 hint="Raise budget, tap fewer layers (layers=/skip=), or use updates='none'.")
         else:
             unit = 1 if options.tap_width != "full" else None
             notes.append(f"smallest configuration: even 1 memory channel costs +{growth(1, unit):,} parameters "
-                         f"({100 * growth(1, unit) / max(base, 1):.1f}% of the base), over the default "
+                         f"({100 * growth(1, unit) / max(used, 1):.1f}% of the base), over the default "
                          f"{budget:.0%} budget")
     else:
         lo, hi = 1, max_channels  # growth(lo) <= limit < growth(hi)
@@ -632,6 +642,6 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         notes.append(f"no update block: {no_update_reason}; the memory is read but never rewritten, "
                      "so the carry does not move")
     return Plan(taps=tuple(taps), skipped=tuple(skipped), updates=tuple(updates), base_params=base,
-                unused_params=unused, memory_shape=memory_shape, widths=tap_widths(taps, memory_shape, options, unit),
+                unused_params=unused, never_called=idle, memory_shape=memory_shape, widths=tap_widths(taps, memory_shape, options, unit),
                 rank=rank_for(channels), memory_keys=_memory_keys(taps), options=options, notes=tuple(notes),
                 no_update_reason=no_update_reason if not updates else "")

@@ -53,8 +53,9 @@ def table_text(plan: Plan, title: str, width: int = 120, color: bool = False,
              f"weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}"]
     lines += [f"note: {note}" for note in [*plan.notes, *notes]]
     if plan.unused_params:
-        lines.append(f"note: {plan.unused_params:,} parameters of the base model are never used by its "
-                     "forward and are not in the output")
+        where = f" ({', '.join(plan.never_called)})" if plan.never_called else ""
+        lines.append(f"note: {plan.unused_params:,} parameters of the base model are never used by its forward"
+                     f"{where}: kept, so base checkpoints load, but untapped and without gradients")
     lines.append(plan.summary())
     for line in lines:
         console.print(line, soft_wrap=True)  # one line each, whatever the width: easy to grep

@@ -70,6 +70,7 @@ class _DeepSupervision(nn.Module):
         self.head = nn.Conv2d(4, 2, 1)
         self.aux_head = nn.Conv2d(4, 2, 1)     # never called
         self.aux_norm = nn.LayerNorm(4)         # never called
+        self.aux_stage = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4))   # never called
 
     def forward(self, x):
         return self.head(self.body(x))
@@ -83,6 +84,15 @@ def test_a_stateful_module_the_forward_never_calls_is_kept_with_its_state():
     aim = conv.build()
     assert set(model.state_dict()) <= set(aim.state_dict())
     assert isinstance(aim.aux_head, nn.Conv2d) and isinstance(aim.aux_norm, nn.LayerNorm)
+    assert "self.aux_stage = nn.Sequential(" in conv.source   # a container: built from its items
+    assert [type(m) for m in aim.aux_stage] == [nn.Conv2d, nn.BatchNorm2d]
+    # kept, so counted: the validation's parameter count is the plan's, and the report says which
+    assert conv.plan.base_params == sum(p.numel() for p in model.parameters())
+    assert conv.plan.unused_params == sum(p.numel() for n, p in model.named_parameters() if n.startswith("aux_"))
+    assert conv.plan.never_called == ("aux_head", "aux_norm", "aux_stage")
+    assert sum(p.numel() for p in aim.parameters()) == conv.plan.aim_params
+    assert f"note: {conv.plan.unused_params:,} parameters of the base model are never used by its forward " \
+           "(aux_head, aux_norm, aux_stage): kept, so base checkpoints load" in conv.report
     missing, unexpected = aim.load_state_dict(model.state_dict(), strict=False)
     assert unexpected == [] and set(missing) == set(aim.state_dict()) - set(model.state_dict())
     x = torch.randn(2, 3, 8, 8)

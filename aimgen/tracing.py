@@ -17,6 +17,7 @@ import dis
 import inspect
 import operator
 import re
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,23 +74,35 @@ class AimTracer(fx.Tracer):
             raise
 
 
+_JIT_ISINSTANCE = {"original": None, "depth": 0}
+_JIT_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _proxies_are_tensors():
     """``torch.jit.isinstance(x, torch.Tensor)`` is False for a traced value, so torch.fx would
     record the other branch without a word (MONAI's BasicUNet lost its skip connections, and
-    the graph failed later with a channel count). While tracing, a traced value is a tensor."""
-    original = torch.jit.isinstance
+    the graph failed later with a channel count). While tracing, a traced value is a tensor.
+    The swap is counted under a lock: traces in several threads restore the original once, at
+    the end of the last (the wrapper answers as the original does for anything but a Proxy)."""
+    with _JIT_LOCK:
+        if _JIT_ISINSTANCE["depth"] == 0:
+            original = _JIT_ISINSTANCE["original"] = torch.jit.isinstance
 
-    def jit_isinstance(obj, target_type) -> bool:
-        if isinstance(obj, fx.Proxy) and target_type is torch.Tensor:
-            return True
-        return original(obj, target_type)
+            def jit_isinstance(obj, target_type) -> bool:
+                if isinstance(obj, fx.Proxy) and target_type is torch.Tensor:
+                    return True
+                return original(obj, target_type)
 
-    torch.jit.isinstance = jit_isinstance
+            torch.jit.isinstance = jit_isinstance
+        _JIT_ISINSTANCE["depth"] += 1
     try:
         yield
     finally:
-        torch.jit.isinstance = original
+        with _JIT_LOCK:
+            _JIT_ISINSTANCE["depth"] -= 1
+            if _JIT_ISINSTANCE["depth"] == 0:
+                torch.jit.isinstance = _JIT_ISINSTANCE["original"]
 
 
 def _asserting(frame) -> bool:

@@ -134,6 +134,33 @@ def test_torch_jit_isinstance_of_a_traced_tensor_takes_the_tensor_branch():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
 
 
+def test_traces_in_two_threads_put_torch_jit_isinstance_back_once_both_end():
+    """Each trace swaps torch.jit.isinstance while it runs. Traces that overlap in two threads
+    and end in the order they began must neither put the original back while the second still
+    traces nor leave a swapped one behind when both are done."""
+    import threading
+
+    from aimgen.tracing import _proxies_are_tensors
+
+    before = torch.jit.isinstance
+    entered, release, seen = threading.Event(), threading.Event(), []
+
+    def second():
+        with _proxies_are_tensors():
+            entered.set()
+            release.wait(10)
+            seen.append(torch.jit.isinstance is not before)   # the first trace has ended meanwhile
+
+    with _proxies_are_tensors():
+        worker = threading.Thread(target=second)
+        worker.start()
+        entered.wait(10)
+    release.set()
+    worker.join(10)
+    assert seen == [True]                      # still swapped while the second one traced
+    assert torch.jit.isinstance is before      # and the original once both ended
+
+
 def test_a_branch_on_a_traced_shape_is_still_refused():
     with pytest.raises(TraceError, match="A BRANCH, NOT AN ASSERT"):
         trace(ShapeBranch())

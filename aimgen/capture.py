@@ -83,6 +83,14 @@ _AS_TORCH = {
     aten.conv_transpose1d.default: F.conv_transpose1d, aten.conv_transpose2d.input: F.conv_transpose2d,
     aten.conv_transpose3d.input: F.conv_transpose3d,
 }
+# F.interpolate's kernels (with size, align_corners where the mode has it, scale factors): mode
+_UPSAMPLE = {
+    aten.upsample_nearest1d.vec: "nearest", aten.upsample_nearest2d.vec: "nearest",
+    aten.upsample_nearest3d.vec: "nearest", aten._upsample_nearest_exact1d.vec: "nearest-exact",
+    aten._upsample_nearest_exact2d.vec: "nearest-exact", aten._upsample_nearest_exact3d.vec: "nearest-exact",
+    aten.upsample_linear1d.vec: "linear", aten.upsample_bilinear2d.vec: "bilinear",
+    aten.upsample_trilinear3d.vec: "trilinear", aten.upsample_bicubic2d.vec: "bicubic",
+}
 # checks the exporter inserts; they compute nothing
 _CHECKS = ("_assert_tensor_metadata", "_assert_scalar", "_assert_async", "sym_constrain_range",
            "sym_constrain_range_for_size")
@@ -826,6 +834,18 @@ class _Lowering:
         for n in self.g.nodes:
             if n.op == "call_function" and n.target in _AS_TORCH:
                 n.target = _AS_TORCH[n.target]
+            elif n.op == "call_function" and n.target in _UPSAMPLE:
+                # what F.interpolate called: written as the call (its arguments, not the kernel's)
+                mode = _UPSAMPLE[n.target]
+                x, size, *rest = n.args
+                scales = rest[-1] if rest else None
+                kwargs = {"size": size} if size is not None else {}
+                if scales is not None:
+                    kwargs["scale_factor"] = scales
+                kwargs["mode"] = mode
+                if "nearest" not in mode:
+                    kwargs["align_corners"] = rest[0]
+                n.target, n.args, n.kwargs = F.interpolate, (x,), kwargs
 
     # --- devices and sizes ------------------------------------------------------------------
     def _devices(self) -> None:
@@ -898,7 +918,9 @@ class _Lowering:
     def _local_sizes(self) -> None:
         """A size one block reads is read in that block (``x.shape[0]``), not passed down from
         the model's inputs: each use of a symbolic size outside the call that computed it gets
-        its own ``sym_size`` from a tensor of the using call that has that size."""
+        its own ``sym_size`` from a tensor of the using call that has that size, and so does
+        arithmetic on sizes whose result a tensor there has (``(height - 1) // 8 + 1`` is
+        ``x.shape[2]`` of the block's input, as the user's code wrote it)."""
         nodes = list(self.g.nodes)
         index = {n: i for i, n in enumerate(nodes)}
         inputs = self._available()
@@ -909,9 +931,12 @@ class _Lowering:
             key, _ = _innermost(n) if n.op != "output" else ("", "")
             for a in list(n.all_input_nodes):
                 sym = a.meta.get("val")
-                if not isinstance(sym, torch.SymInt) or a.target is not aten.sym_size.int:
+                if not isinstance(sym, torch.SymInt):
                     continue
-                if _innermost(a)[0] == key and a.op != "placeholder":
+                if a.target is aten.sym_size.int:
+                    if _innermost(a)[0] == key and a.op != "placeholder":
+                        continue
+                elif not _is_size_arithmetic(a):   # arithmetic: a size a tensor here has, if any
                     continue
                 expr = str(sym)
                 local = made.get((key, expr))
@@ -937,8 +962,12 @@ class _Lowering:
                     return d
             return None
 
+        def here(m: fx.Node) -> bool:   # a value this call has: its own, or one a call in it returned
+            return m.op != "output" and (_innermost(m)[0] == key or any(
+                u.op != "output" and _innermost(u)[0] == key for u in m.users))
+
         candidates = list(nodes[i].all_input_nodes)
-        candidates += [m for m in reversed(nodes[:i]) if _innermost(m)[0] == key and m.op != "output"]
+        candidates += [m for m in reversed(nodes[:i]) if here(m)]
         candidates += inputs.get(key, []) if key else [p for p in nodes if p.op == "placeholder"]
         for t in candidates:
             d = dim_of(t)
@@ -967,6 +996,11 @@ class _Lowering:
         for n in self.g.nodes:
             if n.op == "call_function" and n.target is aten.sym_size.int:
                 wanted = meaning.get(str(n.meta.get("val")))
+                val = n.args[0].meta.get("val") if isinstance(n.args[0], fx.Node) else None
+                if wanted is None and isinstance(val, torch.Tensor) and val.is_floating_point():
+                    spatial = {3: ("length",), 4: ("height", "width"), 5: ("depth", "height", "width")}
+                    names = spatial.get(val.dim(), ())   # a feature map's own size: by its axis
+                    wanted = names[n.args[1] - 2] if 2 <= n.args[1] < 2 + len(names) else None
                 if wanted and not n.name.startswith(wanted):
                     n._rename(wanted)
 

@@ -468,6 +468,9 @@ def test_size_arithmetic_the_exporter_puts_inside_a_layer_in_train_is_computed_w
     called = {n.target for n in conv._traced.graph.nodes if n.op == "call_module"}
     assert {"bn", "pool.2"} <= called          # both BatchNorms are layers again, in both modes
     assert [t.qualname for t in conv.plan.taps] == ["stem", "pool.1", "head"]
+    # written as the user wrote it: the map's own size, read where it is used, and F.interpolate
+    assert "height = y.shape[2]" in conv.source and "// 2" not in conv.source.split("class Aim")[-1]
+    assert "F.interpolate(p, size=[height, width], mode='bilinear', align_corners=False)" in conv.source
     aim = conv.build()
     aim.load_state_dict(conv.state_dict)
     for size in (16, 22):                       # the size is computed, not baked in

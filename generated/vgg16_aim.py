@@ -127,6 +127,25 @@ class MemoryUpdate(nn.Module):
         return MemoryState(m.transpose(1, 2).reshape(-1, *memory.tensor.shape[1:]), batched=True)
 
 
+def pool_to_grid(x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    """The mean of x over each cell of the memory's grid, F.adaptive_avg_pool{1,2,3}d(x, grid), in
+    its cheapest form: a copy where x has the grid's size (the pooling is then the identity, yet
+    costs what a real one costs: 22 ms a training step at resnet50's last stage); whole windows
+    where the size divides evenly; else adaptive pooling, a 3-d one as two 2-d ones (which the
+    ONNX exporter supports: each window is a box, so its mean is a mean of per-frame means)."""
+    size = tuple(x.shape[2:])
+    if size == tuple(grid):
+        return x.clone()  # a copy: the base model may change x in place afterwards
+    if all(s % g == 0 for s, g in zip(size, grid)):
+        pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[len(grid) - 1]
+        return pool(x, tuple(s // g for s, g in zip(size, grid)))
+    if len(grid) < 3:
+        return (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d)[len(grid) - 1](x, grid)
+    n, c, d = x.shape[:3]
+    x = F.adaptive_avg_pool2d(x.flatten(1, 2), grid[1:]).reshape(n, c, d, -1)
+    return F.adaptive_avg_pool2d(x, (grid[0], x.shape[-1])).reshape(n, c, *grid)
+
+
 def add_product(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """out + weight @ m per sample: m (1 or N, K, ...) is what each output channel reads of one
     memory channel (K = 1 value, or a k x k patch). One batched GEMM into out: gradients are
@@ -258,13 +277,13 @@ class AimVGG(nn.Module):
         x = self.features[1](x)
         x = self.features[2](x, memory.channels(1, x))  # = features.2(cat([x, m], 1))
         x = self.features[3](x)
-        memory = self.update_features_3(memory, F.adaptive_avg_pool2d(x, (14, 14)))
+        memory = self.update_features_3(memory, pool_to_grid(x, (14, 14)))
         x = self.features[4](x)
         x = self.features[5](x, memory.channels(1, x))  # = features.5(cat([x, m], 1))
         x = self.features[6](x)
         x = self.features[7](x, memory.channels(1, x))  # = features.7(cat([x, m], 1))
         x = self.features[8](x)
-        memory = self.update_features_8(memory, F.adaptive_avg_pool2d(x, (14, 14)))
+        memory = self.update_features_8(memory, pool_to_grid(x, (14, 14)))
         x = self.features[9](x)
         x = self.features[10](x, memory.channels(1, x))  # = features.10(cat([x, m], 1))
         x = self.features[11](x)
@@ -272,7 +291,7 @@ class AimVGG(nn.Module):
         x = self.features[13](x)
         x = self.features[14](x, memory.channels(1, x))  # = features.14(cat([x, m], 1))
         x = self.features[15](x)
-        memory = self.update_features_15(memory, F.adaptive_avg_pool2d(x, (14, 14)))
+        memory = self.update_features_15(memory, pool_to_grid(x, (14, 14)))
         x = self.features[16](x)
         x = self.features[17](x, memory.channels(1, x))  # = features.17(cat([x, m], 1))
         x = self.features[18](x)
@@ -280,7 +299,7 @@ class AimVGG(nn.Module):
         x = self.features[20](x)
         x = self.features[21](x, memory.channels(1, x))  # = features.21(cat([x, m], 1))
         x = self.features[22](x)
-        memory = self.update_features_22(memory, F.adaptive_avg_pool2d(x, (14, 14)))
+        memory = self.update_features_22(memory, pool_to_grid(x, (14, 14)))
         x = self.features[23](x)
         x = self.features[24](x, memory.channels(1, x))  # = features.24(cat([x, m], 1))
         x = self.features[25](x)
@@ -288,7 +307,7 @@ class AimVGG(nn.Module):
         x = self.features[27](x)
         x = self.features[28](x, memory.channels(1, x))  # = features.28(cat([x, m], 1))
         x = self.features[29](x)
-        memory = self.update_features_29(memory, F.adaptive_avg_pool2d(x, (14, 14)))
+        memory = self.update_features_29(memory, pool_to_grid(x, (14, 14)))
         x = self.features[30](x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)

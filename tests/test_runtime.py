@@ -164,9 +164,31 @@ def test_an_update_block_of_a_memory_without_a_grid():
     assert new.tensor.shape == (5, 4) and new.final().shape == (4,)
 
 
-@pytest.mark.parametrize("shape,grid", [((2, 3, 8, 14, 14), (2, 7, 7)), ((1, 2, 5, 9, 7), (3, 4, 2)),
-                                        ((2, 1, 3, 3, 3), (3, 3, 3))])
-def test_pool_to_grid_3d_is_adaptive_average_pooling(shape, grid):
-    """Also where the windows are uneven (9 -> 4) or overlap (7 -> 2 takes 0:4 and 3:7)."""
-    x = torch.randn(shape)
-    assert torch.allclose(rt.pool_to_grid_3d(x, grid), F.adaptive_avg_pool3d(x, grid), atol=1e-6)
+@pytest.mark.parametrize("shape,grid", [
+    ((2, 3, 8, 14, 14), (2, 7, 7)), ((1, 2, 5, 9, 7), (3, 4, 2)), ((2, 1, 3, 3, 3), (3, 3, 3)),   # 3-d
+    ((2, 5, 14, 14), (7, 7)), ((2, 5, 9, 7), (4, 2)), ((3, 4, 7, 7), (7, 7)), ((2, 3, 12, 8), (3, 4)),  # 2-d
+    ((2, 3, 10), (5,)), ((2, 3, 7), (3,)), ((2, 3, 4), (4,))])                                         # 1-d
+def test_pool_to_grid_is_adaptive_average_pooling(shape, grid):
+    """Whole windows (14 -> 7), uneven ones (9 -> 4), overlapping ones (7 -> 2 takes 0:4 and 3:7)
+    and the identity (7 -> 7); forward and backward."""
+    pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[len(grid) - 1]
+    x = torch.randn(shape, requires_grad=True)
+    got, want = rt.pool_to_grid(x, grid), pool(x, grid)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6)
+    w = torch.randn(want.shape)
+    (gx,) = torch.autograd.grad((got * w).sum(), x)
+    (wx,) = torch.autograd.grad((want * w).sum(), x)
+    assert torch.allclose(gx, wx, atol=1e-6)
+
+
+def test_pool_to_grid_of_a_map_at_the_grids_size_is_a_copy_the_model_may_change_in_place():
+    """The identity pooling costs what a real one costs (22 ms a step at resnet50's last stage), so
+    it is skipped; but x itself would break the backward pass where the base model then changes
+    x in place (nn.ReLU(inplace=True)), so the features are a copy."""
+    update = rt.MemoryUpdate(features=4, memory_channels=2, rank=2)
+    x = torch.randn(3, 4, 5, 5, requires_grad=True)
+    y = x * 1
+    memory = update(rt.MemoryState(torch.randn(2, 5, 5)), rt.pool_to_grid(y, (5, 5)))
+    F.relu(y, inplace=True)
+    (memory.final().sum() + y.sum()).backward()      # no "modified by an inplace operation"
+    assert x.grad is not None and x.grad.abs().sum() > 0

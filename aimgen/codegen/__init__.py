@@ -51,7 +51,7 @@ def reserved_names() -> frozenset[str]:
     not use them (the registry adds its kinds' runtime names)."""
     names = set(TEMPLATE_NAMES) | {o.__name__ for o in BASE_RUNTIME}
     names |= {runtime.MemoryUpdate.__name__, runtime.MemorySequential.__name__, runtime.weight_parameter.__name__,
-              runtime.pool_to_grid_3d.__name__}
+              runtime.pool_to_grid.__name__}
     return frozenset(names | REGISTRY.runtime_names())
 
 
@@ -406,11 +406,9 @@ class Generator:
     def _features(self, u: UpdateSite) -> str:
         var = ref(self.nodes[u.node])
         grid = tuple(self.plan.grid)
-        if u.kind == "spatial" and len(grid) == 3:
-            self._need((runtime.pool_to_grid_3d,))
-            return f"pool_to_grid_3d({var}, {grid!r})"
         if u.kind == "spatial":
-            return f"F.adaptive_avg_pool{len(grid)}d({var}, {grid!r})"
+            self._need((runtime.pool_to_grid,))
+            return f"pool_to_grid({var}, {grid!r})"
         vec = var
         if u.kind == "sequence":
             vec = f"{var}.flatten(1, -2).mean(1)"

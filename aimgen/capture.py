@@ -996,11 +996,11 @@ class _Lowering:
         for n in self.g.nodes:
             if n.op == "call_function" and n.target is aten.sym_size.int:
                 wanted = meaning.get(str(n.meta.get("val")))
-                val = n.args[0].meta.get("val") if isinstance(n.args[0], fx.Node) else None
-                if wanted is None and isinstance(val, torch.Tensor) and val.is_floating_point():
-                    spatial = {3: ("length",), 4: ("height", "width"), 5: ("depth", "height", "width")}
-                    names = spatial.get(val.dim(), ())   # a feature map's own size: by its axis
-                    wanted = names[n.args[1] - 2] if 2 <= n.args[1] < 2 + len(names) else None
+                if wanted is None:   # computed from one spatial size: (height - 1) // 8 + 1 is a height
+                    sym = n.meta.get("val")
+                    free = [str(f) for f in sym.node.expr.free_symbols] if isinstance(sym, torch.SymInt) else []
+                    found = meaning.get(free[0]) if len(free) == 1 else None
+                    wanted = found if found in ("length", "depth", "height", "width") else None
                 if wanted and not n.name.startswith(wanted):
                     n._rename(wanted)
 

@@ -146,6 +146,13 @@ def _wrap(line: str, width: int) -> list[str]:
     if len(args) == 1 and " for " in args[0]:  # a comprehension: its expression, then its loop
         expr, loop = args[0].rsplit(" for ", 1)
         return [head] + _wrap(f"{indent}    {expr}", width) + [f"{indent}    for {loop}", f"{indent}{tail}"]
+    if len(head) > width and (terms := _split_sum(code.rstrip())) is not None:
+        target, operands = terms   # x = a(...) + b(...): one term a line, inside parentheses
+        lines = [f"{target}("] + _wrap(f"{indent}    {operands[0]}", width)
+        for o in operands[1:]:
+            lines += _wrap(f"{indent}    + {o}", width)
+        lines.append(f"{indent})")
+        return ([f"{indent}# {note}"] if note else []) + lines
     lines = _fill(head, args, tail, " " * len(head), width) or \
         _fill(head, args, tail, indent + "    ", width, hanging=True)
     if lines is None:
@@ -225,6 +232,31 @@ def _split_call(code: str):
             return None
         return stripped[:open_col + 1], args, stripped[close_col:]
     return None
+
+
+def _split_sum(code: str) -> tuple[str, list[str]] | None:
+    """(``target = ``, the terms) of an assignment whose value is a sum at the top level."""
+    toks = _tokens(code)
+    if toks is None:
+        return None
+    offset = len(code) - len(code.lstrip())
+    depth, start, cuts = 0, None, []
+    for t in toks:
+        if t.type != tokenize.OP:
+            continue
+        if t.string in "([{":
+            depth += 1
+        elif t.string in ")]}":
+            depth -= 1
+        elif depth == 0 and t.string == "=" and start is None:
+            start = t.end[1] + offset
+        elif depth == 0 and t.string == "+" and start is not None:
+            cuts.append(t.start[1] + offset)
+    if start is None or not cuts:
+        return None
+    bounds = [start] + cuts + [len(code)]
+    terms = [code[a:b].strip().lstrip("+").strip() for a, b in zip(bounds, bounds[1:])]
+    return code[:start] + " ", terms
 
 
 def _top_level_split(inner: str) -> list[str]:

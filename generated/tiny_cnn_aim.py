@@ -94,9 +94,9 @@ class Memory(nn.Module):
         self.carry.zero_()
 
 
-def weight_parameter(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
-    """uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)): how PyTorch draws a layer's weights and bias."""
-    bound = 1 / math.sqrt(fan_in)
+def weight_parameter(shape: tuple[int, ...], fan_in: int | None = None) -> nn.Parameter:
+    """As PyTorch draws a layer's weights: uniform(+-1/sqrt(fan_in)), by default of shape[1:]."""
+    bound = 1 / math.sqrt(fan_in or math.prod(shape[1:]))
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
 

@@ -237,3 +237,49 @@ def test_a_block_constant_written_as_an_expression_keeps_its_precedence():
         x = torch.randn(2, length, 8)
         with torch.no_grad():
             assert torch.equal(aim.eval()(x), model.eval()(x)), length
+
+
+class PaddedConv(torch.nn.Conv2d):
+    """efficientnet_pytorch's Conv2dStaticSamePadding (smp's EfficientNet encoders): a Conv2d
+    subclass whose forward pads, then calls F.conv2d with its own weight."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride)
+        self.static_padding = torch.nn.ZeroPad2d(kernel_size // 2)
+
+    def forward(self, x):
+        x = self.static_padding(x)
+        return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                                          self.groups)
+
+
+class PaddedNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = PaddedConv(3, 8, 3, stride=2)
+        self.conv1 = PaddedConv(8, 16, 3)
+        self.conv2 = PaddedConv(16, 16, 3, stride=2)
+        self.head = torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.conv2(torch.relu(self.conv1(torch.relu(self.stem(x))))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_layers_that_differ_in_their_weights_shapes_and_a_forward_constant_share_a_class():
+    """smp's EfficientNet-B0 encoder was 49 classes, one per conv: a weight drawn by the default
+    rule was written as code, not as a call whose shape the class could take as a parameter."""
+    with recording() as records:
+        model = PaddedNet().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 3, 16, 16))], base_weights=model.state_dict(),
+                          constructor_args=records.by_name(model))
+    src = conv.source
+    assert conv.code.block_classes == {"PaddedConv": 1, "PaddedConv2": 2}   # the stem reads no updated memory
+    assert "    def __init__(self, in_channels, stride, fan_in):" in src
+    assert "self.weight = weight_parameter((16, in_channels, 3, 3))" in src
+    assert "(self.stride, self.stride), (0, 0), (1, 1), 1)" in src          # named after F.conv2d's argument
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 20, 20)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6

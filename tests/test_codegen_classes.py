@@ -47,6 +47,14 @@ def test_constants_of_the_forward_that_differ_become_attributes():
     assert cls.params == ["p"] and cls.attributes == ["p"] and cls.constants == ["self.p", "3"]
 
 
+def test_a_differing_constant_is_named_after_the_argument_it_fills():
+    """F.conv2d(x, w, b, (s, s), ...) with s = 1 or 2: ``self.stride``, not ``self.value``."""
+    cls = BlockClass(name="B", base="nn.Module", instances=[block(8, 8, 1), block(8, 8, 1)])
+    parameterise(cls, set(), constants=[(1, 2), (1, 2), (0.1, 0.2)], labels=["stride", "stride", ""])
+    assert cls.params == ["stride", "value"] and cls.constants == ["self.stride", "self.stride", "self.value"]
+    assert cls.args == [[1, 0.1], [2, 0.2]]
+
+
 def test_a_constant_never_takes_the_name_of_a_layer_of_the_block():
     # MobileViT's attention has a layer named `value`; a differing constant of its forward was
     # named `value` too, and `self.value = value` replaced the layer with an int

@@ -45,6 +45,17 @@ def test_numbers_are_marked_and_fx_proxies_in_messages_are_hidden():
     assert list(ex.constants.values()) == [1]
 
 
+def test_each_number_knows_the_argument_it_fills():
+    """What a differing constant of a block is named after (``self.stride``)."""
+    ex = Expressions({}, SourceCopier())
+    ex.expression(graph_with(F.conv2d, None, None, (2, 2), (1, 1), (1, 1), 4))
+    assert list(ex.labels.values()) == ["stride", "stride", "padding", "padding", "dilation", "dilation", "groups"]
+    ex = Expressions({}, SourceCopier())
+    ex.expression(graph_with(torch.flatten, 1, end_dim=-1))
+    ex.expression(graph_with(operator.mul, 3))        # no schema of its own: no name
+    assert list(ex.labels.values()) == ["start_dim", "end_dim", ""]
+
+
 def test_a_function_the_file_cannot_import_is_refused_by_name():
     def local(x):
         return x

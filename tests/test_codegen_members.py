@@ -35,7 +35,10 @@ def test_tensors_are_written_as_their_initialisation_not_their_values():
     assert written(tensor_member(h.scale, "param", h, "scale", rec)[0]) == "nn.Parameter(torch.full((8,), 1e-06))"
     assert written(tensor_member(h.cls, "param", h, "cls", rec)[0]) == "nn.Parameter(torch.zeros((1, 1, 8)))"
     weird, note = tensor_member(h.weird, "param", h, "weird", rec)  # cannot be read: the documented rule
-    assert "uniform_(-8 ** -0.5, 8 ** -0.5)" in written(weird) and "could not be read" in note
+    assert written(weird) == "weight_parameter((8, 8))" and "could not be read" in note  # drawn as a layer's
+    frozen = nn.Parameter(_drawn(8), requires_grad=False)   # weight_parameter makes a trainable one: not this
+    assert written(tensor_member(frozen, "param", h, "weird", rec)[0]) == \
+        "nn.Parameter(torch.empty((8, 8)).uniform_(-8 ** -0.5, 8 ** -0.5), requires_grad=False)"
     assert written(tensor_member(h.ids, "buffer", h, "ids", rec)[0]) == "nn.Buffer(torch.tensor([0, 1, 2, 3, 4, 5]))"
 
 

@@ -21,6 +21,20 @@ def test_long_lines_are_split_the_way_a_person_would():
     assert all(len(x) <= 99 for x in wrapped.split("\n")) and ast.dump(ast.parse(wrapped)) == ast.dump(ast.parse(text))
 
 
+def test_a_sum_whose_first_line_would_still_be_too_long_is_written_one_term_a_line():
+    """A memory read added to a functional conv whose arguments became ``self.`` parameters."""
+    line = ("        conv2d = F.conv2d(x, self.weight, None, [self.stride, self.stride], (0, 0), (1, 1), "
+            "self.in_channels) + read_conv_memory(memory.channels(1, x), self.weight_memory, F.conv2d, "
+            "[self.stride, self.stride], (0, 0), (1, 1), kernel_size=(3, 3))")
+    wrapped = wrap_long_lines(line)
+    lines = wrapped.split("\n")
+    assert lines[0] == "        conv2d = (" and lines[-1] == "        )"
+    assert lines[1].startswith("            F.conv2d(x, self.weight") and any(
+        x.startswith("            + read_conv_memory(") for x in lines)
+    assert all(len(x) <= 99 for x in lines)
+    assert ast.dump(ast.parse(wrapped.strip())) == ast.dump(ast.parse(line.strip()))
+
+
 def test_the_metadata_dict_is_a_literal_in_lines_of_at_most_99():
     data = {f"key{i}": list(range(i)) for i in range(12)}
     text = dict_literal(data)

@@ -220,6 +220,8 @@ class Generator:
         module = q.rpartition(".")[0]
         try:
             ctor, comment = tensor_member(value, kind, owner, name, self.traced.constructor_args.get(module))
+            if isinstance(ctor, Constructor) and ctor.callee == "weight_parameter":
+                self._need((runtime.weight_parameter,))
         except KeepWhole as err:  # the module that owns it can be kept whole (its __init__ builds it)
             reason = err.modules[""]
             if kind == "tensor" and not module:  # torch.fx's constant: the module whose forward made it
@@ -467,7 +469,8 @@ class Generator:
                     if found:
                         g.optional_values[id(inst.scope)] = found[0].value
                         inst.members = [m for m in inst.members if m.name != g.optional]
-            parameterise(g, self.reserved | {"self", g.optional}, self._constant_vectors(g, texts))
+            parameterise(g, self.reserved | {"self", g.optional}, self._constant_vectors(g, texts),
+                         self._constant_labels(g, texts))
             for inst, args in zip(g.instances, g.args):
                 call = [Arg(p, v, True) for p, v in zip(g.params, args)]
                 if id(inst.scope) in g.optional_values:
@@ -568,6 +571,10 @@ class Generator:
         skipped = {m for st in fn.body[first:where[-1] + 1] for m in _CONSTANT.findall(st.code + st.comment)}
         merged_class.constant_skip = [m in skipped for m in _CONSTANT.findall(texts[id(scope)][2])]
         return merged_class
+
+    def _constant_labels(self, g: BlockClass, texts: dict) -> list[str]:
+        """Per constant of the class's forward (in order), the argument it fills (``stride``)."""
+        return [self.expr.labels.get(k, "") for k in _CONSTANT.findall(texts[id(g.instances[0].scope)][2])]
 
     def _constant_vectors(self, g: BlockClass, texts: dict) -> list[tuple]:
         """Per constant of the class's forward (in order), its value in every instance."""

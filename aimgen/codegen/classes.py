@@ -101,10 +101,12 @@ def _slot_value(v, path, label, given, out):
         out[path] = (label, v, given)
 
 
-def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] = ()) -> None:
+def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] = (),
+                 labels: list[str] = ()) -> None:
     """Find the slots that differ between the instances and make them parameters. ``constants``:
     per position of a constant in the forward, its value in each instance; one that differs
-    becomes a parameter kept as an attribute (``self.stochastic_depth_prob``)."""
+    becomes a parameter kept as an attribute (``self.stochastic_depth_prob``), named after the
+    argument it fills where ``labels`` knows it (``self.stride``)."""
     per_instance = []
     for inst in cls.instances:
         slots: dict = {}
@@ -134,7 +136,7 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
             name = ns.create(sanitize(label, "value"))
         return name
 
-    def param_for(vec: tuple, label: str, avoid: set[str] = frozenset()) -> str:
+    def param_for(vec: tuple, label: str, avoid: set[str] = frozenset(), multiples: bool = True) -> str:
         vec = _freeze(vec)
         if vec in params:
             return params[vec]
@@ -143,7 +145,7 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
                 params[vec] = ns.create(name)
                 order.append(params[vec])
                 return params[vec]
-        for known, name in list(params.items()):  # a multiple of a known parameter
+        for known, name in list(params.items()) if multiples else []:  # a multiple of a known parameter
             if all(isinstance(v, int) and not isinstance(v, bool) for v in vec + known) and all(known):
                 for op, f in (("*", lambda a, b: a * b), ("//", lambda a, b: a // b)):
                     for c in (2, 3, 4, 6, 8):
@@ -170,11 +172,13 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
         else:
             exprs[p] = param_for(vec, per_instance[0][p][0])
     cls.constants = []
-    for vec in constants:
+    for i, vec in enumerate(constants):
         if len(set(map(_key, vec))) == 1:
             cls.constants.append(python_literal(vec[0]))
         else:
-            name = param_for(vec, "value", avoid=members)
+            label = labels[i] if i < len(labels) and labels[i] else "value"
+            # an argument of its own (stride) is not a multiple of another one by coincidence
+            name = param_for(vec, label, avoid=members, multiples=label == "value")
             base = name.split()[0]   # "planes * 4" reads self.planes
             if base in members:      # a parameter named like a layer of the block (MobileViT's
                 key = (_ATTRIBUTE, _freeze(vec))   # `value`): self.value stays the layer

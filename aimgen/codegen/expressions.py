@@ -50,6 +50,7 @@ class Expressions:
         self.copier = copier
         self.imports: set[str] = set()
         self.constants: dict[str, object] = {}   # constant marker -> its value
+        self.labels: dict[str, str] = {}          # constant marker -> the argument it fills, if known
 
     # --- values ---------------------------------------------------------------------------
     def arg(self, value, node: fx.Node | None = None, path: tuple = ()) -> str:
@@ -79,6 +80,7 @@ class Expressions:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and node is not None:
             key = str(len(self.constants))
             self.constants[key] = value
+            self.labels[key] = argument_name(node, path)
             return f"{CONST}{key}{CONST}"
         return literal(value, where=f"operation {node.name if node else '?'}")
 
@@ -232,6 +234,30 @@ _ATEN_FUNCTIONS = {
 }
 # arguments torch's own function does not take (they only pick a kernel)
 _ATEN_DROPPED = {"layer_norm.default": 5, "group_norm.default": 5, "batch_norm.default": 8}
+
+
+def argument_name(node: fx.Node, path: tuple) -> str:
+    """The name of the argument a value fills (``stride`` of ``F.conv2d``), from the aten schema
+    of the call; '' where there is none. ``path``: (0, position, ...) or (1, keyword, ...)."""
+    if len(path) < 2:
+        return ""
+    if path[0] == 1:
+        return str(path[1])
+    target = node.target
+    if not isinstance(target, torch._ops.OpOverload):
+        name = target if isinstance(target, str) else getattr(target, "__name__", "")
+        if getattr(target, "__module__", "") == "_operator":   # x * 3: no argument names
+            return ""
+        packet = getattr(torch.ops.aten, name, None) if name and not name.startswith("_") else None
+        overloads = packet.overloads() if packet is not None else []
+        chosen = "default" if "default" in overloads else (overloads[0] if overloads else None)
+        target = getattr(packet, chosen, None) if chosen else None
+    try:
+        arguments = target._schema.arguments
+    except AttributeError:
+        return ""
+    i = path[1]
+    return arguments[i].name if isinstance(i, int) and i < len(arguments) else ""
 
 
 def aten_name(op) -> str | None:

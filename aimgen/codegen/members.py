@@ -163,6 +163,12 @@ def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, r
     if not isinstance(value, torch.Tensor):
         raise RenderError(f"attribute {name} ({type(value).__name__}) is read in forward but is not a tensor.")
     init, comment = _initial_values(value, owner, name, recorded, kind)
+    if isinstance(init, Constructor) and init.callee == "weight_parameter":
+        if kind == "param" and value.requires_grad:
+            return init, comment   # a Parameter already; a call, so blocks that differ only in shapes share a class
+        shape = init.args[0].value
+        fan_in = math.prod(shape[1:])
+        init = Raw(f"torch.empty({python_literal(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)")
     if kind == "param":
         args = [Arg("data", init, True)]
         if not value.requires_grad:
@@ -224,8 +230,7 @@ def _default_init(shape: tuple[int, ...], name: str, dtype: list) -> tuple[Const
     note = "its own init could not be read: {}; load base weights for the model's values"
     if len(shape) >= 2 and not dtype:
         fan_in = math.prod(shape[1:])
-        return (Raw(f"torch.empty({python_literal(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)"),
-                note.format("drawn like a layer's weight"))
+        return Constructor("weight_parameter", [Arg("shape", shape, True)]), note.format("drawn like a layer's weight")
     if len(shape) == 1 and name.endswith("bias"):
         return Constructor("torch.zeros", [Arg("size", shape, True)] + dtype), note.format("a bias starts at zero")
     if len(shape) == 1 and name in ("weight", "scale", "gamma", "gain"):

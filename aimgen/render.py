@@ -234,13 +234,9 @@ def _split_call(code: str):
     return None
 
 
-def _split_sum(code: str) -> tuple[str, list[str]] | None:
-    """(``target = ``, the terms) of an assignment whose value is a sum at the top level."""
-    toks = _tokens(code)
-    if toks is None:
-        return None
-    offset = len(code) - len(code.lstrip())
-    depth, start, cuts = 0, None, []
+def _outside_brackets(toks):
+    """The operator tokens that stand outside every bracket (the brackets themselves excluded)."""
+    depth = 0
     for t in toks:
         if t.type != tokenize.OP:
             continue
@@ -248,9 +244,21 @@ def _split_sum(code: str) -> tuple[str, list[str]] | None:
             depth += 1
         elif t.string in ")]}":
             depth -= 1
-        elif depth == 0 and t.string == "=" and start is None:
+        elif depth == 0:
+            yield t
+
+
+def _split_sum(code: str) -> tuple[str, list[str]] | None:
+    """(``target = ``, the terms) of an assignment whose value is a sum at the top level."""
+    toks = _tokens(code)
+    if toks is None:
+        return None
+    offset = len(code) - len(code.lstrip())
+    start, cuts = None, []
+    for t in _outside_brackets(toks):
+        if t.string == "=" and start is None:
             start = t.end[1] + offset
-        elif depth == 0 and t.string == "+" and start is not None:
+        elif t.string == "+" and start is not None:
             cuts.append(t.start[1] + offset)
     if start is None or not cuts:
         return None
@@ -264,15 +272,9 @@ def _top_level_split(inner: str) -> list[str]:
     toks = _tokens(inner)
     if toks is None:
         return []
-    parts, depth, last = [], 0, 0
-    for t in toks:
-        if t.type != tokenize.OP:
-            continue
-        if t.string in "([{":
-            depth += 1
-        elif t.string in ")]}":
-            depth -= 1
-        elif t.string == "," and depth == 0:
+    parts, last = [], 0
+    for t in _outside_brackets(toks):
+        if t.string == ",":
             parts.append(inner[last:t.start[1]].strip())
             last = t.end[1]
     tail = inner[last:].strip()

@@ -214,7 +214,7 @@ def _matches(pattern: str, site) -> bool:
     return pattern == site.layer_type or fnmatch.fnmatchcase(site.qualname, pattern)
 
 
-def used_params(traced: Traced) -> tuple[int, int, tuple[str, ...]]:
+def parameter_use(traced: Traced) -> tuple[int, int, tuple[str, ...]]:
     """(parameters of the base model, how many of them the traced graph never uses, the
     outermost modules whose parameters it never uses). Every one is kept in the output: its
     state_dict is the base model's."""
@@ -576,7 +576,7 @@ def _memory_keys(taps) -> dict[str, str]:
 def make_plan(traced: Traced, options: Options) -> Plan:
     options.check()
     taps, skipped = find_sites(traced, options)
-    base, unused, idle = used_params(traced)
+    base, unused, idle = parameter_use(traced)
     grid = choose_grid(traced, taps)
     updates, no_update_reason = find_updates(traced, taps, grid or (), options)
     unit = math.prod(grid) if grid else 1
@@ -601,9 +601,10 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         if options.budget is not None and growth(channels) > limit:
             raise PlanError(
                 f"memory_size={options.memory_size} costs +{growth(channels):,} parameters, over "
-                f"budget={options.budget} ({limit:,} of {used:,} base parameters the forward uses).", field="memory_size",
+                f"budget={options.budget} ({limit:,} of {used:,} base parameters the forward uses).",
+                field="memory_size",
                 hint=f"Lower memory_size, use tap_width=1, fewer updates, or raise budget to "
-                f"{growth(channels) / max(base, 1):.4f}.")
+                f"{growth(channels) / max(used, 1):.4f}.")
     elif growth(max_channels) <= limit:
         channels = max_channels
     elif growth(1) > limit:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import pytest
 import torch
@@ -56,6 +57,33 @@ def test_memory_size_and_budget():
     with pytest.raises(PlanError, match=r"memory_size=4096 costs .* over budget=0.5.*Lower memory_size") as err:
         aimgen.convert(model, torch.randn(1, 3, 16, 16), memory_size=4096, budget=0.5)
     assert err.value.field == "memory_size"  # the CLI names the flag
+
+
+class _DeadWeight(nn.Module):
+    """A stage the forward never calls (smp's PSPNet keeps its encoder's last two): kept, so it
+    counts as base parameters, but the budget is a share of what the forward uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, padding=1)
+        self.head = nn.Linear(64, 10)
+        self.unused = nn.Linear(200, 200)   # 40,200 parameters, never called
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean((2, 3)))
+
+
+def test_the_budget_is_a_share_of_the_parameters_the_forward_uses():
+    model = _DeadWeight()
+    used = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("unused"))
+    plan = aimgen.convert(model, torch.randn(1, 3, 8, 8), budget=0.5).plan
+    assert plan.base_params == sum(p.numel() for p in model.parameters()) and plan.never_called == ("unused",)
+    assert plan.delta <= 0.5 * used
+    with pytest.raises(PlanError, match=rf"over budget=0.05 \(\d+ of {used:,} base parameters the forward uses\)") as err:
+        aimgen.convert(model, torch.randn(1, 3, 8, 8), memory_size=64, budget=0.05)
+    suggested = float(re.search(r"raise budget to ([0-9]+\.[0-9]+)", err.value.hint).group(1))
+    assert aimgen.convert(model, torch.randn(1, 3, 8, 8), memory_size=64, budget=suggested + 1e-4).plan.delta \
+        <= (suggested + 1e-4) * used   # the hint's budget is enough, and no more than that
 
 
 def test_smallest_configuration_is_reported_for_tiny_models():

@@ -149,16 +149,13 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
     a container are written as their own constructor calls."""
     cls = type(module)
     records = records or {}
-    if cls in (nn.Sequential, nn.ModuleList) and module._modules:
+    if cls in (nn.Sequential, nn.ModuleList) and module._modules and \
+            list(module._modules) == [str(i) for i in range(len(module._modules))]:
         items = [constructor(child, f"{qualname}.{name}", copier=copier, why=why, records=records,
                              recorded=records.get(f"{qualname}.{name}"))
                  for name, child in module._modules.items()]
-        if [str(i) for i in range(len(items))] == list(module._modules):
-            if cls is nn.Sequential:
-                return Constructor("nn.Sequential", [Arg("args", c, True) for c in items],
-                                   imports=set().union(*(c.imports for c in items)))
-            return Constructor("nn.ModuleList", [Arg("modules", items, True)],
-                               imports=set().union(*(c.imports for c in items)))
+        args = [Arg("args", c, True) for c in items] if cls is nn.Sequential else [Arg("modules", items, True)]
+        return Constructor(f"nn.{cls.__name__}", args, imports=set().union(*(c.imports for c in items)))
     if recorded is not None:
         recorded = {k: _as_call(v, module, qualname, copier, why, records) for k, v in recorded.items()}
     where = f"layer {qualname} ({cls.__name__}{', ' + why if why else ''})"

@@ -9,6 +9,7 @@ literals.literal; functions are written by their import path or copied (sourceco
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import operator
 import re
@@ -243,21 +244,30 @@ def argument_name(node: fx.Node, path: tuple) -> str:
         return ""
     if path[0] == 1:
         return str(path[1])
-    target = node.target
+    try:
+        names = _argument_names(node.target)
+    except TypeError:   # a target that cannot be a cache key
+        return ""
+    i = path[1]
+    return names[i] if isinstance(i, int) and i < len(names) else ""
+
+
+@functools.lru_cache(maxsize=None)
+def _argument_names(target) -> tuple[str, ...]:
+    """The aten schema's argument names of a call target (an aten op, or the torch function or
+    method of that name); () where there is none (operators: ``x * 3``)."""
     if not isinstance(target, torch._ops.OpOverload):
         name = target if isinstance(target, str) else getattr(target, "__name__", "")
-        if getattr(target, "__module__", "") == "_operator":   # x * 3: no argument names
-            return ""
-        packet = getattr(torch.ops.aten, name, None) if name and not name.startswith("_") else None
+        if getattr(target, "__module__", "") == "_operator" or not name or name.startswith("_"):
+            return ()
+        packet = getattr(torch.ops.aten, name, None)
         overloads = packet.overloads() if packet is not None else []
         chosen = "default" if "default" in overloads else (overloads[0] if overloads else None)
         target = getattr(packet, chosen, None) if chosen else None
     try:
-        arguments = target._schema.arguments
+        return tuple(a.name for a in target._schema.arguments)
     except AttributeError:
-        return ""
-    i = path[1]
-    return arguments[i].name if isinstance(i, int) and i < len(arguments) else ""
+        return ()
 
 
 def aten_name(op) -> str | None:

@@ -164,11 +164,7 @@ def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, r
         raise RenderError(f"attribute {name} ({type(value).__name__}) is read in forward but is not a tensor.")
     init, comment = _initial_values(value, owner, name, recorded, kind)
     if isinstance(init, Constructor) and init.callee == "weight_parameter":
-        if kind == "param" and value.requires_grad:
-            return init, comment   # a Parameter already; a call, so blocks that differ only in shapes share a class
-        shape = init.args[0].value
-        fan_in = math.prod(shape[1:])
-        init = Raw(f"torch.empty({python_literal(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)")
+        return init, comment   # a Parameter already; a call, so blocks that differ only in shapes share a class
     if kind == "param":
         args = [Arg("data", init, True)]
         if not value.requires_grad:
@@ -220,17 +216,21 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
                         hint="Compute it in forward, or keep its module whole with leaf=.",
                         modules={"": f"its {shape} integer tensor {name} is too large to write as a literal; "
                                      "its own __init__ builds it"})
-    return _default_init(shape, name, dtype)
+    return _default_init(shape, name, dtype, trainable=kind == "param" and t.requires_grad)
 
 
-def _default_init(shape: tuple[int, ...], name: str, dtype: list) -> tuple[Constructor | Raw, str]:
+def _default_init(shape: tuple[int, ...], name: str, dtype: list,
+                  trainable: bool = False) -> tuple[Constructor | Raw, str]:
     """The documented rule for a tensor whose own initialisation cannot be read: a weight of two
     or more axes is drawn as PyTorch draws a layer's (uniform over +-1/sqrt(fan_in)); a bias
     starts at zero, a 1-D scale at one; anything else N(0, 0.02)."""
     note = "its own init could not be read: {}; load base weights for the model's values"
     if len(shape) >= 2 and not dtype:
         fan_in = math.prod(shape[1:])
-        return Constructor("weight_parameter", [Arg("shape", shape, True)]), note.format("drawn like a layer's weight")
+        drawn = note.format("drawn like a layer's weight")
+        if trainable:   # the runtime's weight_parameter makes the (trainable) Parameter itself
+            return Constructor("weight_parameter", [Arg("shape", shape, True)]), drawn
+        return Raw(f"torch.empty({python_literal(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)"), drawn
     if len(shape) == 1 and name.endswith("bias"):
         return Constructor("torch.zeros", [Arg("size", shape, True)] + dtype), note.format("a bias starts at zero")
     if len(shape) == 1 and name in ("weight", "scale", "gamma", "gain"):

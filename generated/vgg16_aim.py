@@ -146,10 +146,11 @@ def pool_to_grid(x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x, (grid[0], x.shape[-1])).reshape(n, c, *grid)
 
 
-def add_product(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """out + weight @ m per sample: m (1 or N, K, ...) is what each output channel reads of one
-    memory channel (K = 1 value, or a k x k patch). One batched GEMM into out: gradients are
-    matrix products, 2-3x the speed of addcmul's or a one-channel conv's backward on CPU."""
+def add_product(out: torch.Tensor, m: torch.Tensor, weight: torch.Tensor, stride=()):
+    """out + weight @ m per sample, m (1 or N, K, ...) one memory channel read at every stride-th
+    value (K = 1) or as k x k patches: one batched GEMM, 2-3x faster to train than addcmul."""
+    if any(s > 1 for s in stride):
+        m = m[(..., *(slice(None, None, s) for s in stride))]
     n, c = out.shape[:2]
     w = weight.reshape(1, c, -1).expand(n, -1, -1)
     m = m.expand(n, *m.shape[1:]).reshape(n, w.shape[2], -1)
@@ -186,9 +187,8 @@ class _MemoryConv:
             return out + self._conv_forward(m, self.memory_weight, None)
         if self.memory_read == "patches":
             m = F.unfold(m, self.kernel_size, self.dilation, self.padding, self.stride)
-        elif max(self.stride) > 1:
-            m = m[(..., *(slice(None, None, s) for s in self.stride))]
-        return add_product(out, m, self.memory_weight)
+            return add_product(out, m, self.memory_weight)
+        return add_product(out, m, self.memory_weight, self.stride)
 
 
 class MemoryConv2d(_MemoryConv, nn.Conv2d):

@@ -53,9 +53,8 @@ class _MemoryConv:
             return out + self._conv_forward(m, self.memory_weight, None)
         if self.memory_read == "patches":
             m = F.unfold(m, self.kernel_size, self.dilation, self.padding, self.stride)
-        elif max(self.stride) > 1:
-            m = m[(..., *(slice(None, None, s) for s in self.stride))]
-        return add_product(out, m, self.memory_weight)
+            return add_product(out, m, self.memory_weight)
+        return add_product(out, m, self.memory_weight, self.stride)
 
 
 MemoryConv1d, MemoryConv2d, MemoryConv3d = per_dimension(
@@ -107,9 +106,7 @@ class _GroupedMemoryConv:
         # one channel: a product added by add_product; in ONNX a conv, which onnxruntime fuses
         if self.memory_weight.shape[1] > 1 or torch.onnx.is_in_onnx_export():
             return out + conv(m, self.memory_weight, None, self.stride)
-        if max(self.stride) > 1:
-            m = m[(..., *(slice(None, None, s) for s in self.stride))]
-        return add_product(out, m, self.memory_weight)
+        return add_product(out, m, self.memory_weight, self.stride)
 
 
 GroupedMemoryConv1d, GroupedMemoryConv2d, GroupedMemoryConv3d = per_dimension(

@@ -192,3 +192,13 @@ def test_pool_to_grid_of_a_map_at_the_grids_size_is_a_copy_the_model_may_change_
     F.relu(y, inplace=True)
     (memory.final().sum() + y.sum()).backward()      # no "modified by an inplace operation"
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_weight_parameter_draws_as_a_layer_with_its_fan_in_from_the_shape_unless_given():
+    torch.manual_seed(0)
+    w = rt.weight_parameter((16, 8, 3, 3))
+    assert isinstance(w, torch.nn.Parameter) and w.requires_grad
+    assert w.abs().max() <= 72 ** -0.5 and w.abs().max() > 0.9 * 72 ** -0.5   # fan_in = 8 * 3 * 3
+    torch.manual_seed(0)
+    assert torch.equal(rt.weight_parameter((16, 8, 3, 3), 72), w)
+    assert rt.weight_parameter((16, 8, 3, 3), 9).abs().max() > 72 ** -0.5      # a given fan_in wins

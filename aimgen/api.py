@@ -29,7 +29,7 @@ from .progress import Check, Progress
 from .readback import weights_beside
 from .render import FORMAT_VERSION, render_model
 from . import shapes
-from .tracing import Traced, trace
+from .tracing import Traced, trace, variadic
 from .validate import validate_file
 
 BUG_HINT = "Nothing was written. This is a bug in aimgen: please report it with the model file."
@@ -258,8 +258,18 @@ def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: fr
         traced = trace(model, leaves, source=source_name, n_inputs=n_inputs)
         capture.check_fx(traced, source_name)
     except TraceError as fx_error:
-        return capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
-                                    fx_error=fx_error)
+        try:
+            return capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
+                                        fx_error=fx_error)
+        except TraceError as export_error:
+            if not variadic(model):
+                raise
+            # a root forward(x, *args, **kwargs) that torch.export cannot capture either (ultralytics'
+            # YOLO: its head returns other things in train() and eval()): torch.fx with them empty
+            try:
+                traced = trace(model, leaves, source=source_name, n_inputs=n_inputs, empty_varargs=True)
+            except TraceError:
+                raise export_error from None
     hidden = capture.hidden_layers(traced, leaves)
     if not hidden:
         return traced

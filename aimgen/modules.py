@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import re
 
 import torch
 from torch import nn
@@ -127,6 +128,8 @@ def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
         return f"repr {repr(b)!r} != {repr(a)!r}"
     if strict:
         for (name, sa), (_, sb) in zip(_plain_attrs(a), _plain_attrs(b)):
+            unread = _never_read(a, sa.keys() - sb.keys())
+            sa = {k: v for k, v in sa.items() if k not in unread}
             if _plain_attrs_differ(sa, sb):
                 return f"attributes of {name or 'the module'}: {sb} != {sa}"
     for kind, get in (("parameter", nn.Module.named_parameters), ("buffer", nn.Module.named_buffers)):
@@ -301,6 +304,31 @@ def _plain_attrs(m: nn.Module):
     for name, sub in m.named_modules():
         yield name, {k: v for k, v in vars(sub).items() if not k.startswith("_") and k != "training"
                      and isinstance(v, _PLAIN)}
+
+
+def _never_read(module: nn.Module, names) -> set[str]:
+    """Of plain attributes that a rebuilt module lacks, those that the code of no class in it
+    names: set from outside, as a model builder tags its layers (ultralytics' ``m.i, m.f,
+    m.type, m.np``), they cannot change what it computes."""
+    codes = [_class_code(c) for c in {type(m) for m in module.modules()}]
+    if any(c is None for c in codes):
+        return set()
+    code = "\n".join(codes)
+    return {n for n in names if not re.search(rf"\.{re.escape(n)}\b|['\"]{re.escape(n)}['\"]", code)}
+
+
+@functools.lru_cache(maxsize=None)
+def _class_code(cls: type) -> str | None:
+    """The source of the class and its bases outside torch (None where any cannot be read)."""
+    parts = []
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__.startswith("torch."):
+            continue
+        try:
+            parts.append(inspect.getsource(klass))
+        except (OSError, TypeError):
+            return None
+    return "\n".join(parts)
 
 
 def _plain_attrs_differ(a: dict, b: dict) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.fx as fx
+from torch.utils import _pytree as pytree
 from torch import nn
 
 from .errors import TraceError
@@ -36,14 +37,29 @@ _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 class AimTracer(fx.Tracer):
     """torch.fx's tracer with extra leaf modules (by qualified name) and stack traces on."""
 
-    def __init__(self, leaf_names: frozenset[str] = frozenset()):
+    def __init__(self, leaf_names: frozenset[str] = frozenset(), empty_varargs: bool = False):
         super().__init__()
         self.leaf_names = leaf_names
+        self.empty_varargs = empty_varargs
         self.record_stack_traces = True
+        self._held: tuple[nn.Module, dict[int, list[str]]] | None = None
 
     def trace(self, root, concrete_args=None):
+        """With ``empty_varargs``, a root forward's ``*args``/``**kwargs`` are traced empty, as
+        the model is called (``forward(self, x, *args, **kwargs)``: ultralytics' models);
+        otherwise torch.fx makes them inputs (see capture.check_fx)."""
+        if self.empty_varargs:
+            concrete_args = {**variadic(root), **(concrete_args or {})}
         with _proxies_are_tensors():
-            return super().trace(root, concrete_args)
+            graph = super().trace(root, concrete_args or None)
+        if isinstance(graph._codegen, fx.graph._PyTreeCodeGen):
+            # an empty *args is a container torch.fx flattens: it then also flattens the output
+            # into a list of tensors; restore the structure the forward returned
+            out = next(n for n in graph.nodes if n.op == "output")
+            spec = graph._codegen.pytree_info.out_spec
+            out.args = (pytree.tree_unflatten(list(out.args[0]), spec),)
+            graph._codegen = fx.graph.CodeGen()
+        return graph
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if module_qualified_name in self.leaf_names or type(m) in REGISTRY.module_types:
@@ -61,6 +77,36 @@ class AimTracer(fx.Tracer):
             return True
         return super().to_bool(obj)
 
+    def path_of_module(self, mod: nn.Module) -> str:
+        """A stateless module held under several names (ultralytics' ``Conv.default_act``, one
+        nn.SiLU for every Conv) is named under the module that calls it, as if each held its
+        own: torch.fx names it after its first holder, whose block class the others cannot
+        reach. A module with state stays one module under its first name."""
+        path = super().path_of_module(mod)
+        if not self.module_stack or next(mod.parameters(), None) is not None or next(mod.buffers(), None) is not None:
+            return path
+        if self._held is None or self._held[0] is not self.root:
+            held: dict[int, list[str]] = {}
+            for name, m in self.root.named_modules(remove_duplicate=False):
+                held.setdefault(id(m), []).append(name)
+            self._held = (self.root, held)
+        caller = next(reversed(self.module_stack.values()))[0]
+        under = [n for n in self._held[1].get(id(mod), []) if n.startswith(caller + ".") or not caller]
+        return min(under, key=lambda n: n.count(".")) if under and path not in under else path
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _PiecesProxy(node, self)
+
+    def iter(self, obj):
+        """Iterating the pieces of ``chunk(n)`` or of ``split([sizes])``, whose number the call
+        gives (``list(self.cv1(x).chunk(2, 1))``: ultralytics' C2f). A dimension shorter than n
+        chunks gives fewer: the graph would then not compute what the model does, which the
+        conversion's function check reports."""
+        n = _pieces(obj.node)
+        if n is None:
+            return super().iter(obj)
+        return iter([obj[i] for i in range(n)])
+
     def call_module(self, m, forward, args, kwargs):
         try:
             return super().call_module(m, forward, args, kwargs)
@@ -72,6 +118,42 @@ class AimTracer(fx.Tracer):
                 except Exception:
                     pass
             raise
+
+
+class _PiecesProxy(fx.Proxy):
+    """A Proxy whose ``len`` is known where it holds a chunk's or a split's pieces: ``list()``
+    of it asks for the length first."""
+
+    def __len__(self):
+        n = _pieces(self.node)
+        return super().__len__() if n is None else n
+
+
+def _pieces(node: fx.Node) -> int | None:
+    """How many tensors a chunk or split call returns, where its arguments say."""
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", None)
+    if node.op not in ("call_method", "call_function") or name not in ("chunk", "split"):
+        return None
+    arg = node.args[1] if len(node.args) > 1 else node.kwargs.get("chunks" if name == "chunk" else "split_size")
+    if name == "chunk" and isinstance(arg, int):
+        return arg
+    if name == "split" and isinstance(arg, (list, tuple)) and all(isinstance(a, int) for a in arg):
+        return len(arg)
+    return None
+
+
+def variadic(root) -> dict:
+    """``{"*args": (), "**kwargs": {}}`` for the variadic parameters of a module's forward."""
+    if not isinstance(root, nn.Module):
+        return {}
+    code = inspect.unwrap(type(root).forward).__code__
+    names = iter(code.co_varnames[code.co_argcount + code.co_kwonlyargcount:])
+    empty = {}
+    if code.co_flags & inspect.CO_VARARGS:
+        empty["*" + next(names)] = ()
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        empty["**" + next(names)] = {}
+    return empty
 
 
 _JIT_ISINSTANCE = {"original": None, "depth": 0}
@@ -174,7 +256,8 @@ def _stack_location(node: fx.Node) -> str | None:
     return loc
 
 
-def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict) -> fx.Graph:
+def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict,
+                empty_varargs: bool = False) -> fx.Graph:
     # torch.fx keeps tensors made while tracing (torch.arange(...) of plain numbers) as root
     # attributes _tensor_constant0, 1, ...: start each trace without an earlier trace's, so the
     # train and eval graphs name them alike
@@ -183,7 +266,7 @@ def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fi
     was = model.training
     model.train(training)
     try:
-        graph = AimTracer(leaf_names).trace(model, concrete_args=fixed or None)
+        graph = AimTracer(leaf_names, empty_varargs).trace(model, concrete_args=fixed or None)
     finally:
         model.train(was)
     _drop_fixed_inputs(graph, fixed)
@@ -311,7 +394,7 @@ def module_of(node: fx.Node) -> str:
 
 
 def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: str = "the model",
-          n_inputs: int | None = None) -> Traced:
+          n_inputs: int | None = None, empty_varargs: bool = False) -> Traced:
     """Trace in train and eval mode and reconcile ``self.training`` as described above.
 
     A submodule torch.fx cannot trace (control flow on a tensor value, ``len`` of a traced
@@ -322,8 +405,8 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
     fixed = fixed_arguments(model, n_inputs, source)
     for _ in range(64):
         try:
-            g_train = _trace_once(model, leaves, True, fixed)
-            g_eval = _trace_once(model, leaves, False, fixed)
+            g_train = _trace_once(model, leaves, True, fixed, empty_varargs)
+            g_eval = _trace_once(model, leaves, False, fixed, empty_varargs)
         except Exception as err:
             loc = _user_location(err) or source
             first = str(err).splitlines()[0] if str(err) else ""

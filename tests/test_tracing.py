@@ -164,3 +164,80 @@ def test_traces_in_two_threads_put_torch_jit_isinstance_back_once_both_end():
 def test_a_branch_on_a_traced_shape_is_still_refused():
     with pytest.raises(TraceError, match="A BRANCH, NOT AN ASSERT"):
         trace(ShapeBranch())
+
+
+class _Variadic(nn.Module):
+    """ultralytics' root: forward(x, *args, **kwargs) hands them on to predict()."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, *args, **kwargs):
+        return self.predict(x, *args, **kwargs)
+
+    def predict(self, x, profile=False):
+        y = self.fc(x)
+        return {"y": y, "pair": (y, y + 1)}
+
+
+def test_a_root_forward_s_star_args_are_traced_empty_and_the_output_keeps_its_structure():
+    """Asked to (after torch.export failed too: see aimgen.api._trace); by default they are
+    Proxies torch.fx cannot hand on, which sends the model to torch.export."""
+    with pytest.raises(TraceError, match="cannot be iterated"):
+        trace(_Variadic(), n_inputs=1)
+    traced = trace(_Variadic(), n_inputs=1, empty_varargs=True)
+    assert [n.target for n in traced.graph.nodes if n.op == "placeholder"] == ["x"]
+    (out,) = [n for n in traced.graph.nodes if n.op == "output"]
+    y, add = [n for n in traced.graph.nodes if n.op in ("call_module", "call_function")]
+    assert out.args == ({"y": y, "pair": (y, add)},)
+    assert type(traced.graph._codegen) is torch.fx.graph.CodeGen
+
+
+class _Pieces(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 6)
+
+    def forward(self, x):
+        y = list(self.fc(x).chunk(2, -1))            # len() first, then iteration
+        a, b, c = self.fc(x).split([1, 2, 3], -1)
+        y.extend(t * 2 for t in torch.chunk(y[-1], 3, -1))
+        return torch.cat(y + [a, b, c], -1)
+
+
+def test_the_pieces_of_chunk_and_split_by_sizes_are_iterated():
+    traced = trace(_Pieces(), n_inputs=1)
+    getitems = [n for n in traced.graph.nodes if n.target is __import__("operator").getitem]
+    assert len(getitems) == 2 + 3 + 3
+    x = torch.randn(2, 4)
+    got = torch.fx.Interpreter(traced.root, graph=traced.graph).run(x)
+    assert torch.equal(got, _Pieces.forward(traced.root, x))
+
+
+def test_iterating_a_split_of_unknown_count_is_still_refused():
+    class Unbind(nn.Module):
+        def forward(self, x):
+            return sum(t for t in x.unbind(1))
+
+    with pytest.raises(TraceError, match="cannot be iterated"):
+        trace(Unbind(), n_inputs=1)
+
+
+class _SharedAct(nn.Module):
+    act = nn.SiLU()   # a class attribute: every instance holds the same module
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = _SharedAct.act
+
+    def forward(self, x):
+        return self.act(self.fc(x))
+
+
+def test_a_shared_stateless_module_is_named_under_each_caller_and_a_stateful_one_is_not():
+    shared_fc = nn.Linear(4, 4)
+    model = nn.Sequential(_SharedAct(), _SharedAct(), nn.Sequential(shared_fc), nn.Sequential(shared_fc))
+    calls = [n.target for n in trace(model, n_inputs=1).graph.nodes if n.op == "call_module"]
+    assert calls == ["0.fc", "0.act", "1.fc", "1.act", "2.0", "2.0"]

@@ -335,3 +335,56 @@ def test_past_its_time_limit_the_torch_export_attempt_gives_way_to_torch_fx(monk
     assert conv._traced.capture == "torch.fx" and "attn" in conv._traced.leaf_names
     assert sorted(t.qualname for t in conv.plan.taps) == ["conv_in", "conv_out"]
     assert conv.base_match().ok
+
+
+# --- case 8: a model put together by a builder (ultralytics' YOLO) -------------------------
+
+def test_a_builder_model_is_traced_by_torch_fx_through_its_blocks():
+    """The root forward's *args/**kwargs are traced empty (they are not inputs), C2f's
+    ``list(x.chunk(2, 1))`` is iterated, the activation every Conv shares as a class attribute
+    is each block's own, and the head whose output differs in train() and eval() is kept whole
+    with the Conv class it holds copied beside the block class made from the same Conv."""
+    conv = check("builder_model.py:BuiltModel", (1, 3, 32, 32))
+    assert conv._traced.capture == "torch.fx"
+    assert list(conv._traced.leaf_reasons) == ["model.5"]
+    assert sorted(s.qualname for s in conv.plan.skipped) == ["model.5.conv.conv", "model.5.linear"]
+    assert len(conv.plan.taps) == 12   # every conv of the backbone
+    src = conv.source
+    assert "class Conv(nn.Module):\n    default_act = nn.SiLU()" in src       # copied for the head
+    assert "class AimConv(nn.Module):" in src and src.count("class Conv(") == 1
+    block = src.split("class AimConv(nn.Module):")[1].split("\nclass ")[0]
+    assert "self.act = nn.SiLU()" in block and "act = self.act(bn)" in block
+    assert ".chunk(2, 1)" in src
+    # the update blocks are placed after their stages, not after the shared activation's first holder
+    assert "after model.0.act" not in conv.report
+    aim = conv.build()
+    x = conv.example_inputs(batch=2)
+    assert isinstance(aim.train()(*x), torch.Tensor)
+    probabilities, logits = aim.eval()(*x)
+    assert torch.allclose(probabilities, logits.softmax(1))
+
+
+def test_builder_tags_on_a_kept_layer_do_not_stop_its_rebuild():
+    """Attributes a builder sets on a layer that its class never reads (m.i, m.f, m.type, m.np)
+    are not constructor arguments: the kept head is rebuilt without them."""
+    from aimgen.modules import constructor
+    from aimgen.sourcecopy import SourceCopier
+
+    model = zoo("builder_model.py:BuiltModel")
+    head = model.model[5]
+    assert (head.i, head.type) == (5, "Classify")
+    ctor = constructor(head, "model.5", copier=SourceCopier(), why="kept", recorded={"c1": 64, "c2": 10})
+    assert ctor.callee == "Classify" and [a.value for a in ctor.args] == [64, 10]
+    scaled = _Scaled()
+    scaled.i, scaled.scale = 3, 2.0   # its forward reads `scale`: that one must match
+    with pytest.raises(aimgen.errors.RenderError, match="attributes of the module: {} != {'scale': 2.0}"):
+        constructor(scaled, "scaled", copier=SourceCopier(), why="kept", recorded={})
+
+
+class _Scaled(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.lin(x) * getattr(self, "scale", 1.0)

@@ -453,10 +453,19 @@ class Generator:
         by_user: dict[str, list[BlockClass]] = {}
         for g in classes:
             by_user.setdefault(type(g.instances[0].scope.module).__name__, []).append(g)
+        for q in sorted(self.traced.leaf_names):   # copy what kept layers need before naming
+            if self.tree.used(q):
+                self.leaf(q)
+        copied = self.copier.names   # a class copied whole (the user's Conv, inside a kept layer)
+        for name in copied:
+            self.class_names.reserve(name)
         for user_name, gs in by_user.items():
+            stem = class_name(user_name)
+            stem = "Aim" + stem if stem in copied else stem   # is not the block class of that name
             for i, g in enumerate(gs):
-                g.name = self.class_names.create_class(class_name(user_name) + (str(i + 1) if i else ""))
+                g.name = self.class_names.create_class(stem + (str(i + 1) if i else ""))
                 g.variant_of = gs[0].name if i else ""
+        self.copier.taken |= {g.name for g in classes}   # a later copy may not take their names
         # parameterise and write, deepest classes first (their instances appear in parents)
         written: list[str] = []
         resolved: dict[int, Constructor] = {}

@@ -248,6 +248,11 @@ def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Sk
         if isinstance(site, Skip):
             skipped.append(site)
             continue
+        if mode_only(node):
+            skipped.append(Skip(site.node, site.qualname, site.layer_type,
+                                f"it runs only in {mode_only(node)} ({traced.mode_tail} returns other things in "
+                                "train() and eval()): its memory weights would never train"))
+            continue
         if site.computed_weight and options.form == "literal":
             skipped.append(Skip(site.node, site.qualname, site.layer_type,
                                 "its weight is computed in forward: only the sum form (form='sum', the "
@@ -413,9 +418,15 @@ def _after_first_tap(traced: Traced, taps) -> list[fx.Node]:
     seen, out = False, []
     for n in traced.graph.nodes:
         seen = seen or n.name in first
-        if seen and n in live and n.op not in ("output", "placeholder", "get_attr") and not _shape_only(n):
+        if seen and n in live and n.op not in ("output", "placeholder", "get_attr") and not _shape_only(n) \
+                and not mode_only(n):
             out.append(n)
     return out
+
+
+def mode_only(node: fx.Node) -> str:
+    """'train()' or 'eval()' for a node only one mode runs (tracing._mode_tail), else ''."""
+    return "train()" if node.meta.get("train_only") else "eval()" if node.meta.get("eval_only") else ""
 
 
 def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple]], str]:

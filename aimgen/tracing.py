@@ -75,6 +75,11 @@ class AimTracer(fx.Tracer):
         caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
         if caller is not None and _asserting(caller):
             return True
+        known = _compared_shape(obj.node)
+        if known is not None:
+            if not obj.node.users:
+                self.graph.erase_node(obj.node)   # decided here: nothing computes it
+            return known
         return super().to_bool(obj)
 
     def path_of_module(self, mod: nn.Module) -> str:
@@ -118,6 +123,23 @@ class AimTracer(fx.Tracer):
                 except Exception:
                     pass
             raise
+
+
+def _compared_shape(node: fx.Node) -> bool | None:
+    """A traced input's whole shape compared with None or a fixed shape: taken as differing.
+    That is the cache pattern, ``if self.shape != shape: self.anchors = ...; self.shape = shape``
+    (ultralytics' Detect), where recomputing every time computes the same; a shape is never
+    None. (The conversion's function check holds the result at the example input.)"""
+    ops = {operator.eq: False, operator.ne: True, operator.is_: False, operator.is_not: True}
+    if node.op != "call_function" or node.target not in ops or len(node.args) != 2:
+        return None
+    a, b = node.args
+    shape, other = (a, b) if isinstance(a, fx.Node) else (b, a)
+    is_shape = isinstance(shape, fx.Node) and (
+        (shape.op == "call_function" and shape.target is getattr and shape.args[1:] == ("shape",)) or
+        (shape.op == "call_method" and shape.target == "size" and len(shape.args) == 1))
+    fixed = other is None or (isinstance(other, tuple) and all(isinstance(v, int) for v in other))
+    return ops[node.target] if is_shape and fixed else None
 
 
 class _PiecesProxy(fx.Proxy):
@@ -221,6 +243,9 @@ class Traced:
     # submodules aimgen chose to keep whole -> why (file:line of the code that forced it)
     leaf_reasons: dict[str, str] = field(default_factory=dict)
     outputs: Any = None
+    # the submodule whose output depends on the mode, written in the root's forward after a
+    # ``return`` in train() (see _mode_tail), or None
+    mode_tail: str | None = None
 
     @property
     def nodes(self) -> list[fx.Node]:
@@ -263,14 +288,26 @@ def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fi
     # train and eval graphs name them alike
     for name in [k for k in vars(model) if re.fullmatch(r"_tensor_constant\d+", k)]:
         delattr(model, name)
-    was = model.training
+    saved = [(m, dict(vars(m))) for m in model.modules()]   # the mode of each module included
     model.train(training)
     try:
         graph = AimTracer(leaf_names, empty_varargs).trace(model, concrete_args=fixed or None)
     finally:
-        model.train(was)
+        _restore(saved)
     _drop_fixed_inputs(graph, fixed)
     return graph
+
+
+def _restore(saved: list[tuple[nn.Module, dict]]) -> None:
+    """Put back what a forward set on its modules while traced (``self.anchors = ...``: values
+    of the trace, which would stand in for real ones in the next call)."""
+    for module, attrs in saved:
+        now = vars(module)
+        for key in [k for k in now if k not in attrs and not re.fullmatch(r"_tensor_constant\d+", k)]:
+            del now[key]   # (torch.fx's own constants stay: the graph reads them)
+        for key, value in attrs.items():
+            if now.get(key, attrs) is not value:
+                now[key] = value
 
 
 def forward_inputs(model: nn.Module) -> list[inspect.Parameter]:
@@ -348,28 +385,87 @@ _MODE_VALUES = (bool, int, float, type(None))
 def _compare(train: fx.Graph, evalg: fx.Graph):
     """Where the graphs differ only by plain constants (True/False, a dropout rate and 0.0),
     {node: {path: (train value, eval value)}}; or the first eval node that differs."""
-    flags: dict[str, dict[tuple, tuple]] = {}
     tn, en = list(train.nodes), list(evalg.nodes)
-    for a, b in zip(tn, en):
-        if (a.op, a.target, a.name) != (b.op, b.target, b.name):
-            return None, _deeper(a, b)
-        fa = list(flat_values((a.args, a.kwargs)))
-        fb = list(flat_values((b.args, b.kwargs)))
-        if [p for p, _ in fa] != [p for p, _ in fb]:
-            return None, _deeper(a, b)
-        for (path, va), (_, vb) in zip(fa, fb):
-            if isinstance(va, fx.Node) or isinstance(vb, fx.Node):
-                if not (isinstance(va, fx.Node) and isinstance(vb, fx.Node) and va.name == vb.name):
-                    return None, _deeper(a, b)
-            elif type(va) is type(vb) and va == vb:
-                continue
-            elif isinstance(va, _MODE_VALUES) and isinstance(vb, _MODE_VALUES):
-                flags.setdefault(b.name, {})[path] = (va, vb)
-            else:
-                return None, _deeper(a, b)
+    k, flags = _agreeing(tn, en)
+    if k < min(len(tn), len(en)):
+        return None, _deeper(tn[k], en[k])
     if len(tn) != len(en):
         return None, en[min(len(tn), len(en)) - 1]
     return flags, None
+
+
+def _agreeing(tn: list[fx.Node], en: list[fx.Node]) -> tuple[int, dict]:
+    """How many leading nodes of the two graphs agree (the same call, the same inputs, constants
+    that differ only as plain values), and those constants."""
+    flags: dict[str, dict[tuple, tuple]] = {}
+    for k, (a, b) in enumerate(zip(tn, en)):
+        if (a.op, a.target, a.name) != (b.op, b.target, b.name):
+            return k, flags
+        fa = list(flat_values((a.args, a.kwargs)))
+        fb = list(flat_values((b.args, b.kwargs)))
+        if [p for p, _ in fa] != [p for p, _ in fb]:
+            return k, flags
+        differ = {}
+        for (path, va), (_, vb) in zip(fa, fb):
+            if isinstance(va, fx.Node) or isinstance(vb, fx.Node):
+                if not (isinstance(va, fx.Node) and isinstance(vb, fx.Node) and va.name == vb.name):
+                    return k, flags
+            elif type(va) is type(vb) and va == vb:
+                continue
+            elif isinstance(va, _MODE_VALUES) and isinstance(vb, _MODE_VALUES):
+                differ[path] = (va, vb)
+            else:
+                return k, flags
+        if differ:
+            flags[b.name] = differ
+    return min(len(tn), len(en)), flags
+
+
+@torch.fx.node.has_side_effect
+def train_return(value):
+    """Where a merged graph (see _mode_tail) returns ``value`` in train() mode: the generated
+    forward writes ``if self.training: return value``. Computes nothing."""
+    return None
+
+
+def _mode_tail(train: fx.Graph, evalg: fx.Graph, model: nn.Module):
+    """A submodule with weights whose output depends on the mode (a head: logits in train(),
+    ``(probabilities, logits)`` in eval(); ultralytics' Classify and Detect), where the two
+    graphs agree up to a point and everything after it, up to the output, is that module's
+    code: one graph that computes the part both share, then, in train(), its train part and
+    returns its output (``train_return``), else its eval part. Their nodes are written in the
+    root's forward (nothing outside the module computes anything after them, so the root's
+    output is what each mode returns). (graph, flags, module) or None."""
+    tn, en = list(train.nodes), list(evalg.nodes)
+    k, flags = _agreeing(tn, en)
+    t_tail, e_tail = tn[k:-1], en[k:-1]
+    if tn[-1].op != "output" or en[-1].op != "output" or not (t_tail or e_tail) or k == 0:
+        return None
+    owners = {module_of(n) for n in t_tail + e_tail}
+    qual = min(owners, key=len)
+    if not qual or any(o != qual and not o.startswith(qual + ".") for o in owners) or \
+            any(n.op == "placeholder" for n in t_tail + e_tail) or \
+            next(model.get_submodule(qual).parameters(), None) is None:
+        return None
+    env = {a: b for a, b in zip(tn[:k], en[:k])}
+    with evalg.inserting_before(en[k]):
+        for a in t_tail:
+            b = evalg.create_node(a.op, a.target, fx.node.map_arg(a.args, env.__getitem__),
+                                  fx.node.map_arg(a.kwargs, env.__getitem__), name=a.name)
+            b.meta.update(a.meta)
+            b.meta["train_only"] = True
+            env[a] = b
+        ret = evalg.call_function(train_return, (fx.node.map_arg(tn[-1].args[0], env.__getitem__),))
+        ret.meta["train_only"] = True
+    for n in e_tail:
+        n.meta["eval_only"] = True
+    for n in [env[a] for a in t_tail] + e_tail:
+        stack = n.meta.get("nn_module_stack") or {}
+        n.meta["nn_module_stack"] = {key: (q, cls) for key, (q, cls) in stack.items()
+                                     if not (q == qual or q.startswith(qual + ".")) or
+                                     (n.op == "call_module" and q == n.target)}
+    evalg.lint()
+    return evalg, flags, qual
 
 
 def _deeper(a: fx.Node, b: fx.Node) -> fx.Node:
@@ -423,9 +519,16 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
                 "with --leaf NAME, or make it shape-free.",
             ) from err
         flags, culprit = _compare(g_train, g_eval)
+        tail = None
+        # a module without weights whose output differs (a custom dropout) is better kept whole
+        if flags is None and module_of(culprit) and \
+                next(model.get_submodule(module_of(culprit)).parameters(), None) is not None:
+            tail = _mode_tail(g_train, g_eval, model)
+            if tail is not None:
+                g_eval, flags, tail = tail
         if flags is not None:
             return Traced(root=model, graph=g_eval, training_values=flags, leaf_names=leaves,
-                          leaf_reasons=reasons, fixed_inputs=fixed)
+                          leaf_reasons=reasons, fixed_inputs=fixed, mode_tail=tail)
         qual = module_of(culprit)
         loc = _stack_location(culprit) or source
         if not qual or qual in leaves:

@@ -241,3 +241,21 @@ def test_a_shared_stateless_module_is_named_under_each_caller_and_a_stateful_one
     model = nn.Sequential(_SharedAct(), _SharedAct(), nn.Sequential(shared_fc), nn.Sequential(shared_fc))
     calls = [n.target for n in trace(model, n_inputs=1).graph.nodes if n.op == "call_module"]
     assert calls == ["0.fc", "0.act", "1.fc", "1.act", "2.0", "2.0"]
+
+
+def test_tracing_puts_back_the_mode_and_what_a_forward_set_on_its_modules():
+    class Caching(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.last = None
+
+        def forward(self, x):
+            self.last = x.shape   # a traced value, set on the module
+            return self.fc(x)
+
+    model = nn.Sequential(Caching(), nn.Dropout(0.1)).train()
+    model[1].eval()   # mixed modes stay mixed
+    trace(model, n_inputs=1)
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+    assert model[0].last is None

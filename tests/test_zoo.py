@@ -342,19 +342,21 @@ def test_past_its_time_limit_the_torch_export_attempt_gives_way_to_torch_fx(monk
 def test_a_builder_model_is_traced_by_torch_fx_through_its_blocks():
     """The root forward's *args/**kwargs are traced empty (they are not inputs), C2f's
     ``list(x.chunk(2, 1))`` is iterated, the activation every Conv shares as a class attribute
-    is each block's own, and the head whose output differs in train() and eval() is kept whole
-    with the Conv class it holds copied beside the block class made from the same Conv."""
+    is each block's own, and the head whose output differs in train() and eval() is traced
+    too: what follows the part both modes share is written in the root's forward."""
     conv = check("builder_model.py:BuiltModel", (1, 3, 32, 32))
-    assert conv._traced.capture == "torch.fx"
-    assert list(conv._traced.leaf_reasons) == ["model.5"]
-    assert sorted(s.qualname for s in conv.plan.skipped) == ["model.5.conv.conv", "model.5.linear"]
-    assert len(conv.plan.taps) == 12   # every conv of the backbone
+    assert conv._traced.capture == "torch.fx" and not conv._traced.leaf_names
+    assert conv._traced.mode_tail == "model.5" and not conv.plan.skipped
+    assert len(conv.plan.taps) == 14   # every conv and the head's Linear
     src = conv.source
-    assert "class Conv(nn.Module):\n    default_act = nn.SiLU()" in src       # copied for the head
-    assert "class AimConv(nn.Module):" in src and src.count("class Conv(") == 1
-    block = src.split("class AimConv(nn.Module):")[1].split("\nclass ")[0]
+    assert "class Conv(nn.Module):" in src and "default_act" not in src
+    block = src.split("class Conv(nn.Module):")[1].split("\nclass ")[0]
     assert "self.act = nn.SiLU()" in block and "act = self.act(bn)" in block
     assert ".chunk(2, 1)" in src
+    forward = src.split("def forward_with_memory")[1]
+    assert "        if self.training:\n            return x, memory.final()\n        softmax = x.softmax(1)\n" \
+        "        return (softmax, x), memory.final()\n" in forward
+    assert "model.5 returns other things in train() and eval()" in conv.report
     # the update blocks are placed after their stages, not after the shared activation's first holder
     assert "after model.0.act" not in conv.report
     aim = conv.build()
@@ -362,6 +364,16 @@ def test_a_builder_model_is_traced_by_torch_fx_through_its_blocks():
     assert isinstance(aim.train()(*x), torch.Tensor)
     probabilities, logits = aim.eval()(*x)
     assert torch.allclose(probabilities, logits.softmax(1))
+
+
+def test_a_copied_class_keeps_its_name_and_the_block_class_made_from_it_is_aim_prefixed():
+    """With the head kept whole (leaf=), its Conv class is copied into the file as it is, and
+    the block class made from the other Convs may not shadow it."""
+    conv = check("builder_model.py:BuiltModel", (1, 3, 32, 32), leaf=["model.5"])
+    src = conv.source
+    assert "class Conv(nn.Module):\n    default_act = nn.SiLU()" in src       # copied for the head
+    assert "class AimConv(nn.Module):" in src and src.count("class Conv(") == 1
+    assert sorted(s.qualname for s in conv.plan.skipped) == ["model.5.conv.conv", "model.5.linear"]
 
 
 def test_builder_tags_on_a_kept_layer_do_not_stop_its_rebuild():
@@ -388,3 +400,28 @@ class _Scaled(torch.nn.Module):
 
     def forward(self, x):
         return self.lin(x) * getattr(self, "scale", 1.0)
+
+
+def test_a_detection_head_decodes_in_eval_only_and_its_cached_anchors_follow_the_input_size():
+    """ultralytics' Detect pattern: raw predictions in train(); in eval() also decoded with anchor
+    points cached for the last shape (``if self.shape != shape:``, taken as differing: the
+    generated model recomputes them) and a fixed conv only decoding uses (not tapped: in train()
+    nothing reaches it). Tracing leaves no traced value on the base model's modules."""
+    conv = check("detect_head.py:Net", (1, 3, 32, 32))
+    model = conv.base_model
+    left = [k for m in model.modules() for k, v in vars(m).items() if isinstance(v, (torch.fx.Proxy, torch.fx.Node))]
+    assert left == []   # tracing set self.anchors/self.shape to traced values: put back
+    assert conv._traced.mode_tail == "head" and not conv._traced.leaf_names
+    (skip,) = conv.plan.skipped
+    assert skip.qualname == "head.integral.conv" and "runs only in eval()" in skip.reason
+    assert sorted(t.qualname for t in conv.plan.taps) == ["body.0", "head.box", "head.cls", "stem.0"]
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    for size in (32, 48):   # the anchors follow the input size, as the base model's cache does
+        x = torch.randn(2, 3, size, size)
+        with torch.no_grad():
+            got, want = aim.eval()(x), model.eval()(x)
+        assert got[0].shape == want[0].shape == (2, 5, (size // 4) ** 2)
+        assert torch.allclose(got[0], want[0], atol=1e-5) and torch.allclose(got[1][0], want[1][0], atol=1e-5)
+    boxes, scores = aim.train()(torch.randn(2, 3, 32, 32))
+    assert boxes.shape == (2, 8, 64) and scores.shape == (2, 3, 64)

@@ -30,7 +30,7 @@ from ..naming import Namespace, class_name, docstring, is_safe_identifier, sanit
 from ..plan import Plan, UpdateSite
 from ..sourcecopy import SourceCopier
 from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
-from ..tracing import Traced, module_of
+from ..tracing import Traced, module_of, train_return
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
@@ -365,13 +365,21 @@ class Generator:
             return
         if not node.users and _pure(node):
             return
+        if node.meta.get("train_only") and not _in_training_block(fn):
+            fn.body.append(Stmt(targets=[], code="if self.training:"))   # see tracing._mode_tail
+        if node.op == "call_function" and node.target is train_return:
+            value = self.expr.arg(node.args[0], node, (0, 0))
+            memory = fn.return_memory if fn.memory else ""
+            fn.body.append(Stmt(targets=[], code=f"return {', '.join(v for v in (value, memory) if v)}", indent=1))
+            return
         tap = self.taps.get(node.name)
         if tap is not None:
             code, comment = self._tap(node, tap, cls)
         else:
             module = self.tree.access(node.target, cls.qual) if node.op == "call_module" else None
             code, comment = self.expr.expression(node, module), ""
-        fn.body.append(Stmt(targets=[node] if node.users else [], code=code, comment=comment))
+        fn.body.append(Stmt(targets=[node] if node.users else [], code=code, comment=comment,
+                            indent=int(bool(node.meta.get("train_only")))))
 
     def _tap(self, node: fx.Node, site: TapSite, cls: Scope) -> tuple[str, str]:
         kind = REGISTRY.get(site.kind)
@@ -764,6 +772,14 @@ def _fan_in(site: TapSite, width) -> int:
     if site.axis == -1:
         return site.in_size + width.k
     return (site.in_size // site.groups + width.k) * math.prod(site.kernel)
+
+
+def _in_training_block(fn: Function) -> bool:
+    """Whether the last statement written is inside an ``if self.training:`` block."""
+    for stmt in reversed(fn.body):
+        if not stmt.indent:
+            return stmt.code == "if self.training:"
+    return False
 
 
 def _pure(node: fx.Node) -> bool:

@@ -125,7 +125,10 @@ def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
     """None if ``b`` rebuilds ``a``; else what differs. ``strict`` (classes outside torch, whose
     constructor arguments may be stored under other names): plain attributes must match too."""
     if repr(a) != repr(b):
-        return f"repr {repr(b)!r} != {repr(a)!r}"
+        want, got = repr(a).splitlines(), repr(b).splitlines()
+        k = next((i for i, (x, y) in enumerate(zip(want, got)) if x != y), min(len(want), len(got)))
+        line = lambda lines: lines[k].strip() if k < len(lines) else "(nothing)"
+        return f"it has {line(got)!r} where the model has {line(want)!r}"
     if strict:
         for (name, sa), (_, sb) in zip(_plain_attrs(a), _plain_attrs(b)):
             unread = _never_read(a, sa.keys() - sb.keys())
@@ -198,13 +201,13 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
         extra = {"dtype": dtypes.pop()} if dtypes and dtypes != {torch.float32} and "dtype" in sig.parameters else {}
         for compact in (True, False):
             attempts.append(("its attributes", _assemble(sig, values, extra, callee, compact)))
-    last = "no way to write it"
-    for _, ctor in attempts:
+    failed: list[str] = []   # why each attempt failed; the first (the recorded call) says most
+    for how, ctor in attempts:
         ctor.imports = {import_mod} if import_mod not in ("torch", "") else set()
         try:
             src = ctor.source(lambda a: writer(a.value))
         except Unrenderable as err:
-            last = f"an argument ({err}) cannot be written as source"
+            failed.append(f"from {how}: an argument ({err}) cannot be written as source")
             continue
         for mod in writer.imports:
             namespace.setdefault(mod.split(".")[0], importlib.import_module(mod.split(".")[0]))
@@ -212,14 +215,14 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
             with torch.random.fork_rng(devices=[]):
                 rebuilt = eval(src, namespace)  # our own literals and import paths only
         except Exception as err:
-            last = f"rebuilding it failed: {err}"
+            failed.append(f"rebuilding it from {how} failed: {err}")
             continue
         diff = _same(module, rebuilt, strict=strict)
         if diff is None:
             ctor.imports |= writer.imports
             return ctor
-        last = f"rebuilding it does not give the same module ({diff[:200]})"
-    raise RenderError(f"{where}: {last}.",
+        failed.append(f"rebuilding it from {how} does not give the same module ({diff[:300]})")
+    raise RenderError(f"{where}: {failed[0] if failed else 'no way to write it'}.",
                       hint="List its parent module with leaf=, or report this layer type.")
 
 

@@ -143,12 +143,17 @@ def _compared_shape(node: fx.Node) -> bool | None:
 
 
 class _PiecesProxy(fx.Proxy):
-    """A Proxy whose ``len`` is known where it holds a chunk's or a split's pieces: ``list()``
-    of it asks for the length first."""
+    """A Proxy whose ``len`` is known where it holds a chunk's or a split's pieces (``list()``
+    of it asks for the length first), and which records item assignment."""
 
     def __len__(self):
         n = _pieces(self.node)
         return super().__len__() if n is None else n
+
+    def __setitem__(self, key, value):
+        """``y[:, 2::3] = y[:, 2::3].sigmoid()`` (ultralytics' Pose head): recorded as
+        operator.setitem, which torch.fx keeps (it changes ``y``) and the output writes as is."""
+        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
 
 
 def _pieces(node: fx.Node) -> int | None:

@@ -98,6 +98,21 @@ def test_a_module_that_cannot_be_rebuilt_is_refused_by_name():
         constructor(Local(), "blocks.0")
 
 
+def test_a_module_changed_after_it_was_built_is_refused_with_the_first_line_that_differs():
+    """ultralytics sets every BatchNorm's eps and momentum after building the model: rebuilding
+    a layer from its recorded call gives the defaults. The message says where, from that call."""
+    from torchvision.models.resnet import BasicBlock
+
+    with recording() as records:
+        block = BasicBlock(4, 4)
+    block.bn2.eps = 1e-3
+    with pytest.raises(RenderError) as err:
+        constructor(block, "layer1.0", recorded=records.of(block))
+    assert "rebuilding it from the recorded constructor call does not give the same module (it has " \
+        "'(bn2): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)' " \
+        "where the model has '(bn2): BatchNorm2d(4, eps=0.001, momentum=0.1" in err.value.message
+
+
 def test_non_float32_modules_keep_their_dtype():
     ctor = constructor(nn.Linear(3, 2).double(), "fc")
     assert source(ctor) == "nn.Linear(3, 2, dtype=torch.float64)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import os
+import re
 
 import pytest
 import torch
@@ -415,6 +416,7 @@ def test_a_detection_head_decodes_in_eval_only_and_its_cached_anchors_follow_the
     (skip,) = conv.plan.skipped
     assert skip.qualname == "head.integral.conv" and "runs only in eval()" in skip.reason
     assert sorted(t.qualname for t in conv.plan.taps) == ["body.0", "head.box", "head.cls", "stem.0"]
+    assert re.search(r"\n        (\w+)\[:, 1::2\] = \w+\n", conv.source)   # the slice assignment, as written
     aim = conv.build()
     aim.load_state_dict(conv.state_dict)
     for size in (32, 48):   # the anchors follow the input size, as the base model's cache does

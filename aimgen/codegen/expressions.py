@@ -151,6 +151,10 @@ class Expressions:
             obj = self.arg(node.args[0], node, (0, 0))
             idx = index_literal(node.args[1], lambda v: self.arg(v, node))
             return f"{obj}[{idx}]"
+        if fn is operator.setitem and len(node.args) == 3 and not node.users:   # a statement
+            obj = self.arg(node.args[0], node, (0, 0))
+            idx = index_literal(node.args[1], lambda v: self.arg(v, node))
+            return f"{obj}[{idx}] = {self.arg(node.args[2], node, (0, 2))}"
         if fn is builtins.getattr and len(node.args) == 2 and isinstance(node.args[1], str):
             return attribute_access(self.arg(node.args[0], node, (0, 0)), node.args[1])
         if aten_name(fn) is not None:

@@ -1,6 +1,7 @@
 """Case: a detection head as ultralytics' Detect writes it: in train() it returns the raw
 predictions; in eval() it also decodes them, with a grid of anchor points it caches for the
-last input shape (``if self.shape != shape:``) and a fixed conv that only decoding uses."""
+last input shape (``if self.shape != shape:``), a fixed conv that only decoding uses and an
+assignment to a slice."""
 import torch
 from torch import nn
 
@@ -41,6 +42,7 @@ class Head(nn.Module):
             self.anchors = torch.stack((xs, ys)).view(2, -1) + 0.5
             self.shape = shape
         decoded = self.anchors.unsqueeze(0) + self.integral(boxes)
+        decoded[:, 1::2] = decoded[:, 1::2] * 2.0   # in place, as ultralytics' Pose decodes keypoints
         return torch.cat((decoded, scores.sigmoid()), 1), (boxes, scores)
 
 

@@ -427,3 +427,5 @@ def test_a_detection_head_decodes_in_eval_only_and_its_cached_anchors_follow_the
         assert torch.allclose(got[0], want[0], atol=1e-5) and torch.allclose(got[1][0], want[1][0], atol=1e-5)
     boxes, scores = aim.train()(torch.randn(2, 3, 32, 32))
     assert boxes.shape == (2, 8, 64) and scores.shape == (2, 3, 64)
+    fixed = conv.build(load_weights=False).head.integral.conv.weight   # from scratch: as its __init__ sets it
+    assert not fixed.requires_grad and torch.equal(fixed.flatten(), torch.arange(4.0))

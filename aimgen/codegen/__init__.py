@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import torch.fx as fx
 from torch import nn
 
@@ -26,7 +27,7 @@ from .. import runtime
 from ..errors import InternalError, KeepWhole, RenderError
 from ..literals import literal
 from ..modules import ValueWriter, constructor
-from ..naming import Namespace, class_name, docstring, is_safe_identifier, sanitize
+from ..naming import Namespace, attribute_access, class_name, docstring, is_safe_identifier, sanitize
 from ..plan import Plan, UpdateSite
 from ..sourcecopy import SourceCopier
 from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
@@ -461,9 +462,9 @@ class Generator:
         by_user: dict[str, list[BlockClass]] = {}
         for g in classes:
             by_user.setdefault(type(g.instances[0].scope.module).__name__, []).append(g)
-        for q in sorted(self.traced.leaf_names):   # copy what kept layers need before naming
-            if self.tree.used(q):
-                self.leaf(q)
+        called = {n.target for n in self.graph.nodes if n.op == "call_module"}
+        for q in sorted(self.traced.leaf_names & called):   # copy what kept layers need before naming
+            self.leaf(q)
         copied = self.copier.names   # a class copied whole (the user's Conv, inside a kept layer)
         for name in copied:
             self.class_names.reserve(name)
@@ -683,7 +684,7 @@ class Generator:
         return _wrap_doc(" ".join(parts))
 
     def _root_text(self, fn: Function, names: dict[str, str], members: list[Member]) -> str:
-        init = member_lines(members, self.writer) + self._alias_lines() + self._tie_lines()
+        init = member_lines(members, self.writer) + self._alias_lines() + self._tie_lines() + self._frozen_lines()
         params = [names[p.name] for p in fn.params]
         lines = [f"class {self.root_class}(nn.Module):"]
         lines.append(f'    """{"AiM version" if not self.plain else "Plain rendering"} of '
@@ -725,6 +726,30 @@ class Generator:
                 if self.tree.used(other) or (parent and not self.tree.used(parent)):
                     continue
                 lines.append(f"{self.tree.access(other)} = {self.tree.access(used[0])}  # the same module, as in the base model")
+        return lines
+
+    def _frozen_lines(self) -> list[str]:
+        """A torch.nn layer whose parameters its module's ``__init__`` sets and freezes
+        (ultralytics' DFL: a 1x1 conv of ``arange`` weights, requires_grad=False) is frozen in the
+        generated model too, with those values where they are whole numbers (never a random
+        draw: the same input gives the same file); else drawn and trained like any weight. A
+        checkpoint (--weights) restores the values either way."""
+        lines = []
+        for q in sorted(self._leaf_ctors):
+            params = list(self.root.get_submodule(q).named_parameters(recurse=False))
+            if not params or any(p.requires_grad for _, p in params) or (self.form == "literal" and any(
+                    not t.functional and t.qualname == q for t in self.taps.values())):
+                continue   # (a widened weight's memory slots train)
+            for name, p in params:
+                access = attribute_access(self.tree.access(q), name)
+                data = p.detach().reshape(-1)
+                if p.is_floating_point() and data.numel() <= 64 and bool((data == data.round()).all()):
+                    steps = torch.equal(data, torch.arange(data.numel(), dtype=data.dtype))
+                    values = f"arange({data.numel()}.0)" if steps else f"tensor({literal([float(v) for v in data.tolist()])})"
+                    lines.append(f"{access} = nn.Parameter(torch.{values}.view{tuple(p.shape)}, "
+                                 "requires_grad=False)  # fixed, as the base model's __init__ sets it")
+                else:
+                    lines.append(f"{access}.requires_grad_(False)  # frozen, as in the base model")
         return lines
 
     def _tie_lines(self) -> list[str]:

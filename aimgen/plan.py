@@ -248,6 +248,11 @@ def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Sk
         if isinstance(site, Skip):
             skipped.append(site)
             continue
+        kept = next((q for q in traced.leaf_names if site.qualname.startswith(q + ".")), None)
+        if kept is not None:   # torch.export inlined it, but the module is built whole by its constructor
+            skipped.append(Skip(site.node, site.qualname, site.layer_type, f"inside {kept}, which is kept whole "
+                                f"({traced.leaf_reasons.get(kept) or 'listed in leaf='})"))
+            continue
         if mode_only(node):
             skipped.append(Skip(site.node, site.qualname, site.layer_type,
                                 f"it runs only in {mode_only(node)} ({traced.mode_tail} returns other things in "

@@ -73,3 +73,15 @@ def test_a_vit_with_optional_forward_arguments_converts():
     _, conv = convert("vit_tiny_patch16_224", 224)
     assert conv.plan.updates and conv.plan.delta <= 0.05 * conv.plan.base_params
     assert "def forward(self, x):" in conv.source
+
+
+@pytest.mark.slow
+def test_an_attention_kept_whole_for_its_index_table_has_no_taps_inside():
+    """TinyViT's attention keeps a (196, 196) integer index table out of state_dict: too large to
+    write, so the module is built whole by its own constructor. torch.export inlines its forward
+    all the same; its Linear layers are listed, not tapped (built whole, they are plain Linears
+    that cannot read the memory; tapped, the generated model failed on its first call)."""
+    model, conv = convert("tiny_vit_5m_224", 224)
+    inside = [s for s in conv.plan.skipped if s.qualname.startswith("stages.2.blocks.0.attn.")]
+    assert {s.qualname for s in inside} == {"stages.2.blocks.0.attn.qkv", "stages.2.blocks.0.attn.proj"}
+    assert all("inside stages.2.blocks.0.attn, which is kept whole" in s.reason for s in inside)

@@ -127,8 +127,8 @@ def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
     if repr(a) != repr(b):
         want, got = repr(a).splitlines(), repr(b).splitlines()
         k = next((i for i, (x, y) in enumerate(zip(want, got)) if x != y), min(len(want), len(got)))
-        line = lambda lines: lines[k].strip() if k < len(lines) else "(nothing)"
-        return f"it has {line(got)!r} where the model has {line(want)!r}"
+        want_line, got_line = (lines[k].strip() if k < len(lines) else "(nothing)" for lines in (want, got))
+        return f"it has {got_line!r} where the model has {want_line!r}"
     if strict:
         for (name, sa), (_, sb) in zip(_plain_attrs(a), _plain_attrs(b)):
             unread = _never_read(a, sa.keys() - sb.keys())

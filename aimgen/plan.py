@@ -250,8 +250,7 @@ def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Sk
             continue
         kept = next((q for q in traced.leaf_names if site.qualname.startswith(q + ".")), None)
         if kept is not None:   # torch.export inlined it, but the module is built whole by its constructor
-            skipped.append(Skip(site.node, site.qualname, site.layer_type, f"inside {kept}, which is kept whole "
-                                f"({traced.leaf_reasons.get(kept) or 'listed in leaf='})"))
+            skipped.append(Skip(site.node, site.qualname, site.layer_type, _inside_kept(traced, kept)))
             continue
         if mode_only(node):
             skipped.append(Skip(site.node, site.qualname, site.layer_type,
@@ -277,6 +276,10 @@ def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Sk
     return taps, skipped
 
 
+def _inside_kept(traced: Traced, qual: str) -> str:
+    return f"inside {qual}, which is kept whole ({traced.leaf_reasons.get(qual) or 'listed in leaf='})"
+
+
 def _inside_leaves(traced: Traced) -> list[Skip]:
     """Weight layers inside modules torch runs whole (a kept leaf, nn.MultiheadAttention...)."""
     out = []
@@ -285,8 +288,7 @@ def _inside_leaves(traced: Traced) -> list[Skip]:
             continue
         mod = traced.root.get_submodule(node.target)
         kept = node.target in traced.leaf_names
-        why = (f"inside {node.target}, which is kept whole ({traced.leaf_reasons.get(node.target) or 'listed in leaf='})"
-               if kept else f"inside the leaf module {node.target} ({type(mod).__name__}), which torch runs whole")
+        why = (_inside_kept(traced, node.target) if kept else f"inside the leaf module {node.target} ({type(mod).__name__}), which torch runs whole")
         for name, sub in mod.named_modules():
             if REGISTRY.is_weight_layer(sub) and (name or kept):  # a kept leaf may be a weight layer itself
                 qual = f"{node.target}.{name}" if name else node.target

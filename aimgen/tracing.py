@@ -42,7 +42,7 @@ class AimTracer(fx.Tracer):
         self.leaf_names = leaf_names
         self.empty_varargs = empty_varargs
         self.record_stack_traces = True
-        self._held: tuple[nn.Module, dict[int, list[str]]] | None = None
+        self._held: dict[int, list[str]] = {}
 
     def trace(self, root, concrete_args=None):
         """With ``empty_varargs``, a root forward's ``*args``/``**kwargs`` are traced empty, as
@@ -50,6 +50,10 @@ class AimTracer(fx.Tracer):
         otherwise torch.fx makes them inputs (see capture.check_fx)."""
         if self.empty_varargs:
             concrete_args = {**variadic(root), **(concrete_args or {})}
+        self._held = {}   # id(module) -> every name the root holds it under (see path_of_module)
+        if isinstance(root, nn.Module):
+            for name, m in root.named_modules(remove_duplicate=False):
+                self._held.setdefault(id(m), []).append(name)
         with _proxies_are_tensors():
             graph = super().trace(root, concrete_args or None)
         if isinstance(graph._codegen, fx.graph._PyTreeCodeGen):
@@ -90,13 +94,8 @@ class AimTracer(fx.Tracer):
         path = super().path_of_module(mod)
         if not self.module_stack or next(mod.parameters(), None) is not None or next(mod.buffers(), None) is not None:
             return path
-        if self._held is None or self._held[0] is not self.root:
-            held: dict[int, list[str]] = {}
-            for name, m in self.root.named_modules(remove_duplicate=False):
-                held.setdefault(id(m), []).append(name)
-            self._held = (self.root, held)
         caller = next(reversed(self.module_stack.values()))[0]
-        under = [n for n in self._held[1].get(id(mod), []) if n.startswith(caller + ".") or not caller]
+        under = [n for n in self._held.get(id(mod), []) if n.startswith(caller + ".") or not caller]
         return min(under, key=lambda n: n.count(".")) if under and path not in under else path
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
@@ -182,6 +181,8 @@ def variadic(root) -> dict:
         empty["**" + next(names)] = {}
     return empty
 
+
+_FX_CONSTANT = re.compile(r"_tensor_constant\d+")   # tensors torch.fx keeps on the root while tracing
 
 _JIT_ISINSTANCE = {"original": None, "depth": 0}
 _JIT_LOCK = threading.Lock()
@@ -291,7 +292,7 @@ def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fi
     # torch.fx keeps tensors made while tracing (torch.arange(...) of plain numbers) as root
     # attributes _tensor_constant0, 1, ...: start each trace without an earlier trace's, so the
     # train and eval graphs name them alike
-    for name in [k for k in vars(model) if re.fullmatch(r"_tensor_constant\d+", k)]:
+    for name in [k for k in vars(model) if _FX_CONSTANT.fullmatch(k)]:
         delattr(model, name)
     saved = [(m, dict(vars(m))) for m in model.modules()]   # the mode of each module included
     model.train(training)
@@ -308,7 +309,7 @@ def _restore(saved: list[tuple[nn.Module, dict]]) -> None:
     of the trace, which would stand in for real ones in the next call)."""
     for module, attrs in saved:
         now = vars(module)
-        for key in [k for k in now if k not in attrs and not re.fullmatch(r"_tensor_constant\d+", k)]:
+        for key in [k for k in now if k not in attrs and not _FX_CONSTANT.fullmatch(k)]:
             del now[key]   # (torch.fx's own constants stay: the graph reads them)
         for key, value in attrs.items():
             if now.get(key, attrs) is not value:
@@ -387,16 +388,14 @@ def flat_values(value, path=()):
 _MODE_VALUES = (bool, int, float, type(None))
 
 
-def _compare(train: fx.Graph, evalg: fx.Graph):
-    """Where the graphs differ only by plain constants (True/False, a dropout rate and 0.0),
-    {node: {path: (train value, eval value)}}; or the first eval node that differs."""
-    tn, en = list(train.nodes), list(evalg.nodes)
-    k, flags = _agreeing(tn, en)
+def _compare(tn: list[fx.Node], en: list[fx.Node], k: int) -> fx.Node | None:
+    """The first eval node that differs, given that the first ``k`` nodes agree (_agreeing);
+    None where the graphs differ only by plain constants (True/False, a dropout rate and 0.0)."""
     if k < min(len(tn), len(en)):
-        return None, _deeper(tn[k], en[k])
+        return _deeper(tn[k], en[k])
     if len(tn) != len(en):
-        return None, en[min(len(tn), len(en)) - 1]
-    return flags, None
+        return en[min(len(tn), len(en)) - 1]
+    return None
 
 
 def _agreeing(tn: list[fx.Node], en: list[fx.Node]) -> tuple[int, dict]:
@@ -433,24 +432,27 @@ def train_return(value):
     return None
 
 
-def _mode_tail(train: fx.Graph, evalg: fx.Graph, model: nn.Module):
+def _has_weights(model: nn.Module, qual: str) -> bool:
+    return bool(qual) and next(model.get_submodule(qual).parameters(), None) is not None
+
+
+def _mode_tail(train: fx.Graph, evalg: fx.Graph, model: nn.Module, k: int, flags: dict):
     """A submodule with weights whose output depends on the mode (a head: logits in train(),
     ``(probabilities, logits)`` in eval(); ultralytics' Classify and Detect), where the two
     graphs agree up to a point and everything after it, up to the output, is that module's
     code: one graph that computes the part both share, then, in train(), its train part and
     returns its output (``train_return``), else its eval part. Their nodes are written in the
     root's forward (nothing outside the module computes anything after them, so the root's
-    output is what each mode returns). (graph, flags, module) or None."""
+    output is what each mode returns). The first ``k`` nodes agree, with ``flags`` (_agreeing).
+    (graph, flags, module) or None."""
     tn, en = list(train.nodes), list(evalg.nodes)
-    k, flags = _agreeing(tn, en)
     t_tail, e_tail = tn[k:-1], en[k:-1]
     if tn[-1].op != "output" or en[-1].op != "output" or not (t_tail or e_tail) or k == 0:
         return None
     owners = {module_of(n) for n in t_tail + e_tail}
     qual = min(owners, key=len)
-    if not qual or any(o != qual and not o.startswith(qual + ".") for o in owners) or \
-            any(n.op == "placeholder" for n in t_tail + e_tail) or \
-            next(model.get_submodule(qual).parameters(), None) is None:
+    if not _has_weights(model, qual) or any(o != qual and not o.startswith(qual + ".") for o in owners) or \
+            any(n.op == "placeholder" for n in t_tail + e_tail):
         return None
     env = {a: b for a, b in zip(tn[:k], en[:k])}
     with evalg.inserting_before(en[k]):
@@ -523,15 +525,17 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
                 "move that code into a submodule (aimgen then keeps it whole as a leaf), or list a module "
                 "with --leaf NAME, or make it shape-free.",
             ) from err
-        flags, culprit = _compare(g_train, g_eval)
+        tn, en = list(g_train.nodes), list(g_eval.nodes)
+        k, flags = _agreeing(tn, en)
+        culprit = _compare(tn, en, k)
         tail = None
         # a module without weights whose output differs (a custom dropout) is better kept whole
-        if flags is None and module_of(culprit) and \
-                next(model.get_submodule(module_of(culprit)).parameters(), None) is not None:
-            tail = _mode_tail(g_train, g_eval, model)
+        if culprit is not None and _has_weights(model, module_of(culprit)):
+            tail = _mode_tail(g_train, g_eval, model, k, flags)
             if tail is not None:
                 g_eval, flags, tail = tail
-        if flags is not None:
+                culprit = None
+        if culprit is None:
             return Traced(root=model, graph=g_eval, training_values=flags, leaf_names=leaves,
                           leaf_reasons=reasons, fixed_inputs=fixed, mode_tail=tail)
         qual = module_of(culprit)

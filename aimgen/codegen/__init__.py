@@ -35,7 +35,7 @@ from ..tracing import Traced, module_of, train_return
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
-from .functions import Function, Naming, Stmt, render, source_name
+from .functions import Function, Naming, Stmt, render, return_line, source_name
 from .members import Member, Raw, Tree, tensor_member
 from .scopes import Scope, container_kind
 
@@ -369,9 +369,7 @@ class Generator:
         if node.meta.get("train_only") and not _in_training_block(fn):
             fn.body.append(Stmt(targets=[], code="if self.training:"))   # see tracing._mode_tail
         if node.op == "call_function" and node.target is train_return:
-            value = self.expr.arg(node.args[0], node, (0, 0))
-            memory = fn.return_memory if fn.memory else ""
-            fn.body.append(Stmt(targets=[], code=f"return {', '.join(v for v in (value, memory) if v)}", indent=1))
+            fn.body.append(Stmt(targets=[], code=return_line(fn, self.expr.arg(node.args[0], node, (0, 0))), indent=1))
             return
         tap = self.taps.get(node.name)
         if tap is not None:

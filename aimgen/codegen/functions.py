@@ -166,9 +166,15 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
             line = code
         note = f"  # {comment(sub(stmt.comment))}" if stmt.comment else ""
         lines.append(indent + "    " * stmt.indent + line + note)
-    ret = sub(fn.returns) if fn.returns else ""
-    if fn.memory:
-        lines.append(indent + f"return {ret + ', ' if ret else ''}{fn.return_memory}")
-    elif ret:
-        lines.append(indent + f"return {ret}")
+    ret = return_line(fn, sub(fn.returns) if fn.returns else "")
+    if ret:
+        lines.append(indent + ret)
     return lines
+
+
+def return_line(fn: Function, value: str) -> str:
+    """``return value, memory`` (the memory as ``fn`` returns it), or ``return value``; '' for
+    a function without memory that returns nothing."""
+    if fn.memory:
+        return f"return {value + ', ' if value else ''}{fn.return_memory}"
+    return f"return {value}" if value else ""

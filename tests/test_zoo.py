@@ -408,7 +408,7 @@ def test_a_detection_head_decodes_in_eval_only_and_its_cached_anchors_follow_the
     points cached for the last shape (``if self.shape != shape:``, taken as differing: the
     generated model recomputes them) and a fixed conv only decoding uses (not tapped: in train()
     nothing reaches it). Tracing leaves no traced value on the base model's modules."""
-    conv = check("detect_head.py:Net", (1, 3, 32, 32))
+    conv = check("detect_head.py:Net", (1, 3, 32, 32), onnx=True)   # eval()'s tail exports, with parity
     model = conv.base_model
     left = [k for m in model.modules() for k, v in vars(m).items() if isinstance(v, (torch.fx.Proxy, torch.fx.Node))]
     assert left == []   # tracing set self.anchors/self.shape to traced values: put back
@@ -429,3 +429,30 @@ def test_a_detection_head_decodes_in_eval_only_and_its_cached_anchors_follow_the
     assert boxes.shape == (2, 8, 64) and scores.shape == (2, 3, 64)
     fixed = conv.build(load_weights=False).head.integral.conv.weight   # from scratch: as its __init__ sets it
     assert not fixed.requires_grad and torch.equal(fixed.flatten(), torch.arange(4.0))
+
+
+class _Frozen(torch.nn.Module):
+    """Two layers whose __init__ fixes and freezes their weights: whole numbers (written as they
+    are) and a random draw (frozen, but never written into the file)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.pick = torch.nn.Conv2d(4, 1, 1, bias=False).requires_grad_(False)
+        self.pick.weight.data[:] = torch.tensor([2.0, 0.0, 1.0, 3.0]).view(1, 4, 1, 1)
+        self.mix = torch.nn.Conv2d(1, 1, 1, bias=False).requires_grad_(False)
+
+    def forward(self, x):
+        return self.mix(self.pick(self.conv(x)))
+
+
+def test_layers_frozen_by_their_init_stay_frozen_and_whole_number_values_are_written():
+    conv = aimgen.convert(_Frozen(), [(1, 3, 8, 8)])
+    flat = re.sub(r"\s*\n\s*", " ", conv.source)   # wrapped lines joined
+    assert "self.pick.weight = nn.Parameter(torch.tensor([2.0, 0.0, 1.0, 3.0]).view(1, 4, 1, 1), " \
+        "requires_grad=False)" in flat
+    assert "self.mix.weight.requires_grad_(False)" in conv.source
+    aim = conv.build(load_weights=False)
+    assert torch.equal(aim.pick.weight.flatten(), torch.tensor([2.0, 0.0, 1.0, 3.0]))
+    assert not aim.pick.weight.requires_grad and not aim.mix.weight.requires_grad
+    assert aim.pick.memory_weight.requires_grad   # the memory it reads still trains

@@ -69,6 +69,8 @@ def recording() -> Iterator[ConstructorRecords]:
     """Record constructor arguments of every nn.Module built in this thread meanwhile."""
     records = ConstructorRecords()
     previous = sys.getprofile()
+    # a profiler written in C (cProfile) is not a function to chain to: it is paused meanwhile
+    chained = previous if callable(previous) else None
     own_thread = threading.get_ident()
 
     def profile(frame, event, arg):
@@ -78,11 +80,14 @@ def recording() -> Iterator[ConstructorRecords]:
                 args = _arguments(frame, module)
                 if args is not None:
                     records.add(module, args)
-        if previous is not None:
-            previous(frame, event, arg)
+        if chained is not None:
+            chained(frame, event, arg)
 
     sys.setprofile(profile)
     try:
         yield records
     finally:
-        sys.setprofile(previous)
+        if previous is None or chained is not None:
+            sys.setprofile(previous)
+        else:
+            previous.enable()

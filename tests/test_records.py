@@ -32,3 +32,27 @@ def test_nothing_is_recorded_outside_the_block_and_the_profiler_is_restored():
         pass
     after_build = Block(2)
     assert records.of(after_build) is None and sys.getprofile() is before
+
+
+def test_a_model_is_recorded_under_cprofile_and_the_profiler_counts_again_afterwards():
+    # cProfile's profiler is not a function: chaining to it raised "'Profile' object is not
+    # callable", so `python -m cProfile -m aimgen convert ...` failed while loading the model
+    import cProfile
+    import pstats
+    import sys
+
+    def after():
+        return Block(3)
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        with recording() as records:
+            block = Block(5)
+        after()
+    finally:
+        profiler.disable()
+    assert records.by_name(block)["conv"]["in_channels"] == 5
+    assert sys.getprofile() is None
+    called = {name for (_, _, name) in pstats.Stats(profiler).stats}
+    assert "after" in called

@@ -131,7 +131,8 @@ def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
         return f"it has {got_line!r} where the model has {want_line!r}"
     if strict:
         for (name, sa), (_, sb) in zip(_plain_attrs(a), _plain_attrs(b)):
-            unread = _never_read(a, sa.keys() - sb.keys())
+            lacks = sa.keys() - sb.keys()
+            unread = _never_read(a, lacks) | _set_when_run(a, lacks)
             sa = {k: v for k, v in sa.items() if k not in unread}
             if _plain_attrs_differ(sa, sb):
                 return f"attributes of {name or 'the module'}: {sb} != {sa}"
@@ -202,6 +203,7 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
         for compact in (True, False):
             attempts.append(("its attributes", _assemble(sig, values, extra, callee, compact)))
     failed: list[str] = []   # why each attempt failed; the first (the recorded call) says most
+    with_settings = None     # a call that rebuilds it once settings are set again: the last resort
     for how, ctor in attempts:
         ctor.imports = {import_mod} if import_mod not in ("torch", "") else set()
         try:
@@ -218,10 +220,24 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
             failed.append(f"rebuilding it from {how} failed: {err}")
             continue
         diff = _same(module, rebuilt, strict=strict)
-        if diff is None:
+        settings = set_after_building(module, rebuilt) if diff is not None else {}
+        if settings:   # what a builder set after construction: set again, as the base model's was
+            for name, values in settings.items():
+                for attr, value in values.items():
+                    setattr(rebuilt.get_submodule(name), attr, value)
+            diff = _same(module, rebuilt, strict=strict)
+        if diff is None and not settings:
             ctor.imports |= writer.imports
             return ctor
+        if diff is None:
+            ctor.settings = settings
+            with_settings = with_settings or (ctor, set(writer.imports))
+            continue
         failed.append(f"rebuilding it from {how} does not give the same module ({diff[:300]})")
+    if with_settings is not None:
+        ctor, imports = with_settings
+        ctor.imports |= imports
+        return ctor
     raise RenderError(f"{where}: {failed[0] if failed else 'no way to write it'}.",
                       hint="List its parent module with leaf=, or report this layer type.")
 
@@ -302,6 +318,36 @@ def _read_back(module: nn.Module, cls, where: str) -> dict:
 _PLAIN = (bool, int, float, str, tuple, list, type(None), torch.dtype)
 
 
+#: plain values a torch.nn layer keeps from its constructor that set afterwards change what it
+#: computes, and nothing else: a model builder may set them after building its modules
+#: (ultralytics sets every BatchNorm's eps and momentum)
+_SETTABLE = (bool, int, float)
+
+
+def set_after_building(module: nn.Module, rebuilt: nn.Module) -> dict[str, dict[str, object]]:
+    """{submodule name: {attribute: the model's value}} for the torch.nn submodules of ``module``
+    whose plain settings (eps, momentum, p, negative_slope, ...) differ from a rebuild's by its
+    constructor: what the model's builder set after construction. Empty where the two differ in
+    anything else (submodule names or types, a setting that only one of them has)."""
+    theirs = dict(rebuilt.named_modules())
+    out = {}
+    for name, m in module.named_modules():
+        r = theirs.get(name)
+        if r is None or type(r) is not type(m):
+            return {}
+        if not type(m).__module__.startswith("torch.nn."):
+            continue
+        mine = {k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training"
+                and type(v) in _SETTABLE}
+        other = {k: v for k, v in vars(r).items() if k in mine}
+        if other.keys() != mine.keys() or any(type(other[k]) is not type(v) for k, v in mine.items()):
+            return {}
+        differ = {k: v for k, v in mine.items() if other[k] != v}
+        if differ:
+            out[name] = differ
+    return out
+
+
 def _plain_attrs(m: nn.Module):
     """(name, {attribute: value}) of plain-valued attributes, for the module and its children."""
     for name, sub in m.named_modules():
@@ -318,6 +364,16 @@ def _never_read(module: nn.Module, names) -> set[str]:
         return set()
     code = "\n".join(codes)
     return {n for n in names if not re.search(rf"\.{re.escape(n)}\b|['\"]{re.escape(n)}['\"]", code)}
+
+
+def _set_when_run(module: nn.Module, names) -> set[str]:
+    """Of plain attributes that a rebuilt module lacks, those that the code of a class in it sets
+    (``self.shapes = shapes``): its forward caches them when it runs (RT-DETR's decoder keeps the
+    feature sizes it made anchors for), so a module fresh from its constructor has none yet, as
+    the base model had none when it was built."""
+    codes = [_class_code(c) for c in {type(m) for m in module.modules()}]
+    code = "\n".join(c for c in codes if c)
+    return {n for n in names if re.search(rf"\bself\.{re.escape(n)}\s*=[^=]", code)}
 
 
 @functools.lru_cache(maxsize=None)

@@ -394,6 +394,72 @@ def test_builder_tags_on_a_kept_layer_do_not_stop_its_rebuild():
         constructor(scaled, "scaled", copier=SourceCopier(), why="kept", recorded={})
 
 
+def test_settings_a_builder_gave_the_layers_of_a_kept_module_after_building_are_set_again():
+    """A module kept whole is rebuilt by its own constructor, which gives its BatchNorms the
+    default eps and momentum; the builder had set others (RT-DETR's decoder was refused for
+    it). They are set again after the constructor call: one loop where every BatchNorm of the
+    kept module has them, one line per setting where one layer has them."""
+    conv = check("builder_model.py:built_with_settings", (1, 3, 32, 32), leaf=["model.3", "model.5"])
+    src = conv.source
+    assert ("        for m in self.model[3].modules():  # as the base model's builder set them\n"
+            "            if isinstance(m, nn.BatchNorm2d):\n"
+            "                m.eps, m.momentum = 0.001, 0.03\n") in src
+    assert "        self.model[5].conv.bn.eps = 0.001  # as the base model's builder set it\n" in src
+    assert "        self.model[5].conv.bn.momentum = 0.03  # as the base model's builder set it\n" in src
+    aim = conv.build()
+    assert aim.model[3].m[1].cv2.bn.eps == 1e-3 and aim.model[5].conv.bn.momentum == 0.03
+    assert aim.model[1].cv1.bn.eps == 1e-3   # traced through: its constructor call says so itself
+    assert conv.base_match().ok
+
+
+def test_a_setting_that_changes_a_weight_shape_is_not_a_setting():
+    """Only plain settings are set again after a rebuild; a layer replaced after building by
+    one of another width still differs in its weights, and is refused as before."""
+    from aimgen.modules import constructor, set_after_building
+    from aimgen.sourcecopy import SourceCopier
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 1), torch.nn.BatchNorm2d(4, eps=1e-3))
+    rebuilt = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 1), torch.nn.BatchNorm2d(4))
+    assert set_after_building(model, rebuilt) == {"1": {"eps": 1e-3}}
+    other = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 1), torch.nn.LayerNorm(4))
+    assert set_after_building(model, other) == {}
+    replaced = _Normed(4)
+    replaced.bn = torch.nn.BatchNorm2d(8)
+    with pytest.raises(aimgen.errors.RenderError, match=r"parameters \{'bn.weight': \(\(4,\).* != \{'bn.weight': \(\(8,\)"):
+        constructor(replaced, "normed", copier=SourceCopier(), why="kept", recorded={"c": 4})
+
+
+class _Normed(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm2d(c)
+
+
+def test_what_a_kept_module_caches_when_it_runs_does_not_stop_its_rebuild():
+    """A forward that keeps what it computed on its module (RT-DETR's decoder keeps the feature
+    sizes it made anchors for) leaves an attribute that a module fresh from its constructor
+    lacks, as the base model lacked it when it was built: the rebuild is the same module. One
+    its forward reads but never sets (``scale``, below) must still match."""
+    from aimgen.modules import constructor
+    from aimgen.sourcecopy import SourceCopier
+
+    cached = _Caching()
+    cached(torch.randn(1, 2, 4, 4))
+    assert cached.sizes == [4, 4]
+    ctor = constructor(cached, "cached", copier=SourceCopier(), why="kept", recorded={})
+    assert ctor.callee == "_Caching" and ctor.args == []
+
+
+class _Caching(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+
+    def forward(self, x):
+        self.sizes = list(x.shape[2:])
+        return self.lin(x.flatten(2).transpose(1, 2))
+
+
 class _Scaled(torch.nn.Module):
     def __init__(self):
         super().__init__()

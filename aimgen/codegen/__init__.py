@@ -682,7 +682,8 @@ class Generator:
         return _wrap_doc(" ".join(parts))
 
     def _root_text(self, fn: Function, names: dict[str, str], members: list[Member]) -> str:
-        init = member_lines(members, self.writer) + self._alias_lines() + self._tie_lines() + self._frozen_lines()
+        init = member_lines(members, self.writer) + self._alias_lines() + self._tie_lines() + self._frozen_lines() \
+            + self._setting_lines()
         params = [names[p.name] for p in fn.params]
         lines = [f"class {self.root_class}(nn.Module):"]
         lines.append(f'    """{"AiM version" if not self.plain else "Plain rendering"} of '
@@ -750,6 +751,34 @@ class Generator:
                     lines.append(f"{access}.requires_grad_(False)  # frozen, as in the base model")
         return lines
 
+    def _setting_lines(self) -> list[str]:
+        """Settings the base model's builder gave layers of a module kept whole after building it
+        (ultralytics sets every BatchNorm's eps and momentum), set again after its constructor
+        call: one loop where every layer of that type in it has them, else one line per layer."""
+        lines = []
+        for q in sorted(self._leaf_ctors):
+            settings = self._leaf_ctors[q].settings
+            module = self.root.get_submodule(q)
+            groups: dict[tuple, list[str]] = {}
+            for name, values in settings.items():
+                sub = module.get_submodule(name) if name else module
+                groups.setdefault((type(sub), tuple(values.items())), []).append(name)
+            access = self.tree.access(q)
+            for (cls, values), names in groups.items():
+                targets = ", ".join(f"m.{k}" if is_safe_identifier(k) else f"getattr(m, {k!r})" for k, _ in values)
+                written = ", ".join(literal(v) for _, v in values)
+                if len(names) > 1 and names == [n for n, m in module.named_modules() if type(m) is cls] \
+                        and all(is_safe_identifier(k) for k, _ in values):
+                    lines += [f"for m in {access}.modules():  # as the base model's builder set them",
+                              f"    if isinstance(m, {self.writer(cls)}):",
+                              f"        {targets} = {written}"]
+                    continue
+                for name in names:
+                    at = _inner_access(access, module, name)
+                    lines += [f"{attribute_access(at, k)} = {literal(v)}  # as the base model's builder set it"
+                              for k, v in values]
+        return lines
+
     def _tie_lines(self) -> list[str]:
         """A parameter the base model holds under two names (an LM head tied to its embedding)
         is one parameter in the generated model too: ``self.lm_head.weight = self.wte.weight``.
@@ -780,6 +809,20 @@ class Generator:
             copier.add(obj, "the memory runtime")
         self._runtime_objects = list(copier.copied.objects)
         return "\n\n\n".join(_without_section_rules(src) for _, src in copier.copied.definitions)
+
+
+def _inner_access(access: str, module: nn.Module, name: str) -> str:
+    """Source for submodule ``name`` of ``module``, which ``access`` reads: indexes into
+    containers, attributes elsewhere."""
+    for part in name.split(".") if name else []:
+        if isinstance(module, (nn.Sequential, nn.ModuleList)) and part.isdigit():
+            access = f"{access}[{int(part)}]"
+        elif isinstance(module, nn.ModuleDict):
+            access = f"{access}[{part!r}]"
+        else:
+            access = attribute_access(access, part)
+        module = module._modules[part]
+    return access
 
 
 def _without_section_rules(src: str) -> str:

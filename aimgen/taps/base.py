@@ -95,6 +95,9 @@ class Constructor:
     defaults: dict[str, Any] = field(default_factory=dict)
     #: the signature's parameter names, in order
     order: tuple[str, ...] = ()
+    #: plain settings its torch.nn submodules get after it is built, by submodule name ('' for
+    #: itself): what the base model's builder set after construction (BatchNorm eps, momentum)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def full_args(self) -> list[tuple[Arg, bool]]:
         """Every argument in signature order, the left-out ones at their defaults: (arg, given)."""

@@ -100,3 +100,13 @@ class BuiltModel(nn.Module):
             x = m(x)
             y.append(x)
         return x
+
+
+def built_with_settings():
+    """As ultralytics' builder leaves its models: every BatchNorm's eps and momentum set after
+    the modules are built (ultralytics/utils/torch_utils.py: initialize_weights)."""
+    model = BuiltModel()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps, m.momentum = 1e-3, 0.03
+    return model

@@ -29,6 +29,32 @@ def test_source_names_come_from_the_line_that_made_the_value():
     assert names == {"conv": "out", "mul": "skip", "relu": "out", "add": None}
 
 
+class Unpacking(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1)
+
+    def forward(self, feats):
+        h, w = feats[0].shape[2:]
+        a, _ = self.conv(feats[1]).chunk(2, 1)
+        self.scale = a * h
+        return self.scale + w
+
+
+def test_a_line_that_unpacks_names_each_item_and_an_attribute_target_names_its_value():
+    """``h, w = feats[0].shape[2:]`` names the two items (not ``feats[0]``, an item of a value
+    made elsewhere, though it is also an item 0); ``self.scale = ...`` names the value scale."""
+    tracer = fx.Tracer()
+    tracer.record_stack_traces = True
+    graph = tracer.trace(Unpacking())
+    names = {n.name: source_name(n) for n in graph.nodes if n.op not in ("placeholder", "output")}
+    assert names == {"getitem": None, "getattr_1": None, "getitem_1": None, "getitem_2": "h", "getitem_3": "w",
+                     "getitem_4": None, "conv": None, "chunk": None, "getitem_5": "a", "getitem_6": None,
+                     "mul": "scale", "add": None}
+    first = next(n for n in graph.nodes if n.name == "getitem")
+    assert first.args[0].op == "placeholder" and first.args[1] == 0   # feats[0]: an item 0, not unpacked
+
+
 def test_a_name_is_reused_only_once_its_value_is_dead():
     graph = fx.Graph()
     x = graph.placeholder("x")

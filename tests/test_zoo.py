@@ -483,6 +483,14 @@ def test_a_detection_head_decodes_in_eval_only_and_its_cached_anchors_follow_the
     assert skip.qualname == "head.integral.conv" and "runs only in eval()" in skip.reason
     assert sorted(t.qualname for t in conv.plan.taps) == ["body.0", "head.box", "head.cls", "stem.0"]
     assert re.search(r"\n        (\w+)\[:, 1::2\] = \w+\n", conv.source)   # the slice assignment, as written
+    # eval()'s tail, written in the root, reads as the head's own lines: their names, each on
+    # the value its line made (not on what a call inside it computed), the items it unpacked
+    tail = conv.source.split("        if self.training:\n")[1].split("\n\n")[0]
+    assert tail.startswith("            return (boxes, scores), memory.final()\n        shape = silu.shape\n")
+    for line in ("h = getitem[0]", "w = getitem[1]", "ys = meshgrid[0]", "xs = meshgrid[1]", "anchors = view + 0.5",
+                 "b = shape[0]", "a = shape[2]", "view = conv.view(b, 2, a)", "decoded = unsqueeze + view",
+                 "decoded[:, 1::2] = mul"):
+        assert f"\n        {line}\n" in tail, line
     aim = conv.build()
     aim.load_state_dict(conv.state_dict)
     for size in (32, 48):   # the anchors follow the input size, as the base model's cache does

@@ -35,7 +35,7 @@ from ..tracing import Traced, module_of, train_return
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
-from .functions import Function, Naming, Stmt, render, return_line, source_name
+from .functions import Function, Naming, Stmt, render, return_line, source_frame, source_name
 from .members import Member, Raw, Tree, tensor_member
 from .scopes import Scope, container_kind
 
@@ -623,8 +623,19 @@ class Generator:
 
     def _naming(self, cls: Scope) -> Naming:
         within = self._class_range(type(cls.module))
+        # the root writes what a mode-dependent head computes after its shared part: those values
+        # are named from the head's own lines, each after the line that made it as its value
+        # (``decoded = anchors + self.integral(boxes)`` names the sum, not what integral does)
+        head = self.traced.mode_tail if cls.is_root else None
+        tail = self._class_range(type(self.root.get_submodule(head))) if head else None
 
         def wanted(node: fx.Node) -> str | None:
+            frame = source_frame(node, tail) if tail is not None else None
+            if frame is not None and str(Path(frame[0]).resolve()) == tail[0] and tail[1] <= frame[1] <= tail[2]:
+                if all(source_frame(u, tail) != frame for u in node.users):
+                    return source_name(node, tail)
+                inner = source_frame(node)   # a value made inside a call on that line: its own line's
+                return source_name(node) if inner and all(source_frame(u) != inner for u in node.users) else None
             w = source_name(node, within)
             if w is None and node.op == "call_module":
                 last = str(node.target).rsplit(".", 1)[-1]

@@ -9,6 +9,7 @@ a name is reused as soon as the value it held is dead, so a chain reads
 from __future__ import annotations
 
 import ast
+import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,28 +51,35 @@ class Function:
     return_memory: str = "memory"     # how the memory is returned ("memory", "memory.final()")
 
 
-def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> str | None:
-    """The variable the user's forward assigned this node's value to, read from its source line:
-    the innermost frame of model code in the node's recorded stack trace (torch's own frames,
-    e.g. nn.Sequential's loop, name nothing). ``within`` (file, first line, last line) of a
-    class: the innermost frame inside that class, i.e. the line of the forward being written
-    that made the value (``x = self.layer1(x)`` for everything ``layer1`` computes)."""
+def source_frame(node: fx.Node, within: tuple[str, int, int] | None = None) -> tuple[str, int, str] | None:
+    """(file, line, code) of the line of model code that made this node's value: the innermost
+    frame of model code in its recorded stack trace (torch's own frames, e.g. nn.Sequential's
+    loop, name nothing). ``within`` (file, first line, last line) of a class: the innermost
+    frame inside that class, i.e. the line of the forward being written that made the value
+    (``x = self.layer1(x)`` for everything ``layer1`` computes)."""
     lines = (node.meta.get("stack_trace") or "").splitlines()
     frames = []
     for i, line in enumerate(lines):
         m = re.match(r'\s*File "(.+)", line (\d+), in ', line)
         if m:
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
-            frames.append((m.group(1), "" if re.match(r'\s*File "', nxt) else nxt.strip(), int(m.group(2))))
+            frames.append((m.group(1), int(m.group(2)), "" if re.match(r'\s*File "', nxt) else nxt.strip()))
     frames = [f for f in frames if not _resolved(f[0]).startswith((_TORCH_DIR, _AIMGEN_DIR))]
     if within is not None:
-        inside = [f for f in frames if _resolved(f[0]) == within[0] and within[1] <= f[2] <= within[2]]
+        inside = [f for f in frames if _resolved(f[0]) == within[0] and within[1] <= f[1] <= within[2]]
         frames = inside or frames
-    if not frames or not frames[-1][1]:
+    return frames[-1] if frames and frames[-1][2] else None
+
+
+def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> str | None:
+    """The variable the user's forward assigned this node's value to, read from its source line
+    (see source_frame): ``x = ...``, ``x += ...``, ``self.anchors = ...`` (``anchors``), and
+    ``h, w = ...`` for the items of the value that line unpacks."""
+    frame = source_frame(node, within)
+    if frame is None:
         return None
-    fname, code = frames[-1][:2]
     try:
-        tree = ast.parse(code)
+        tree = ast.parse(frame[2])
     except SyntaxError:
         return None
     if len(tree.body) != 1:
@@ -82,6 +90,13 @@ def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> st
         target = stmt.targets[0]
     elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
         target = stmt.target
+    if isinstance(target, ast.Tuple) and node.op == "call_function" and node.target is operator.getitem \
+            and isinstance(node.args[1], int) and isinstance(node.args[0], fx.Node) \
+            and source_frame(node.args[0], within) == frame and -len(target.elts) <= node.args[1] < len(target.elts):
+        target = target.elts[node.args[1]]   # the value this line made, unpacked
+        return target.id if isinstance(target, ast.Name) and target.id != "_" else None
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+        return target.attr
     return target.id if isinstance(target, ast.Name) else None
 
 
@@ -135,6 +150,8 @@ class Naming:
             parts = [p for p in str(node.target).split(".") if not p.isdigit()]
             if parts:
                 out.append(sanitize(parts[-1], "x"))
+        if node.op == "call_function" and node.target is getattr and isinstance(node.args[1], str):
+            out.append(sanitize(node.args[1], "x"))   # x.shape -> shape
         out.append(sanitize(re.sub(r"_\d+$", "", node.name), "x"))  # relu_2 -> relu
         return out
 

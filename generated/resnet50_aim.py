@@ -248,7 +248,7 @@ class Bottleneck(nn.Module):
             # = downsample.0(cat([x, m], 1))
             downsample = self.downsample[0](x, memory.channels(1, x))
             identity = self.downsample[1](downsample)
-        out = out + identity
+        out += identity
         out = self.relu(out)
         return out, memory
 

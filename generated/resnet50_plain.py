@@ -42,7 +42,7 @@ class Bottleneck(nn.Module):
         identity = x
         if self.downsample is not None:
             identity = self.downsample(x)
-        out = out + identity
+        out += identity
         out = self.relu(out)
         return out
 

@@ -30,6 +30,7 @@ def test_resnet50_has_one_bottleneck_class_used_by_all_16_blocks(resnet50):
     assert "class Bottleneck(nn.Module):" in src
     assert "def __init__(self, inplanes, planes, stride, downsample=None):" in src  # the user's own names
     assert "        if self.downsample is not None:" in src and "identity = x" in src
+    assert "        out += identity\n        out = self.relu(out)\n" in src   # in place, as torchvision writes it
     assert "self.conv3 = MemoryConv2d(planes, planes * 4, 1, bias=False, memory_channels=1)" in src
     assert "*(Bottleneck(1024, 256, 1) for _ in range(5))," in src  # layer3's five plain blocks
     assert max(len(line) for line in src.splitlines()) < 100
@@ -137,6 +138,45 @@ def test_locals_are_named_as_in_the_base_forward_and_dead_values_are_released():
     assert "out = self.bn1(out)" in block and "identity = x" in block and not re.search(r"\badd\b", block)
     root = src.split("def forward_with_memory")[1]
     assert "x, memory = self.layer1(x, memory)" in root and "x = torch.flatten(x, 1)" in root
+
+
+class InPlace(torch.nn.Module):
+    """Sums a forward writes in place: after a norm layer (kept in place), after an activation
+    whose backward needs its output, and on a value something else still reads (both written
+    out of place: in place, they would change what autograd or the other reader sees)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.act = torch.nn.Sigmoid()
+        self.bn2 = torch.nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        identity = self.conv(x)
+        out = self.bn(identity)
+        out += identity
+        gate = self.act(out)
+        gate *= 2.0
+        kept = self.bn2(gate)
+        twice = kept * 2
+        kept -= out
+        return kept + twice
+
+
+def test_a_sum_the_base_forward_writes_in_place_is_written_in_place_where_that_is_safe():
+    torch.manual_seed(0)
+    model = InPlace()
+    conv = aimgen.convert(model, torch.randn(1, 3, 8, 8), base_weights=model.state_dict())
+    src = conv.source
+    assert "        out += identity\n" in src                      # after a BatchNorm: in place
+    assert re.search(r"\n        gate = \w+ \* 2\.0\n", src)       # sigmoid saves its output
+    assert re.search(r"\n        kept = \w+ - \w+\n", src)          # `kept` is read again after
+    assert conv.base_match().ok
+    aim = conv.build()
+    loss = aim.train()(torch.randn(2, 3, 8, 8)).square().mean()
+    loss.backward()   # autograd accepts the in-place sum
+    assert aim.bn.weight.grad is not None
 
 
 class TiedHead(torch.nn.Module):

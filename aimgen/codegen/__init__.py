@@ -13,8 +13,10 @@ with repr; constants go through literals.literal. Nothing from a name is ever pa
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import math
+import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -377,8 +379,37 @@ class Generator:
         else:
             module = self.tree.access(node.target, cls.qual) if node.op == "call_module" else None
             code, comment = self.expr.expression(node, module), ""
+        augmented = self._in_place(node, cls)
+        if augmented is not None:
+            augmented = (node.args[0], augmented, self.expr.arg(node.args[1], node, (0, 1)))
         fn.body.append(Stmt(targets=[node] if node.users else [], code=code, comment=comment,
-                            indent=int(bool(node.meta.get("train_only")))))
+                            indent=int(bool(node.meta.get("train_only"))), augmented=augmented))
+
+    def _in_place(self, node: fx.Node, cls: Scope) -> str | None:
+        """The operator of ``out += identity`` where the base model's forward wrote this value in
+        place (torch.fx records it as ``out = out + identity``): an in-place sum saves a copy the
+        size of the block's output, as it did in the base model. Only where that is sure to be
+        safe: the left operand is used by nothing else, has this value's shape and dtype, and
+        is a fresh tensor that no backward needs (made by a weight or norm layer, or by
+        arithmetic), not a view of another or a function's input."""
+        op = _AUGMENTED.get(node.target) if node.op == "call_function" else None
+        left = node.args[0] if op and len(node.args) == 2 and not node.kwargs else None
+        if not isinstance(left, fx.Node) or len(left.users) != 1 or not _same_meta(left, node):
+            return None
+        if left.op == "call_module":
+            module = self.root.get_submodule(left.target)
+            fresh = left.name in self.taps or REGISTRY.kind_of(module) is not None or isinstance(
+                module, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm))
+        else:
+            fresh = left.op == "call_function" and left.target in _AUGMENTED
+        frame = source_frame(node, self._class_range(type(cls.module)))
+        try:
+            stmt = ast.parse(frame[2]).body[0] if frame else None
+        except SyntaxError:
+            return None
+        if not fresh or not isinstance(stmt, ast.AugAssign) or not isinstance(stmt.target, ast.Name):
+            return None
+        return op if type(stmt.op).__name__ == _AUGMENTED_AST[op] else None
 
     def _tap(self, node: fx.Node, site: TapSite, cls: Scope) -> tuple[str, str]:
         kind = REGISTRY.get(site.kind)
@@ -564,7 +595,8 @@ class Generator:
         without = Function(fn.name, fn.params, fn.memory, prologue=fn.prologue, return_memory=fn.return_memory,
                            returns=fn.returns.replace(o_ref, i_ref),
                            body=[Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref),
-                                      st.memory_out) for st in rest])
+                                      st.memory_out, augmented=_replaced(st.augmented, outs[0], o_ref, i_ref))
+                                 for st in rest])
         cls_scope = scope
         naming = self._naming(cls_scope)
         text_without = "\n".join(render(without, naming.assign(without, self._param_names(cls_scope, fn.params)),
@@ -573,8 +605,8 @@ class Generator:
             return None
         first = where[0]
         body = fn.body[:first] + [Stmt([outs[0]], i_ref), Stmt([], f"if self.{optional} is not None:")]
-        body += [Stmt(st.targets, st.code, st.comment, st.memory_out, indent=st.indent + 1, origin=item)
-                 for st in fn.body[first:where[-1] + 1]]
+        body += [Stmt(st.targets, st.code, st.comment, st.memory_out, indent=st.indent + 1, origin=item,
+                      augmented=st.augmented) for st in fn.body[first:where[-1] + 1]]
         body += fn.body[where[-1] + 1:]
         merged = Function(fn.name, fn.params, fn.memory, body=body, returns=fn.returns, prologue=fn.prologue,
                           return_memory=fn.return_memory)
@@ -820,6 +852,26 @@ class Generator:
             copier.add(obj, "the memory runtime")
         self._runtime_objects = list(copier.copied.objects)
         return "\n\n\n".join(_without_section_rules(src) for _, src in copier.copied.definitions)
+
+
+#: operators a forward may apply in place (``out += identity``), as torch.fx records them
+_AUGMENTED = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/"}
+_AUGMENTED_AST = {"+": "Add", "-": "Sub", "*": "Mult", "/": "Div"}
+
+
+def _replaced(augmented, out: fx.Node, o_ref: str, i_ref: str):
+    """An in-place statement's parts with the value ``out`` (o_ref) read as i_ref instead; None
+    where ``out`` is the value it changes in place."""
+    if augmented is None or augmented[0] is out:
+        return None
+    return augmented[0], augmented[1], augmented[2].replace(o_ref, i_ref)
+
+
+def _same_meta(a: fx.Node, b: fx.Node) -> bool:
+    """Whether two values are tensors of one shape and dtype, as shape propagation saw them."""
+    ma, mb = a.meta.get("tensor_meta"), b.meta.get("tensor_meta")
+    return all(hasattr(m, "shape") and hasattr(m, "dtype") for m in (ma, mb)) and \
+        tuple(ma.shape) == tuple(mb.shape) and ma.dtype == mb.dtype
 
 
 def _inner_access(access: str, module: nn.Module, name: str) -> str:

@@ -34,6 +34,9 @@ class Stmt:
     memory_out: bool = False          # it also rebinds ``memory`` (``y, memory = block(x, memory)``)
     indent: int = 0                   # levels inside an ``if``
     origin: object = None             # the item of the class's own forward that wrote it
+    #: (left operand, operator, right operand as code): written ``out += identity`` where the
+    #: left operand's local is the one the value takes (see Generator._in_place)
+    augmented: tuple[fx.Node, str, str] | None = None
 
     def uses(self) -> list[str]:
         return _MARKER.findall(self.code)
@@ -174,7 +177,9 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
     lines = [indent + p for p in fn.prologue]
     for stmt in fn.body:
         code = sub(stmt.code)
-        if stmt.targets:
+        if stmt.augmented and len(stmt.targets) == 1 and names[stmt.targets[0].name] == names.get(stmt.augmented[0].name):
+            line = f"{names[stmt.targets[0].name]} {stmt.augmented[1]}= {sub(stmt.augmented[2])}"
+        elif stmt.targets:
             targets = [names[t.name] for t in stmt.targets] + (["memory"] if stmt.memory_out else [])
             line = f"{', '.join(targets)} = {code}"
         elif stmt.memory_out:

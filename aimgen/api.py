@@ -259,18 +259,21 @@ def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: fr
         traced = trace(model, leaves, source=source_name, n_inputs=n_inputs)
         capture.check_fx(traced, source_name)
     except TraceError as fx_error:
-        try:
-            return capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
-                                        fx_error=fx_error)
-        except TraceError as export_error:
-            if not variadic(model):
-                raise
-            # a root forward(x, *args, **kwargs) that torch.export cannot capture either (ultralytics'
-            # YOLO: its head returns other things in train() and eval()): torch.fx with them empty
+        # a root forward(x, *args, **kwargs) that hands them on (ultralytics' YOLO): torch.fx with
+        # them empty, before torch.export, which fails there on a head that returns other things in
+        # train() and eval() (two exports: a third of the conversion). A forward with **kwargs only
+        # (every Hugging Face model's) takes torch.export first, as before.
+        traced = _empty_varargs_trace(model, leaves, source_name, n_inputs) if _takes_args(model) else None
+        if traced is None:
             try:
-                traced = trace(model, leaves, source=source_name, n_inputs=n_inputs, empty_varargs=True)
-            except TraceError:
-                raise export_error from None
+                return capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
+                                            fx_error=fx_error)
+            except TraceError as export_error:
+                if not variadic(model) or _takes_args(model):   # (that one was tried first)
+                    raise
+                traced = _empty_varargs_trace(model, leaves, source_name, n_inputs)
+                if traced is None:
+                    raise export_error from None
     hidden = capture.hidden_layers(traced, leaves)
     if not hidden:
         return traced
@@ -281,6 +284,19 @@ def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: fr
     except TraceError:
         return traced   # torch.fx's graph, with those modules kept whole, stands (also past the time limit)
     return exported if len(capture.hidden_layers(exported, leaves)) < len(hidden) else traced
+
+
+def _takes_args(model: nn.Module) -> bool:
+    """Whether the root's forward has a ``*args`` parameter."""
+    return any(k.startswith("*") and not k.startswith("**") for k in variadic(model))
+
+
+def _empty_varargs_trace(model, leaves, source_name: str, n_inputs: int) -> Traced | None:
+    """torch.fx's trace with the root forward's ``*args``/``**kwargs`` empty; None if it fails."""
+    try:
+        return trace(model, leaves, source=source_name, n_inputs=n_inputs, empty_varargs=True)
+    except TraceError:
+        return None
 
 
 def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *, plain: bool) -> dict:

@@ -367,6 +367,27 @@ def test_a_builder_model_is_traced_by_torch_fx_through_its_blocks():
     assert torch.allclose(probabilities, logits.softmax(1))
 
 
+def test_a_root_forward_with_star_args_is_traced_with_them_empty_before_torch_export_is_tried(monkeypatch):
+    """torch.export fails on such a model's mode-dependent head, twice (train() and eval()),
+    before the trace that works: a third of a YOLO conversion. A root forward with **kwargs only
+    (every Hugging Face model's) still takes torch.export first."""
+    from aimgen import api, capture
+
+    calls = []
+    real = capture.export_trace
+    monkeypatch.setattr(capture, "export_trace", lambda *a, **k: calls.append(1) or real(*a, **k))
+    loaded = load_model(str(ZOO / "builder_model.py:BuiltModel"))
+    conv = aimgen.convert(loaded.model, [(1, 3, 32, 32)], constructor_args=loaded.constructor_args)
+    assert conv._traced.capture == "torch.fx" and conv._traced.mode_tail == "model.5" and calls == []
+    assert api._takes_args(loaded.model)
+
+    class KwargsOnly(torch.nn.Module):
+        def forward(self, x, **kwargs):
+            return x
+
+    assert api.variadic(KwargsOnly()) and not api._takes_args(KwargsOnly())
+
+
 def test_a_copied_class_keeps_its_name_and_the_block_class_made_from_it_is_aim_prefixed():
     """With the head kept whole (leaf=), its Conv class is copied into the file as it is, and
     the block class made from the other Convs may not shadow it."""

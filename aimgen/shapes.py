@@ -136,13 +136,31 @@ class _SymbolicProp(_Runner):
     def run_node(self, n: fx.Node):
         if time.monotonic() > self.deadline:
             raise _OutOfTime(n.name)
-        result = super().run_node(n)
+        result = self._same_shape(n)
+        if result is None:
+            result = super().run_node(n)
         if isinstance(result, torch.Tensor):
             n.meta["size"] = tuple(str(d) for d in result.shape)
         return result
 
+    def _same_shape(self, n: fx.Node) -> torch.Tensor | None:
+        """The input itself for a layer whose output has its input's shape and dtype (a norm, an
+        activation, dropout): only sizes are recorded here, and on fake tensors with symbolic sizes
+        a BatchNorm alone took 60% of the run (resnet50: 106 of them, 1.5 s profiled)."""
+        if n.op != "call_module" or len(n.args) != 1 or n.kwargs or not isinstance(n.args[0], fx.Node):
+            return None
+        if not isinstance(self.module.get_submodule(n.target), _SAME_SHAPE):
+            return None
+        x = self.env.get(n.args[0])
+        return x if isinstance(x, torch.Tensor) and x.is_floating_point() else None
+
 
 FAKE_BATCH = 7
+
+#: torch.nn layers whose output has the shape and dtype of their one input
+_SAME_SHAPE = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.modules.dropout._DropoutNd,
+               nn.Identity, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
+               nn.Hardsigmoid, nn.LeakyReLU, nn.ELU, nn.Mish, nn.PReLU, nn.Softplus)
 
 
 def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:

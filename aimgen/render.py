@@ -139,6 +139,10 @@ def _wrap(line: str, width: int) -> list[str]:
     code, note = _split_comment(line)
     if note and len(code.rstrip()) <= width:
         return [f"{indent}# {note}"] + _wrap(code.rstrip(), width)
+    items = _returned_items(code.rstrip())
+    if items is not None:   # return a, b: one item a line, inside parentheses
+        lines = [f"{indent}return ("] + [x for a in items for x in _wrap(f"{indent}    {a},", width)] + [f"{indent})"]
+        return ([f"{indent}# {note}"] if note else []) + lines
     split = _split_call(code.rstrip())
     if split is None:
         return [line]
@@ -167,11 +171,11 @@ def _fill(head: str, args: list[str], tail: str, pad: str, width: int, hanging: 
     lines, cur = ([head], pad) if hanging else ([], head)
     for i, a in enumerate(args):
         piece = a + ("," if i < len(args) - 1 or hanging else "")
-        if cur.strip() and not cur.endswith("(") and not cur.endswith("[") and len(cur) + 1 + len(piece) > width:
+        if cur.strip() and not cur.endswith(("(", "[", "{")) and len(cur) + 1 + len(piece) > width:
             lines.append(cur.rstrip())
             cur = pad + piece
         else:
-            cur = cur + ("" if cur.endswith(("(", "[")) or not cur.strip() else " ") + piece
+            cur = cur + ("" if cur.endswith(("(", "[", "{")) or not cur.strip() else " ") + piece
     if hanging:
         lines += [cur.rstrip(), pad[:-4] + tail]
     else:
@@ -196,6 +200,15 @@ def _split_comment(line: str) -> tuple[str, str]:
             col = t.start[1] + offset
             return line[:col], line[col:].lstrip("#").strip()
     return line, ""
+
+
+def _returned_items(code: str) -> list[str] | None:
+    """The items of ``return a, b, ...`` (two or more, at the top level); None for any other line."""
+    body = code.lstrip()
+    if not body.startswith("return "):
+        return None
+    items = _top_level_split(body[len("return "):])
+    return items if items and len(items) > 1 else None
 
 
 def _split_call(code: str):

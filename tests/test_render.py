@@ -35,6 +35,24 @@ def test_a_sum_whose_first_line_would_still_be_too_long_is_written_one_term_a_li
     assert ast.dump(ast.parse(wrapped.strip())) == ast.dump(ast.parse(line.strip()))
 
 
+def test_a_long_return_of_outputs_and_memory_is_written_one_item_a_line():
+    """YOLO's train() return (a dict of its raw predictions, then the memory) was 110 characters."""
+    line = ("            return {'boxes': boxes, 'scores': scores, 'feats': [act, model_18_cv2_act, "
+            "model_21_cv2_act]}, memory.final()")
+    wrapped = wrap_long_lines(line)
+    assert wrapped.split("\n") == [
+        "            return (",
+        "                {'boxes': boxes, 'scores': scores,",
+        "                 'feats': [act, model_18_cv2_act, model_21_cv2_act]},",
+        "                memory.final(),",
+        "            )",
+    ]
+    body = "def f():\n" + "\n".join(x[8:] for x in (line, wrapped))
+    tree = ast.parse(body)
+    assert ast.dump(tree.body[0].body[0]) == ast.dump(tree.body[0].body[1])
+    assert wrap_long_lines("        return " + "x" * 95) == "        return " + "x" * 95   # one item: as it is
+
+
 def test_the_metadata_dict_is_a_literal_in_lines_of_at_most_99():
     data = {f"key{i}": list(range(i)) for i in range(12)}
     text = dict_literal(data)

@@ -179,6 +179,34 @@ def test_a_sum_the_base_forward_writes_in_place_is_written_in_place_where_that_i
     assert aim.bn.weight.grad is not None
 
 
+class ReturnsCall(torch.nn.Module):
+    def __init__(self, nested=False):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.nested = nested
+
+    def forward(self, x):
+        out = self.conv(x)
+        out = out + torch.nn.functional.interpolate(out, scale_factor=1.0)
+        if self.nested:
+            return torch.nn.functional.relu(out + 1)
+        return torch.nn.functional.relu(out)
+
+
+def test_a_returned_call_takes_its_inputs_name_and_functional_defaults_are_left_out():
+    """``return F.relu(out)`` is written ``out = F.relu(out)``, as a person writes it; a value
+    computed inside a returned expression (``out + 1``) is not the returned value and keeps its
+    own name. torch.fx records ``F.relu(out)`` as ``F.relu(out, inplace=False)``: arguments at
+    their defaults are left out (interpolate's mode='nearest'), others kept."""
+    src = aimgen.convert(ReturnsCall(), torch.randn(1, 3, 8, 8)).source
+    forward = src.split("def forward_with_memory")[1]
+    assert "        interpolate = F.interpolate(out, scale_factor=1.0)\n        out = out + interpolate\n" in forward
+    assert "        out = F.relu(out)\n        return out, memory.final()\n" in forward
+    assert "inplace" not in src and "mode=" not in src
+    nested = aimgen.convert(ReturnsCall(nested=True), torch.randn(1, 3, 8, 8)).source
+    assert "        add = out + 1\n        relu = F.relu(add)\n        return relu, memory.final()\n" in nested
+
+
 class TiedHead(torch.nn.Module):
     """RoBERTa's LM head: ``bias`` is the decoder's bias under a second name, and the forward
     reads only the decoder."""

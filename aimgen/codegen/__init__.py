@@ -37,7 +37,7 @@ from ..tracing import Traced, module_of, train_return
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
-from .functions import Function, Naming, Stmt, render, return_line, source_frame, source_name
+from .functions import Function, Naming, Stmt, on_return_line, render, return_line, source_frame, source_name
 from .members import Member, Raw, Tree, tensor_member
 from .scopes import Scope, container_kind
 
@@ -674,7 +674,14 @@ class Generator:
                 w = last if not last.isdigit() else type(self.root.get_submodule(node.target)).__name__.lower()
             return w
 
-        return Naming(self.reserved | self.copier.names | set(self.class_names.used), wanted)
+        def inherits(node: fx.Node) -> bool:   # the value a `return f(x)` line returns, not one inside it
+            if node.meta.get("eval_only") or node.meta.get("train_only") or not on_return_line(node, within):
+                return False
+            frame, owner = source_frame(node, within), self.owner.get(node.name)
+            # (another instance of the class runs the same line: its values are other values)
+            return all(source_frame(u, within) != frame or self.owner.get(u.name) is not owner for u in node.users)
+
+        return Naming(self.reserved | self.copier.names | set(self.class_names.used), wanted, inherits)
 
     def _resolver(self, cls: Scope):
         def resolve(key: str):

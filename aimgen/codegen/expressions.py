@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import inspect
 import math
 import operator
 import re
@@ -88,9 +89,12 @@ class Expressions:
     def call_parts(self, node: fx.Node) -> tuple[list[str], dict[str, str]]:
         args = [self.arg(a, node, (0, i)) for i, a in enumerate(node.args)]
         kwargs = {}
+        defaults = _functional_defaults(node.target) if node.op == "call_function" else {}
         for k, v in node.kwargs.items():
             if not is_safe_identifier(k):
                 raise RenderError(f"operation {node.name}: keyword argument {k!r} is not an identifier.")
+            if k in defaults and type(v) is type(defaults[k]) and v == defaults[k]:
+                continue   # torch.fx records F.relu(x) as F.relu(x, inplace=False): written as called
             kwargs[k] = self.arg(v, node, (1, k))
         return args, kwargs
 
@@ -168,6 +172,19 @@ class Expressions:
         if name in _ATEN_FUNCTIONS:
             return _ATEN_FUNCTIONS[name]
         return self.function_ref(node.target, node)
+
+
+@functools.lru_cache(maxsize=None)
+def _functional_defaults(fn) -> dict:
+    """The plain default values of a torch.nn.functional function's keyword parameters."""
+    if getattr(fn, "__module__", None) != "torch.nn.functional":
+        return {}
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.default is not p.empty
+            and type(p.default) in (bool, int, float, str, type(None))}
 
 
 # --- aten operations (graphs captured with torch.export, see capture.py) ------------------------

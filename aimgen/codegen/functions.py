@@ -107,12 +107,25 @@ def _resolved(path: str) -> str:
     return path if path.startswith("<") else str(Path(path).resolve())
 
 
+def on_return_line(node: fx.Node, within: tuple[str, int, int] | None = None) -> bool:
+    """Whether the line of model code that made this value is a ``return`` statement."""
+    frame = source_frame(node, within)
+    try:
+        body = ast.parse(frame[2]).body if frame else []
+    except SyntaxError:
+        return False
+    return len(body) == 1 and isinstance(body[0], ast.Return)
+
+
 class Naming:
     """Assigns local names to the values of one function, reusing names of dead values."""
 
-    def __init__(self, reserved: set[str], wanted):
+    def __init__(self, reserved: set[str], wanted, inherits=None):
         self.reserved = set(reserved) | {"self", "memory"}
         self.wanted = wanted                  # node -> preferred name, or None
+        #: node -> whether a value without a wanted name takes the name of its first input where
+        #: that input dies with it (``return F.relu(out)`` is written ``out = F.relu(out)``)
+        self.inherits = inherits or (lambda node: False)
 
     def assign(self, fn: Function, param_names: dict[str, str]) -> dict[str, str]:
         uses: dict[str, int] = {}
@@ -122,6 +135,7 @@ class Naming:
         for name in _MARKER.findall(fn.returns):
             uses[name] = len(fn.body)
         names: dict[str, str] = dict(param_names)
+        sourced = set(param_names)            # values named by the user's code
         holder: dict[str, str] = {v: k for k, v in param_names.items()}   # local name -> value
         spare = Namespace(self.reserved | set(param_names.values()))
         for i, stmt in enumerate(fn.body):
@@ -129,7 +143,13 @@ class Naming:
                 if node.name in names:  # defined again (an optional block's output): same name
                     continue
                 chosen = None
-                for cand in self._candidates(node):
+                wanted = self.wanted(node)
+                cands = own = self._candidates(node, wanted)
+                first = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+                if first is not None and first.name in sourced and not wanted and self.inherits(node):
+                    cands = [names[first.name]] + cands   # a name from the user's code, not torch.fx's
+                    wanted = cands[0]
+                for cand in cands:
                     if cand in self.reserved:
                         continue
                     current = holder.get(cand)
@@ -138,15 +158,16 @@ class Naming:
                         chosen = cand
                         break
                 if chosen is None:
-                    chosen = spare.create(self._candidates(node)[0])
+                    chosen = spare.create(own[0])
                 spare.reserve(chosen)
                 holder[chosen] = node.name
                 names[node.name] = chosen
+                if wanted and chosen == cands[0]:
+                    sourced.add(node.name)
         return names
 
-    def _candidates(self, node: fx.Node) -> list[str]:
+    def _candidates(self, node: fx.Node, wanted: str | None) -> list[str]:
         out = []
-        wanted = self.wanted(node)
         if wanted:
             out.append(sanitize(wanted, "x"))
         if node.op == "call_module":  # layer1.0.downsample.0 -> downsample

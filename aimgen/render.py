@@ -95,20 +95,46 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
     return text
 
 
-def dict_literal(data: dict, width: int = WIDTH) -> str:
-    """A dict as source, its items filled onto lines of at most ``width`` characters."""
+def dict_literal(data: dict, width: int = WIDTH, indent: str = "") -> str:
+    """A dict as source, its items filled onto lines of at most ``width`` characters; an item
+    too long for a line of its own goes over several: a dict value item by item, a string
+    value as adjacent literals in parentheses (why a module is kept whole, with its path)."""
     items = [f"{k!r}: {v!r}" for k, v in data.items()]
     one = "{" + ", ".join(items) + "}"
-    if len(one) + 10 <= width:
+    if len(indent + one) + 10 <= width:
         return one
-    lines, cur = [], "   "
-    for item in items:
+    pad = indent + "    "
+    lines, cur = [], pad[:-1]
+    for (key, value), item in zip(data.items(), items):
+        if len(pad + item) + 1 > width and isinstance(value, (dict, str)) and value:
+            if cur.strip():
+                lines.append(cur.rstrip())
+            cur = pad[:-1]
+            if isinstance(value, dict):
+                lines.append(f"{pad}{key!r}: {dict_literal(value, width, pad)},")
+            else:
+                pieces = _string_pieces(value, width - len(pad) - 4)
+                lines += [f"{pad}{key!r}: ("] + [f"{pad}    {x!r}" for x in pieces] + [f"{pad}),"]
+            continue
         if len(cur) + len(item) + 2 > width and cur.strip():
             lines.append(cur.rstrip())
-            cur = "   "
+            cur = pad[:-1]
         cur += f" {item},"
-    lines.append(cur.rstrip())
-    return "{\n" + "\n".join(lines) + "\n}"
+    if cur.strip():
+        lines.append(cur.rstrip())
+    return "{\n" + "\n".join(lines) + "\n" + indent + "}"
+
+
+def _string_pieces(text: str, width: int) -> list[str]:
+    """``text`` cut after spaces into pieces whose literals fit ``width`` (a longer word stays
+    whole); joined, they are ``text``."""
+    pieces, cur = [], ""
+    for word in re.findall(r"\S*\s*", text):
+        if cur and len(repr(cur + word)) > width:
+            pieces.append(cur)
+            cur = ""
+        cur += word
+    return pieces + ([cur] if cur else [])
 
 
 def check_source(text: str, what: str) -> libcst.Module:

@@ -59,6 +59,17 @@ def test_the_metadata_dict_is_a_literal_in_lines_of_at_most_99():
     assert ast.literal_eval(text) == data and max(map(len, text.split("\n"))) <= 99
 
 
+def test_a_long_reason_in_the_metadata_is_written_over_several_lines():
+    """Why a module is kept whole, with the file and line, was one 180-character line."""
+    why = ("torch.fx cannot trace it (TraceError: symbolically traced variables cannot be used as inputs "
+           "to control flow at ultralytics/nn/modules/head.py:1678 (`min(self.num_queries, feats.shape[1]),`))")
+    data = {"format": 1, "kept_whole": {"model.28": why, "model.3": "listed in leaf="}, "depends": ["ultralytics"]}
+    text = dict_literal(data)
+    assert ast.literal_eval(text) == data and max(map(len, text.split("\n"))) <= 99
+    assert "    'kept_whole': {\n        'model.28': (\n            'torch.fx cannot trace it " in text
+    assert "        'model.3': 'listed in leaf=',\n    },\n    'depends': ['ultralytics'],\n}" in text
+
+
 def test_example_inputs_are_seeded_and_integer_inputs_stay_below_the_embedding():
     assert example_input_exprs([(1, 3, 8, 8), (1, 16)], ["float32", "int64"], 100) == [
         "torch.randn(batch, 3, 8, 8, generator=g)", "torch.randint(0, 100, (batch, 16), generator=g)"]

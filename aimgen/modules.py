@@ -359,10 +359,9 @@ def _never_read(module: nn.Module, names) -> set[str]:
     """Of plain attributes that a rebuilt module lacks, those that the code of no class in it
     names: set from outside, as a model builder tags its layers (ultralytics' ``m.i, m.f,
     m.type, m.np``), they cannot change what it computes."""
-    codes = [_class_code(c) for c in {type(m) for m in module.modules()}]
-    if any(c is None for c in codes):
+    code = _module_code(module)
+    if code is None:
         return set()
-    code = "\n".join(codes)
     return {n for n in names if not re.search(rf"\.{re.escape(n)}\b|['\"]{re.escape(n)}['\"]", code)}
 
 
@@ -371,9 +370,17 @@ def _set_when_run(module: nn.Module, names) -> set[str]:
     (``self.shapes = shapes``): its forward caches them when it runs (RT-DETR's decoder keeps the
     feature sizes it made anchors for), so a module fresh from its constructor has none yet, as
     the base model had none when it was built."""
-    codes = [_class_code(c) for c in {type(m) for m in module.modules()}]
-    code = "\n".join(c for c in codes if c)
+    code = _module_code(module, partial=True)
     return {n for n in names if re.search(rf"\bself\.{re.escape(n)}\s*=[^=]", code)}
+
+
+def _module_code(module: nn.Module, partial: bool = False) -> str | None:
+    """The source of every class in the module outside torch; None where one cannot be read
+    (``partial``: what can be read)."""
+    codes = [_class_code(c) for c in {type(m) for m in module.modules()}]
+    if None in codes and not partial:
+        return None
+    return "\n".join(c for c in codes if c)
 
 
 @functools.lru_cache(maxsize=None)

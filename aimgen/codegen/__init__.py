@@ -37,7 +37,8 @@ from ..tracing import Traced, module_of, train_return
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
-from .functions import Function, Naming, Stmt, on_return_line, render, return_line, source_frame, source_name
+from .functions import (Function, Naming, Stmt, on_return_line, render, return_line, source_frame, source_name,
+                        source_statement)
 from .members import Member, Raw, Tree, tensor_member
 from .scopes import Scope, container_kind
 
@@ -402,11 +403,7 @@ class Generator:
                 module, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm))
         else:
             fresh = left.op == "call_function" and left.target in _AUGMENTED
-        frame = source_frame(node, self._class_range(type(cls.module)))
-        try:
-            stmt = ast.parse(frame[2]).body[0] if frame else None
-        except SyntaxError:
-            return None
+        stmt = source_statement(node, self._class_range(type(cls.module)))
         if not fresh or not isinstance(stmt, ast.AugAssign) or not isinstance(stmt.target, ast.Name):
             return None
         return op if type(stmt.op).__name__ == _AUGMENTED_AST[op] else None
@@ -662,8 +659,8 @@ class Generator:
         tail = self._class_range(type(self.root.get_submodule(head))) if head else None
 
         def wanted(node: fx.Node) -> str | None:
-            frame = source_frame(node, tail) if tail is not None else None
-            if frame is not None and str(Path(frame[0]).resolve()) == tail[0] and tail[1] <= frame[1] <= tail[2]:
+            frame = source_frame(node, tail, strict=True) if tail is not None else None
+            if frame is not None:
                 if all(source_frame(u, tail) != frame for u in node.users):
                     return source_name(node, tail)
                 inner = source_frame(node)   # a value made inside a call on that line: its own line's

@@ -54,12 +54,14 @@ class Function:
     return_memory: str = "memory"     # how the memory is returned ("memory", "memory.final()")
 
 
-def source_frame(node: fx.Node, within: tuple[str, int, int] | None = None) -> tuple[str, int, str] | None:
+def source_frame(node: fx.Node, within: tuple[str, int, int] | None = None,
+                 strict: bool = False) -> tuple[str, int, str] | None:
     """(file, line, code) of the line of model code that made this node's value: the innermost
     frame of model code in its recorded stack trace (torch's own frames, e.g. nn.Sequential's
     loop, name nothing). ``within`` (file, first line, last line) of a class: the innermost
     frame inside that class, i.e. the line of the forward being written that made the value
-    (``x = self.layer1(x)`` for everything ``layer1`` computes)."""
+    (``x = self.layer1(x)`` for everything ``layer1`` computes); ``strict``: None where no frame
+    is inside it (else the innermost of all)."""
     lines = (node.meta.get("stack_trace") or "").splitlines()
     frames = []
     for i, line in enumerate(lines):
@@ -70,24 +72,25 @@ def source_frame(node: fx.Node, within: tuple[str, int, int] | None = None) -> t
     frames = [f for f in frames if not _resolved(f[0]).startswith((_TORCH_DIR, _AIMGEN_DIR))]
     if within is not None:
         inside = [f for f in frames if _resolved(f[0]) == within[0] and within[1] <= f[1] <= within[2]]
-        frames = inside or frames
+        frames = inside if inside or strict else frames
     return frames[-1] if frames and frames[-1][2] else None
+
+
+def source_statement(node: fx.Node, within: tuple[str, int, int] | None = None) -> ast.stmt | None:
+    """The one statement on the line that made this node's value (see source_frame), parsed."""
+    frame = source_frame(node, within)
+    try:
+        body = ast.parse(frame[2]).body if frame else []
+    except SyntaxError:
+        return None
+    return body[0] if len(body) == 1 else None
 
 
 def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> str | None:
     """The variable the user's forward assigned this node's value to, read from its source line
     (see source_frame): ``x = ...``, ``x += ...``, ``self.anchors = ...`` (``anchors``), and
     ``h, w = ...`` for the items of the value that line unpacks."""
-    frame = source_frame(node, within)
-    if frame is None:
-        return None
-    try:
-        tree = ast.parse(frame[2])
-    except SyntaxError:
-        return None
-    if len(tree.body) != 1:
-        return None
-    stmt = tree.body[0]
+    stmt = source_statement(node, within)
     target = None
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
         target = stmt.targets[0]
@@ -95,7 +98,8 @@ def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> st
         target = stmt.target
     if isinstance(target, ast.Tuple) and node.op == "call_function" and node.target is operator.getitem \
             and isinstance(node.args[1], int) and isinstance(node.args[0], fx.Node) \
-            and source_frame(node.args[0], within) == frame and -len(target.elts) <= node.args[1] < len(target.elts):
+            and source_frame(node.args[0], within) == source_frame(node, within) \
+            and -len(target.elts) <= node.args[1] < len(target.elts):
         target = target.elts[node.args[1]]   # the value this line made, unpacked
         return target.id if isinstance(target, ast.Name) and target.id != "_" else None
     if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
@@ -109,12 +113,7 @@ def _resolved(path: str) -> str:
 
 def on_return_line(node: fx.Node, within: tuple[str, int, int] | None = None) -> bool:
     """Whether the line of model code that made this value is a ``return`` statement."""
-    frame = source_frame(node, within)
-    try:
-        body = ast.parse(frame[2]).body if frame else []
-    except SyntaxError:
-        return False
-    return len(body) == 1 and isinstance(body[0], ast.Return)
+    return isinstance(source_statement(node, within), ast.Return)
 
 
 class Naming:

@@ -9,6 +9,7 @@ a name is reused as soon as the value it held is dead, so a chain reads
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 import re
 from dataclasses import dataclass, field
@@ -62,18 +63,25 @@ def source_frame(node: fx.Node, within: tuple[str, int, int] | None = None,
     frame inside that class, i.e. the line of the forward being written that made the value
     (``x = self.layer1(x)`` for everything ``layer1`` computes); ``strict``: None where no frame
     is inside it (else the innermost of all)."""
-    lines = (node.meta.get("stack_trace") or "").splitlines()
+    frames = _model_frames(node.meta.get("stack_trace") or "")
+    if within is not None:
+        inside = [f for f in frames if _resolved(f[0]) == within[0] and within[1] <= f[1] <= within[2]]
+        frames = inside if inside or strict else frames
+    return frames[-1] if frames and frames[-1][2] else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _model_frames(stack_trace: str) -> list[tuple[str, int, str]]:
+    """(file, line, code) of each frame of model code in a recorded stack trace, outermost
+    first. Cached: every value of a line shares its trace, and naming asks for it many times."""
+    lines = stack_trace.splitlines()
     frames = []
     for i, line in enumerate(lines):
         m = re.match(r'\s*File "(.+)", line (\d+), in ', line)
         if m:
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
             frames.append((m.group(1), int(m.group(2)), "" if re.match(r'\s*File "', nxt) else nxt.strip()))
-    frames = [f for f in frames if not _resolved(f[0]).startswith((_TORCH_DIR, _AIMGEN_DIR))]
-    if within is not None:
-        inside = [f for f in frames if _resolved(f[0]) == within[0] and within[1] <= f[1] <= within[2]]
-        frames = inside if inside or strict else frames
-    return frames[-1] if frames and frames[-1][2] else None
+    return [f for f in frames if not _resolved(f[0]).startswith((_TORCH_DIR, _AIMGEN_DIR))]
 
 
 def source_statement(node: fx.Node, within: tuple[str, int, int] | None = None) -> ast.stmt | None:

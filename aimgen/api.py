@@ -29,7 +29,7 @@ from .progress import Check, Progress
 from .readback import weights_beside
 from .render import FORMAT_VERSION, render_model
 from . import shapes
-from .tracing import Traced, trace, variadic
+from .tracing import Traced, restore, snapshot, trace, variadic
 from .validate import validate_file
 
 BUG_HINT = "Nothing was written. This is a bug in aimgen: please report it with the model file."
@@ -220,13 +220,17 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
         return make_inputs(specs, model, batch=batch)
 
     leaves, kept = frozenset(options.leaf), {}
+    loaded = snapshot(model, values=True)
     while True:  # again with a module kept whole where codegen asks for it (aimgen.errors.KeepWhole)
-        traced = _trace(model, inputs, len(specs), source_name, leaves)
-        traced.leaf_reasons.update(kept)
-        traced.constructor_args = dict(constructor_args or {})
-        shapes.analyse(traced, specs, inputs, source_name)
-        plan = None if plain else make_plan(traced, options)
         try:
+            traced = _trace(model, inputs, len(specs), source_name, leaves)
+            traced.leaf_reasons.update(kept)
+            traced.constructor_args = dict(constructor_args or {})
+            shapes.analyse(traced, specs, inputs, source_name)
+            plan = None if plain else make_plan(traced, options)
+            # what running the model set on its layers goes (a table made on the first call): a
+            # layer kept whole is written, and compared with its rebuild, as it was loaded
+            restore(loaded)
             src = generate(traced, plan, plain=plain, flat=options.flat)
         except KeepWhole as err:
             new = {q: why for q, why in err.modules.items() if q and q not in leaves}
@@ -234,6 +238,8 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
                 raise
             leaves, kept = leaves | set(new), {**kept, **new}
             continue
+        finally:
+            restore(loaded)   # the caller's model is left as it was given
         break
     meta = metadata(plan, src, specs, source_name, traced, plain=plain)
     header = _header(plan, src, specs, source_name, options, traced, plain=plain)

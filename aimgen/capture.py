@@ -57,7 +57,7 @@ from .errors import TraceError
 from .sourcecopy import is_user_object
 from .taps import REGISTRY
 from .taps.linear import computes_f_linear, is_linear_subclass
-from .tracing import Traced, fixed_arguments, flat_values, forward_inputs
+from .tracing import Traced, as_found, fixed_arguments, flat_values, forward_inputs
 
 CAPTURE = "torch.export"
 aten = torch.ops.aten
@@ -155,8 +155,10 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
     names = [p.name for p in forward_inputs(model)][:len(inputs)]
     leaves = frozenset(leaf_names)
     with _dataclass_outputs(model, inputs, overrides):
-        programs = {training: _export(model, inputs, overrides, names, training, source, fx_error)
-                    for training in (True, False)}
+        programs = {}
+        for training in (True, False):
+            with as_found(model):
+                programs[training] = _export(model, inputs, overrides, names, training, source, fx_error)
     for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
         graphs = {training: _Lowering(model, ep, names, leaves, raising).graph() for training, ep in programs.items()}
         stochastic = _train_only(graphs[True], graphs[False], model)
@@ -290,7 +292,7 @@ def _dataclass_outputs(model: nn.Module, inputs, overrides: dict):
     was = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), as_found(model):   # (a table its first call makes is the export's to see)
             out = model(*inputs, **overrides)
     except Exception:
         out = None   # the export reports what fails
@@ -477,6 +479,7 @@ class _Lowering:
         self.stochastic = stochastic
         self.raising = raising
         self.g = fx.Graph()
+        self._names: dict[int, str] | None = None
 
     def graph(self) -> fx.Graph:
         self._copy()
@@ -500,10 +503,28 @@ class _Lowering:
         return self.g
 
     # --- copying -------------------------------------------------------------------------
+    def _real_name(self, qual: str) -> str | None:
+        """The module's name in the model, for a path the exporter recorded through a slice of
+        a Sequential (``model.slice(None, -1, None).3.conv``: ultralytics' RT-DETR runs
+        ``for m in self.model[:-1]``); None where it names no module of the model."""
+        if "slice(" not in qual:
+            return qual
+        if self._names is None:
+            self._names = {id(m): name for name, m in self.model.named_modules()}
+        module = self.model
+        try:
+            for part in qual.split("."):
+                bounds = re.fullmatch(r"slice\((-?\d+|None), (-?\d+|None), (-?\d+|None)\)", part)
+                module = module[slice(*(None if b == "None" else int(b) for b in bounds.groups()))] \
+                    if bounds else module.get_submodule(part)
+        except (AttributeError, TypeError, IndexError):
+            return None
+        return self._names.get(id(module))
+
     def _stack(self, meta) -> dict:
         out = {}
         for key, value in (meta or {}).items():
-            qual = value[0] if isinstance(value, tuple) else ""
+            qual = self._real_name(value[0]) if isinstance(value, tuple) else ""
             if not qual or key.startswith("_empty_nn_module_stack"):
                 continue
             short = key[len("L__self__"):] if key.startswith("L__self__") else key
@@ -1243,7 +1264,7 @@ def _check_function(traced: Traced, make_inputs, overrides: dict, source: str) -
     was = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), as_found(model):
             try:
                 want = _flat(model(*inputs, **overrides))
             except Exception as err:

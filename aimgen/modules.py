@@ -132,7 +132,7 @@ def _same(a: nn.Module, b: nn.Module, strict: bool = False) -> str | None:
     if strict:
         for (name, sa), (_, sb) in zip(_plain_attrs(a), _plain_attrs(b)):
             lacks = sa.keys() - sb.keys()
-            unread = _never_read(a, lacks) | _set_when_run(a, lacks)
+            unread = _never_read(a, lacks)
             sa = {k: v for k, v in sa.items() if k not in unread}
             if _plain_attrs_differ(sa, sb):
                 return f"attributes of {name or 'the module'}: {sb} != {sa}"
@@ -363,15 +363,6 @@ def _never_read(module: nn.Module, names) -> set[str]:
     if code is None:
         return set()
     return {n for n in names if not re.search(rf"\.{re.escape(n)}\b|['\"]{re.escape(n)}['\"]", code)}
-
-
-def _set_when_run(module: nn.Module, names) -> set[str]:
-    """Of plain attributes that a rebuilt module lacks, those that the code of a class in it sets
-    (``self.shapes = shapes``): its forward caches them when it runs (RT-DETR's decoder keeps the
-    feature sizes it made anchors for), so a module fresh from its constructor has none yet, as
-    the base model had none when it was built."""
-    code = _module_code(module, partial=True)
-    return {n for n in names if re.search(rf"\bself\.{re.escape(n)}\s*=[^=]", code)}
 
 
 def _module_code(module: nn.Module, partial: bool = False) -> str | None:

@@ -294,26 +294,58 @@ def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fi
     # train and eval graphs name them alike
     for name in [k for k in vars(model) if _FX_CONSTANT.fullmatch(k)]:
         delattr(model, name)
-    saved = [(m, dict(vars(m))) for m in model.modules()]   # the mode of each module included
+    saved = snapshot(model)   # the mode of each module included
     model.train(training)
     try:
         graph = AimTracer(leaf_names, empty_varargs).trace(model, concrete_args=fixed or None)
     finally:
-        _restore(saved)
+        restore(saved)
     _drop_fixed_inputs(graph, fixed)
     return graph
 
 
-def _restore(saved: list[tuple[nn.Module, dict]]) -> None:
-    """Put back what a forward set on its modules while traced (``self.anchors = ...``: values
-    of the trace, which would stand in for real ones in the next call)."""
-    for module, attrs in saved:
-        now = vars(module)
-        for key in [k for k in now if k not in attrs and not _FX_CONSTANT.fullmatch(k)]:
-            del now[key]   # (torch.fx's own constants stay: the graph reads them)
-        for key, value in attrs.items():
-            if now.get(key, attrs) is not value:
-                now[key] = value
+@dataclass
+class Snapshot:
+    """Each module's own attributes, buffers, parameters and submodules at one moment, and
+    (``values``) each buffer's values, which a run may change in place."""
+
+    modules: list[tuple[nn.Module, dict, dict, dict, dict]]
+    values: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def snapshot(model: nn.Module, values: bool = False) -> Snapshot:
+    return Snapshot([(m, dict(vars(m)), dict(m._buffers), dict(m._parameters), dict(m._modules))
+                     for m in model.modules()],
+                    [(b, b.clone()) for b in model.buffers()] if values else [])
+
+
+@contextlib.contextmanager
+def as_found(model: nn.Module):
+    """Run the model inside, then put back what the run set on its modules (``restore``)."""
+    saved = snapshot(model, values=True)
+    try:
+        yield
+    finally:
+        restore(saved)
+
+
+def restore(saved: Snapshot) -> None:
+    """Put back what a run set on the model's modules: a traced forward's ``self.anchors = ...``
+    (values of the trace, which would stand in for real ones in the next call), or a table a
+    layer makes on its first real call (ConViT's ``self.rel_indices = ...``, a buffer), so that
+    a kept layer is compared with its rebuild as the model was loaded, and the caller's model
+    is left as it was given."""
+    for module, *saved_dicts in saved.modules:
+        plain = vars(module)
+        for now, then in zip((plain, module._buffers, module._parameters, module._modules), saved_dicts):
+            for key in [k for k in now if k not in then and not (now is plain and _FX_CONSTANT.fullmatch(k))]:
+                del now[key]   # (torch.fx's own constants stay: the graph reads them)
+            for key, value in then.items():
+                if now.get(key, then) is not value:
+                    now[key] = value
+    with torch.no_grad():
+        for buffer, value in saved.values:
+            buffer.copy_(value)
 
 
 def forward_inputs(model: nn.Module) -> list[inspect.Parameter]:

@@ -54,3 +54,32 @@ def test_the_conversion_builds_a_model_that_keeps_the_base_keys_and_runs():
     with torch.no_grad():
         assert torch.allclose(model(x), base.eval()(x), atol=1e-5)
     assert conversion.plan.summary().startswith("base params: ")
+
+
+class _FirstCallTable(nn.Module):
+    """ConViT's GPSA in small: a placeholder buffer, replaced on the first call by a table made
+    for the input's length, and a statistic kept in place from call to call."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("table", torch.zeros(1, 1), persistent=False)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        n = x.shape[1]
+        if self.table.shape[0] != n:
+            self.table = torch.arange(n * n, dtype=x.dtype).view(n, n) / (n * n)
+        self.calls += 1
+        return self.fc(self.table @ x)
+
+
+def test_a_layer_whose_first_call_makes_its_table_converts_and_the_model_is_left_as_given():
+    import random_models as rm
+    from aimgen.loader import InputSpec
+
+    model = nn.Sequential(nn.Linear(4, 4), _FirstCallTable()).eval()
+    conv = aimgen.convert(model, [InputSpec((1, 6, 4))], source_name="first_call")
+    assert model[1].table.shape == (1, 1) and model[1].calls.item() == 0   # as given, after every run
+    assert len(conv.plan.taps) == 2
+    rm.check_conversion(model, [InputSpec((1, 6, 4))], source_name="first_call")

@@ -691,3 +691,18 @@ def test_a_failure_inside_numpy_is_placed_at_the_models_own_line():
         loc = user_location(err)
     line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1) if "# THE NUMPY CALL" in text)
     assert loc.startswith(f"{__file__}:{line} (`np.put_along_axis(")
+
+
+
+def test_a_module_path_through_a_slice_of_a_sequential_is_read_as_the_layer_it_names():
+    """torch.export can name what runs inside ``for m in self.model[:-1]`` after the slice
+    (ultralytics' RT-DETR: ``model.slice(None, -1, None).0.stem1.conv``); it was looked up as
+    is, an AttributeError that ended the conversion. It is the layer ``model.0.stem1.conv``."""
+    from aimgen.capture import _Lowering
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.Linear(4, 4)), nn.Linear(4, 4))
+    lowering = _Lowering(model, None, [], frozenset())
+    assert lowering._real_name("slice(None, -1, None).1.0") == "1.0"
+    assert lowering._real_name("slice(1, None, None).1") == "1"   # a slice keeps its items' keys
+    assert lowering._real_name("slice(None, -1, None).2") is None   # not in the slice
+    assert lowering._real_name("2") == "2"

@@ -72,3 +72,48 @@ def test_flat_outlines_nothing_and_containers_are_recognised():
             return x
 
     assert scopes.container_kind(Custom()) == "" and scopes.container_kind(Block()) == ""
+
+
+class _RelPos(nn.Module):
+    """timm's RelPosMlp in small: a table it holds, handed to its own MLP from a method."""
+
+    def __init__(self):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+        self.register_buffer("coords", torch.randn(4, 2), persistent=False)
+
+    def get_bias(self):
+        return self.mlp(self.coords).view(1, 4)
+
+
+class _Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+        self.rel_pos = _RelPos()
+
+    def forward(self, x):
+        return self.proj(x) + self.rel_pos.get_bias()
+
+
+def test_an_attribute_is_read_in_the_scope_of_the_module_that_holds_it():
+    """torch.fx records a tensor attribute where it is first used: here inside the MLP's first
+    layer, whose block could not reach its owner's table. It belongs to the innermost module on
+    its way that holds it (the attention; get_bias is a method, not a call)."""
+    model = nn.Sequential(nn.Linear(4, 4), _Attention())
+    graph = fx.Tracer().trace(model)
+    top, owner = scopes.build(graph, model, set())
+    coords = next(n for n in graph.nodes if n.op == "get_attr")
+    assert owner[coords.name].qual == "1"
+    mlp = next(s for s in top.walk() if s.qual == "1.rel_pos.mlp")
+    assert mlp.inputs == [coords]   # handed in as the MLP's input
+
+
+def test_a_module_handed_its_owner_s_table_converts_and_keeps_the_function():
+    import random_models as rm
+    from aimgen.loader import InputSpec
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), _Attention()).eval()
+    conv = rm.check_conversion(model, [InputSpec((1, 3, 4))], source_name="relpos")
+    assert "self.rel_pos.mlp(self.rel_pos.coords" in conv.source

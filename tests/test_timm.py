@@ -85,3 +85,19 @@ def test_an_attention_kept_whole_for_its_index_table_has_no_taps_inside():
     inside = [s for s in conv.plan.skipped if s.qualname.startswith("stages.2.blocks.0.attn.")]
     assert {s.qualname for s in inside} == {"stages.2.blocks.0.attn.qkv", "stages.2.blocks.0.attn.proj"}
     assert all("inside stages.2.blocks.0.attn, which is kept whole" in s.reason for s in inside)
+
+
+def test_relative_position_mlps_that_read_their_owner_s_table_convert():
+    """timm's relative-position MLP (ViT-RelPos, Swin V2) is handed a table its parent holds,
+    from a method (``get_bias``), not a forward: the block classes failed to reach it."""
+    _, conv = convert("test_vit_relpos", 160, depends=("timm",))
+    assert "attn_bias = self.rel_pos.mlp(self.rel_pos.rel_coords_log)" in conv.source
+    assert "class Mlp2" not in conv.source   # no class for the MLP its kept owner builds itself
+
+
+@pytest.mark.slow
+def test_a_layer_that_makes_its_table_on_its_first_call_converts():
+    """ConViT's GPSA keeps a (1, 1, 1, 3) buffer and makes its (1, 196, 196, 3) table on the
+    first call. It was refused: the table an earlier run made did not match a rebuilt layer."""
+    _, conv = convert("convit_tiny", 224)
+    assert len(conv.plan.taps) == 70   # its attention's Linear layers too

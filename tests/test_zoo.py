@@ -467,17 +467,18 @@ class _Normed(torch.nn.Module):
 
 def test_what_a_kept_module_caches_when_it_runs_does_not_stop_its_rebuild():
     """A forward that keeps what it computed on its module (RT-DETR's decoder keeps the feature
-    sizes it made anchors for) leaves an attribute that a module fresh from its constructor
-    lacks, as the base model lacked it when it was built: the rebuild is the same module. One
-    its forward reads but never sets (``scale``, below) must still match."""
-    from aimgen.modules import constructor
-    from aimgen.sourcecopy import SourceCopier
+    sizes it made anchors for) left an attribute on the model, after aimgen ran it, that a module
+    fresh from its constructor lacks: the conversion puts back what its runs set, so the kept
+    module is compared with its rebuild as it was loaded, and the model is left as given."""
+    import aimgen
 
-    cached = _Caching()
-    cached(torch.randn(1, 2, 4, 4))
-    assert cached.sizes == [4, 4]
-    ctor = constructor(cached, "cached", copier=SourceCopier(), why="kept", recorded={})
-    assert ctor.callee == "_Caching" and ctor.args == []
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), _Caching())
+    conv = aimgen.convert(model, [(1, 2, 4, 4)], leaf=["1"], source_name="cached", base_weights=model.state_dict())
+    assert "sizes" not in vars(model[1]) and "_Caching()" in conv.source
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(1, 2, 4, 4)
+    torch.testing.assert_close(aim.eval()(x), model.eval()(x))
 
 
 class _Caching(torch.nn.Module):

@@ -458,7 +458,10 @@ class Generator:
                 self.runtime_needed.append(o)
 
     def generate(self) -> Source:
-        blocks = [s for s in _postorder(self.top) if not s.is_root and s.outlined and not container_kind(s.module)]
+        # (a block inside a module kept whole is built by that module's constructor: no class)
+        kept = tuple(q + "." for q in self.traced.leaf_names)
+        blocks = [s for s in _postorder(self.top) if not s.is_root and s.outlined and not container_kind(s.module)
+                  and not s.qual.startswith(kept)]
         texts: dict[int, tuple[Function, dict, str]] = {}
         for s in blocks:
             fn, names = self.function(s)

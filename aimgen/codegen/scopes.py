@@ -79,11 +79,19 @@ def container_kind(module: nn.Module) -> str:
 
 def _chain(node: fx.Node) -> list[tuple[str, str]]:
     """(key, qualname) of the modules whose forward made ``node``, outermost first (for a
-    call_module node, without the called module itself)."""
+    call_module node, without the called module itself; for an attribute read, down to the
+    innermost module that holds the attribute, where there is one)."""
     stack = node.meta.get("nn_module_stack") or {}
     out = [(key, value[0] if isinstance(value, tuple) else key) for key, value in stack.items()]
     if node.op == "call_module" and out and out[-1][1] == node.target:
         out = out[:-1]
+    if node.op == "get_attr":
+        # torch.fx records an attribute where it is first used: a table a module hands to its
+        # own MLP (timm's relative-position MLPs, ``self.mlp(self.rel_coords_log)``) would be
+        # read inside that MLP's first layer, whose class cannot reach it
+        holders = [i for i, (_, qual) in enumerate(out) if str(node.target).startswith(qual + ".")]
+        if holders:
+            out = out[:holders[-1] + 1]
     return out
 
 

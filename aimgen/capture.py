@@ -42,6 +42,7 @@ import importlib.util
 import io
 import inspect
 import logging
+import operator
 import re
 import traceback
 import warnings
@@ -538,6 +539,7 @@ class _Lowering:
     def _copy(self) -> None:
         from torch.export.graph_signature import InputKind
 
+        _inline_grad_regions(self.ep)
         sig = self.ep.graph_signature
         attrs, consts, users = {}, {}, []
         for spec in sig.input_specs:
@@ -1024,6 +1026,34 @@ class _Lowering:
                     wanted = found if found in ("length", "depth", "height", "width") else None
                 if wanted and not n.name.startswith(wanted):
                     n._rename(wanted)
+
+
+def _inline_grad_regions(ep) -> None:
+    """``with torch.no_grad():`` in a forward (timm's Gemma4 rotary embedding) is exported as a
+    call of a graph of its own (``wrap_with_set_grad_enabled``), which the written model cannot
+    call: its operations are copied in its place, and what leaves a no-grad region is detached
+    (it carries no gradient there either)."""
+    region = getattr(torch.ops.higher_order, "wrap_with_set_grad_enabled", None)
+    graph = ep.graph
+    for n in [n for n in graph.nodes if n.op == "call_function" and n.target is region]:
+        enabled, body, *operands = n.args
+        inner = getattr(ep.graph_module, body.target).graph
+        with graph.inserting_before(n):
+            outs = graph.graph_copy(inner, dict(zip([p for p in inner.nodes if p.op == "placeholder"], operands)))
+            outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+            if not enabled:
+                detached = [graph.call_function(torch.ops.aten.detach.default, (o,)) for o in outs]
+                for d, o in zip(detached, outs):
+                    d.meta.update(o.meta)
+                outs = detached
+        for user in list(n.users):
+            if user.target is not operator.getitem:
+                raise TraceError("torch.export captured a grad-mode region whose results aimgen cannot read.")
+            user.replace_all_uses_with(outs[user.args[1]])
+            graph.erase_node(user)
+        graph.erase_node(n)
+        if not body.users:
+            graph.erase_node(body)
 
 
 def _is_size_arithmetic(node: fx.Node) -> bool:

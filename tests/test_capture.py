@@ -706,3 +706,36 @@ def test_a_module_path_through_a_slice_of_a_sequential_is_read_as_the_layer_it_n
     assert lowering._real_name("slice(1, None, None).1") == "1"   # a slice keeps its items' keys
     assert lowering._real_name("slice(None, -1, None).2") is None   # not in the slice
     assert lowering._real_name("2") == "2"
+
+
+class _NoGradScale(nn.Module):
+    """A factor computed under ``torch.no_grad()`` (timm's Gemma4 rotary embedding makes its
+    tables so), and a branch on the input's rank that torch.fx cannot trace."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.alpha = nn.Parameter(torch.full((4,), 0.5))
+
+    def forward(self, x):
+        if x.ndim != 2:
+            x = x.flatten(1)
+        with torch.no_grad():
+            scale = torch.sigmoid(self.alpha) * 2
+        return self.fc(x) * scale
+
+
+def test_a_no_grad_region_is_written_inline_and_still_passes_no_gradient():
+    """torch.export calls a no-grad region as a graph of its own (``wrap_with_set_grad_enabled``),
+    which the lowering could not write ("nonexistent target submod_1"): its operations are
+    copied in place and its results detached, so the parameter it reads still gets no gradient."""
+    import random_models as rm
+
+    torch.manual_seed(0)
+    conv = rm.check_conversion(_NoGradScale().eval(), [InputSpec((1, 4))], source_name="no_grad")
+    assert conv._traced.capture == "torch.export"
+    assert [t.qualname for t in conv.plan.taps] == ["fc"]
+    assert re.search(r"\n        scale = \w+\.detach\(\)\n", conv.source)
+    aim = conv.build().train()
+    aim(torch.randn(3, 4)).sum().backward()
+    assert aim.alpha.grad is None and aim.fc.weight.grad is not None

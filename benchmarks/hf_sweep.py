@@ -1,7 +1,7 @@
-"""Breadth: convert many Hugging Face transformers architectures (42, and 39 more), built from small configs (no
-download), as ``aimgen convert FILE.py:NAME`` does (constructor calls recorded), then check each:
-every base state_dict key kept, base weights in -> the base function out (max abs difference of
-the first output at batch 2), and one training step.
+"""Breadth: convert many Hugging Face transformers architectures (42, and 39 more), built from
+small configs (no download), as ``aimgen convert FILE.py:NAME`` does (constructor calls recorded),
+then check each: every base state_dict key kept, base weights in -> the base function out (max
+abs difference of the first output at batch 2), and one training step.
 
     python benchmarks/hf_sweep.py                  # the list below
     python benchmarks/hf_sweep.py --more           # 39 others, never seen while the first passed

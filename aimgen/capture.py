@@ -161,15 +161,11 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
             with as_found(model):
                 programs[training] = _export(model, inputs, overrides, names, training, source, fx_error)
     for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
-        graphs = {training: _Lowering(model, ep, names, leaves, raising).graph() for training, ep in programs.items()}
-        stochastic = _train_only(graphs[True], graphs[False], model)
-        if stochastic:   # stochastic depth: a call in train(), nothing in eval(); kept whole in both
-            graphs[True] = _Lowering(model, programs[True], names, leaves, raising, stochastic).graph()
-        flags = _reconcile(graphs[True], graphs[False], model, source, stochastic)
+        graphs, flags, kept = _reconciled(model, programs, names, leaves, raising, source)
         reasons = {q: "listed in leaf=" for q in leaves} if raising else {}
-        reasons.update({q: _TRAIN_ONLY for q in stochastic})
+        reasons.update(kept)
         traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
-                              fixed_inputs=fixed, leaf_names=(leaves if raising else frozenset()) | stochastic,
+                              fixed_inputs=fixed, leaf_names=(leaves if raising else frozenset()) | set(kept),
                               leaf_reasons=reasons, why=_why(fx_error))
         try:
             _check_function(traced, make_inputs, overrides, source)
@@ -181,6 +177,32 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
         node.meta.pop("val", None)
         node.meta.pop("tensor_meta", None)
     return traced
+
+
+def _reconciled(model: nn.Module, programs: dict, names: list[str], leaves: frozenset[str], raising: bool,
+                source: str) -> tuple[dict[bool, fx.Graph], dict, dict[str, str]]:
+    """The train() and eval() graphs made one (``_reconcile``), and the modules kept whole for it
+    (called in both graphs, their own code choosing the path), with why: one that computes only
+    in train() (stochastic depth), and one whose forward takes another path in train() than in
+    eval() (transformers' Mamba mixer runs a fused function in training)."""
+    kept: dict[str, str] = {}
+    while True:
+        calls = frozenset(kept)
+        graphs = {training: _Lowering(model, ep, names, leaves, raising, calls).graph()
+                  for training, ep in programs.items()}
+        stochastic = _train_only(graphs[True], graphs[False], model) - calls
+        if stochastic:   # stochastic depth: a call in train(), nothing in eval(); kept whole in both
+            graphs[True] = _Lowering(model, programs[True], names, leaves, raising, calls | stochastic).graph()
+        try:
+            flags = _reconcile(graphs[True], graphs[False], model, source, stochastic)
+        except TraceError as err:
+            owner = getattr(err, "owner", "")
+            if not raising or not owner or owner in kept or owner in leaves:
+                raise
+            kept[owner] = f"its forward takes another path in train() than in eval(), near {err.where}"
+            continue
+        kept.update({q: _TRAIN_ONLY for q in stochastic})
+        return graphs, flags, kept
 
 
 @dataclasses.dataclass
@@ -852,6 +874,32 @@ class _Lowering:
                 call = self.g.call_module(qual, (x,))
             _stand_in(call, out)
             self._replace_run(run, out, call)
+        for qual in sorted(q for q in self.stochastic if self.model.get_submodule(q)._modules):
+            self._raise_whole(qual)
+
+    def _raise_whole(self, qual: str) -> None:
+        """Each call of module ``qual`` with what it holds (its layers' nodes included), where it
+        is one contiguous run with one tensor in and one out: a ``call_module`` node."""
+        module = self.model.get_submodule(qual)
+        runs: dict[str, list[fx.Node]] = {}
+        for n in self.g.nodes:
+            stack = n.meta.get("nn_module_stack") or {}
+            keys = [k for k, (q, _) in stack.items() if q == qual]
+            if keys and n.op in ("call_function", "call_module", "get_attr"):
+                runs.setdefault(keys[0], []).append(n)
+        order = {n: i for i, n in enumerate(self.g.nodes)}
+        for key, run in runs.items():
+            found = self._boundary(run, module)
+            if found is None or order[run[-1]] - order[run[0]] + 1 != len(run):
+                continue
+            x, out = found
+            with self.g.inserting_before(run[0]):
+                call = self.g.call_module(qual, (x,))
+            stack = out.meta["nn_module_stack"]
+            keys = list(stack)
+            _stand_in(call, out)
+            call.meta["nn_module_stack"] = {k: stack[k] for k in keys[:keys.index(key) + 1]}
+            self._replace_run(run, out, call)
 
     def _as_torch(self) -> None:
         for n in self.g.nodes:
@@ -1253,11 +1301,13 @@ def _mode_error(model: nn.Module, source: str, a: fx.Node, b: fx.Node) -> TraceE
     node = a if b.op == "output" or (a.op != "output" and depth[a] > depth[b]) else b
     where = _stack_location(node) or _stack_location(a if node is b else b) or source
     owner = _owner(node)
-    return TraceError(
+    err = TraceError(
         f"{_named(source, model)}: the forward of {owner or 'the root module'} takes a different path in train() "
         f"and eval() mode (`if self.training` or similar), near {where}; one captured graph cannot hold both.",
         hint="Make it branch-free (e.g. F.dropout(x, p, self.training)), or move the branch into a submodule "
         "torch.fx can trace around (it is then kept whole as a leaf).")
+    err.owner, err.where = owner, where   # (a submodule is kept whole for it: _reconciled)
+    return err
 
 
 def _stack_location(node: fx.Node) -> str | None:

@@ -20,6 +20,7 @@ from torch import nn
 
 from .errors import RenderError
 from .literals import Unrenderable, python_literal
+from .records import unwrapped_init
 from .sourcecopy import SourceCopier, is_user_object
 from .taps import Arg, Constructor
 
@@ -397,7 +398,7 @@ def _plain_attrs_differ(a: dict, b: dict) -> bool:
 def _signature(cls) -> inspect.Signature:
     """The first constructor signature in the MRO that names its arguments (LSTM -> RNNBase)."""
     for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
+        init = unwrapped_init(klass.__dict__.get("__init__"))
         if init is None:
             continue
         try:

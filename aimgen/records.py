@@ -11,11 +11,14 @@ parameters after the user's own (``inplanes``, ``planes``).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import sys
 import threading
+import types
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from torch import nn
 
@@ -43,10 +46,52 @@ class ConstructorRecords:
         return out
 
 
+@functools.lru_cache(maxsize=None)
+def _constructors(cls: type) -> dict[types.CodeType, Callable]:
+    """The ``__init__`` functions that are the class's own constructor, by their code: those of
+    its classes (not nn.Module's, whose ``*args, **kwargs`` any subclass's call reaches), and
+    one a decorator wrapped (the ``kernels`` package replaces transformers' MambaMixer.__init__
+    by a ``new_init(self, *args, **kwargs)`` that calls it)."""
+    found: dict[types.CodeType, Callable] = {}
+    todo, seen = [k.__dict__.get("__init__") for k in cls.__mro__ if k not in (nn.Module, object)], set()
+    while todo:
+        f = todo.pop()
+        if not inspect.isfunction(f) or f in seen:
+            continue
+        seen.add(f)
+        found.setdefault(f.__code__, f)
+        todo.append(getattr(f, "__wrapped__", None))
+        for cell in f.__closure__ or ():
+            with contextlib.suppress(ValueError):   # (an empty cell)
+                todo.append(cell.cell_contents)
+    return found
+
+
+def unwrapped_init(init):
+    """The ``__init__`` that decorators' wrappers call (held in their closures, wrappers of
+    wrappers included), else ``init`` itself: its signature names the constructor's arguments
+    (``inspect.signature`` follows only ``functools.wraps``)."""
+    todo, seen = [init], set()
+    while todo:
+        f = todo.pop(0)
+        if not inspect.isfunction(f) or f in seen:
+            continue
+        if f.__code__.co_name == "__init__":
+            return f
+        seen.add(f)
+        for cell in f.__closure__ or ():
+            with contextlib.suppress(ValueError):   # (an empty cell)
+                todo.append(cell.cell_contents)
+    return init
+
+
 def _arguments(frame, module: nn.Module) -> dict | None:
     """The bound arguments of a constructor frame at its first line, defaults included."""
+    function = _constructors(type(module)).get(frame.f_code)
+    if function is None:
+        return None
     try:
-        sig = inspect.signature(type(module).__init__)
+        sig = inspect.signature(function)
     except (TypeError, ValueError):
         return None
     local = frame.f_locals

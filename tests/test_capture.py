@@ -739,3 +739,41 @@ def test_a_no_grad_region_is_written_inline_and_still_passes_no_gradient():
     aim = conv.build().train()
     aim(torch.randn(3, 4)).sum().backward()
     assert aim.alpha.grad is None and aim.fc.weight.grad is not None
+
+
+class _FusedInTraining(nn.Module):
+    """transformers' Mamba mixer in small: the same function by another path in train()."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if self.training:
+            return torch.addmm(self.fc.bias, x.reshape(-1, 4), self.fc.weight.t()).view_as(x)
+        return self.fc(x)
+
+
+class _ModeSplitNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+        self.mixer = _FusedInTraining()
+
+    def forward(self, x):
+        if x.ndim != 2:   # (torch.fx cannot trace this: torch.export captures the model)
+            x = x.flatten(1)
+        return self.mixer(torch.relu(self.proj(x)))
+
+
+def test_a_module_whose_forward_differs_by_mode_is_kept_whole_and_the_rest_converts():
+    """One captured graph cannot hold both paths: the model was refused. The module is now called
+    whole in both modes (its own code picks the path), and listed with why."""
+    import random_models as rm
+
+    torch.manual_seed(0)
+    conv = rm.check_conversion(_ModeSplitNet().eval(), [InputSpec((1, 4))], source_name="mode_split")
+    assert conv._traced.capture == "torch.export"
+    assert "takes another path in train() than in eval()" in conv._traced.leaf_reasons["mixer"]
+    assert [t.qualname for t in conv.plan.taps] == ["proj"]
+    assert "self.mixer(" in conv.source

@@ -56,3 +56,40 @@ def test_a_model_is_recorded_under_cprofile_and_the_profiler_counts_again_afterw
     assert sys.getprofile() is None
     called = {name for (_, _, name) in pstats.Stats(profiler).stats}
     assert "after" in called
+
+
+def _kernelized(cls):
+    """As the ``kernels`` package decorates transformers' MambaMixer: ``__init__`` replaced by a
+    wrapper of ``*args, **kwargs`` (no functools.wraps), itself wrapped once more."""
+    for _ in range(2):
+        def wrap(orig_init):
+            def new_init(self, *args, **kwargs):
+                orig_init(self, *args, **kwargs)
+            return new_init
+        cls.__init__ = wrap(cls.__init__)
+    return cls
+
+
+@_kernelized
+class Mixer(nn.Module):
+    def __init__(self, width, layer_idx, scale=2.0):
+        super().__init__()
+        self.fc = nn.Linear(width, width * layer_idx)
+
+
+class Plain(nn.Module):   # no __init__ of its own: only nn.Module's (*args, **kwargs)
+    def forward(self, x):
+        return x
+
+
+def test_a_decorated_init_is_recorded_and_read_as_the_init_it_wraps():
+    """The recorder took nn.Module.__init__'s empty ``*args, **kwargs`` for MambaMixer's call (its
+    own frame did not match the wrapper's signature), so the module was rebuilt with no arguments."""
+    from aimgen.modules import _signature
+
+    with recording() as records:
+        net = nn.Sequential(Mixer(4, layer_idx=2), Plain())
+    by_name = records.by_name(net)
+    assert by_name["0"] == {"width": 4, "layer_idx": 2, "scale": 2.0}
+    assert "1" not in by_name   # nothing to record: read back from the module (it takes nothing)
+    assert list(_signature(Mixer).parameters) == ["self", "width", "layer_idx", "scale"]

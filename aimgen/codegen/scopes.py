@@ -88,10 +88,10 @@ def _chain(node: fx.Node) -> list[tuple[str, str]]:
     if node.op == "get_attr":
         # torch.fx records an attribute where it is first used: a table a module hands to its
         # own MLP (timm's relative-position MLPs, ``self.mlp(self.rel_coords_log)``) would be
-        # read inside that MLP's first layer, whose class cannot reach it
+        # read inside that MLP's first layer, whose class cannot reach it; where no module on
+        # the way holds it (the model's shared table), the root reads it and hands it in
         holders = [i for i, (_, qual) in enumerate(out) if str(node.target).startswith(qual + ".")]
-        if holders:
-            out = out[:holders[-1] + 1]
+        out = out[:holders[-1] + 1] if holders else []
     return out
 
 

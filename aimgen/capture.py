@@ -54,7 +54,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import TraceError
+from .errors import KeepWhole, TraceError
 from .sourcecopy import is_user_object
 from .taps import REGISTRY
 from .taps.linear import computes_f_linear, is_linear_subclass
@@ -568,7 +568,7 @@ class _Lowering:
             if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
                 attrs[spec.arg.name] = spec.target
             elif spec.kind == InputKind.CONSTANT_TENSOR:
-                consts[spec.arg.name] = self.ep.constants[spec.target]
+                consts[spec.arg.name] = (spec.target, self.ep.constants[spec.target])
             elif spec.kind == InputKind.USER_INPUT:
                 users.append(spec.arg.name)
             else:
@@ -602,7 +602,7 @@ class _Lowering:
                         scoped[k].meta.update(nn_module_stack=dict(stack), val=a.meta.get("val"))
                     return scoped[k]
                 if a.name in consts:
-                    return self._constant(a.name, consts[a.name], stack)
+                    return self._constant(a.name, *consts[a.name], stack)
                 if a not in env:
                     raise TraceError(f"torch.export gave an input {a.name!r} aimgen did not expect "
                                      f"(an input that was not given?).")
@@ -621,7 +621,23 @@ class _Lowering:
         flat = flat[len(flat) - n_user:] if n_user else []
         self.g.output(self._structure(self.ep.call_spec.out_spec, iter(flat)))
 
-    def _constant(self, name: str, value: torch.Tensor, stack: dict) -> fx.Node:
+    def _constant(self, name: str, target: str, value: torch.Tensor, stack: dict) -> fx.Node:
+        """A tensor the exporter lifted as a constant: written as a literal where small. A plain
+        tensor attribute of a module (VideoMAE's sinusoid table, not a buffer) is read from its
+        module where that is kept whole, and too large to write, keeps it whole."""
+        owner, _, attr = target.rpartition(".")
+        try:
+            held = owner and getattr(self.model.get_submodule(owner), attr, None) is value
+        except AttributeError:
+            held = False
+        if held and any(owner == q or owner.startswith(q + ".") for q in self.leaves):
+            node = self.g.get_attr(target)
+            node.meta.update(nn_module_stack=dict(stack), val=value)
+            return node
+        if value.numel() > 64 and held:
+            raise KeepWhole(f"{owner}: its {tuple(value.shape)} tensor {attr} is too large to write as a literal.",
+                            modules={owner: f"its {tuple(value.shape)} tensor {attr} (a plain attribute, not in "
+                                            "state_dict) is too large to write as a literal; its own __init__ makes it"})
         if value.numel() > 64:
             raise TraceError(f"a {tuple(value.shape)} tensor constant created in forward ({name}) is too large "
                              "to write into the generated source.",
@@ -843,21 +859,12 @@ class _Lowering:
             self._replace_run(run, out, lin)
 
     def _raisable(self, qual: str, module: nn.Module) -> bool:
-        if qual in self.stochastic:
-            return True
-        if not self.raising:
-            return False
-        if qual in self.leaves:
-            return True
-        if not type(module).__module__.startswith("torch.nn.") or module._modules or \
+        if qual in self.stochastic or (self.raising and qual in self.leaves):
+            return _one_input(module)
+        if not self.raising or not type(module).__module__.startswith("torch.nn.") or module._modules or \
                 isinstance(module, _NOT_RAISED) or getattr(module, "return_indices", False):
             return False
-        try:
-            params = inspect.signature(module.forward).parameters.values()
-        except (TypeError, ValueError):
-            return False
-        required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        return len(required) == 1
+        return _one_input(module)
 
     def _raise_leaves(self) -> None:
         """One call of a torch.nn leaf module (one tensor in, one out): a ``call_module`` node."""
@@ -881,6 +888,8 @@ class _Lowering:
         """Each call of module ``qual`` with what it holds (its layers' nodes included), where it
         is one contiguous run with one tensor in and one out: a ``call_module`` node."""
         module = self.model.get_submodule(qual)
+        if not _one_input(module):
+            return
         runs: dict[str, list[fx.Node]] = {}
         for n in self.g.nodes:
             stack = n.meta.get("nn_module_stack") or {}
@@ -1074,6 +1083,17 @@ class _Lowering:
                     wanted = found if found in ("length", "depth", "height", "width") else None
                 if wanted and not n.name.startswith(wanted):
                     n._rename(wanted)
+
+
+def _one_input(module: nn.Module) -> bool:
+    """Whether the module's forward can be called with one argument (a call of it in the captured
+    graph is written with the one tensor its run reads)."""
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(required) == 1
 
 
 def _inline_grad_regions(ep) -> None:

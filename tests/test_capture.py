@@ -777,3 +777,42 @@ def test_a_module_whose_forward_differs_by_mode_is_kept_whole_and_the_rest_conve
     assert "takes another path in train() than in eval()" in conv._traced.leaf_reasons["mixer"]
     assert [t.qualname for t in conv.plan.taps] == ["proj"]
     assert "self.mixer(" in conv.source
+
+
+class _SinusoidEmbed(nn.Module):
+    """VideoMAE's embeddings in small: a sinusoid table kept as a plain attribute (not a buffer,
+    so not in state_dict), and a forward of two required arguments."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 8)
+        self.table = torch.sin(torch.arange(80.0)).view(1, 10, 8)
+
+    def forward(self, x, mask):
+        x = self.proj(x)
+        return x + self.table[:, : x.shape[1]]
+
+
+class _TableNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = _SinusoidEmbed()
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        if x.ndim != 3:   # (torch.fx cannot trace this: torch.export captures the model)
+            x = x.unsqueeze(0)
+        return self.head(self.embed(x, None))
+
+
+def test_a_large_plain_tensor_attribute_keeps_its_module_whole():
+    """torch.export lifts it as a constant, too large to write, that no checkpoint restores: the
+    model was refused. Its module is kept whole (its __init__ makes the table) and read from, not
+    called (its forward takes two arguments; a call with one failed the capture's check)."""
+    import random_models as rm
+
+    torch.manual_seed(0)
+    conv = rm.check_conversion(_TableNet().eval(), [InputSpec((1, 6, 4))], source_name="table")
+    assert "plain attribute" in conv._traced.leaf_reasons["embed"]
+    assert [t.qualname for t in conv.plan.taps] == ["head"]
+    assert "self.embed.table" in conv.source

@@ -192,22 +192,56 @@ def _feeds(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> dict[str, A
     return {n: t.detach().cpu().numpy() for n, t in zip(names, tensors)}
 
 
-def compare(ort_outs: Sequence[Any], torch_outs: Sequence[torch.Tensor]) -> tuple[bool, float, str]:
-    """(within tolerance, max abs difference, what differed) over all outputs."""
+def compare(ort_outs: Sequence[Any], torch_outs: Sequence[torch.Tensor]) -> tuple[bool, float, str, str]:
+    """(within tolerance, max abs difference, what differed, a note) over all outputs. Rows that
+    only come in another order (equal scores a top-k or sort ranks either way: RT-DETR's 300
+    detections on random weights) are the same rows: the note says which."""
     import numpy as np
 
     if len(ort_outs) != len(torch_outs):
-        return False, math.inf, f"onnxruntime gave {len(ort_outs)} outputs, PyTorch {len(torch_outs)}"
-    worst, ok = 0.0, True
-    for got, ref in zip(ort_outs, torch_outs):
+        return False, math.inf, f"onnxruntime gave {len(ort_outs)} outputs, PyTorch {len(torch_outs)}", ""
+    worst, ok, notes = 0.0, True, []
+    for i, (got, ref) in enumerate(zip(ort_outs, torch_outs)):
         ref_np = ref.detach().cpu().numpy()
         if got.shape != ref_np.shape:
-            return False, math.inf, f"shape {list(got.shape)} in onnxruntime, {list(ref_np.shape)} in PyTorch"
-        if ref_np.size:
-            got64, ref64 = got.astype(np.float64), ref_np.astype(np.float64)
-            worst = max(worst, float(np.max(np.abs(got64 - ref64))))
-            ok = ok and bool(np.allclose(got64, ref64, atol=ATOL, rtol=RTOL, equal_nan=True))
-    return ok, worst, ""
+            return False, math.inf, f"shape {list(got.shape)} in onnxruntime, {list(ref_np.shape)} in PyTorch", ""
+        if not ref_np.size:
+            continue
+        got64, ref64 = got.astype(np.float64), ref_np.astype(np.float64)
+        if not np.allclose(got64, ref64, atol=ATOL, rtol=RTOL, equal_nan=True):
+            reordered = _reordered_rows(got64, ref64)
+            if reordered is None:
+                ok = False
+            else:
+                which, got64 = reordered
+                notes.append(f"output {i}: {which} in another order (equal values ranked either way)")
+        worst = max(worst, float(np.max(np.abs(got64 - ref64))))
+    return ok, worst, "", "; ".join(notes)
+
+
+def _reordered_rows(got, ref):
+    """Where the outputs differ only by rows (the second-to-last axis) that are the same rows in
+    another order: (which, as text; ``got`` with those rows put back in the reference's order);
+    None where they differ otherwise."""
+    import numpy as np
+
+    if got.ndim < 2:
+        return None
+    got, said = got.copy(), []
+    for index in np.ndindex(*got.shape[:-2]):
+        g, r = got[index], ref[index]
+        bad = [k for k in range(g.shape[0]) if not np.allclose(g[k], r[k], atol=ATOL, rtol=RTOL, equal_nan=True)]
+        order: list[int] = []
+        for k in bad:   # each reference row, matched to one of the differing rows onnxruntime gave
+            match = next((m for m in bad if m not in order and
+                          np.allclose(g[m], r[k], atol=ATOL, rtol=RTOL, equal_nan=True)), None)
+            if match is None:
+                return None
+            order.append(match)
+        if bad:
+            g[bad] = g[order]
+            said.append(f"rows {', '.join(map(str, bad))}" + (f" of item {', '.join(map(str, index))}" if index else ""))
+    return ("; ".join(said), got) if said else None
 
 
 def _parity(gen: Generated, session: Any, exported: Exported, stateful: bool, batch: int) -> Check:
@@ -222,8 +256,8 @@ def _parity(gen: Generated, session: Any, exported: Exported, stateful: bool, ba
         got = session.run(exported.output_names, _feeds(exported.input_names, args))
     except Exception as err:
         return Check(name, False, f"onnxruntime failed: {first_line(err)}")
-    ok, worst, why = compare(got, expected)
-    detail = why or f"max abs difference {worst:.2e} (atol {ATOL:g}, rtol {RTOL:g})"
+    ok, worst, why, note = compare(got, expected)
+    detail = why or f"max abs difference {worst:.2e} (atol {ATOL:g}, rtol {RTOL:g})" + (f"; {note}" if note else "")
     return Check(name, ok, detail, {"batch": batch, "max_abs_diff": worst, "atol": ATOL, "rtol": RTOL})
 
 
@@ -236,7 +270,7 @@ def _carry(gen: Generated, session: Any, exported: Exported) -> Check:
     inputs = gen.example_inputs(batch * CARRY_CALLS)
     torch_memory = gen.initial_memory()
     ort_memory = None
-    worst, ok = 0.0, True
+    worst, ok, notes = 0.0, True, []
     for call in range(CARRY_CALLS):
         x = tuple(t[call * batch:(call + 1) * batch] for t in inputs)
         with torch.no_grad():
@@ -248,13 +282,14 @@ def _carry(gen: Generated, session: Any, exported: Exported) -> Check:
             got = session.run(exported.output_names, feeds)
         except Exception as err:
             return Check(name, False, f"onnxruntime failed on call {call + 1}: {first_line(err)}")
-        good, diff, why = compare(got, expected)
+        good, diff, why, note = compare(got, expected)
         if why:
             return Check(name, False, f"call {call + 1}: {why}")
         ok, worst = ok and good, max(worst, diff)
+        notes += [f"call {call + 1}: {note}"] if note else []
         torch_memory, ort_memory = expected[-1], got[-1]
     moved = float((torch_memory - gen.initial_memory()).abs().max())
     detail = (f"max abs difference {worst:.2e} over {CARRY_CALLS} calls (outputs and memory; the first call "
-              f"without a memory input); the memory moved by up to {moved:.2e}")
+              f"without a memory input); the memory moved by up to {moved:.2e}") + "".join(f"; {n}" for n in notes)
     return Check(name, ok, detail, {"calls": CARRY_CALLS, "max_abs_diff": worst, "memory_moved": moved,
                                     "atol": ATOL, "rtol": RTOL})

@@ -13,6 +13,7 @@ Two things torch.fx gets wrong for us are handled here:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dis
 import inspect
 import operator
@@ -306,17 +307,23 @@ def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fi
 
 @dataclass
 class Snapshot:
-    """Each module's own attributes, buffers, parameters and submodules at one moment, and
-    (``values``) each buffer's values, which a run may change in place."""
+    """Each module's own attributes, buffers, parameters and submodules at one moment, and what
+    a run may change in place: the items of each dict or list a module holds (LeViT's attention
+    caches a table per device in a dict; the hooks a forward registers) and (``values``) each
+    buffer's values."""
 
     modules: list[tuple[nn.Module, dict, dict, dict, dict]]
     values: list[tuple[torch.Tensor, torch.Tensor]]
+    items: list[tuple[dict | list, dict | list]]
 
 
 def snapshot(model: nn.Module, values: bool = False) -> Snapshot:
-    return Snapshot([(m, dict(vars(m)), dict(m._buffers), dict(m._parameters), dict(m._modules))
-                     for m in model.modules()],
-                    [(b, b.clone()) for b in model.buffers()] if values else [])
+    modules = [(m, dict(vars(m)), dict(m._buffers), dict(m._parameters), dict(m._modules)) for m in model.modules()]
+    # (hooks included: transformers installs its output-capturing hooks on the first call and
+    # marks the root; put back the mark alone, and the next call installs them twice)
+    items = [(v, copy.copy(v)) for m, attrs, *_ in modules for k, v in attrs.items()
+             if isinstance(v, (dict, list)) and k not in ("_buffers", "_parameters", "_modules")]
+    return Snapshot(modules, [(b, b.clone()) for b in model.buffers()] if values else [], items)
 
 
 @contextlib.contextmanager
@@ -338,14 +345,21 @@ def restore(saved: Snapshot) -> None:
     for module, *saved_dicts in saved.modules:
         plain = vars(module)
         for now, then in zip((plain, module._buffers, module._parameters, module._modules), saved_dicts):
-            for key in [k for k in now if k not in then and not (now is plain and _FX_CONSTANT.fullmatch(k))]:
-                del now[key]   # (torch.fx's own constants stay: the graph reads them)
-            for key, value in then.items():
-                if now.get(key, then) is not value:
-                    now[key] = value
+            # (torch.fx's own constants stay: the graph reads them)
+            kept = {k: v for k, v in now.items() if k not in then and now is plain and _FX_CONSTANT.fullmatch(k)}
+            if list(now) != [*then, *kept] or any(now[k] is not v for k, v in then.items()):
+                now.clear()   # in the order they were: a ModuleList's items are its dict's order
+                now.update(then)
+                now.update(kept)
     with torch.no_grad():
         for buffer, value in saved.values:
             buffer.copy_(value)
+    for container, items in saved.items:
+        if isinstance(container, dict):
+            container.clear()
+            container.update(items)
+        else:
+            container[:] = items
 
 
 def forward_inputs(model: nn.Module) -> list[inspect.Parameter]:

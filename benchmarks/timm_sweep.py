@@ -4,6 +4,7 @@ difference at batch 2), and one training step. Random weights; nothing is downlo
 
     python benchmarks/timm_sweep.py                 # the list below, about 10 minutes on one core
     python benchmarks/timm_sweep.py --more          # 59 more architectures, about 25 minutes
+    python benchmarks/timm_sweep.py --third         # 39 others, about 15 minutes
     python benchmarks/timm_sweep.py resnet18 ...    # given names
 
 One line per model: ``ok`` with taps, the difference and the output's line count, or why not
@@ -42,6 +43,15 @@ vit_little_patch16_reg4_gap_256 crossvit_9_240 deit3_small_patch16_224 flexivit_
 ghostnet_050 repghostnet_050 mobilevitv2_050 dla46_c selecsls42 resnet50d seresnext26d_32x4d
 skresnext50_32x4d sebotnet33ts_256 nf_resnet26 cs3darknet_s mixnet_xl""".split()
 
+#: a third set, never seen by the other two (2026-12-05)
+THIRD = """cpubone_nano csatv2 cspnext_tiny efficientvim_m1 iformer_t lcnetv2_small lowformer_b0
+nextvit_small swiftformer_xs swinv2_tiny_window8_256 swinv2_cr_tiny_224 vit_tiny_r_s16_p8_224
+vit_relpos_small_patch16_224 vit_srelpos_small_patch16_224 samvit_base_patch16_224 legacy_xception
+qwen3_vit_88m gemma4_vit_167m naflexvit_base_patch16_gap test_byobnet test_efficientnet_evos
+test_efficientnet_gn test_vit3 test_vit4 test_nfnet test_mambaout test_convnext3 test_coatnet
+test_maxvit resnetrs50 ecaresnet26t gcresnext26ts eca_halonext26ts regnetz_c16_evos
+efficientnet_lite0 tinynet_e resnetblur18 seresnet33ts cs3edgenet_x""".split()
+
 
 def check(source: Path, index: int, name: str) -> str:
     start = time.time()
@@ -71,4 +81,5 @@ def main(names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(MORE if sys.argv[1:] == ["--more"] else sys.argv[1:] or MODELS))
+    sets = {"--more": MORE, "--third": THIRD}
+    sys.exit(main(sets[sys.argv[1]] if sys.argv[1:2] and sys.argv[1] in sets else sys.argv[1:] or MODELS))

@@ -83,3 +83,63 @@ def test_a_layer_whose_first_call_makes_its_table_converts_and_the_model_is_left
     assert model[1].table.shape == (1, 1) and model[1].calls.item() == 0   # as given, after every run
     assert len(conv.plan.taps) == 2
     rm.check_conversion(model, [InputSpec((1, 6, 4))], source_name="first_call")
+
+
+class _CachedBias(nn.Module):
+    """LeViT's attention in small: a table cached per device in a dict it holds."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.biases = nn.Parameter(torch.randn(4))
+        self.cache = {}
+
+    def bias(self, device):
+        if str(device) not in self.cache:
+            self.cache[str(device)] = self.biases * 1.0
+        return self.cache[str(device)]
+
+    def forward(self, x):
+        if x.ndim != 3:   # (torch.fx cannot trace this: torch.export captures the model)
+            x = x.unsqueeze(0)
+        return self.fc(x) + self.bias(x.device)
+
+
+class _HooksOnFirstCall(nn.Module):
+    """transformers' output capturing in small: the first call registers a hook on each layer
+    that collects its output, and marks the model so that later calls do not register again."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(4, 4), nn.Linear(4, 4)])
+        self.head = nn.Linear(8, 2)
+        self.hooked = False
+        self.collected = []
+
+    def forward(self, x):
+        if not self.hooked:
+            for layer in self.layers:
+                layer.register_forward_hook(lambda m, i, out: self.collected.append(out))
+            self.hooked = True
+        self.collected.clear()
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(torch.cat(self.collected, -1))
+
+
+@pytest.mark.parametrize("make, shape", [(_CachedBias, (1, 3, 4)), (_HooksOnFirstCall, (1, 4))])
+def test_what_a_run_changes_in_place_is_put_back_whole(make, shape):
+    """A dict a layer fills (LeViT's cache kept the exporter's fake tensors: the capture's check
+    failed), hooks a first call registers (SegFormer: the mark was put back without the hooks,
+    so the next call registered them twice and the model failed on its own input)."""
+    import random_models as rm
+    from aimgen.loader import InputSpec
+
+    torch.manual_seed(0)
+    model = make().eval()
+    conv = aimgen.convert(model, [InputSpec(shape)], source_name=make.__name__)
+    assert conv.plan.taps
+    state = {k: v for k, v in vars(model).items() if k in ("cache", "hooked")}
+    assert state in ({"cache": {}}, {"hooked": False})   # as given
+    assert not any(m._forward_hooks for m in model.modules())
+    rm.check_conversion(model, [InputSpec(shape)], source_name=make.__name__)

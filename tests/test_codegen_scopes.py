@@ -1,6 +1,7 @@
 """aimgen/codegen/scopes.py: which modules' nodes form a scope, and which scopes are outlined."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.fx as fx
 from torch import nn
@@ -109,40 +110,21 @@ def test_an_attribute_is_read_in_the_scope_of_the_module_that_holds_it():
     assert mlp.inputs == [coords]   # handed in as the MLP's input
 
 
-def test_a_module_handed_its_owner_s_table_converts_and_keeps_the_function():
-    import random_models as rm
-    from aimgen.loader import InputSpec
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 4), _Attention()).eval()
-    conv = rm.check_conversion(model, [InputSpec((1, 3, 4))], source_name="relpos")
-    assert "self.rel_pos.mlp(self.rel_pos.coords" in conv.source
-
-
-class _SharedRelPos(nn.Module):
-    """timm's shared relative position table: the root's module, its bias made by the root."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-        self.rel_pos = _RelPos()
-
-    def forward(self, x):
-        return self.fc(x) + self.rel_pos.get_bias()
-
-
 def test_an_attribute_no_module_on_its_way_holds_is_read_by_the_root():
-    model = _SharedRelPos()
+    """timm's shared relative-position table: the root holds it, and makes the bias itself."""
+    model = _Attention()
     graph = fx.Tracer().trace(model)
     top, owner = scopes.build(graph, model, set())
     coords = next(n for n in graph.nodes if n.op == "get_attr")
     assert owner[coords.name] is top
 
 
-def test_a_shared_table_handed_to_a_module_converts():
+@pytest.mark.parametrize("model", [nn.Sequential(nn.Linear(4, 4), _Attention()), _Attention()],
+                         ids=["held by a block", "held by the root"])
+def test_a_module_handed_its_owner_s_table_converts_and_keeps_the_function(model):
     import random_models as rm
     from aimgen.loader import InputSpec
 
     torch.manual_seed(0)
-    conv = rm.check_conversion(_SharedRelPos().eval(), [InputSpec((1, 3, 4))], source_name="shared")
+    conv = rm.check_conversion(model.eval(), [InputSpec((1, 3, 4))], source_name="relpos")
     assert "self.rel_pos.mlp(self.rel_pos.coords" in conv.source

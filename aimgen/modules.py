@@ -190,6 +190,9 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
         rec = _from_recorded(cls, callee, recorded, writer)
         if rec is not None:
             attempts.append(("the recorded constructor call", rec))
+            at_defaults = _at_defaults(cls, rec)
+            if at_defaults is not None:   # (where the recorded call leaves weights uninitialised)
+                attempts.append(("the recorded constructor call with its defaults", at_defaults))
     try:
         values = _read_back(module, cls, where)
     except RenderError as err:
@@ -219,6 +222,10 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
                 rebuilt = eval(src, namespace)  # our own literals and import paths only
         except Exception as err:
             failed.append(f"rebuilding it from {how} failed: {err}")
+            continue
+        empty = _uninitialised(module, rebuilt)
+        if empty:
+            failed.append(f"{how} leaves {empty} uninitialised (the model's builder initialises it afterwards)")
             continue
         diff = _same(module, rebuilt, strict=strict)
         settings = set_after_building(module, rebuilt) if diff is not None else {}
@@ -282,6 +289,35 @@ def _from_recorded(cls, callee: str, recorded: dict, writer: ValueWriter) -> Con
             positional_ok = False
         args.append(Arg(p.name, value, positional))
     return Constructor(callee=callee, args=args, defaults=_defaults(sig, args), order=_order(sig))
+
+
+def _at_defaults(cls, rec: Constructor) -> Constructor | None:
+    """The recorded call with the arguments that have defaults left out; None if it has none
+    (transformers builds MambaMixer with ``initialize_mixer_weights=False`` and initialises its
+    weights from the model afterwards: rebuilt alone, the layer must initialise them itself)."""
+    sig = _signature(cls)
+    defaulted = {p.name for p in sig.parameters.values() if p.default is not p.empty}
+    args = [a for a in rec.args if a.name not in defaulted]
+    if len(args) == len(rec.args):
+        return None
+    return Constructor(callee=rec.callee, args=args, defaults=_defaults(sig, args), order=_order(sig))
+
+
+def _uninitialised(module: nn.Module, rebuilt: nn.Module) -> str:
+    """The first floating parameter the rebuilt module leaves as ``torch.empty`` left it (values
+    not finite, or beyond 1e20) where the model's own is not, else ''."""
+    own = dict(module.named_parameters())
+    for name, p in rebuilt.named_parameters():
+        if not p.is_floating_point() or name not in own:
+            continue
+        if _garbage(p) and not _garbage(own[name]):
+            return name
+    return ""
+
+
+def _garbage(t: torch.Tensor) -> bool:
+    t = t.detach()
+    return bool(t.numel()) and (not bool(torch.isfinite(t).all()) or float(t.abs().max()) > 1e20)
 
 
 def _order(sig: inspect.Signature) -> tuple[str, ...]:

@@ -418,13 +418,18 @@ def live_nodes(graph: fx.Graph) -> set[fx.Node]:
 
 
 def _after_first_tap(traced: Traced, taps) -> list[fx.Node]:
-    """The data nodes from the first tapped layer on that the output depends on: where update
-    blocks may go (one on a value the model discards would rewrite the memory from nothing)."""
-    first = {t.node for t in taps}
+    """The data nodes from the first tapped layer on, before the last, that the output depends
+    on: where update blocks may go (one on a value the model discards would rewrite the memory
+    from nothing; one after the last tapped layer would write a memory no layer reads, and its
+    weights would never get a gradient: transformers' Mamba with its mixers kept whole)."""
+    tapped = {t.node for t in taps}
+    last = max((i for i, n in enumerate(traced.graph.nodes) if n.name in tapped), default=-1)
     live = live_nodes(traced.graph)
     seen, out = False, []
-    for n in traced.graph.nodes:
-        seen = seen or n.name in first
+    for i, n in enumerate(traced.graph.nodes):
+        if i >= last:
+            break
+        seen = seen or n.name in tapped
         if seen and n in live and n.op not in ("output", "placeholder", "get_attr") and not _shape_only(n) \
                 and not mode_only(n):
             out.append(n)

@@ -172,3 +172,27 @@ def test_a_config_dataclass_argument_is_written_as_its_class_with_the_fields_tha
     import timm  # the name the text uses
     rebuilt = eval(text, {"functools": functools, "nn": nn, "timm": timm})
     assert rebuilt.act is nn.SiLU and rebuilt.conv_norm_act.keywords == {"bias": False} and rebuilt.attn is None
+
+
+class _LateInit(nn.Module):
+    """transformers' MambaMixer in small: built with ``initialize=False`` by its parent, whose
+    own initialisation fills the weights afterwards (``torch.empty`` until then: NaN here, so
+    that the test does not depend on what memory held)."""
+
+    def __init__(self, width, initialize=True):
+        super().__init__()
+        self.A_log = nn.Parameter(torch.full((width,), float("nan")))
+        if initialize:
+            nn.init.zeros_(self.A_log)
+
+
+def test_a_recorded_call_that_leaves_weights_uninitialised_is_made_with_its_defaults():
+    """Rebuilt from its recorded call, the kept mixer had garbage weights, and the converted
+    Mamba's first training step gave non-finite gradients (validation refused it)."""
+    from aimgen.sourcecopy import SourceCopier
+
+    layer = _LateInit(4, initialize=False)
+    with torch.no_grad():
+        layer.A_log.fill_(1.0)   # what the parent's initialisation did
+    ctor = constructor(layer, "mixer", copier=SourceCopier(), why="kept", recorded={"width": 4, "initialize": False})
+    assert ctor.source(lambda a: repr(a.value)) == "_LateInit(4)"

@@ -316,3 +316,25 @@ def test_an_empty_tensor_is_no_feature_map_to_update_from():
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+class _Head(nn.Module):
+    """A causal LM's tail in small: the only tapped layer is the head (the blocks before it are
+    kept whole), and its logits are cast and scaled after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+        self.head = nn.Linear(8, 6)
+
+    def forward(self, x):
+        logits = self.head(self.body(x)).float()
+        return logits * 2.0
+
+
+def test_no_update_block_goes_after_the_last_tapped_layer():
+    """Placed on the cast logits (transformers' Mamba), an update block wrote a memory no layer
+    reads: its weights never got a gradient, and validation refused the model."""
+    plan = aimgen.convert(_Head(), torch.randn(1, 3, 8), leaf=["body"]).plan
+    assert [t.qualname for t in plan.taps] == ["head"]
+    assert not plan.updates

@@ -459,8 +459,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
         main_rank = max(set(ranks), key=ranks.count) if ranks else 2
         candidates = [n for n in nodes if kinds[n.name] and len(kinds[n.name][2]) == main_rank]
     if not candidates:
-        return [], ("no feature map after the first tapped layer has the batch first and a size to pool "
-                    "(nothing to rewrite the memory from)")
+        return [], ("no feature map between the first and the last tapped layer has the batch first and a "
+                    "size to pool (nothing to rewrite the memory from)")
     main = {n.name for n in candidates}
     cuts = cut_nodes(traced.graph, lambda n: n.name in main)
     output = next(n for n in traced.graph.nodes if n.op == "output")
@@ -497,7 +497,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
                 ends.append(n)
     ends.sort(key=lambda n: order[n.name])
     chosen = [(n, kinds[n.name]) for n in ends if n.name not in outputs]
-    return chosen, "" if chosen else "the only feature maps after the first tapped layer are the model's outputs"
+    return chosen, "" if chosen else \
+        "the only feature maps between the first and the last tapped layer are the model's outputs"
 
 
 def find_updates(traced: Traced, taps, grid, options: Options) -> tuple[list[UpdateSite], str]:

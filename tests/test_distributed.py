@@ -75,6 +75,11 @@ def _worker(rank: int, world: int, port: int, source: str, out: str) -> None:
             torch.nn.functional.cross_entropy(ddp(x), y).backward()
             opt.step()
         torch.save({"state": model.state_dict(), "local_memory": local_memory}, Path(out) / f"rank{rank}.pt")
+        # DDP's reducer gone and both ranks done before the group goes: otherwise a rank could
+        # exit while gloo still had a thread for it ("terminate called without an active
+        # exception", SIGABRT, about one run in three on a loaded 2-core machine)
+        del ddp, opt
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -221,16 +221,12 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
 
     leaves, kept = frozenset(options.leaf), {}
     loaded = snapshot(model, values=True)
-    while True:  # again with a module kept whole where codegen asks for it (aimgen.errors.KeepWhole)
+    while True:  # again with a module kept whole where the capture or codegen asks (errors.KeepWhole)
         try:
-            traced = _trace(model, inputs, len(specs), source_name, leaves)
+            traced = _captured(model, inputs, specs, source_name, leaves, loaded)
             traced.leaf_reasons.update(kept)
             traced.constructor_args = dict(constructor_args or {})
-            shapes.analyse(traced, specs, inputs, source_name)
             plan = None if plain else make_plan(traced, options)
-            # what running the model set on its layers goes (a table made on the first call): a
-            # layer kept whole is written, and compared with its rebuild, as it was loaded
-            restore(loaded)
             src = generate(traced, plan, plain=plain, flat=options.flat)
         except KeepWhole as err:
             new = {q: why for q, why in err.modules.items() if q and q not in leaves}
@@ -238,8 +234,6 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
                 raise
             leaves, kept = leaves | set(new), {**kept, **new}
             continue
-        finally:
-            restore(loaded)   # the caller's model is left as it was given
         break
     meta = metadata(plan, src, specs, source_name, traced, plain=plain)
     header = _header(plan, src, specs, source_name, options, traced, plain=plain)
@@ -255,6 +249,18 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
         sd = load_state_dict(base_weights) if isinstance(base_weights, (str, Path)) else base_weights
         result.state_dict, result.weights_report = convert_weights(sd, result)
     return result
+
+
+def _captured(model: nn.Module, inputs, specs, source_name: str, leaves: frozenset[str], loaded) -> Traced:
+    """The model traced and its shapes analysed. Then what running it set on its layers goes (a
+    table made on the first call): a layer kept whole is written, and compared with its rebuild,
+    as it was ``loaded``, and the caller's model is left as it was given."""
+    try:
+        traced = _trace(model, inputs, len(specs), source_name, leaves)
+        shapes.analyse(traced, specs, inputs, source_name)
+        return traced
+    finally:
+        restore(loaded)
 
 
 def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: frozenset[str]) -> Traced:

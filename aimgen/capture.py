@@ -160,6 +160,7 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
         for training in (True, False):
             with as_found(model):
                 programs[training] = _export(model, inputs, overrides, names, training, source, fx_error)
+            _inline_grad_regions(programs[training])
     for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
         graphs, flags, kept = _reconciled(model, programs, names, leaves, raising, source)
         reasons = {q: "listed in leaf=" for q in leaves} if raising else {}
@@ -195,11 +196,10 @@ def _reconciled(model: nn.Module, programs: dict, names: list[str], leaves: froz
             graphs[True] = _Lowering(model, programs[True], names, leaves, raising, calls | stochastic).graph()
         try:
             flags = _reconcile(graphs[True], graphs[False], model, source, stochastic)
-        except TraceError as err:
-            owner = getattr(err, "owner", "")
-            if not raising or not owner or owner in kept or owner in leaves:
+        except ModeSplit as err:
+            if not raising or not err.owner or err.owner in kept or err.owner in leaves:
                 raise
-            kept[owner] = f"its forward takes another path in train() than in eval(), near {err.where}"
+            kept[err.owner] = f"its forward takes another path in train() than in eval(), near {err.where}"
             continue
         kept.update({q: _TRAIN_ONLY for q in stochastic})
         return graphs, flags, kept
@@ -561,7 +561,6 @@ class _Lowering:
     def _copy(self) -> None:
         from torch.export.graph_signature import InputKind
 
-        _inline_grad_regions(self.ep)
         sig = self.ep.graph_signature
         attrs, consts, users = {}, {}, []
         for spec in sig.input_specs:
@@ -761,15 +760,20 @@ class _Lowering:
                     n.replace_input_with(a, place(a, n))
 
     # --- layers ------------------------------------------------------------------------------
-    def _runs(self):
-        """Each module call's nodes, when they are one contiguous run: {key: [nodes]}."""
+    def _runs(self, of: str | None = None):
+        """Each module call's nodes, when they are one contiguous run: {key: [nodes]}; of the
+        innermost module of each node, or (``of``) of that module with what it holds."""
         runs: dict[str, list[fx.Node]] = {}
         last: dict[str, int] = {}
         broken = set()
+        ops = ("call_function", "get_attr") if of is None else ("call_function", "get_attr", "call_module")
         for i, n in enumerate(self.g.nodes):
-            if n.op not in ("call_function", "get_attr"):
+            if n.op not in ops:
                 continue
-            key, _ = _innermost(n)
+            if of is None:
+                key, _ = _innermost(n)
+            else:
+                key = next((k for k, (q, _) in (n.meta.get("nn_module_stack") or {}).items() if q == of), "")
             if not key:
                 continue
             if key in last and last[key] != i - 1:
@@ -867,48 +871,37 @@ class _Lowering:
         return _one_input(module)
 
     def _raise_leaves(self) -> None:
-        """One call of a torch.nn leaf module (one tensor in, one out): a ``call_module`` node."""
+        """Each call of a module that is written as a call (a torch.nn leaf, a module kept whole;
+        one tensor in, one out): a ``call_module`` node."""
         for key, run in self._runs().items():
             qual = _innermost(run[0])[1]
             module = self.model.get_submodule(qual)
             if not self._raisable(qual, module):
                 continue
-            found = self._boundary(run, module)
-            if found is None:
-                continue
-            x, out = found
-            with self.g.inserting_before(run[0]):
-                call = self.g.call_module(qual, (x,))
-            _stand_in(call, out)
-            self._replace_run(run, out, call)
+            self._raise(qual, module, run)
+        # one with layers of its own, kept whole for the mode: its layers' nodes are its run too
         for qual in sorted(q for q in self.stochastic if self.model.get_submodule(q)._modules):
-            self._raise_whole(qual)
+            module = self.model.get_submodule(qual)
+            if _one_input(module):
+                for key, run in self._runs(of=qual).items():
+                    self._raise(qual, module, run, key)
 
-    def _raise_whole(self, qual: str) -> None:
-        """Each call of module ``qual`` with what it holds (its layers' nodes included), where it
-        is one contiguous run with one tensor in and one out: a ``call_module`` node."""
-        module = self.model.get_submodule(qual)
-        if not _one_input(module):
+    def _raise(self, qual: str, module: nn.Module, run: list[fx.Node], key: str | None = None) -> None:
+        """The run as one ``call_module`` node, where it reads one tensor and one value of it is
+        used after it; ``key``: the call's own key, where the value comes from a layer inside it
+        (the call's module stack ends there)."""
+        found = self._boundary(run, module)
+        if found is None:
             return
-        runs: dict[str, list[fx.Node]] = {}
-        for n in self.g.nodes:
-            stack = n.meta.get("nn_module_stack") or {}
-            keys = [k for k, (q, _) in stack.items() if q == qual]
-            if keys and n.op in ("call_function", "call_module", "get_attr"):
-                runs.setdefault(keys[0], []).append(n)
-        order = {n: i for i, n in enumerate(self.g.nodes)}
-        for key, run in runs.items():
-            found = self._boundary(run, module)
-            if found is None or order[run[-1]] - order[run[0]] + 1 != len(run):
-                continue
-            x, out = found
-            with self.g.inserting_before(run[0]):
-                call = self.g.call_module(qual, (x,))
-            stack = out.meta["nn_module_stack"]
+        x, out = found
+        with self.g.inserting_before(run[0]):
+            call = self.g.call_module(qual, (x,))
+        _stand_in(call, out)
+        if key is not None:
+            stack = call.meta["nn_module_stack"]
             keys = list(stack)
-            _stand_in(call, out)
             call.meta["nn_module_stack"] = {k: stack[k] for k in keys[:keys.index(key) + 1]}
-            self._replace_run(run, out, call)
+        self._replace_run(run, out, call)
 
     def _as_torch(self) -> None:
         for n in self.g.nodes:
@@ -1314,20 +1307,26 @@ def _owner(node: fx.Node) -> str:
     return chain[-1] if chain else ""
 
 
-def _mode_error(model: nn.Module, source: str, a: fx.Node, b: fx.Node) -> TraceError:
+class ModeSplit(TraceError):
+    """A module's forward takes another path in train() than in eval(): which, and near what."""
+
+    def __init__(self, message: str, *, hint: str, owner: str, where: str):
+        super().__init__(message, hint=hint)
+        self.owner, self.where = owner, where
+
+
+def _mode_error(model: nn.Module, source: str, a: fx.Node, b: fx.Node) -> ModeSplit:
     """The first train/eval difference: in the deeper module of the two nodes (the other may
     just be where the shorter graph goes on)."""
     depth = {n: len(_owner(n).split(".")) if _owner(n) else 0 for n in (a, b)}
     node = a if b.op == "output" or (a.op != "output" and depth[a] > depth[b]) else b
     where = _stack_location(node) or _stack_location(a if node is b else b) or source
     owner = _owner(node)
-    err = TraceError(
+    return ModeSplit(
         f"{_named(source, model)}: the forward of {owner or 'the root module'} takes a different path in train() "
         f"and eval() mode (`if self.training` or similar), near {where}; one captured graph cannot hold both.",
         hint="Make it branch-free (e.g. F.dropout(x, p, self.training)), or move the branch into a submodule "
-        "torch.fx can trace around (it is then kept whole as a leaf).")
-    err.owner, err.where = owner, where   # (a submodule is kept whole for it: _reconciled)
-    return err
+        "torch.fx can trace around (it is then kept whole as a leaf).", owner=owner, where=where)
 
 
 def _stack_location(node: fx.Node) -> str | None:

@@ -396,19 +396,11 @@ def _never_read(module: nn.Module, names) -> set[str]:
     """Of plain attributes that a rebuilt module lacks, those that the code of no class in it
     names: set from outside, as a model builder tags its layers (ultralytics' ``m.i, m.f,
     m.type, m.np``), they cannot change what it computes."""
-    code = _module_code(module)
-    if code is None:
-        return set()
-    return {n for n in names if not re.search(rf"\.{re.escape(n)}\b|['\"]{re.escape(n)}['\"]", code)}
-
-
-def _module_code(module: nn.Module, partial: bool = False) -> str | None:
-    """The source of every class in the module outside torch; None where one cannot be read
-    (``partial``: what can be read)."""
     codes = [_class_code(c) for c in {type(m) for m in module.modules()}]
-    if None in codes and not partial:
-        return None
-    return "\n".join(c for c in codes if c)
+    if None in codes:
+        return set()
+    code = "\n".join(codes)
+    return {n for n in names if not re.search(rf"\.{re.escape(n)}\b|['\"]{re.escape(n)}['\"]", code)}
 
 
 @functools.lru_cache(maxsize=None)

@@ -417,7 +417,7 @@ def live_nodes(graph: fx.Graph) -> set[fx.Node]:
     return live
 
 
-def _after_first_tap(traced: Traced, taps) -> list[fx.Node]:
+def _between_taps(traced: Traced, taps) -> list[fx.Node]:
     """The data nodes from the first tapped layer on, before the last, that the output depends
     on: where update blocks may go (one on a value the model discards would rewrite the memory
     from nothing; one after the last tapped layer would write a memory no layer reads, and its
@@ -448,7 +448,7 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     next main-path feature map has another size (a ResNet's stage outputs). Where long skips
     leave no main path (a U-Net's encoder and decoder), every run of one size in program order
     is a stage. Without a grid (MLPs, transformers over tokens) sizes are feature widths."""
-    nodes = _after_first_tap(traced, taps)
+    nodes = _between_taps(traced, taps)
     sizes = conv_sizes(traced, taps)
     kinds = {n.name: _feature_kind(n, grid, sizes) for n in nodes}
     if grid:
@@ -516,7 +516,7 @@ def find_updates(traced: Traced, taps, grid, options: Options) -> tuple[list[Upd
         tap_nodes = {t.node for t in taps}
         last = None
         sizes = conv_sizes(traced, taps)
-        for n in _after_first_tap(traced, taps):
+        for n in _between_taps(traced, taps):
             if n.name in tap_nodes and last is not None and (not chosen or chosen[-1][0] is not last[0]):
                 chosen.append(last)
             kind = _feature_kind(n, grid, sizes)

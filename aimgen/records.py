@@ -46,43 +46,41 @@ class ConstructorRecords:
         return out
 
 
-@functools.lru_cache(maxsize=None)
-def _constructors(cls: type) -> dict[types.CodeType, Callable]:
-    """The ``__init__`` functions that are the class's own constructor, by their code: those of
-    its classes (not nn.Module's, whose ``*args, **kwargs`` any subclass's call reaches), and
-    one a decorator wrapped (the ``kernels`` package replaces transformers' MambaMixer.__init__
-    by a ``new_init(self, *args, **kwargs)`` that calls it)."""
-    found: dict[types.CodeType, Callable] = {}
-    todo, seen = [k.__dict__.get("__init__") for k in cls.__mro__ if k not in (nn.Module, object)], set()
-    while todo:
-        f = todo.pop()
-        if not inspect.isfunction(f) or f in seen:
-            continue
-        seen.add(f)
-        found.setdefault(f.__code__, f)
-        todo.append(getattr(f, "__wrapped__", None))
-        for cell in f.__closure__ or ():
-            with contextlib.suppress(ValueError):   # (an empty cell)
-                todo.append(cell.cell_contents)
-    return found
-
-
-def unwrapped_init(init):
-    """The ``__init__`` that decorators' wrappers call (held in their closures, wrappers of
-    wrappers included), else ``init`` itself: its signature names the constructor's arguments
-    (``inspect.signature`` follows only ``functools.wraps``)."""
+def _wrapped(init) -> Iterator[Callable]:
+    """``init`` and the functions its wrappers call, outermost first: those held in a wrapper's
+    closure (the ``kernels`` package replaces transformers' MambaMixer.__init__ by a
+    ``new_init(self, *args, **kwargs)`` that calls it, without functools.wraps) or named by
+    ``__wrapped__``."""
     todo, seen = [init], set()
     while todo:
         f = todo.pop(0)
         if not inspect.isfunction(f) or f in seen:
             continue
-        if f.__code__.co_name == "__init__":
-            return f
         seen.add(f)
+        yield f
+        todo.append(getattr(f, "__wrapped__", None))
         for cell in f.__closure__ or ():
             with contextlib.suppress(ValueError):   # (an empty cell)
                 todo.append(cell.cell_contents)
-    return init
+
+
+@functools.lru_cache(maxsize=None)
+def _constructors(cls: type) -> dict[types.CodeType, Callable]:
+    """The ``__init__`` functions that are the class's own constructor, by their code: those of
+    its classes and the ones their wrappers call (not nn.Module's, whose ``*args, **kwargs`` any
+    subclass's call reaches)."""
+    found: dict[types.CodeType, Callable] = {}
+    for klass in cls.__mro__:
+        if klass not in (nn.Module, object):
+            for f in _wrapped(klass.__dict__.get("__init__")):
+                found.setdefault(f.__code__, f)
+    return found
+
+
+def unwrapped_init(init):
+    """The ``__init__`` that decorators' wrappers call, else ``init`` itself: its signature names
+    the constructor's arguments (``inspect.signature`` follows only ``functools.wraps``)."""
+    return next((f for f in _wrapped(init) if f.__code__.co_name == "__init__"), init)
 
 
 def _arguments(frame, module: nn.Module) -> dict | None:

@@ -621,22 +621,20 @@ class _Lowering:
         self.g.output(self._structure(self.ep.call_spec.out_spec, iter(flat)))
 
     def _constant(self, name: str, target: str, value: torch.Tensor, stack: dict) -> fx.Node:
-        """A tensor the exporter lifted as a constant: written as a literal where small. A plain
-        tensor attribute of a module (VideoMAE's sinusoid table, not a buffer) is read from its
-        module where that is kept whole, and too large to write, keeps it whole."""
+        """A tensor the exporter lifted as a constant. A plain tensor attribute of a module (not a
+        buffer: VideoMAE's sinusoid table, SimpleViT's position embedding) is read from its module,
+        as torch.fx reads one, and the code generator decides how it is written (a literal, its
+        ``__init__``'s expression, or its module kept whole). A tensor the forward makes itself is
+        written as a literal where small."""
         owner, _, attr = target.rpartition(".")
         try:
-            held = owner and getattr(self.model.get_submodule(owner), attr, None) is value
+            held = getattr(self.model.get_submodule(owner), attr, None) is value
         except AttributeError:
             held = False
-        if held and any(owner == q or owner.startswith(q + ".") for q in self.leaves):
+        if held:
             node = self.g.get_attr(target)
             node.meta.update(nn_module_stack=dict(stack), val=value)
             return node
-        if value.numel() > 64 and held:
-            raise KeepWhole(f"{owner}: its {tuple(value.shape)} tensor {attr} is too large to write as a literal.",
-                            modules={owner: f"its {tuple(value.shape)} tensor {attr} (a plain attribute, not in "
-                                            "state_dict) is too large to write as a literal; its own __init__ makes it"})
         if value.numel() > 64:
             raise TraceError(f"a {tuple(value.shape)} tensor constant created in forward ({name}) is too large "
                              "to write into the generated source.",

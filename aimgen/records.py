@@ -23,14 +23,34 @@ from typing import Callable, Iterator
 from torch import nn
 
 
+class Call(dict):
+    """The arguments of one constructor call, by parameter name (``*args`` as ``"*args"``), and
+    in ``locals`` the local variables its ``__init__`` ended with (``image_height`` in
+    ``self.table = sincos(h=image_height // patch, dim=dim)``): what an expression of that
+    ``__init__`` may read besides its arguments."""
+
+    locals: dict = {}
+
+
 class ConstructorRecords:
     """Arguments of each module's constructor call, by object."""
 
     def __init__(self):
         self._by_id: dict[int, tuple[nn.Module, dict]] = {}
+        self._open: dict[int, Call] = {}   # id(frame) -> its call, until the frame returns
 
-    def add(self, module: nn.Module, arguments: dict) -> None:
-        self._by_id.setdefault(id(module), (module, arguments))
+    def add(self, module: nn.Module, arguments: dict, frame=None) -> None:
+        if id(module) not in self._by_id:
+            call = Call(arguments)
+            self._by_id[id(module)] = (module, call)
+            if frame is not None:
+                self._open[id(frame)] = call
+
+    def returned(self, frame) -> None:
+        """A constructor frame ended: keep its locals (``self`` and the arguments aside)."""
+        call = self._open.pop(id(frame), None)
+        if call is not None:
+            call.locals = {k: v for k, v in frame.f_locals.items() if k != "self" and k not in call}
 
     def of(self, module: nn.Module) -> dict | None:
         found = self._by_id.get(id(module))
@@ -117,12 +137,15 @@ def recording() -> Iterator[ConstructorRecords]:
     own_thread = threading.get_ident()
 
     def profile(frame, event, arg):
-        if event == "call" and frame.f_code.co_name == "__init__" and threading.get_ident() == own_thread:
-            module = frame.f_locals.get("self")
-            if isinstance(module, nn.Module) and records.of(module) is None:
-                args = _arguments(frame, module)
-                if args is not None:
-                    records.add(module, args)
+        if frame.f_code.co_name == "__init__" and threading.get_ident() == own_thread:
+            if event == "call":
+                module = frame.f_locals.get("self")
+                if isinstance(module, nn.Module) and records.of(module) is None:
+                    args = _arguments(frame, module)
+                    if args is not None:
+                        records.add(module, args, frame)
+            elif event == "return":
+                records.returned(frame)
         if chained is not None:
             chained(frame, event, arg)
 

@@ -793,10 +793,21 @@ class _SinusoidEmbed(nn.Module):
         return x + self.table[:, : x.shape[1]]
 
 
-class _TableNet(nn.Module):
+class _LoopTableEmbed(_SinusoidEmbed):
+    """The same table filled in a loop: no expression of its ``__init__`` makes it."""
+
     def __init__(self):
         super().__init__()
-        self.embed = _SinusoidEmbed()
+        table = torch.zeros(1, 10, 8)
+        for i in range(10):
+            table[0, i] = torch.sin(torch.arange(8.0) + 8 * i)
+        self.table = table
+
+
+class _TableNet(nn.Module):
+    def __init__(self, embed: type = _SinusoidEmbed):
+        super().__init__()
+        self.embed = embed()
         self.head = nn.Linear(8, 3)
 
     def forward(self, x):
@@ -805,14 +816,27 @@ class _TableNet(nn.Module):
         return self.head(self.embed(x, None))
 
 
-def test_a_large_plain_tensor_attribute_keeps_its_module_whole():
-    """torch.export lifts it as a constant, too large to write, that no checkpoint restores: the
-    model was refused. Its module is kept whole (its __init__ makes the table) and read from, not
-    called (its forward takes two arguments; a call with one failed the capture's check)."""
+def test_a_large_plain_tensor_attribute_is_written_as_its_init_makes_it():
+    """torch.export lifts it as a constant, too large to write as a literal, that no checkpoint
+    restores. It is read from its module, as torch.fx reads one, and written as the expression
+    its ``__init__`` assigns, so the module's layers are tapped too (it was kept whole)."""
     import random_models as rm
 
     torch.manual_seed(0)
     conv = rm.check_conversion(_TableNet().eval(), [InputSpec((1, 6, 4))], source_name="table")
-    assert "plain attribute" in conv._traced.leaf_reasons["embed"]
+    assert conv._traced.capture == "torch.export"
+    assert [t.qualname for t in conv.plan.taps] == ["embed.proj", "head"]
+    assert "self.table = nn.Buffer(torch.sin(torch.arange(80.0)).view(1, 10, 8), persistent=False)" in conv.source
+
+
+def test_a_large_plain_tensor_attribute_no_expression_makes_keeps_its_module_whole():
+    """Filled in a loop, it cannot be written: its module is kept whole (its __init__ makes the
+    table) and read from, not called (its forward takes two arguments; a call with one failed the
+    capture's check)."""
+    import random_models as rm
+
+    torch.manual_seed(0)
+    conv = rm.check_conversion(_TableNet(_LoopTableEmbed).eval(), [InputSpec((1, 6, 4))], source_name="table")
+    assert "too large to write as a literal" in conv._traced.leaf_reasons["embed"]
     assert [t.qualname for t in conv.plan.taps] == ["head"]
     assert "self.embed.table" in conv.source

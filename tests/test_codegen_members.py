@@ -39,12 +39,12 @@ def test_tensors_are_written_as_their_initialisation_not_their_values():
     frozen = nn.Parameter(_drawn(8), requires_grad=False)   # weight_parameter makes a trainable one: not this
     assert written(tensor_member(frozen, "param", h, "weird", rec)[0]) == \
         "nn.Parameter(torch.empty((8, 8)).uniform_(-8 ** -0.5, 8 ** -0.5), requires_grad=False)"
-    assert written(tensor_member(h.ids, "buffer", h, "ids", rec)[0]) == "nn.Buffer(torch.tensor([0, 1, 2, 3, 4, 5]))"
+    assert written(tensor_member(h.ids, "buffer", h, "ids", rec)[0]) == "nn.Buffer(torch.arange(6))"  # as registered
 
 
 def test_an_init_expression_is_checked_by_evaluating_it():
     h = Holder(8)
-    assert init_expression(h, "pos", {"dim": 8}, h.pos) == "torch.randn(1, 4, 8) * 0.02"
+    assert init_expression(h, "pos", {"dim": 8}, h.pos) == ("torch.randn(1, 4, 8) * 0.02", True)
     assert init_expression(h, "pos", {"dim": 9}, h.pos) is None  # the wrong shape: refused
     assert init_expression(h, "pos", None, h.pos) is None          # `dim` unknown
 
@@ -103,3 +103,37 @@ def test_a_stateful_module_the_forward_never_calls_is_kept_with_its_state():
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
     assert [t.qualname for t in conv.plan.taps] == ["body.0", "head"]   # nothing taps a dead layer
+
+
+def _sincos(cells: int, dim: int) -> torch.Tensor:
+    angle = torch.arange(cells)[:, None] / 10000 ** (torch.arange(dim)[None] / dim)
+    return torch.cat([angle.sin(), angle.cos()], 1)
+
+
+class Table(nn.Module):
+    def __init__(self, size: int, patch: int = 4):
+        super().__init__()
+        cells = (size // patch) ** 2
+        self.table = _sincos(cells, 8)   # a plain attribute: no checkpoint restores it
+        self.register_buffer("index", torch.arange(cells * cells) % 7, persistent=False)
+
+
+def test_an_init_expression_reads_the_init_s_locals_and_calls_its_module_s_functions():
+    """``self.table = _sincos(cells, 8)``: ``cells``, a local of the recorded call, is written as
+    its value and the function is copied into the generated file; a value that draws nothing at
+    random must come out equal (a function of the module that returns another value is refused)."""
+    from aimgen.records import recording
+    from aimgen.sourcecopy import SourceCopier
+
+    with recording() as records:
+        t = Table(32)
+    copier = SourceCopier()
+    assert init_expression(t, "table", records.of(t), t.table, copier) == ("_sincos(64, 8)", False)
+    assert [name for name, _ in copier.copied.definitions] == ["test_codegen_members.py"]
+    assert "def _sincos(cells: int, dim: int)" in copier.copied.text()
+    assert init_expression(t, "index", records.of(t), t.index) == ("torch.arange(64 * 64) % 7", False)
+    assert init_expression(t, "table", records.of(t), t.table) is None   # no copier: no function calls
+    assert init_expression(t, "table", records.of(t), t.table * 2, SourceCopier()) is None  # not its value
+    written_member, note = tensor_member(t.table, "tensor", t, "table", records.of(t), copier)
+    assert written(written_member) == "nn.Buffer(_sincos(64, 8), persistent=False)"
+    assert note == "as its module's __init__ computes it"

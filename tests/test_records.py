@@ -25,6 +25,25 @@ def test_the_outermost_call_of_each_module_is_recorded_with_its_defaults():
     assert "" in by_name  # the Sequential itself
 
 
+class Table(nn.Module):
+    def __init__(self, image_size, patch=8):
+        super().__init__()
+        height, width = image_size
+        cells = (height // patch) * (width // patch)
+        self.proj = nn.Linear(cells, 4)
+
+
+def test_each_call_keeps_the_locals_its_init_ended_with():
+    """What an expression of the ``__init__`` may read besides its arguments (``cells``), for the
+    outermost call only (the Linear's own locals are its own)."""
+    with recording() as records:
+        net = Table((32, 16))
+    call = records.of(net)
+    assert call == {"image_size": (32, 16), "patch": 8}
+    assert call.locals == {"height": 32, "width": 16, "cells": 8, "__class__": Table}
+    assert records.of(net.proj).locals.get("cells") is None
+
+
 def test_nothing_is_recorded_outside_the_block_and_the_profiler_is_restored():
     import sys
     before = sys.getprofile()

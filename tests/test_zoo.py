@@ -282,12 +282,14 @@ def test_raw_parameters_are_written_as_their_own_initialisation():
 
 # --- a bias module read through a method, with an index table too large to write ---------------
 
-def test_a_module_whose_index_table_is_too_large_to_write_is_built_by_its_own_constructor():
+def test_an_index_table_too_large_to_write_is_written_as_its_init_computes_it():
+    """Its __init__ registers ``relative_index(window)``: the function is copied and called with
+    the recorded argument (it kept the module whole, and wrote its class, before)."""
     conv = check("relative_position.py:Net", (1, 3, 9, 9))
-    assert lines_with(conv.source, "self.rel_pos = RelPosBias(") == ["self.rel_pos = RelPosBias(9, 2)"]
-    assert "class RelPosBias(nn.Module):" in conv.source and "def relative_index(" in conv.source
-    assert kept_whole(conv)["attn.rel_pos"].startswith(   # why, in the file's own record
-        "its (6561,) integer tensor index is too large to write as a literal")
+    assert lines_with(conv.source, "index=nn.Buffer(") == ["index=nn.Buffer(relative_index(9), persistent=False),"]
+    assert "def relative_index(" in conv.source and "class RelPosBias" not in conv.source
+    assert "'kept_whole'" not in conv.source   # nothing is
+    assert lines_with(conv.source, "self.rel_pos.table[self.rel_pos.index]")   # get_bias, written inline
 
 
 def test_a_float_buffer_left_out_of_state_dict_is_built_by_its_own_constructor():

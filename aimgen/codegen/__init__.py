@@ -223,7 +223,8 @@ class Generator:
                           "widened: its last slots read the memory")
         module = q.rpartition(".")[0]
         try:
-            ctor, comment = tensor_member(value, kind, owner, name, self.traced.constructor_args.get(module))
+            ctor, comment = tensor_member(value, kind, owner, name, self.traced.constructor_args.get(module),
+                                          self.copier)
             if isinstance(ctor, Constructor) and ctor.callee == "weight_parameter":
                 self._need((runtime.weight_parameter,))
         except KeepWhole as err:  # the module that owns it can be kept whole (its __init__ builds it)

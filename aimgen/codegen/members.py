@@ -9,6 +9,7 @@ differs into ``__init__`` parameters (classes.py).
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import math
 import textwrap
@@ -20,6 +21,7 @@ from torch import nn
 from ..errors import KeepWhole, RenderError
 from ..literals import Unrenderable, python_literal
 from ..naming import is_safe_identifier
+from ..sourcecopy import SourceCopier, is_user_object
 from ..taps import Arg, Constructor
 from .scopes import container_kind
 
@@ -152,7 +154,8 @@ def _prefixes(path: str) -> list[str]:
 
 # --- tensors ---------------------------------------------------------------------------------
 
-def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, recorded: dict | None) -> tuple[Constructor | Raw, str]:
+def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, recorded: dict | None,
+                  copier: SourceCopier | None = None) -> tuple[Constructor | Raw, str]:
     """A parameter, buffer or plain tensor attribute as its initialisation, and a comment.
 
     Exact when the values are constant (zeros, ones, a fill) or small; otherwise the owner's own
@@ -162,7 +165,7 @@ def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, r
     input gives the same file."""
     if not isinstance(value, torch.Tensor):
         raise RenderError(f"attribute {name} ({type(value).__name__}) is read in forward but is not a tensor.")
-    init, comment = _initial_values(value, owner, name, recorded, kind)
+    init, comment = _initial_values(value, owner, name, recorded, kind, copier)
     if isinstance(init, Constructor) and init.callee == "weight_parameter":
         return init, comment   # a Parameter already; a call, so blocks that differ only in shapes share a class
     if kind == "param":
@@ -179,7 +182,7 @@ def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, r
 
 
 def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict | None,
-                    kind: str) -> tuple[Constructor | Raw, str]:
+                    kind: str, copier: SourceCopier | None = None) -> tuple[Constructor | Raw, str]:
     shape = tuple(t.shape)
     dtype = [] if t.dtype == torch.float32 else [Arg("dtype", t.dtype, False)]
     data = t.detach().cpu()
@@ -193,9 +196,11 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
         if v == 1:
             return Constructor("torch.ones", [Arg("size", shape, True)] + dtype), ""
         return Constructor("torch.full", [Arg("size", shape, True), Arg("fill_value", v, True)] + dtype), ""
-    found = init_expression(owner, name, recorded, t)
+    found = init_expression(owner, name, recorded, t, copier)
     if found is not None:
-        return Raw(found), "as its module's __init__ draws it; load base weights for the model's values"
+        expr, drawn = found
+        return Raw(expr), ("as its module's __init__ draws it; load base weights for the model's values" if drawn
+                           else "as its module's __init__ computes it")
     exact = not t.is_floating_point() or kind != "param"  # parameters are drawn at random: never copied
     if exact and data.numel() <= (4096 if not t.is_floating_point() else 64) and data.dim() <= 4:
         inferred = torch.tensor(data.tolist()).dtype  # what torch.tensor makes of the values by itself
@@ -239,10 +244,14 @@ def _default_init(shape: tuple[int, ...], name: str, dtype: list,
             note.format("drawn N(0, 0.02)"))
 
 
-def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor) -> str | None:
+def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor,
+                    copier: SourceCopier | None = None) -> tuple[str, bool] | None:
     """The expression the owner's ``__init__`` assigns to ``self.<name>`` (inside
-    ``nn.Parameter(...)`` if so), if it only uses torch and the constructor's own arguments;
-    those are replaced by their recorded values. Checked by evaluating it: same shape and dtype."""
+    ``nn.Parameter(...)`` if so) or registers as the buffer ``name``, if it only uses torch, the constructor's own arguments and the
+    local variables its ``__init__`` ended with (those are replaced by their recorded values) and,
+    given a ``copier``, functions of the owner's module (``posemb_sincos_2d(h=32 // 8, ...)``:
+    copied into the generated file). Checked by evaluating it: same shape and dtype, and the same
+    values where it draws nothing at random. Returns the expression and whether it draws."""
     try:
         source = textwrap.dedent(inspect.getsource(type(owner).__init__))
         tree = ast.parse(source)
@@ -255,34 +264,41 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
             if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
                     target.value.id == "self" and target.attr == name:
                 found = node.value
+        elif isinstance(node, ast.Call) and _dotted(node.func) == "self.register_buffer":
+            named = dict(zip(("name", "tensor"), node.args)) | {k.arg: k.value for k in node.keywords}
+            if isinstance(named.get("name"), ast.Constant) and named["name"].value == name and "tensor" in named:
+                found = named["tensor"]
     if found is None:
         return None
     if isinstance(found, ast.Call) and _dotted(found.func) in ("nn.Parameter", "torch.nn.Parameter", "Parameter") \
             and found.args:
         found = found.args[0]
-    values = dict(recorded or {})
+    values = {**getattr(recorded, "locals", {}), **(recorded or {})}
+    module_globals = vars(inspect.getmodule(type(owner)) or math) if copier is not None else {}
+    functions: dict[str, object] = {}
     allowed = {"torch", "math"}
 
     class Substitute(ast.NodeTransformer):
         def visit_Name(self, node):
-            if node.id in allowed:
+            if node.id in allowed or node.id in functions:
                 return node
             if node.id in values:
                 try:
                     return ast.parse(python_literal(values[node.id]), mode="eval").body
                 except Unrenderable:
                     raise LookupError(node.id) from None
+            if inspect.isfunction(module_globals.get(node.id)):
+                functions[node.id] = module_globals[node.id]
+                return node
             raise LookupError(node.id)
-
-    import math
 
     def draw(seed: int):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return eval(expr, {"torch": torch, "math": math, "__builtins__": {}})  # only torch calls remain
+            torch.manual_seed(seed)  # only torch calls and the module's functions remain
+            return eval(expr, {"torch": torch, "math": math, **functions, "__builtins__": {}})
 
     try:
-        expr = ast.unparse(Substitute().visit(found))
+        expr = ast.unparse(Substitute().visit(copy.deepcopy(found)))
         value, again = draw(1), draw(2)
     except Exception:
         return None
@@ -290,7 +306,21 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
         return None
     if torch.equal(value, again) and not torch.allclose(value, like.detach().cpu(), equal_nan=True):
         return None  # a fixed value that is not this tensor's: the module changed it after __init__
-    return expr
+    renamed = {}
+    for called, fn in functions.items():
+        why = f"{type(owner).__name__}.__init__ computes its {name} with it"
+        try:
+            renamed[called] = copier.add(fn, why) if is_user_object(fn) else copier.copy_library(fn, why)
+        except RenderError:
+            renamed[called] = None
+        if renamed[called] is None:
+            return None
+    if any(new != old for old, new in renamed.items()):
+        class Rename(ast.NodeTransformer):
+            def visit_Name(self, node):
+                return ast.copy_location(ast.Name(renamed.get(node.id, node.id), node.ctx), node)
+        expr = ast.unparse(Rename().visit(ast.parse(expr, mode="eval")))
+    return expr, not torch.equal(value, again)
 
 
 def _dotted(node) -> str:

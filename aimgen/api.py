@@ -20,7 +20,7 @@ from torch import nn
 
 from . import capture, report as report_mod
 from .codegen import generate
-from .errors import AimgenError, InternalError, KeepWhole, TraceError, ValidationError
+from .errors import AimgenError, ConversionInvalid, KeepWhole, TraceError, ValidationError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
 from .options import Options
@@ -33,6 +33,21 @@ from .tracing import Traced, restore, snapshot, trace, variadic
 from .validate import validate_file
 
 BUG_HINT = "Nothing was written. This is a bug in aimgen: please report it with the model file."
+
+
+def invalid_hint(failed: tuple[str, ...]) -> str:
+    """What a failed validation of a converted file points at: only ONNX checks failed (the
+    PyTorch model passed its own), or eval() was not deterministic, can be the base model's doing."""
+    if failed and all(name.startswith("onnx") or name == "stateful carry" for name in failed):
+        return ("Nothing was written. The PyTorch model passed its checks and its ONNX graph did not: if the base "
+                "model does not export to ONNX either (torch.onnx.export; an operation the exporter lacks), that "
+                "is why, and `onnx=False` converts without the ONNX checks. If it does, this is a bug in aimgen: "
+                "please report it with the model file.")
+    if "eval determinism" in failed:
+        return ("Nothing was written. If the base model's eval() forward is random too (two calls differ), that "
+                "is why: aimgen holds a converted model to a deterministic eval(). If it is not, this is a bug in "
+                "aimgen: please report it with the model file.")
+    return BUG_HINT
 
 
 @dataclass
@@ -152,13 +167,14 @@ class Conversion:
                     checks.append(match)
                     progress.check(match)
                     if not match.ok:
-                        raise InternalError(f"{path}: validation failed: {match.name}: {match.detail}.",
-                                            hint=BUG_HINT)
+                        raise ConversionInvalid(f"{path}: validation failed: {match.name}: {match.detail}.",
+                                                hint=BUG_HINT)
                 try:
                     checks += validate_file(tmp, weights=tmp_weights, random_weights=tmp_weights is None,
                                             onnx=onnx, label=str(path), opset=opset, progress=progress)
-                except ValidationError as err:  # aimgen wrote this file: a failed check is aimgen's bug
-                    raise InternalError(err.message, hint=BUG_HINT) from err
+                except ValidationError as err:  # aimgen wrote this file: a failed check is aimgen's bug,
+                    raise ConversionInvalid(err.message, hint=invalid_hint(err.failed),  # or the model's
+                                            field="onnx") from err
             self.validation = checks
             if report_json is not None:
                 data = self.report_dict()

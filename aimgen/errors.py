@@ -38,6 +38,12 @@ class InternalError(AimgenError):
     exit_code = 3
 
 
+class ConversionInvalid(InternalError):
+    """The file a conversion wrote failed its validation: a bug in aimgen, unless the base model
+    fails the same way (an operation the ONNX exporter lacks, a forward that is random in eval());
+    the hint says which checks point where."""
+
+
 class LoadError(AimgenError):
     """The user's file or the object named in it could not be loaded."""
 
@@ -64,7 +70,11 @@ class KeepWhole(RenderError):
 
 
 class ValidationError(AimgenError):
-    """The generated model failed one of the checks of the spec."""
+    """The generated model failed one of the checks of the spec; ``failed`` names them."""
+
+    def __init__(self, message: str, *, failed: tuple[str, ...] = (), **kwargs):
+        super().__init__(message, **kwargs)
+        self.failed = tuple(failed)
 
 
 class GeneratedFileError(AimgenError):

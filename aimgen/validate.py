@@ -124,7 +124,7 @@ def finish_fresh(proc: subprocess.Popen, timeout: float = 600) -> dict:
             return json.loads(line[len("AIMGEN_RESULT "):])
     tail = (stderr.strip().splitlines() or ["no output"])[-1]
     # the fresh process's own traceback, as the cause: --debug prints it above aimgen's
-    raise ValidationError(f"the generated model failed in a fresh Python process: {tail}",
+    raise ValidationError(f"the generated model failed in a fresh Python process: {tail}", failed=("fresh import",),
                           hint="Run it with `python -c 'import runpy; runpy.run_path(...)'` to see the "
                           "traceback, or convert with --debug.") from ChildProcessError(
                               "the fresh process's output:\n" + stderr.strip())
@@ -209,6 +209,6 @@ def validate_file(path: str | Path, *, weights: str | Path | None = None, random
     if failed:
         raise ValidationError(
             f"{label}: validation failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed) + ".",
-            hint="If the file is as aimgen wrote it, please report this with the model file (aimgen should not "
+            failed=tuple(c.name for c in failed), hint="If the file is as aimgen wrote it, please report this with the model file (aimgen should not "
             "produce it); if it was edited, the failed checks say what to fix.")
     return checks

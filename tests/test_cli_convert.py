@@ -271,3 +271,30 @@ def test_an_internal_error_exits_3_and_says_it_is_a_bug(tmp_path):
 
     err = InternalError("fc.weight: widened to (2, 3) but the model has (2, 4).", hint="This is a bug in aimgen.")
     assert err.exit_code == 3 and cli_text(err).endswith("This is a bug in aimgen.")
+
+
+def test_a_model_the_onnx_exporter_cannot_take_converts_with_the_onnx_check_not_possible(tmp_path, cli):
+    """torch.special.i0 has no ONNX function: the base model does not export, so neither can its
+    AiM version. That is no failure of the conversion (it was reported as a bug in aimgen): the
+    check says why it is not possible, and the file is written."""
+    src = ("import torch\nfrom torch import nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+           "        super().__init__()\n        self.fc = nn.Linear(8, 3)\n"
+           "    def forward(self, x):\n        return torch.special.i0(self.fc(x))\n")
+    path = write_model(tmp_path, src)
+    out = tmp_path / "net_aim.py"
+    code, stdout, err = cli("convert", f"{path}:Net", "--input-shape", "2,8", "-o", out)
+    assert code == 0, err
+    assert ("[not possible] onnx export: not possible for this model: the ONNX exporter has no function for "
+            "prims.bessel_i0, an operation the base model computes") in stdout
+    assert "[ok] forward/backward" in stdout and out.exists()
+
+
+def test_a_failed_validation_says_whose_doing_it_may_be():
+    """Only ONNX checks failed, or eval() was random: the base model may do the same, and the
+    hint says how to tell; anything else is aimgen's bug."""
+    from aimgen.api import BUG_HINT, invalid_hint
+
+    assert "`onnx=False` converts without the ONNX checks" in invalid_hint(("onnx export (stateful)", "stateful carry"))
+    assert "eval() forward is random too" in invalid_hint(("eval determinism",))
+    assert invalid_hint(("onnx export (stateful)", "parameter count")) == BUG_HINT
+    assert invalid_hint(()) == BUG_HINT

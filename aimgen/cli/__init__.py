@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from .. import __version__
-from ..errors import AimgenError
+from ..errors import AimgenError, ConversionInvalid
 from ..options import Options
 from . import convert, diff, export, validate
 from .common import Parser, cli_text
@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except AimgenError as err:
         if debug:
             raise
-        what = "internal error (a bug in aimgen)" if err.exit_code == EXIT_INTERNAL else "error"
+        # a converted file that failed its checks: the message and hint say whose doing it may be
+        internal = err.exit_code == EXIT_INTERNAL and not isinstance(err, ConversionInvalid)
+        what = "internal error (a bug in aimgen)" if internal else "error"
         print(f"aimgen {args.command}: {what}: {cli_text(err)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:

@@ -295,7 +295,7 @@ def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: fr
         if traced is None:
             try:
                 return capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
-                                            fx_error=fx_error)
+                                            fx_error=fx_error, symbolic_seconds=capture.SYMBOLIC_SECONDS)
             except TraceError as export_error:
                 if not variadic(model) or _takes_args(model):   # (that one was tried first)
                     raise

@@ -44,6 +44,7 @@ import inspect
 import logging
 import operator
 import re
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -111,6 +112,11 @@ _NOT_RAISED = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Transformer
 #: mobilevitv2_050: over ten)
 SEE_MORE_SECONDS = 120.0
 
+#: seconds torch.export may reason about symbolic sizes besides the batch before the capture
+#: takes them at the example's (RegionViT's einops window patterns: no end in sight; at its
+#: example size, 4 s); the batch stays symbolic
+SYMBOLIC_SECONDS = 60.0
+
 
 @contextlib.contextmanager
 def time_limit(seconds: float):
@@ -143,10 +149,12 @@ def time_limit(seconds: float):
 
 def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source: str = "the model",
                  n_inputs: int | None = None, leaf_names: frozenset[str] = frozenset(),
-                 fx_error: BaseException | None = None) -> Traced:
+                 fx_error: BaseException | None = None, symbolic_seconds: float | None = None) -> Traced:
     """Capture ``model`` with torch.export in train and eval mode and reconcile the two graphs
     into a ``Traced`` (``capture == "torch.export"``). ``make_inputs(batch=None)`` gives the
-    example inputs. ``fx_error``: why torch.fx could not trace it (quoted if this fails too)."""
+    example inputs. ``fx_error``: why torch.fx could not trace it (quoted if this fails too).
+    Sizes besides the batch are symbolic where the exporter can reason about them within
+    ``symbolic_seconds`` (None: no limit), else fixed at the example's, which the header says."""
     fixed = fixed_arguments(model, n_inputs, source)
     overrides = {}
     if "use_cache" in fixed and fixed["use_cache"] is not False:
@@ -155,19 +163,22 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
     inputs = _export_inputs(make_inputs)
     names = [p.name for p in forward_inputs(model)][:len(inputs)]
     leaves = frozenset(leaf_names)
+    sized = symbolic_seconds   # symbolic sizes: within that many seconds (None: any); 0: the example's
     with _dataclass_outputs(model, inputs, overrides):
         programs = {}
         for training in (True, False):
-            with as_found(model):
-                programs[training] = _export(model, inputs, overrides, names, training, source, fx_error)
+            programs[training], sized = _export_sized(model, inputs, overrides, names, training, source, fx_error,
+                                                      sized)
             _inline_grad_regions(programs[training])
     for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
         graphs, flags, kept = _reconciled(model, programs, names, leaves, raising, source)
         reasons = {q: "listed in leaf=" for q in leaves} if raising else {}
         reasons.update(kept)
+        why = _why(fx_error) + ("" if sized != 0 else f"; sizes besides the batch fixed at the example's "
+                                f"(torch.export reasoned about them for over {symbolic_seconds:g} s)")
         traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
                               fixed_inputs=fixed, leaf_names=(leaves if raising else frozenset()) | set(kept),
-                              leaf_reasons=reasons, why=_why(fx_error))
+                              leaf_reasons=reasons, why=why)
         try:
             _check_function(traced, make_inputs, overrides, source)
             break
@@ -343,16 +354,36 @@ def _dataclass_outputs(model: nn.Module, inputs, overrides: dict):
             pytree._deregister_pytree_node(cls)
 
 
-def _dynamic(x: torch.Tensor):
-    """Every axis dynamic where the model allows it (the exporter keeps what it must fixed)."""
-    return {d: torch.export.Dim.AUTO for d in range(x.dim()) if x.shape[d] > 1}
+def _dynamic(x: torch.Tensor, sized: bool = True):
+    """Every axis dynamic where the model allows it (the exporter keeps what it must fixed), or
+    only the batch."""
+    return {d: torch.export.Dim.AUTO for d in range(x.dim() if sized else min(x.dim(), 1)) if x.shape[d] > 1}
+
+
+def _export_sized(model: nn.Module, inputs, overrides: dict, names: list[str], training: bool, source: str,
+                  fx_error: BaseException | None, seconds: float | None):
+    """One export, with symbolic sizes if the exporter is done with them within ``seconds``
+    (None: no limit), else (or given 0) at the example's sizes besides the batch. Returns the
+    program and the ``seconds`` the next export gets (0 once sizes were fixed)."""
+    if seconds != 0:
+        start = time.perf_counter()
+        try:
+            with contextlib.ExitStack() as stack, as_found(model):
+                if seconds is not None:
+                    stack.enter_context(time_limit(seconds))
+                return _export(model, inputs, overrides, names, training, source, fx_error), seconds
+        except TraceError:
+            if seconds is None or time.perf_counter() - start < seconds:
+                raise
+    with as_found(model):
+        return _export(model, inputs, overrides, names, training, source, fx_error, sized=False), 0
 
 
 def _export(model: nn.Module, inputs, overrides: dict, names: list[str], training: bool, source: str,
-            fx_error: BaseException | None):
+            fx_error: BaseException | None, sized: bool = True):
     was = model.training
     model.train(training)
-    shapes = {name: _dynamic(x) for name, x in zip(names, inputs)}
+    shapes = {name: _dynamic(x, sized) for name, x in zip(names, inputs)}
     shapes.update({k: None for k in overrides})
     quiet = [logging.getLogger(n) for n in ("torch.export", "torch._export", "torch.fx.experimental.symbolic_shapes",
                                             "torch._subclasses.fake_tensor", "torch._dynamo")]
@@ -365,7 +396,7 @@ def _export(model: nn.Module, inputs, overrides: dict, names: list[str], trainin
             warnings.simplefilter("ignore")
             if len(names) != len(inputs):   # a forward(*args): positional, without overrides
                 return torch.export.export(model, tuple(inputs), strict=False,
-                                           dynamic_shapes=tuple(_dynamic(x) for x in inputs))
+                                           dynamic_shapes=tuple(_dynamic(x, sized) for x in inputs))
             return torch.export.export(model, tuple(inputs), dict(overrides), strict=False, dynamic_shapes=shapes)
     except Exception as err:
         failed = _fails_in_train(model, inputs, overrides, source) if training else None

@@ -270,10 +270,23 @@ def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Sk
             skipped.append(Skip(site.node, site.qualname, site.layer_type, f"excluded by skip={hit[0]!r}"))
             continue
         taps.append(site)
+    taps, skipped = _every_call_or_none(taps, skipped)
     skipped += _inside_leaves(traced)
     skipped += _opaque_layers(traced, taps, skipped)
     _check_patterns(options, taps, skipped)
     return taps, skipped
+
+
+def _every_call_or_none(taps: list[TapSite], skipped: list[Skip]) -> tuple[list[TapSite], list[Skip]]:
+    """A layer called twice reads the memory at both calls or at neither: one module cannot take
+    the memory at one call and not at the other (RegionViT's attention runs on the region tokens,
+    one row a sample, and again on windows of them, several rows a sample)."""
+    left = {s.qualname: s for s in skipped}
+    keep = [t for t in taps if t.functional or t.qualname not in left]
+    return keep, skipped + [
+        Skip(t.node, t.qualname, t.layer_type, f"it is called again where it cannot read the memory "
+             f"({left[t.qualname].reason}); a layer reads it at every call or at none")
+        for t in taps if not t.functional and t.qualname in left]
 
 
 def _inside_kept(traced: Traced, qual: str) -> str:

@@ -12,6 +12,7 @@ import dataclasses
 import re
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import aimgen
+from aimgen import capture
 from aimgen.codegen.expressions import CONST, MARK, Expressions
 from aimgen.errors import TraceError
 from aimgen.loader import InputSpec, flat_tensors
@@ -840,3 +842,49 @@ def test_a_large_plain_tensor_attribute_no_expression_makes_keeps_its_module_who
     assert "too large to write as a literal" in conv._traced.leaf_reasons["embed"]
     assert [t.qualname for t in conv.plan.taps] == ["head"]
     assert "self.embed.table" in conv.source
+
+
+class _WindowNet(nn.Module):
+    """Windows of 4x4 cells, as window attention cuts them: sizes torch.export reasons about."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 1)
+        self.mix = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        if x.ndim != 4:   # (torch.fx cannot trace this: torch.export captures the model)
+            x = x[None]
+        x = self.embed(x)
+        b, c, h, w = x.shape
+        windows = x.reshape(b, c, h // 4, 4, w // 4, 4).permute(0, 2, 4, 3, 5, 1).reshape(b, -1, c)
+        return self.head(self.mix(windows).mean(1))
+
+
+def test_sizes_torch_export_reasons_about_too_long_are_taken_at_the_example_s(monkeypatch):
+    """RegionViT's einops window patterns kept torch.export's symbolic shape reasoning busy for
+    good (the conversion never ended). Past ``SYMBOLIC_SECONDS`` the capture takes the sizes
+    besides the batch at the example's, and the header says so. (The export with symbolic sizes
+    is made to sleep past the limit here.)"""
+    import random_models as rm
+
+    real = capture._export
+
+    def slow_when_sized(*args, sized=True, **kwargs):
+        if sized:
+            time.sleep(30)   # interrupted by the time limit
+        return real(*args, sized=sized, **kwargs)
+
+    monkeypatch.setattr(capture, "SYMBOLIC_SECONDS", 0.5)
+    monkeypatch.setattr(capture, "_export", slow_when_sized)
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    conv = rm.check_conversion(_WindowNet().eval(), [InputSpec((1, 3, 8, 8))], source_name="windows")
+    assert time.perf_counter() - start < 25
+    assert conv._traced.capture == "torch.export"
+    header = " ".join(line.lstrip("#").strip() for line in conv.source.splitlines() if line.startswith("#"))
+    assert "sizes besides the batch fixed at the example's (torch.export reasoned about them for over 0.5 s)" in header
+    assert [t.qualname for t in conv.plan.taps] == ["embed", "mix", "head"]
+    aim = conv.build().eval()
+    assert aim(torch.randn(3, 3, 8, 8)).shape == (3, 2)   # the batch stays free

@@ -338,3 +338,32 @@ def test_no_update_block_goes_after_the_last_tapped_layer():
     plan = aimgen.convert(_Head(), torch.randn(1, 3, 8), leaf=["body"]).plan
     assert [t.qualname for t in plan.taps] == ["head"]
     assert not plan.updates
+
+
+class _TwiceCalled(nn.Module):
+    """``proj`` runs on the tokens (one row a sample) and again on pairs of them (two rows a
+    sample), as RegionViT's attention runs on region tokens and on windows."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        a = self.proj(x)
+        w = self.proj(x.reshape(-1, 2, 8))
+        return self.head(a + w.reshape(a.shape))
+
+
+def test_a_layer_called_twice_reads_the_memory_at_both_calls_or_at_neither():
+    """The second call cannot read the memory (its rows are not samples): the first may not
+    either (the generated model failed on the example input: MemoryLinear.forward() missing 'm')."""
+    import random_models as rm
+    from aimgen.loader import InputSpec
+
+    torch.manual_seed(0)
+    conv = rm.check_conversion(_TwiceCalled().eval(), [InputSpec((1, 4, 8))], source_name="twice")
+    assert [t.qualname for t in conv.plan.taps] == ["head"]
+    reasons = {s.reason for s in conv.plan.skipped if s.qualname == "proj"}
+    assert any(r.startswith("it is called again where it cannot read the memory (input is not batched")
+               and r.endswith("a layer reads it at every call or at none") for r in reasons), reasons

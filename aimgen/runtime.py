@@ -60,6 +60,13 @@ class MemoryState:
         return self.tensor.mean(0)
 
 
+def per_window(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A memory read (1 or N rows) for an x whose N * w rows are windows of the samples, sample
+    by sample (window attention): each sample's row repeated for its w windows."""
+    n = m.shape[0]
+    return m.unsqueeze(1).expand(n, x.shape[0] // n, *m.shape[1:]).flatten(0, 1)
+
+
 class Memory(nn.Module):
     """The learned memory (seed) plus what training carried over from earlier batches."""
 

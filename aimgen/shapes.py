@@ -4,6 +4,10 @@ Three facts come from here, recorded on each node's ``meta``:
 - ``tensor_meta``: shape and dtype at the example input (a concrete run, no grad, eval mode);
 - ``batch_axis_ok``: whether the tensor's first axis follows the batch (taps and update blocks
   line the memory up per sample, so they need it);
+- ``sample_rows``: where the first axis does not follow the batch, whether its rows are windows
+  (or other pieces) of the samples, sample by sample: ``N * w`` rows, those of sample ``i`` at
+  ``i * w ... (i + 1) * w - 1`` (Swin's and RegionViT's window attention); a Linear on them can
+  read each sample's memory, repeated for its windows;
 - ``size``: its shape as symbolic expressions of the input sizes (``(s0 - 1)//4 + 1``), from a
   run on fake tensors whose batch and spatial sizes are symbols (torch's FakeTensorMode with a
   ShapeEnv). Two sizes with the same expression are equal at *every* input size, which is what
@@ -240,9 +244,61 @@ def second_run(traced: Traced, specs, make_inputs, source_name: str, scale: int 
             n.meta["size"] = tuple(str(a) if a == b else f"{a}|{b}" for a, b in zip(m1.shape, m2.shape))
 
 
+class _Values(_Runner):
+    """Runs the graph and keeps the values of the nodes named in ``keep``."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph, keep: set[str]):
+        super().__init__(root, graph=graph)
+        self.keep, self.values = keep, {}
+
+    def run_node(self, n: fx.Node):
+        result = super().run_node(n)
+        if n.name in self.keep and isinstance(result, torch.Tensor):
+            self.values[n.name] = result
+        return result
+
+
+def sample_rows(traced: Traced, make_inputs) -> None:
+    """Mark ``sample_rows`` on the tensors whose first axis does not follow the batch but holds
+    the samples' rows in turn: run at batch 2 and on the second sample alone, such a tensor has
+    twice the rows, and its second half is the second sample's."""
+    found = [n for n in traced.graph.nodes if n.meta.get("batch_axis_ok") is False and
+             tensor_meta(n) is not None and len(tensor_meta(n).shape) >= 2 and tensor_meta(n).dtype.is_floating_point]
+    if not found:
+        return
+    model = traced.root
+    was = model.training
+    model.eval()
+    try:
+        pair = tuple(make_inputs(batch=2))
+        runs = []
+        for inputs in (pair, tuple(x[1:] for x in pair)):
+            run = _Values(model, traced.graph, {n.name for n in found})
+            with torch.no_grad():
+                run.run(*inputs)
+            runs.append(run.values)
+    except Exception:   # a model that runs at the example's batch only: no windows found
+        return
+    finally:
+        model.train(was)
+    both, second = runs
+    for n in found:
+        a, b = both.get(n.name), second.get(n.name)
+        w = b.shape[0] if b is not None else 0
+        n.meta["sample_rows"] = bool(
+            w > 1 and a is not None and a.shape == (2 * w, *b.shape[1:]) and
+            torch.allclose(a[w:], b, atol=1e-5, rtol=1e-4) and not torch.allclose(a[:w], b, atol=1e-5, rtol=1e-4))
+
+
 def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     """All shape facts: the concrete run (returns the model's outputs), then the symbolic sizes,
-    or the two-batch check where those cannot be had."""
+    or the two-batch check where those cannot be had, then the windows of the samples."""
+    outputs = _sizes(traced, specs, make_inputs, source_name)
+    sample_rows(traced, make_inputs)
+    return outputs
+
+
+def _sizes(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     inputs = make_inputs()
     outputs = propagate_shapes(traced, inputs, source_name)
     if not symbolic_sizes(traced, inputs):

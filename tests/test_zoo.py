@@ -563,3 +563,27 @@ def test_layers_frozen_by_their_init_stay_frozen_and_whole_number_values_are_wri
     assert torch.equal(aim.pick.weight.flatten(), torch.tensor([2.0, 0.0, 1.0, 3.0]))
     assert not aim.pick.weight.requires_grad and not aim.mix.weight.requires_grad
     assert aim.pick.memory_weight.requires_grad   # the memory it reads still trains
+
+
+# --- window attention: a Linear whose rows are windows of the samples ----------------------------
+
+def test_window_attention_reads_each_sample_s_memory_in_every_window():
+    """qkv and proj run on (B * 16 windows, 16, C): each window reads its own sample's memory
+    (they were left as they were: 'input is not batched'). The rows of a sequence-first layer
+    are tokens, not windows of samples: that one is still left as it is."""
+    conv = check("window_attention.py:Net", (1, 3, 32, 32), onnx=True)
+    assert [t.qualname for t in conv.plan.taps] == ["embed", "attn.qkv", "attn.proj", "head"]
+    assert [t.sample_rows for t in conv.plan.taps] == [False, True, True, False]
+    assert "def per_window(m: torch.Tensor, x: torch.Tensor)" in conv.source
+    assert lines_with(conv.source, "= qkv(cat([") == ["# = qkv(cat([windows, m], -1)), each window with its sample's m"]
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(3, 3, 48, 48)   # another size: 36 windows a sample
+    with torch.no_grad():
+        assert aim(x).shape == (3, 5)
+    aim.train()(x).sum().backward()
+    assert aim.attn.qkv.memory_weight.grad.abs().sum() > 0
+
+    tokens = check("window_attention.py:TokenFirst", (1, 3, 8, 8))
+    assert [t.qualname for t in tokens.plan.taps] == ["embed", "head"]
+    assert "per_window" not in tokens.source

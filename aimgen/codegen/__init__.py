@@ -55,7 +55,7 @@ def reserved_names() -> frozenset[str]:
     not use them (the registry adds its kinds' runtime names)."""
     names = set(TEMPLATE_NAMES) | {o.__name__ for o in BASE_RUNTIME}
     names |= {runtime.MemoryUpdate.__name__, runtime.MemorySequential.__name__, runtime.weight_parameter.__name__,
-              runtime.pool_to_grid.__name__}
+              runtime.pool_to_grid.__name__, runtime.per_window.__name__}
     return frozenset(names | REGISTRY.runtime_names())
 
 
@@ -420,6 +420,8 @@ class Generator:
             callee = self.expr.callee(node)
             name = f"{callee}"
             self._need(kind.runtime(site, self.form, width))
+        if site.sample_rows:
+            self._need((runtime.per_window,))
         memory_weight = ""
         if site.functional and self.form == "sum":
             key = self.plan.memory_keys[node.name]

@@ -48,6 +48,7 @@ class TapSite:
     weight: str              # qualified name of the base weight
     functional: bool = False
     computed_weight: bool = False  # the weight is computed in forward (sum form only)
+    sample_rows: bool = False      # its input's rows are windows of the samples (see shapes.sample_rows)
 
     @property
     def unit(self) -> str:
@@ -212,7 +213,8 @@ class TapKind:
     def fit_expr(self, site: TapSite, width: TapWidth, x: str, memory: str = "memory") -> str:
         """Source of the memory fitted to this layer's input ``x``."""
         if site.axis == -1:
-            return f"{memory}.features({width.k}, {x})"
+            read = f"{memory}.features({width.k}, {x})"
+            return f"per_window({read}, {x})" if site.sample_rows else read
         return f"{memory}.channels({width.k}, {x})"
 
     def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:
@@ -236,7 +238,7 @@ class TapKind:
     def comment(self, site: TapSite, width: TapWidth, name: str, x: str = "x") -> str:
         """What the tap equals, in the literal form's words (``x``: the input's source)."""
         if site.axis == -1:
-            return f"= {name}(cat([{x}, m], -1))"
+            return f"= {name}(cat([{x}, m], -1))" + (", each window with its sample's m" if site.sample_rows else "")
         if site.groups > 1:
             center = ", center tap" if width.kernel == "pointwise" else ""
             return f"= {name}({x} with m in every group{center})"
@@ -389,8 +391,9 @@ def per_dimension(mixin: type, name: str, bases: tuple[type, ...], doc: str) -> 
     return tuple(classes)
 
 
-def batched_input(node: fx.Node, expected_rank: int | None = None) -> tuple | None:
-    """The shape of the node's first input if its first axis is the batch axis, else None."""
+def batched_input(node: fx.Node, expected_rank: int | None = None, windows: bool = False) -> tuple | None:
+    """The shape of the node's first input if its first axis is the batch axis (or, with
+    ``windows``, holds windows of the samples, sample by sample), else None."""
     arg = node.args[0] if node.args else None
     if not isinstance(arg, fx.Node):
         return None
@@ -400,9 +403,15 @@ def batched_input(node: fx.Node, expected_rank: int | None = None) -> tuple | No
     shape = tuple(meta.shape)
     if expected_rank is not None and len(shape) != expected_rank:
         return None
-    if arg.meta.get("batch_axis_ok") is False:
+    if arg.meta.get("batch_axis_ok") is False and not (windows and arg.meta.get("sample_rows")):
         return None
     return shape
+
+
+def sample_rows(node: fx.Node) -> bool:
+    """Whether the node's first input holds windows of the samples, not the samples."""
+    arg = node.args[0] if node.args else None
+    return isinstance(arg, fx.Node) and arg.meta.get("batch_axis_ok") is False and bool(arg.meta.get("sample_rows"))
 
 
 def node_arg(node: fx.Node, names: tuple[str, ...], name: str, default=None):

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import runtime
-from .base import REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of, weight_param
+from .base import (REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of,
+                   sample_rows, weight_param)
 
 ARGS = ("input", "weight", "bias")
 
@@ -25,7 +26,7 @@ class FunctionalLinearKind(TapKind):
     def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
         owner = owner_of(node)
         weight, why = weight_param(node, root, ARGS)
-        shape = batched_input(node)
+        shape = batched_input(node, windows=True)
         if shape is None or len(shape) < 2:
             return Skip(node.name, weight or owner or node.name, "F.linear",
                         "input is not batched (N, ..., D) with the batch first")
@@ -37,6 +38,7 @@ class FunctionalLinearKind(TapKind):
             node=node.name, qualname=weight or f"{owner}:{node.name}",
             layer_type="F.linear", kind=self.key, axis=-1, in_size=inp, out_size=out, groups=1, kernel=(),
             spatial=(), weight=weight or "", functional=True, computed_weight=weight is None,
+            sample_rows=sample_rows(node),
         )
 
     def call(self, site: TapSite, form: str, width: TapWidth, src: CallSource) -> str:

@@ -13,7 +13,7 @@ from torch import nn
 
 from .. import runtime
 from ..runtime import weight_parameter
-from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input
+from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, sample_rows
 
 
 # --- what the generated code runs (copied into every file that taps this kind) -----------
@@ -56,13 +56,13 @@ class LinearKind(TapKind):
 
     def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
         lin = root.get_submodule(node.target)
-        shape = batched_input(node)
+        shape = batched_input(node, windows=True)
         if shape is None or len(shape) < 2:
             return Skip(node.name, node.target, "Linear", "input is not batched (N, ..., D) with the batch first")
         return TapSite(
             node=node.name, qualname=node.target, layer_type="Linear", kind=self.key, axis=-1,
             in_size=lin.in_features, out_size=lin.out_features, groups=1, kernel=(),
-            spatial=(), weight=f"{node.target}.weight",
+            spatial=(), weight=f"{node.target}.weight", sample_rows=sample_rows(node),
         )
 
     def runtime(self, site: TapSite, form: str, width: TapWidth):

@@ -1,0 +1,57 @@
+"""Window attention, as Swin writes it: the (B, H, W, C) map is cut into windows of 4x4 cells,
+and the attention's Linear layers run on (B * windows, 16, C), each sample's windows in turn.
+``TokenFirst`` runs a Linear on the tokens sequence first instead (a row a token, not a sample)."""
+import torch
+from torch import nn
+
+
+def window_partition(x: torch.Tensor, s: int) -> torch.Tensor:
+    b, h, w, c = x.shape
+    return x.view(b, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s * s, c)
+
+
+def window_reverse(windows: torch.Tensor, s: int, b: int, h: int, w: int) -> torch.Tensor:
+    c = windows.shape[-1]
+    return windows.view(b, h // s, w // s, s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+
+
+class WindowAttention(nn.Module):
+    def __init__(self, dim: int, window: int, heads: int):
+        super().__init__()
+        self.window, self.heads = window, heads
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        windows = window_partition(self.norm(x), self.window)
+        n = windows.shape[1]
+        q, k, v = self.qkv(windows).reshape(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = ((q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5).softmax(-1)
+        out = self.proj((attn @ v).transpose(1, 2).reshape(-1, n, c))
+        return x + window_reverse(out, self.window, b, h, w)
+
+
+class Net(nn.Module):
+    def __init__(self, dim: int = 16):
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 2, stride=2)
+        self.attn = WindowAttention(dim, 4, 2)
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x):
+        x = self.attn(self.embed(x).permute(0, 2, 3, 1))
+        return self.head(x.mean((1, 2)))
+
+
+class TokenFirst(nn.Module):
+    def __init__(self, dim: int = 16):
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 2, stride=2)
+        self.mix = nn.Linear(dim, dim)
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x):
+        tokens = self.embed(x).flatten(2).permute(2, 0, 1)   # (tokens, B, C)
+        return self.head(self.mix(tokens).mean(0))

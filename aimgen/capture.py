@@ -1122,23 +1122,35 @@ def _inline_grad_regions(ep) -> None:
     """``with torch.no_grad():`` in a forward (timm's Gemma4 rotary embedding) is exported as a
     call of a graph of its own (``wrap_with_set_grad_enabled``), which the written model cannot
     call: its operations are copied in its place, and what leaves a no-grad region is detached
-    (it carries no gradient there either)."""
-    region = getattr(torch.ops.higher_order, "wrap_with_set_grad_enabled", None)
+    (it carries no gradient there either). A region that turns autocast off
+    (``@autocast('cuda', enabled=False)`` on vit-pytorch's rotary embeddings:
+    ``wrap_with_autocast``) is copied in its place as it is: the model computes in float32."""
+    grad = getattr(torch.ops.higher_order, "wrap_with_set_grad_enabled", None)
+    autocast = getattr(torch.ops.higher_order, "wrap_with_autocast", None)
     graph = ep.graph
-    for n in [n for n in graph.nodes if n.op == "call_function" and n.target is region]:
-        enabled, body, *operands = n.args
+    for n in [n for n in graph.nodes if n.op == "call_function" and n.target in (grad, autocast)]:
+        if n.target is grad:
+            enabled, body, *operands = n.args
+        else:
+            device, _, enabled, _, body, *operands = n.args
         inner = getattr(ep.graph_module, body.target).graph
+        if n.target is autocast and enabled:
+            where = next(filter(None, map(_stack_location, [n, *inner.nodes])), "an unknown place")
+            raise TraceError(f"the model computes a part under torch.autocast({device!r}) (at {where}), which "
+                             "aimgen cannot write yet.",
+                             hint="Convert the model without autocast, and run the converted one under it.")
         with graph.inserting_before(n):
             outs = graph.graph_copy(inner, dict(zip([p for p in inner.nodes if p.op == "placeholder"], operands)))
             outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
-            if not enabled:
+            if n.target is grad and not enabled:
                 detached = [graph.call_function(torch.ops.aten.detach.default, (o,)) for o in outs]
                 for d, o in zip(detached, outs):
                     d.meta.update(o.meta)
                 outs = detached
         for user in list(n.users):
             if user.target is not operator.getitem:
-                raise TraceError("torch.export captured a grad-mode region whose results aimgen cannot read.")
+                raise TraceError("torch.export captured a grad-mode or autocast region whose results aimgen cannot "
+                                 "read.")
             user.replace_all_uses_with(outs[user.args[1]])
             graph.erase_node(user)
         graph.erase_node(n)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -287,6 +288,23 @@ def _every_call_or_none(taps: list[TapSite], skipped: list[Skip]) -> tuple[list[
         Skip(t.node, t.qualname, t.layer_type, f"it is called again where it cannot read the memory "
              f"({left[t.qualname].reason}); a layer reads it at every call or at none")
         for t in taps if not t.functional and t.qualname in left]
+
+
+def _why_none(traced: Traced, skipped: list[Skip]) -> str:
+    """Why no layer is tapped, as one clause: the weight layers left as they are and why (the
+    three most common reasons), else the modules kept whole and why."""
+    if skipped:
+        reasons = Counter(s.reason for s in skipped)
+        said = "; ".join(f"{n} for {why}" if n > 1 else why for why, n in reasons.most_common(3))
+        more = len(reasons) - 3
+        return f"its {len(skipped)} weight layer call(s) are left as they are: {said}" + \
+            (f"; and {more} other reason(s)" if more > 0 else "")
+    kept = [q for q in traced.leaf_reasons if traced.leaf_reasons[q] != "listed in leaf="] or list(traced.leaf_names)
+    if kept:
+        first = kept[0]
+        return (f"it has no Conv or Linear call outside the modules kept whole, {first} ("
+                f"{traced.leaf_reasons.get(first) or 'listed in leaf='})" + (f" and {len(kept) - 1} more" if len(kept) > 1 else ""))
+    return "it calls no Conv, ConvTranspose or Linear layer, nor F.conv/F.linear"
 
 
 def _inside_kept(traced: Traced, qual: str) -> str:
@@ -613,6 +631,10 @@ def _memory_keys(taps) -> dict[str, str]:
 def make_plan(traced: Traced, options: Options) -> Plan:
     options.check()
     taps, skipped = find_sites(traced, options)
+    if not taps:
+        raise PlanError(f"no layer of the model can read the memory: {_why_none(traced, skipped)}.",
+                        hint="Nothing was written (a memory that no layer reads would change nothing). `plain=True` "
+                        "writes the model as aimgen captures it, to see what it is made of.", field="plain")
     base, unused, idle = parameter_use(traced)
     grid = choose_grid(traced, taps)
     updates, no_update_reason = find_updates(traced, taps, grid or (), options)

@@ -888,3 +888,43 @@ def test_sizes_torch_export_reasons_about_too_long_are_taken_at_the_example_s(mo
     assert [t.qualname for t in conv.plan.taps] == ["embed", "mix", "head"]
     aim = conv.build().eval()
     assert aim(torch.randn(3, 3, 8, 8)).shape == (3, 2)   # the batch stays free
+
+
+@torch.amp.autocast("cuda", enabled=False)
+def _rotate(x):
+    return torch.cat([-x[..., 2:], x[..., :2]], -1) * x.sin()
+
+
+@torch.amp.autocast("cpu", dtype=torch.bfloat16)
+def _half_mix(x):
+    return x @ x.transpose(-2, -1)
+
+
+class _AutocastNet(nn.Module):
+    def __init__(self, half: bool = False):
+        super().__init__()
+        self.half = half
+        self.proj = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.ndim != 3:   # (torch.fx cannot trace this: torch.export captures the model)
+            x = x[None]
+        x = self.proj(x)
+        x = _half_mix(x).float() @ x if self.half else _rotate(x)
+        return self.head(x)
+
+
+def test_a_region_that_turns_autocast_off_is_copied_in_its_place():
+    """vit-pytorch's rotary embeddings are decorated ``@autocast('cuda', enabled=False)``:
+    torch.export wraps them in a graph of their own (``wrap_with_autocast``), which the written
+    model could not call ('Node referenced nonexistent target submod_1'). One that turns autocast
+    on is refused with its place: the written model would compute it in float32."""
+    import random_models as rm
+
+    torch.manual_seed(0)
+    conv = rm.check_conversion(_AutocastNet().eval(), [InputSpec((2, 3, 4))], source_name="net")
+    assert [t.qualname for t in conv.plan.taps] == ["proj", "head"]
+    assert "autocast" not in conv.source.split("# parameters:")[1] and "torch.cat([neg, slice_], -1)" in conv.source
+    with pytest.raises(TraceError, match=r"torch.autocast\('cpu'\) \(at .*test_capture.py:\d+ \(`x = _half_mix\(x\)"):
+        aimgen.convert(_AutocastNet(half=True).eval(), [InputSpec((2, 3, 4))], source_name="net")

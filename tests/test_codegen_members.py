@@ -116,12 +116,16 @@ class Table(nn.Module):
         cells = (size // patch) ** 2
         self.table = _sincos(cells, 8)   # a plain attribute: no checkpoint restores it
         self.register_buffer("index", torch.arange(cells * cells) % 7, persistent=False)
+        pos = _sincos(cells, 4)
+        self.register_buffer("pos", pos, persistent=False)
+        self.register_buffer("noise", torch.randn(2, 3), persistent=False)   # drawn, and no checkpoint has it
 
 
 def test_an_init_expression_reads_the_init_s_locals_and_calls_its_module_s_functions():
     """``self.table = _sincos(cells, 8)``: ``cells``, a local of the recorded call, is written as
-    its value and the function is copied into the generated file; a value that draws nothing at
-    random must come out equal (a function of the module that returns another value is refused)."""
+    its value and the function is copied into the generated file; a buffer registered from a
+    local is written as what made the local; a value that draws nothing at random must come out
+    equal (a function of the module that returns another value is refused)."""
     from aimgen.records import recording
     from aimgen.sourcecopy import SourceCopier
 
@@ -132,8 +136,11 @@ def test_an_init_expression_reads_the_init_s_locals_and_calls_its_module_s_funct
     assert [name for name, _ in copier.copied.definitions] == ["test_codegen_members.py"]
     assert "def _sincos(cells: int, dim: int)" in copier.copied.text()
     assert init_expression(t, "index", records.of(t), t.index) == ("torch.arange(64 * 64) % 7", False)
+    assert init_expression(t, "pos", records.of(t), t.pos, copier) == ("_sincos(64, 4)", False)  # what made `pos`
     assert init_expression(t, "table", records.of(t), t.table) is None   # no copier: no function calls
     assert init_expression(t, "table", records.of(t), t.table * 2, SourceCopier()) is None  # not its value
     written_member, note = tensor_member(t.table, "tensor", t, "table", records.of(t), copier)
     assert written(written_member) == "nn.Buffer(_sincos(64, 8), persistent=False)"
     assert note == "as its module's __init__ computes it"
+    noise, _ = tensor_member(t.noise, "buffer", t, "noise", records.of(t), copier)   # its values, not a new draw
+    assert written(noise) == f"nn.Buffer(torch.tensor({t.noise.tolist()}), persistent=False)"

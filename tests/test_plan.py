@@ -341,8 +341,9 @@ def test_no_update_block_goes_after_the_last_tapped_layer():
 
 
 class _TwiceCalled(nn.Module):
-    """``proj`` runs on the tokens (one row a sample) and again on pairs of them (two rows a
-    sample), as RegionViT's attention runs on region tokens and on windows."""
+    """``proj`` runs on the tokens (one row a sample) and again on them sequence first (a row a
+    token), as RegionViT's attention ran on region tokens and on windows before those were read
+    as windows."""
 
     def __init__(self):
         super().__init__()
@@ -351,8 +352,8 @@ class _TwiceCalled(nn.Module):
 
     def forward(self, x):
         a = self.proj(x)
-        w = self.proj(x.reshape(-1, 2, 8))
-        return self.head(a + w.reshape(a.shape))
+        w = self.proj(x.transpose(0, 1))
+        return self.head(a + w.transpose(0, 1))
 
 
 def test_a_layer_called_twice_reads_the_memory_at_both_calls_or_at_neither():
@@ -367,3 +368,25 @@ def test_a_layer_called_twice_reads_the_memory_at_both_calls_or_at_neither():
     reasons = {s.reason for s in conv.plan.skipped if s.qualname == "proj"}
     assert any(r.startswith("it is called again where it cannot read the memory (input is not batched")
                and r.endswith("a layer reads it at every call or at none") for r in reasons), reasons
+
+
+class _RawConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 3, 3, 3))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight)
+
+
+def test_a_model_no_layer_of_which_can_read_the_memory_is_refused_with_why():
+    """A memory nothing reads would change nothing (KarrasUnet's every conv is inside a module kept
+    whole: a 50,176-float memory was added and no layer read it)."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+    with pytest.raises(PlanError, match=r"no layer of the model can read the memory: its 2 weight layer call\(s\) "
+                                        r"are left as they are: 2 for excluded by skip='\*'\. Nothing was written"):
+        aimgen.convert(model, [(1, 3, 8, 8)], skip=["*"])
+    raw = nn.Sequential(_RawConv(), nn.Flatten()).eval()
+    with pytest.raises(PlanError, match=r"no layer of the model can read the memory: it has no Conv or Linear call "
+                                        r"outside the modules kept whole, 0 \(listed in leaf=\)\."):
+        aimgen.convert(raw, [(1, 3, 8, 8)], leaf=["0"])

@@ -2,11 +2,13 @@
 (weight standardisation): the sum form adds the memory's own parameter beside the weight."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import aimgen
+from aimgen.errors import PlanError
 from tapcheck import forms_agree
 
 
@@ -51,5 +53,6 @@ def test_a_computed_weight_is_tapped_in_the_sum_form_and_listed_in_the_literal_f
         assert (aim(x) - model(x)).abs().max() < 1e-5
         aim.memory_weight.normal_()
         assert (aim(x) - model(x)).abs().max() > 1e-3
-    literal = aimgen.convert(model, x[:1], form="literal").plan
-    assert not literal.taps and "only the sum form" in literal.skipped[0].reason
+    with pytest.raises(PlanError, match="no layer of the model can read the memory: its 1 weight layer call.* is "
+                                        "computed in forward: only the sum form"):   # and nothing else reads it
+        aimgen.convert(model, x[:1], form="literal")

@@ -196,8 +196,9 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
         if v == 1:
             return Constructor("torch.ones", [Arg("size", shape, True)] + dtype), ""
         return Constructor("torch.full", [Arg("size", shape, True), Arg("fill_value", v, True)] + dtype), ""
+    saved = kind == "param" or (kind == "buffer" and name not in owner._non_persistent_buffers_set)
     found = init_expression(owner, name, recorded, t, copier)
-    if found is not None:
+    if found is not None and (saved or not found[1]):   # a random draw only where a checkpoint restores it
         expr, drawn = found
         return Raw(expr), ("as its module's __init__ draws it; load base weights for the model's values" if drawn
                            else "as its module's __init__ computes it")
@@ -208,7 +209,6 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
             return Raw(f"torch.tensor({python_literal(data.tolist())}{'' if t.dtype == inferred else ', dtype=' + python_literal(t.dtype)})"), ""
         except Unrenderable:
             pass
-    saved = kind == "param" or (kind == "buffer" and name not in owner._non_persistent_buffers_set)
     if not saved and t.is_floating_point():  # no checkpoint restores it: only its own __init__ can
         what = "a buffer left out of state_dict" if kind == "buffer" else "a constant of the traced forward"
         raise KeepWhole(f"the {shape} tensor {name} ({what}) is too large to write into the source, and no "
@@ -268,6 +268,10 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
             named = dict(zip(("name", "tensor"), node.args)) | {k.arg: k.value for k in node.keywords}
             if isinstance(named.get("name"), ast.Constant) and named["name"].value == name and "tensor" in named:
                 found = named["tensor"]
+    if isinstance(found, ast.Name):   # pos = sincos(...); self.register_buffer("pos", pos): what made it
+        made = [node.value for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign)) and
+                [getattr(t, "id", None) for t in getattr(node, "targets", [getattr(node, "target", None)])] == [found.id]]
+        found = made[0] if len(made) == 1 else found
     if found is None:
         return None
     if isinstance(found, ast.Call) and _dotted(found.func) in ("nn.Parameter", "torch.nn.Parameter", "Parameter") \

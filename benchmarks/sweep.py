@@ -65,5 +65,6 @@ def check(source: Path, name: str, specs: InputSpec | list[InputSpec], every_out
     sum(t.float().square().mean() for t in flat_tensors(aim.train()(*x)) if t.is_floating_point()).backward()
     if not diff <= 1e-4:
         raise AssertionError(f"base weights in, output differs by {diff:.2e}")
-    return (f"ok taps={len(conv.plan.taps)} diff={diff:.1e} lines={len(conv.source.splitlines())} "
+    tapped, seen = conv.plan.layer_counts()
+    return (f"ok taps={tapped}/{seen} diff={diff:.1e} lines={len(conv.source.splitlines())} "
             f"{time.time() - start:.0f}s")

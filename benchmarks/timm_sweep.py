@@ -69,7 +69,8 @@ def check(source: Path, index: int, name: str) -> str:
     aim.train()(x).float().square().mean().backward()
     if not diff <= 1e-4:
         raise AssertionError(f"base weights in, output differs by {diff:.2e}")
-    return (f"ok taps={len(conv.plan.taps)} diff={diff:.1e} lines={len(conv.source.splitlines())} "
+    tapped, seen = conv.plan.layer_counts()
+    return (f"ok taps={tapped}/{seen} diff={diff:.1e} lines={len(conv.source.splitlines())} "
             f"{time.time() - start:.0f}s")
 
 

@@ -114,8 +114,9 @@ SEE_MORE_SECONDS = 120.0
 
 #: seconds torch.export may reason about symbolic sizes besides the batch before the capture
 #: takes them at the example's (RegionViT's einops window patterns: no end in sight; at its
-#: example size, 4 s); the batch stays symbolic
-SYMBOLIC_SECONDS = 60.0
+#: example size, 4 s); the batch stays symbolic. As SEE_MORE_SECONDS, a limit in time: on a
+#: loaded machine a model near it may come out either way, and the header says which
+SYMBOLIC_SECONDS = 120.0
 
 
 @contextlib.contextmanager

@@ -584,6 +584,11 @@ def test_window_attention_reads_each_sample_s_memory_in_every_window():
     aim.train()(x).sum().backward()
     assert aim.attn.qkv.memory_weight.grad.abs().sum() > 0
 
+    blocks = check("window_attention.py:BlockConv", (1, 3, 16, 16), onnx=True)   # a conv on blocks (NesT)
+    assert [(t.qualname, t.sample_rows) for t in blocks.plan.taps] == [
+        ("embed", False), ("block", True), ("head", False)]
+    assert lines_with(blocks.source, "= block(cat([") == ["# = block(cat([blocks, m], 1)), each window with its sample's m"]
+
     tokens = check("window_attention.py:TokenFirst", (1, 3, 8, 8))
     assert [t.qualname for t in tokens.plan.taps] == ["embed", "head"]
     assert "per_window" not in tokens.source

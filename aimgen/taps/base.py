@@ -212,10 +212,8 @@ class TapKind:
     # --- code -------------------------------------------------------------------------------
     def fit_expr(self, site: TapSite, width: TapWidth, x: str, memory: str = "memory") -> str:
         """Source of the memory fitted to this layer's input ``x``."""
-        if site.axis == -1:
-            read = f"{memory}.features({width.k}, {x})"
-            return f"per_window({read}, {x})" if site.sample_rows else read
-        return f"{memory}.channels({width.k}, {x})"
+        read = f"{memory}.{'features' if site.axis == -1 else 'channels'}({width.k}, {x})"
+        return f"per_window({read}, {x})" if site.sample_rows else read
 
     def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:
         raise NotImplementedError
@@ -237,12 +235,13 @@ class TapKind:
 
     def comment(self, site: TapSite, width: TapWidth, name: str, x: str = "x") -> str:
         """What the tap equals, in the literal form's words (``x``: the input's source)."""
+        windows = ", each window with its sample's m" if site.sample_rows else ""
         if site.axis == -1:
-            return f"= {name}(cat([{x}, m], -1))" + (", each window with its sample's m" if site.sample_rows else "")
+            return f"= {name}(cat([{x}, m], -1))" + windows
         if site.groups > 1:
             center = ", center tap" if width.kernel == "pointwise" else ""
-            return f"= {name}({x} with m in every group{center})"
-        return f"= {name}(cat([{x}, m], 1))"
+            return f"= {name}({x} with m in every group{center})" + windows
+        return f"= {name}(cat([{x}, m], 1))" + windows
 
     # --- weights ----------------------------------------------------------------------------
     def memory_key(self, site: TapSite) -> str:

@@ -19,7 +19,8 @@ from torch import nn
 
 from .. import runtime
 from ..runtime import add_product, weight_parameter
-from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, per_dimension
+from .base import (REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, per_dimension,
+                   sample_rows)
 
 
 
@@ -120,7 +121,7 @@ def module_site(key: str, node: fx.Node, root: nn.Module, extra_args: str) -> Ta
     conv = root.get_submodule(node.target)
     dims = len(conv.kernel_size)
     kind = type(conv).__name__
-    shape = batched_input(node, dims + 2)
+    shape = batched_input(node, dims + 2, windows=True)
     if shape is None:
         return Skip(node.name, node.target, kind,
                     f"input is not a batched (N, C, {'x'.join('*' * dims)}) tensor whose first axis is the batch")
@@ -130,6 +131,7 @@ def module_site(key: str, node: fx.Node, root: nn.Module, extra_args: str) -> Ta
         node=node.name, qualname=node.target, layer_type=kind, kind=key, axis=1,
         in_size=conv.in_channels, out_size=conv.out_channels, groups=conv.groups,
         kernel=tuple(conv.kernel_size), spatial=tuple(shape[2:]), weight=f"{node.target}.weight",
+        sample_rows=sample_rows(node),
     )
 
 

@@ -15,7 +15,8 @@ from torch import nn
 
 from .. import runtime
 from .conv import center_tap_pads
-from .base import REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of, weight_param
+from .base import (REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of,
+                   sample_rows, weight_param)
 
 ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
@@ -53,7 +54,7 @@ class FunctionalConvKind(TapKind):
         groups = node_arg(node, ARGS, "groups", 1)
         if not isinstance(groups, int):
             return Skip(node.name, weight or owner or node.name, kind, "its groups argument is computed in forward")
-        shape = batched_input(node, dims + 2)
+        shape = batched_input(node, dims + 2, windows=True)
         if shape is None:
             return Skip(node.name, weight or owner or node.name, kind, "input is not batched with the batch axis first")
         meta = getattr(node_arg(node, ARGS, "weight"), "meta", {}).get("tensor_meta")
@@ -64,7 +65,7 @@ class FunctionalConvKind(TapKind):
             node=node.name, qualname=weight or f"{owner}:{node.name}", layer_type=kind,
             kind=self.key, axis=1, in_size=w_shape[1] * groups, out_size=w_shape[0], groups=groups,
             kernel=w_shape[2:], spatial=tuple(shape[2:]), weight=weight or "", functional=True,
-            computed_weight=weight is None,
+            computed_weight=weight is None, sample_rows=sample_rows(node),
         )
 
     def width_choices(self, site: TapSite, form: str, group_kernel: str) -> str:

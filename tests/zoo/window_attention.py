@@ -55,3 +55,21 @@ class TokenFirst(nn.Module):
     def forward(self, x):
         tokens = self.embed(x).flatten(2).permute(2, 0, 1)   # (tokens, B, C)
         return self.head(self.mix(tokens).mean(0))
+
+
+class BlockConv(nn.Module):
+    """NesT's blocks: the (B, C, H, W) map cut into 2x2 blocks, (B * 4, C, H/2, W/2), each sample's
+    blocks in turn, and a 3x3 conv run on every block."""
+
+    def __init__(self, dim: int = 8):
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 1)
+        self.block = nn.Conv2d(dim, dim, 3, padding=1)
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x):
+        x = self.embed(x)
+        b, c, h, w = x.shape
+        blocks = x.view(b, c, 2, h // 2, 2, w // 2).permute(0, 2, 4, 1, 3, 5).reshape(b * 4, c, h // 2, w // 2)
+        out = self.block(blocks).view(b, 2, 2, c, h // 2, w // 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+        return self.head((x + out).mean((2, 3)))

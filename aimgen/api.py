@@ -308,7 +308,8 @@ def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: fr
     try:
         with capture.time_limit(capture.SEE_MORE_SECONDS):
             exported = capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
-                                            fx_error=capture.HiddenLayers(traced, hidden))
+                                            fx_error=capture.HiddenLayers(traced, hidden),
+                                            symbolic_seconds=capture.SEE_MORE_SECONDS / 2)
     except TraceError:
         return traced   # torch.fx's graph, with those modules kept whole, stands (also past the time limit)
     return exported if len(capture.hidden_layers(exported, leaves)) < len(hidden) else traced

@@ -119,15 +119,23 @@ SEE_MORE_SECONDS = 120.0
 SYMBOLIC_SECONDS = 120.0
 
 
+_DEADLINES: list[float] = []   # the time_limit blocks open, innermost last (time.monotonic())
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float):
     """Raise TraceError in the block after ``seconds`` (SIGALRM: the main thread on Unix only;
     elsewhere, no limit). Should code in the block swallow that error, the block runs to its
-    end and the error is raised then: a result past the limit is never used."""
+    end and the error is raised then: a result past the limit is never used. Limits nest: an
+    outer one that ends first governs, and an inner one hands the rest of the outer's time back."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+    deadline = time.monotonic() + seconds
+    if _DEADLINES and _DEADLINES[-1] <= deadline:   # the outer limit comes first
         yield
         return
     late = TraceError(f"torch.export took more than {seconds:g} s", hint="")
@@ -138,12 +146,16 @@ def time_limit(seconds: float):
         raise late
 
     previous = signal.signal(signal.SIGALRM, expired)
+    _DEADLINES.append(deadline)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
+        _DEADLINES.pop()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if _DEADLINES:   # the outer limit's time left (at least a moment: it may be due)
+            signal.setitimer(signal.ITIMER_REAL, max(_DEADLINES[-1] - time.monotonic(), 1e-3))
     if fired:
         raise late
 

@@ -928,3 +928,22 @@ def test_a_region_that_turns_autocast_off_is_copied_in_its_place():
     assert "autocast" not in conv.source.split("# parameters:")[1] and "torch.cat([neg, slice_], -1)" in conv.source
     with pytest.raises(TraceError, match=r"torch.autocast\('cpu'\) \(at .*test_capture.py:\d+ \(`x = _half_mix\(x\)"):
         aimgen.convert(_AutocastNet(half=True).eval(), [InputSpec((2, 3, 4))], source_name="net")
+
+
+def test_time_limits_nest_and_the_outer_one_keeps_its_time():
+    """The torch.export attempt for more taps has SEE_MORE_SECONDS in all and half of it for
+    symbolic sizes: an inner limit that fires leaves the outer one running, with its own end."""
+    start = time.monotonic()
+    with pytest.raises(TraceError, match="more than 0.3 s"):
+        with capture.time_limit(0.3):
+            with pytest.raises(TraceError, match="more than 0.1 s"):
+                with capture.time_limit(0.1):
+                    time.sleep(5)
+            time.sleep(5)
+    assert 0.25 < time.monotonic() - start < 2
+    start = time.monotonic()
+    with pytest.raises(TraceError, match="more than 0.2 s"):
+        with capture.time_limit(0.2):
+            with capture.time_limit(10):   # the outer one ends first: it governs
+                time.sleep(5)
+    assert time.monotonic() - start < 2 and not capture._DEADLINES

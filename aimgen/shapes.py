@@ -7,7 +7,8 @@ Three facts come from here, recorded on each node's ``meta``:
 - ``sample_rows``: where the first axis does not follow the batch, whether its rows are windows
   (or other pieces) of the samples, sample by sample: ``N * w`` rows, those of sample ``i`` at
   ``i * w ... (i + 1) * w - 1`` (Swin's and RegionViT's window attention); a Linear on them can
-  read each sample's memory, repeated for its windows;
+  read each sample's memory, repeated for its windows; ``sample_free``: whether it is the same
+  whatever the input (a table of relative positions that a bias MLP reads);
 - ``size``: its shape as symbolic expressions of the input sizes (``(s0 - 1)//4 + 1``), from a
   run on fake tensors whose batch and spatial sizes are symbols (torch's FakeTensorMode with a
   ShapeEnv). Two sizes with the same expression are equal at *every* input size, which is what
@@ -288,6 +289,8 @@ def sample_rows(traced: Traced, make_inputs) -> None:
         n.meta["sample_rows"] = bool(
             w > 1 and a is not None and a.shape == (2 * w, *b.shape[1:]) and
             torch.allclose(a[w:], b, atol=1e-5, rtol=1e-4) and not torch.allclose(a[:w], b, atol=1e-5, rtol=1e-4))
+        # the same at batch 2 and for one sample: it does not depend on the input at all
+        n.meta["sample_free"] = bool(a is not None and b is not None and a.shape == b.shape and torch.equal(a, b))
 
 
 def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:

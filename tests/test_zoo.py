@@ -592,3 +592,10 @@ def test_window_attention_reads_each_sample_s_memory_in_every_window():
     tokens = check("window_attention.py:TokenFirst", (1, 3, 8, 8))
     assert [t.qualname for t in tokens.plan.taps] == ["embed", "head"]
     assert "per_window" not in tokens.source
+    assert [s.reason for s in tokens.plan.skipped] == ["input is not batched (N, ..., D) with the batch first"]
+
+    table = check("window_attention.py:PositionBias", (1, 16, 4))   # its input is no sample's: said so
+    assert [t.qualname for t in table.plan.taps] == ["embed", "head"]
+    assert [s.reason for s in table.plan.skipped] == [
+        "its input is the same whatever the model's input (a table, such as relative positions for a bias): "
+        "there is no sample's memory to read"]

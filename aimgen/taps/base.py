@@ -407,6 +407,16 @@ def batched_input(node: fx.Node, expected_rank: int | None = None, windows: bool
     return shape
 
 
+def not_batched(node: fx.Node, what: str) -> str:
+    """Why a layer's input cannot read a sample's memory: ``what`` it is not, or that it is the
+    same whatever the input (no sample's memory to read)."""
+    arg = node.args[0] if node.args else None
+    if isinstance(arg, fx.Node) and arg.meta.get("sample_free"):
+        return ("its input is the same whatever the model's input (a table, such as relative positions for a "
+                "bias): there is no sample's memory to read")
+    return what
+
+
 def sample_rows(node: fx.Node) -> bool:
     """Whether the node's first input holds windows of the samples, not the samples."""
     arg = node.args[0] if node.args else None

@@ -19,8 +19,8 @@ from torch import nn
 
 from .. import runtime
 from ..runtime import add_product, weight_parameter
-from .base import (REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, per_dimension,
-                   sample_rows)
+from .base import (REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, not_batched,
+                   per_dimension, sample_rows)
 
 
 
@@ -123,8 +123,8 @@ def module_site(key: str, node: fx.Node, root: nn.Module, extra_args: str) -> Ta
     kind = type(conv).__name__
     shape = batched_input(node, dims + 2, windows=True)
     if shape is None:
-        return Skip(node.name, node.target, kind,
-                    f"input is not a batched (N, C, {'x'.join('*' * dims)}) tensor whose first axis is the batch")
+        return Skip(node.name, node.target, kind, not_batched(
+            node, f"input is not a batched (N, C, {'x'.join('*' * dims)}) tensor whose first axis is the batch"))
     if len(node.args) != 1 or node.kwargs:
         return Skip(node.name, node.target, kind, extra_args)
     return TapSite(

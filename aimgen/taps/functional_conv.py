@@ -16,7 +16,7 @@ from torch import nn
 from .. import runtime
 from .conv import center_tap_pads
 from .base import (REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of,
-                   sample_rows, weight_param)
+                   not_batched, sample_rows, weight_param)
 
 ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
@@ -56,7 +56,8 @@ class FunctionalConvKind(TapKind):
             return Skip(node.name, weight or owner or node.name, kind, "its groups argument is computed in forward")
         shape = batched_input(node, dims + 2, windows=True)
         if shape is None:
-            return Skip(node.name, weight or owner or node.name, kind, "input is not batched with the batch axis first")
+            return Skip(node.name, weight or owner or node.name, kind,
+                        not_batched(node, "input is not batched with the batch axis first"))
         meta = getattr(node_arg(node, ARGS, "weight"), "meta", {}).get("tensor_meta")
         if meta is None:
             return Skip(node.name, owner or node.name, kind, f"its weight's shape is unknown ({why})")

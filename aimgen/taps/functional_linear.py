@@ -12,7 +12,7 @@ from torch import nn
 
 from .. import runtime
 from .base import (REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of,
-                   sample_rows, weight_param)
+                   not_batched, sample_rows, weight_param)
 
 ARGS = ("input", "weight", "bias")
 
@@ -29,7 +29,7 @@ class FunctionalLinearKind(TapKind):
         shape = batched_input(node, windows=True)
         if shape is None or len(shape) < 2:
             return Skip(node.name, weight or owner or node.name, "F.linear",
-                        "input is not batched (N, ..., D) with the batch first")
+                        not_batched(node, "input is not batched (N, ..., D) with the batch first"))
         meta = getattr(node_arg(node, ARGS, "weight"), "meta", {}).get("tensor_meta")
         if meta is None or len(meta.shape) != 2:
             return Skip(node.name, owner or node.name, "F.linear", f"its weight's shape is unknown ({why})")

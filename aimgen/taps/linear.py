@@ -13,7 +13,7 @@ from torch import nn
 
 from .. import runtime
 from ..runtime import weight_parameter
-from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, sample_rows
+from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, not_batched, sample_rows
 
 
 # --- what the generated code runs (copied into every file that taps this kind) -----------
@@ -58,7 +58,8 @@ class LinearKind(TapKind):
         lin = root.get_submodule(node.target)
         shape = batched_input(node, windows=True)
         if shape is None or len(shape) < 2:
-            return Skip(node.name, node.target, "Linear", "input is not batched (N, ..., D) with the batch first")
+            return Skip(node.name, node.target, "Linear",
+                        not_batched(node, "input is not batched (N, ..., D) with the batch first"))
         return TapSite(
             node=node.name, qualname=node.target, layer_type="Linear", kind=self.key, axis=-1,
             in_size=lin.in_features, out_size=lin.out_features, groups=1, kernel=(),

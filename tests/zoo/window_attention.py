@@ -73,3 +73,18 @@ class BlockConv(nn.Module):
         blocks = x.view(b, c, 2, h // 2, 2, w // 2).permute(0, 2, 4, 1, 3, 5).reshape(b * 4, c, h // 2, w // 2)
         out = self.block(blocks).view(b, 2, 2, c, h // 2, w // 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
         return self.head((x + out).mean((2, 3)))
+
+
+class PositionBias(nn.Module):
+    """A bias MLP on a table of positions (CrossFormer's dynamic position bias): its input is the
+    same whatever the model's input."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 8)
+        self.bias = nn.Linear(2, 1)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):   # (B, 16, 4)
+        pos = torch.stack(torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1).reshape(16, 2)
+        return self.head(self.embed(x) + self.bias(pos))

@@ -23,6 +23,7 @@ from .codegen import generate
 from .errors import AimgenError, ConversionInvalid, KeepWhole, TraceError, ValidationError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
+from .onnx_checks import is_onnx_check
 from .options import Options
 from .plan import Plan, make_plan
 from .progress import Check, Progress
@@ -38,7 +39,7 @@ BUG_HINT = "Nothing was written. This is a bug in aimgen: please report it with 
 def invalid_hint(failed: tuple[str, ...]) -> str:
     """What a failed validation of a converted file points at: only ONNX checks failed (the
     PyTorch model passed its own), or eval() was not deterministic, can be the base model's doing."""
-    if failed and all(name.startswith("onnx") or name == "stateful carry" for name in failed):
+    if failed and all(map(is_onnx_check, failed)):
         return ("Nothing was written. The PyTorch model passed its checks and its ONNX graph did not: if the base "
                 "model does not export to ONNX either (torch.onnx.export; an operation the exporter lacks), that "
                 "is why, and `onnx=False` converts without the ONNX checks. If it does, this is a bug in aimgen: "

@@ -91,6 +91,11 @@ def not_exportable(meta: dict) -> str:
     return ""
 
 
+def is_onnx_check(name: str) -> bool:
+    """Whether a check of that name is one of this module's (of an ONNX graph)."""
+    return name.startswith(("onnx", "stateful carry"))
+
+
 def no_onnx_function(cause: str) -> str:
     """Why the export failed where the exporter has no ONNX function for an operation the model
     computes (``torch.special.i0``: prims.bessel_i0); '' for any other failure. aimgen's own

@@ -294,7 +294,7 @@ def test_a_failed_validation_says_whose_doing_it_may_be():
     hint says how to tell; anything else is aimgen's bug."""
     from aimgen.api import BUG_HINT, invalid_hint
 
-    assert "`onnx=False` converts without the ONNX checks" in invalid_hint(("onnx export (stateful)", "stateful carry"))
+    assert "`onnx=False` converts without the ONNX checks" in invalid_hint(("onnx export (stateful)", "stateful carry (3 calls)"))
     assert "eval() forward is random too" in invalid_hint(("eval determinism",))
     assert invalid_hint(("onnx export (stateful)", "parameter count")) == BUG_HINT
     assert invalid_hint(()) == BUG_HINT

@@ -182,13 +182,13 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
         for training in (True, False):
             programs[training], sized = _export_sized(model, inputs, overrides, names, training, source, fx_error,
                                                       sized)
-            _inline_grad_regions(programs[training])
+            _inline_regions(programs[training])
+    why = _why(fx_error) + ("" if sized != 0 else f"; sizes besides the batch fixed at the example's "
+                            f"(torch.export reasoned about them for over {symbolic_seconds:g} s)")
     for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
         graphs, flags, kept = _reconciled(model, programs, names, leaves, raising, source)
         reasons = {q: "listed in leaf=" for q in leaves} if raising else {}
         reasons.update(kept)
-        why = _why(fx_error) + ("" if sized != 0 else f"; sizes besides the batch fixed at the example's "
-                                f"(torch.export reasoned about them for over {symbolic_seconds:g} s)")
         traced = ExportTraced(root=model, graph=graphs[False], training_values=flags, capture=CAPTURE,
                               fixed_inputs=fixed, leaf_names=(leaves if raising else frozenset()) | set(kept),
                               leaf_reasons=reasons, why=why)
@@ -1131,7 +1131,7 @@ def _one_input(module: nn.Module) -> bool:
     return len(required) == 1
 
 
-def _inline_grad_regions(ep) -> None:
+def _inline_regions(ep) -> None:
     """``with torch.no_grad():`` in a forward (timm's Gemma4 rotary embedding) is exported as a
     call of a graph of its own (``wrap_with_set_grad_enabled``), which the written model cannot
     call: its operations are copied in its place, and what leaves a no-grad region is detached

@@ -301,9 +301,9 @@ def _why_none(traced: Traced, skipped: list[Skip]) -> str:
             (f"; and {more} other reason(s)" if more > 0 else "")
     kept = [q for q in traced.leaf_reasons if traced.leaf_reasons[q] != "listed in leaf="] or list(traced.leaf_names)
     if kept:
-        first = kept[0]
-        return (f"it has no Conv or Linear call outside the modules kept whole, {first} ("
-                f"{traced.leaf_reasons.get(first) or 'listed in leaf='})" + (f" and {len(kept) - 1} more" if len(kept) > 1 else ""))
+        more = f" and {len(kept) - 1} more" if len(kept) > 1 else ""
+        why = traced.leaf_reasons.get(kept[0]) or "listed in leaf="
+        return f"it has no Conv or Linear call outside the modules kept whole, {kept[0]} ({why}){more}"
     return "it calls no Conv, ConvTranspose or Linear layer, nor F.conv/F.linear"
 
 
@@ -535,8 +535,6 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
 def find_updates(traced: Traced, taps, grid, options: Options) -> tuple[list[UpdateSite], str]:
     """The update points, and why there are none when there are none."""
     mode = options.updates.strip()
-    if not taps:
-        return [], "no layer reads the memory"
     if mode == "none":
         return [], "updates='none' was asked for"
     chosen: list[tuple[fx.Node, tuple]] = []
@@ -696,9 +694,7 @@ def make_plan(traced: Traced, options: Options) -> Plan:
         notes.append(f"memory shrunk to {math.prod(_shape_for(channels, grid)):,} floats to stay within "
                      f"the {budget:.0%} parameter budget")
     memory_shape = _shape_for(channels, grid)
-    if not taps:
-        notes.append("no layer reads the memory: nothing tappable was found or selected")
-    if not updates and taps:
+    if not updates:
         notes.append(f"no update block: {no_update_reason}; the memory is read but never rewritten, "
                      "so the carry does not move")
     return Plan(taps=tuple(taps), skipped=tuple(skipped), updates=tuple(updates), base_params=base,

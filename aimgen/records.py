@@ -20,6 +20,7 @@ import types
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+import torch
 from torch import nn
 
 
@@ -49,8 +50,9 @@ class ConstructorRecords:
     def returned(self, frame) -> None:
         """A constructor frame ended: keep its locals (``self`` and the arguments aside)."""
         call = self._open.pop(id(frame), None)
-        if call is not None:
-            call.locals = {k: v for k, v in frame.f_locals.items() if k != "self" and k not in call}
+        if call is not None:   # (not tensors or modules: no expression writes them, and they are large)
+            call.locals = {k: v for k, v in frame.f_locals.items()
+                           if k != "self" and k not in call and not isinstance(v, (torch.Tensor, nn.Module))}
 
     def of(self, module: nn.Module) -> dict | None:
         found = self._by_id.get(id(module))

@@ -247,8 +247,9 @@ def _default_init(shape: tuple[int, ...], name: str, dtype: list,
 def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor,
                     copier: SourceCopier | None = None) -> tuple[str, bool] | None:
     """The expression the owner's ``__init__`` assigns to ``self.<name>`` (inside
-    ``nn.Parameter(...)`` if so) or registers as the buffer ``name``, if it only uses torch, the constructor's own arguments and the
-    local variables its ``__init__`` ended with (those are replaced by their recorded values) and,
+    ``nn.Parameter(...)`` if so) or registers as the buffer ``name``, if it only uses torch, the
+    constructor's own arguments and the local variables its ``__init__`` ended with (those are
+    replaced by their recorded values) and,
     given a ``copier``, functions of the owner's module (``posemb_sincos_2d(h=32 // 8, ...)``:
     copied into the generated file). Checked by evaluating it: same shape and dtype, and the same
     values where it draws nothing at random. Returns the expression and whether it draws."""
@@ -278,7 +279,8 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
             and found.args:
         found = found.args[0]
     values = {**getattr(recorded, "locals", {}), **(recorded or {})}
-    module_globals = vars(inspect.getmodule(type(owner)) or math) if copier is not None else {}
+    home = inspect.getmodule(type(owner)) if copier is not None else None
+    module_globals = vars(home) if home is not None else {}
     functions: dict[str, object] = {}
     allowed = {"torch", "math"}
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 import torch
-from sweep import check, run
+from sweep import run_table
 
 from aimgen.loader import InputSpec
 
@@ -193,9 +193,7 @@ MODELS_ALL = {**MODELS, **MORE}
 def main(names: list[str]) -> int:
     import transformers
     transformers.logging.set_verbosity_error()
-    text = "from transformers import *\n" + "".join(f"def {n}():\n    return {MODELS_ALL[n][0]}\n" for n in names)
-    run(text, [(n, lambda path, n=n: check(path, n, MODELS_ALL[n][1], every_output=False)) for n in names],
-        "hf_models.py")
+    run_table("from transformers import *\n", MODELS_ALL, names, "hf_models.py", every_output=False)
     return 0
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-from sweep import check, run
+from sweep import run_table
 
 from aimgen.loader import InputSpec
 
@@ -127,14 +127,9 @@ HEADER = ("import denoising_diffusion_pytorch as ddp\nimport x_transformers as x
           + "".join(f"import vit_pytorch.{module}\n" for module in MODULES))
 
 
-def builder(name: str) -> str:
-    call = MODELS[name][0]
-    return f"def {name}():\n    return {'vit_pytorch.' * (call.split('.')[0] in MODULES)}{call}\n"
-
-
 def main(names: list[str]) -> int:
-    text = HEADER + "".join(builder(n) for n in names)
-    run(text, [(n, lambda path, n=n: check(path, n, MODELS[n][1])) for n in names], "lucidrains_models.py")
+    calls = {n: ("vit_pytorch." * (call.split(".")[0] in MODULES) + call, specs) for n, (call, specs) in MODELS.items()}
+    run_table(HEADER, calls, names, "lucidrains_models.py")
     return 0
 
 

@@ -34,6 +34,13 @@ def run(file_text: str, checks: list[tuple[str, Callable[[Path], str]]], file_na
     return ok
 
 
+def run_table(header: str, models: dict, names: list[str], file_name: str, every_output: bool = True) -> int:
+    """The sweeps' common case: ``models`` {name: (constructor call, inputs)}, each written as a
+    builder ``def name(): return <call>`` below the ``header`` imports, converted and checked."""
+    text = header + "".join(f"def {n}():\n    return {models[n][0]}\n" for n in names)
+    return run(text, [(n, lambda path, n=n: check(path, n, models[n][1], every_output)) for n in names], file_name)
+
+
 def example(spec: InputSpec, batch: int) -> torch.Tensor:
     """A seeded input like ``spec`` at ``batch``: ids below 100 for int64 inputs."""
     g = torch.Generator().manual_seed(1)

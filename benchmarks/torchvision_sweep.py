@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import sys
 
-import torch
-from sweep import check, run
+from sweep import run_table
 
 from aimgen.loader import InputSpec
 
@@ -43,9 +42,7 @@ MODELS = {
 
 
 def main(names: list[str]) -> int:
-    text = "from torchvision.models import *\n" + "".join(
-        f"def {n}():\n    return {MODELS[n][0]}\n" for n in names)
-    run(text, [(n, lambda path, n=n: check(path, n, MODELS[n][1])) for n in names], "torchvision_models.py")
+    run_table("from torchvision.models import *\n", MODELS, names, "torchvision_models.py")
     return 0
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from sweep import check, run
+from sweep import run_table
 
 from aimgen.loader import InputSpec
 
@@ -69,9 +69,8 @@ MODELS = {
 
 
 def main(names: list[str]) -> int:
-    text = ("import segmentation_models_pytorch as smp\nfrom monai.networks import nets\n" + "".join(
-        f"def {n}():\n    return {MODELS[n][0]}\n" for n in names))
-    run(text, [(n, lambda path, n=n: check(path, n, MODELS[n][1])) for n in names], "unet_models.py")
+    run_table("import segmentation_models_pytorch as smp\nfrom monai.networks import nets\n", MODELS, names,
+              "unet_models.py")
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from sweep import check, run
+from sweep import run_table
 
 from aimgen.loader import InputSpec
 
@@ -47,9 +47,8 @@ MODELS = {
 
 def main(names: list[str]) -> int:
     classes = sorted({MODELS[n][0] for n in names})
-    text = (f"from ultralytics.nn.tasks import {', '.join(classes)}\n" + "".join(
-        f"def {n}():\n    return {MODELS[n][0]}({MODELS[n][1]!r}, verbose=False)\n" for n in names))
-    run(text, [(n, lambda path, n=n: check(path, n, MODELS[n][2])) for n in names], "yolo_models.py")
+    calls = {n: (f"{cls}({weights!r}, verbose=False)", specs) for n, (cls, weights, specs) in MODELS.items()}
+    run_table(f"from ultralytics.nn.tasks import {', '.join(classes)}\n", calls, names, "yolo_models.py")
     return 0
 
 

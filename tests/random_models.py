@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +137,7 @@ def model_specs():
 
 _HEADER = '''"""A random model written by tests/random_models.py: {label}"""
 import math
+import tempfile
 
 import torch
 import torch.fx
@@ -322,11 +324,19 @@ def _width(spec: Spec, upto: int) -> int:
 
 # --- invariants ----------------------------------------------------------------------------
 
-def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model", tmp: Path | None = None,
-                     onnx: bool = False, atol: float = 1e-5, depends: tuple[str, ...] = (), flat: bool = True,
-                     twice: bool = False, constructor_args: dict | None = None, **options):
+def check_conversion(model: torch.nn.Module, specs, *, tmp: Path | None = None, **kwargs):
     """Convert ``model`` with its own weights and assert the invariants; returns the Conversion.
-    ``depends``: packages besides torch the output may import (a library's layer kept in it).
+    Files go to ``tmp``, or to a temporary directory removed afterwards."""
+    if tmp is not None:
+        return _check_conversion(model, specs, tmp=tmp, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="aimgen-random-") as name:
+        return _check_conversion(model, specs, tmp=Path(name), **kwargs)
+
+
+def _check_conversion(model: torch.nn.Module, specs, *, tmp: Path, source_name: str = "model",
+                      onnx: bool = False, atol: float = 1e-5, depends: tuple[str, ...] = (), flat: bool = True,
+                      twice: bool = False, constructor_args: dict | None = None, **options):
+    """``depends``: packages besides torch the output may import (a library's layer kept in it).
     ``flat``: the one-forward rendering must compute the same. ``twice``: a second conversion,
     under another global seed, must write the same bytes."""
     import aimgen
@@ -334,7 +344,6 @@ def check_conversion(model: torch.nn.Module, specs, *, source_name: str = "model
 
     conv = aimgen.convert(model, specs, source_name=source_name, constructor_args=constructor_args,
                           base_weights=model.state_dict(), **options)
-    tmp = tmp or Path(__import__("tempfile").mkdtemp(prefix="aimgen-random-"))
     path = tmp / "generated_model.py"
     path.write_text(conv.source, encoding="utf-8")
     allowed = {"torch", *depends} | set(__import__("sys").stdlib_module_names)

@@ -29,6 +29,7 @@ import math
 import symtable
 import sys
 import sysconfig
+import textwrap
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,7 @@ class Copied:
         if not self.definitions:
             return ""
         files = sorted({f for f, _ in self.definitions})
-        out = [f"# Copied from {', '.join(files)}: code the model runs that torch.fx did not trace."]
+        out = [f"# Copied from {', '.join(files)}: code the model or its __init__ runs, not traced by torch.fx."]
         out += self.imports
         if self.constants:
             out += [""] + self.constants
@@ -198,9 +199,11 @@ class SourceCopier:
         self._done[id(cls)] = name
         return name
 
-    def copy_library(self, obj, why: str) -> str | None:
-        """Copy a class of an installed package (and what it uses from that package) so the
-        generated file stays standalone; None, with nothing copied, where that cannot be done."""
+    def copy_library(self, obj, why: str, method: str | None = None) -> str | None:
+        """Copy a class or function of an installed package (and what it uses from that
+        package) so the generated file stays standalone; None, with nothing copied, where that
+        cannot be done. With ``method``: that method of the class ``obj``, as ``add_method``
+        copies it."""
         package = (getattr(obj, "__module__", "") or "").split(".")[0]
         if not package or package == "torch":
             return None
@@ -208,7 +211,7 @@ class SourceCopier:
                  list(self.copied.definitions), list(self.copied.objects), set(self.copied.depends), dict(self._done))
         self.copy_libraries.add(package)
         try:
-            return self.add(obj, why)
+            return self.add(obj, why) if method is None else self.add_method(obj, method, why)
         except RenderError:
             (bound, self.copied.imports, self.copied.constants, self.copied.definitions, self.copied.objects,
              self.copied.depends, self._done) = saved
@@ -217,6 +220,47 @@ class SourceCopier:
             return None
         finally:
             self.copy_libraries.discard(package)
+
+    def add_method(self, cls: type, method: str, why: str) -> str:
+        """Copy ``cls.<method>`` as a module-level function (and what it uses): ``self`` is
+        dropped and each ``self.<attr>`` it reads becomes a keyword-only parameter of that
+        name, in the order ``self_reads`` gives. Returns the name to call it by."""
+        fn = getattr(cls, method)
+        attrs = self_reads(fn)
+        if attrs is None:
+            raise RenderError(f"{why}: {cls.__name__}.{method} uses self other than to read attributes.")
+        if id(fn) in self._done:
+            return self._done[id(fn)]
+        home = next(c for c in cls.__mro__ if method in vars(c))
+        file = inspect.getsourcefile(fn)
+        if not file or not Path(file).exists():
+            raise RenderError(f"{why}: {home.__name__}.{method} has no source file to copy it from.")
+        src = self._file(Path(file), home)
+        stmt, node = self._definition(src, home.__name__, home)
+        found = [(m, n) for m, n in zip(
+            (b for b in stmt.body.body if isinstance(b, libcst.FunctionDef)),
+            (b for b in node.body if isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef))))
+            if m.name.value == n.name == method]
+        if len(found) != 1:
+            raise RenderError(f"{src.path.name}: cannot isolate the method {home.__name__}.{method}.")
+        cst_fn, ast_fn = found[0]
+        name = method.lstrip("_") or method
+        cst_fn = cst_fn.with_changes(name=libcst.Name(name), decorators=[],
+                                     params=_without_self(cst_fn.params, attrs)).visit(_SelfReads())
+        table = next((t for t in src.table.get_children()
+                      if t.get_name() == home.__name__ and t.get_lineno() == node.lineno), None)
+        method_table = next((t for t in (table.get_children() if table else []) if t.get_name() == method), None)
+        used = set()
+        if method_table is not None:
+            _global_reads(method_table, used)
+        used |= _header_reads(ast_fn)
+        for free in sorted(used):
+            self._resolve(src, free, name, why)
+        self._bind(name, fn, src, ast_fn.lineno)
+        self.copied.definitions.append((src.path.name, libcst.Module(body=[cst_fn]).code))
+        self.copied.objects.append(fn)
+        self._done[id(fn)] = name
+        return name
 
     @property
     def names(self) -> set[str]:
@@ -259,27 +303,14 @@ class SourceCopier:
         header = list(node.decorator_list)
         if isinstance(node, ast.ClassDef):
             header += node.bases + [k.value for k in node.keywords]
-        else:  # defaults and annotations are evaluated where the function is defined
-            a = node.args
-            header += a.defaults + [d for d in a.kw_defaults if d is not None]
-            params = a.posonlyargs + a.args + a.kwonlyargs + [p for p in (a.vararg, a.kwarg) if p is not None]
-            header += [p.annotation for p in params if p.annotation is not None]
-            header += [node.returns] if node.returns is not None else []
+        else:
+            used |= _header_reads(node)
         for expr in header:
             used |= {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
 
-        def walk(table: symtable.SymbolTable) -> None:
-            for sym in table.get_symbols():
-                if sym.is_global() and sym.is_referenced() or (
-                        table.get_type() == "class" and sym.is_referenced() and not sym.is_assigned()
-                        and not sym.is_local()):
-                    used.add(sym.get_name())
-            for child in table.get_children():
-                walk(child)
-
         for child in src.table.get_children():
             if child.get_name() == name and child.get_lineno() in (node.lineno, *(d.lineno for d in node.decorator_list)):
-                walk(child)
+                _global_reads(child, used)
         used.discard(name)
         return used
 
@@ -356,6 +387,84 @@ class SourceCopier:
 
 
 _MISSING = object()
+
+
+def _global_reads(table: symtable.SymbolTable, used: set[str]) -> None:
+    """Add the module-scope names ``table`` (and the scopes inside it) reads to ``used``."""
+    for sym in table.get_symbols():
+        if sym.is_global() and sym.is_referenced() or (
+                table.get_type() == "class" and sym.is_referenced() and not sym.is_assigned()
+                and not sym.is_local()):
+            used.add(sym.get_name())
+    for child in table.get_children():
+        _global_reads(child, used)
+
+
+def _header_reads(node: ast.FunctionDef) -> set[str]:
+    """Names a function's defaults and annotations read: evaluated where it is defined."""
+    a = node.args
+    header = a.defaults + [d for d in a.kw_defaults if d is not None]
+    params = a.posonlyargs + a.args + a.kwonlyargs + [p for p in (a.vararg, a.kwarg) if p is not None]
+    header += [p.annotation for p in params if p.annotation is not None]
+    header += [node.returns] if node.returns is not None else []
+    return {n.id for expr in header for n in ast.walk(expr) if isinstance(n, ast.Name)}
+
+
+def self_reads(fn) -> list[str] | None:
+    """The attributes a method reads from ``self``, in order of first use, where that is all it
+    does with ``self`` (no stores, no other use, no decorators) and no attribute has the name of
+    one of its own variables; otherwise None. Such a method is a function of those values."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef) or node.decorator_list or not node.args.args \
+            or node.args.args[0].arg != "self":
+        return None
+    attrs, reads = [], set()
+    for n in sorted((n for n in ast.walk(node) if hasattr(n, "lineno")), key=lambda n: (n.lineno, n.col_offset)):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self":
+            if not isinstance(n.ctx, ast.Load):
+                return None
+            reads.add(id(n.value))
+            if n.attr not in attrs:
+                attrs.append(n.attr)
+    selfs = [n for n in ast.walk(node) if isinstance(n, ast.Name) and n.id == "self"]
+    if any(id(n) not in reads for n in selfs):
+        return None
+    own = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+          {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+    return None if own & set(attrs) else attrs
+
+
+def _without_self(params: libcst.Parameters, attrs: list[str]) -> libcst.Parameters:
+    """A method's parameters less ``self``, with ``attrs`` as keyword-only parameters, laid out
+    as the method's own are (one per line where they were)."""
+    kept = list(params.params[1:])
+    first = params.params[0].comma if params.params else libcst.MaybeSentinel.DEFAULT
+    sep = next((p.comma for p in [*kept[:-1], params.params[0]] if isinstance(p.comma, libcst.Comma)),
+               libcst.Comma(whitespace_after=libcst.SimpleWhitespace(" ")))
+    star = params.star_arg if isinstance(params.star_arg, (libcst.Param, libcst.ParamStar)) else libcst.ParamStar()
+    kwonly = [*params.kwonly_params, *(libcst.Param(libcst.Name(a)) for a in attrs)]
+    slots = [*kept, star, *kwonly] + ([params.star_kwarg] if isinstance(params.star_kwarg, libcst.Param) else [])
+    last = slots[-1].comma if isinstance(params.star_kwarg, libcst.Param) else \
+        (kept[-1].comma if kept else first if isinstance(first, libcst.Comma) and
+         "\n" in libcst.Module(body=[]).code_for_node(first) else libcst.MaybeSentinel.DEFAULT)
+    slots = [s.with_changes(comma=sep) for s in slots[:-1]] + [slots[-1].with_changes(comma=last)]
+    n = len(kept)
+    return params.with_changes(
+        params=slots[:n], star_arg=slots[n], kwonly_params=slots[n + 1: n + 1 + len(kwonly)],
+        star_kwarg=slots[-1] if isinstance(params.star_kwarg, libcst.Param) else params.star_kwarg)
+
+
+class _SelfReads(libcst.CSTTransformer):
+    """``self.attr`` -> ``attr`` (see ``self_reads``)."""
+
+    def leave_Attribute(self, original, updated):
+        if isinstance(updated.value, libcst.Name) and updated.value.value == "self":
+            return updated.attr
+        return updated
 
 
 def _import_line(src, used: str) -> tuple[str, str] | None:

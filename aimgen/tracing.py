@@ -36,14 +36,36 @@ _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 
 
 class AimTracer(fx.Tracer):
-    """torch.fx's tracer with extra leaf modules (by qualified name) and stack traces on."""
+    """torch.fx's tracer with extra leaf modules (by qualified name) and stack traces on.
 
-    def __init__(self, leaf_names: frozenset[str] = frozenset(), empty_varargs: bool = False):
+    A buffer a forward reads is a traced value (``mask.view(1, mask.shape[0], ...)`` is
+    recorded, not run once and frozen into a constant the size of the mask, as torch.fx does
+    by default), except in modules of the classes ``real_buffers`` lists: there a forward that
+    uses a buffer as a Python number (``float(self.num_batches_tracked)``) reads the tensor
+    itself, as torch.fx's default does. ``proxied`` collects the classes whose forwards read a
+    buffer as a traced value (see trace)."""
+
+    def __init__(self, leaf_names: frozenset[str] = frozenset(), empty_varargs: bool = False,
+                 real_buffers: frozenset[type] = frozenset()):
         super().__init__()
         self.leaf_names = leaf_names
         self.empty_varargs = empty_varargs
         self.record_stack_traces = True
+        self.proxy_buffer_attributes = True
+        self.real_buffers = real_buffers
+        self.proxied: set[type] = set()
         self._held: dict[int, list[str]] = {}
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        if isinstance(attr_val, torch.Tensor) and not isinstance(attr_val, nn.Parameter):
+            reader = next(reversed(self.module_stack.values()))[1] if self.module_stack else type(self.root)
+            if reader in self.real_buffers:
+                return attr_val
+            value = super().getattr(attr, attr_val, parameter_proxy_cache)
+            if value is not attr_val:
+                self.proxied.add(reader)
+            return value
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def trace(self, root, concrete_args=None):
         """With ``empty_varargs``, a root forward's ``*args``/``**kwargs`` are traced empty, as
@@ -55,8 +77,12 @@ class AimTracer(fx.Tracer):
         if isinstance(root, nn.Module):
             for name, m in root.named_modules(remove_duplicate=False):
                 self._held.setdefault(id(m), []).append(name)
-        with _proxies_are_tensors():
-            graph = super().trace(root, concrete_args or None)
+        try:
+            with _proxies_are_tensors():
+                graph = super().trace(root, concrete_args or None)
+        except Exception as err:
+            err._aimgen_proxied = set(self.proxied)
+            raise
         if isinstance(graph._codegen, fx.graph._PyTreeCodeGen):
             # an empty *args is a container torch.fx flattens: it then also flattens the output
             # into a list of tensors; restore the structure the forward returned
@@ -289,7 +315,7 @@ def _stack_location(node: fx.Node) -> str | None:
 
 
 def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict,
-                empty_varargs: bool = False) -> fx.Graph:
+                empty_varargs: bool = False, real_buffers: frozenset[type] = frozenset()) -> fx.Graph:
     # torch.fx keeps tensors made while tracing (torch.arange(...) of plain numbers) as root
     # attributes _tensor_constant0, 1, ...: start each trace without an earlier trace's, so the
     # train and eval graphs name them alike
@@ -298,10 +324,12 @@ def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fi
     saved = snapshot(model)   # the mode of each module included
     model.train(training)
     try:
-        graph = AimTracer(leaf_names, empty_varargs).trace(model, concrete_args=fixed or None)
+        tracer = AimTracer(leaf_names, empty_varargs, real_buffers)
+        graph = tracer.trace(model, concrete_args=fixed or None)
     finally:
         restore(saved)
     _drop_fixed_inputs(graph, fixed)
+    graph._aimgen_proxied = tracer.proxied
     return graph
 
 
@@ -531,6 +559,14 @@ def _deeper(a: fx.Node, b: fx.Node) -> fx.Node:
     return a if module_of(a).count(".") + bool(module_of(a)) > module_of(b).count(".") + bool(module_of(b)) else b
 
 
+def _classes_in(model: nn.Module, qual: str) -> set[type]:
+    """The classes of the module ``qual`` and of the modules inside it."""
+    try:
+        return {type(m) for m in model.get_submodule(qual).modules()}
+    except AttributeError:
+        return set()
+
+
 def module_of(node: fx.Node) -> str:
     """The module whose forward made the node (for a call_module node: its caller)."""
     stack = node.meta.get("nn_module_stack") or {}
@@ -552,14 +588,19 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
     leaves = frozenset(leaf_names)
     reasons: dict[str, str] = {}
     fixed = fixed_arguments(model, n_inputs, source)
+    real: frozenset[type] = frozenset()   # classes whose forwards read buffers as tensors
     for _ in range(64):
         try:
-            g_train = _trace_once(model, leaves, True, fixed, empty_varargs)
-            g_eval = _trace_once(model, leaves, False, fixed, empty_varargs)
+            g_train = _trace_once(model, leaves, True, fixed, empty_varargs, real)
+            g_eval = _trace_once(model, leaves, False, fixed, empty_varargs, real)
         except Exception as err:
             loc = _user_location(err) or source
             first = str(err).splitlines()[0] if str(err) else ""
             qual = getattr(err, "_aimgen_module", "")
+            readers = _classes_in(model, qual) & getattr(err, "_aimgen_proxied", set())
+            if readers - real:   # a buffer read as a traced value may be what failed: read it as before
+                real = real | readers
+                continue
             if qual and qual not in leaves:
                 reasons[qual] = f"torch.fx cannot trace it ({type(err).__name__}: {first} at {loc})"
                 leaves = leaves | {qual}
@@ -574,6 +615,11 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
         tn, en = list(g_train.nodes), list(g_eval.nodes)
         k, flags = _agreeing(tn, en)
         culprit = _compare(tn, en, k)
+        readers = _classes_in(model, module_of(culprit)) & (g_train._aimgen_proxied | g_eval._aimgen_proxied) \
+            if culprit is not None else set()
+        if readers - real:   # a buffer updated in train() only (num_batches_tracked.add_(1)): as before
+            real = real | readers
+            continue
         tail = None
         # a module without weights whose output differs (a custom dropout) is better kept whole
         if culprit is not None and _has_weights(model, module_of(culprit)):

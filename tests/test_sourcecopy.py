@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aimgen.errors import RenderError
-from aimgen.sourcecopy import SourceCopier, is_user_object
+from aimgen.sourcecopy import SourceCopier, is_user_object, self_reads
 from conftest import write_model
 
 
@@ -51,3 +51,29 @@ def test_library_code_is_copied_with_the_names_its_annotations_need(tmp_path):
     namespace = {}
     exec(compile("import torch\nfrom torch import nn\n" + text, "copied", "exec"), namespace)  # it runs
     assert namespace["StochasticDepth"](0.5, "row").p == 0.5
+
+
+def test_a_method_that_only_reads_self_is_copied_as_a_function_of_what_it_reads(tmp_path):
+    mod = module_from(tmp_path, (
+        "import torch\nfrom torch import nn\n\nSCALE = 3\n\n"
+        "def ramp(n):\n    return torch.arange(n) * SCALE\n\n"
+        "class Block(nn.Module):\n"
+        "    def table(\n            self,\n            offset: int = 0,\n    ):\n"
+        "        # the block's geometry\n        return ramp(self.size) + self.shift + offset\n\n"
+        "    def writes(self):\n        self.size = 2\n\n"
+        "    def passes_self(self):\n        return ramp(self)\n\n"
+        "    def shadows(self):\n        size = 4\n        return size + self.size\n"))
+    assert self_reads(mod.Block.table) == ["size", "shift"]
+    assert self_reads(mod.Block.writes) is None and self_reads(mod.Block.passes_self) is None
+    assert self_reads(mod.Block.shadows) is None   # `size` would mean two things in the function
+    copier = SourceCopier()
+    assert copier.add_method(mod.Block, "table", "Block.__init__ computes its table with it") == "table"
+    text = copier.copied.text()
+    assert "def table(\n        offset: int = 0,\n        *,\n        size,\n        shift,\n):" in text
+    assert "    # the block's geometry\n    return ramp(size) + shift + offset" in text
+    assert text.index("def ramp") < text.index("def table") and "SCALE = 3" in text and "class Block" not in text
+    space = {}
+    exec(compile("import torch\n" + text, "copied", "exec"), space)
+    assert space["table"](1, size=3, shift=10).tolist() == [11, 14, 17]
+    with pytest.raises(RenderError, match="uses self other than to read attributes"):
+        SourceCopier().add_method(mod.Block, "passes_self", "why")

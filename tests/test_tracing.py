@@ -259,3 +259,57 @@ def test_tracing_puts_back_the_mode_and_what_a_forward_set_on_its_modules():
     trace(model, n_inputs=1)
     assert [m.training for m in model.modules()] == [True, True, True, False]
     assert model[0].last is None
+
+
+class _Window(nn.Module):
+    """Reshapes a buffer by its own shape (Swin's mask.view(1, mask.shape[0], ...))."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("bias", torch.randn(3, 4), persistent=False)
+
+    def forward(self, x):
+        return self.fc(x).view(-1, self.bias.shape[0], 4) + self.bias.view(1, self.bias.shape[0], 4)
+
+
+class _Counted(nn.Module):
+    """Uses a buffer as a Python number, and counts its calls in train() only (BatchNorm's
+    num_batches_tracked): both need the buffer's value, not a traced one."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("scale", torch.tensor(2.0))
+        self.register_buffer("calls", torch.tensor(0))
+
+    def forward(self, x):
+        if self.training:
+            self.calls.add_(1)
+        return self.fc(x) * float(self.scale)
+
+
+class _Both(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.window, self.counted = _Window(), _Counted()
+
+    def forward(self, x):
+        return self.counted(self.window(x).flatten(0, 1))
+
+
+def test_a_buffer_is_a_traced_value_except_where_a_forward_needs_its_number():
+    """A buffer read as a traced value records what the forward does with it (torch.fx's
+    default runs it and keeps a constant the size of the result); a module that needs the
+    number (float(), a train()-only in-place count) reads the tensor, as before, and is still
+    traced through, not kept whole."""
+    model = _Both()
+    traced = trace(model, n_inputs=1)
+    assert traced.leaf_names == frozenset()
+    nodes = traced.graph.nodes
+    assert [n.target for n in nodes if n.op == "get_attr"] == ["window.bias"]
+    assert not [n for n in nodes if n.op == "get_attr" and n.target.startswith("_tensor_constant")]
+    assert [n.target for n in nodes if n.op == "call_module"] == ["window.fc", "counted.fc"]
+    x = torch.randn(6, 4)
+    model.eval()
+    assert torch.equal(torch.fx.GraphModule(model, traced.graph)(x), model(x))

@@ -299,6 +299,26 @@ def test_a_float_buffer_left_out_of_state_dict_is_built_by_its_own_constructor()
     assert kept_whole(conv)["position"].startswith("its (81, 16) tensor table (not in state_dict) is too large")
 
 
+def test_a_mask_a_method_of_the_block_computes_is_written_as_a_call_of_that_method():
+    """timm's Swin registers its shifted-window mask (not in state_dict, too large to write)
+    in reset_parameters() -> _init_buffers() from self.get_attn_mask(), a method reading the
+    window geometry from self: the shifted blocks were kept whole, their layers untapped. The
+    method is copied as a function of the values it reads; the attention's reshape of the
+    buffer by its own shape is traced, not frozen into a (1, 4, 1, 16, 16) constant."""
+    conv = check("shifted_window.py:Net", (1, 3, 16, 16), onnx=True)
+    assert "kept_whole" not in conv.source
+    assert [t.qualname for t in conv.plan.taps] == [
+        "embed", "blocks.0.attn.qkv", "blocks.0.attn.proj", "blocks.1.attn.qkv", "blocks.1.attn.proj", "head"]
+    assert lines_with(conv.source, "make_mask(") == [
+        "def make_mask(dtype: torch.dtype = torch.float32, *, shift, resolution, window):",
+        "self.attn_mask = nn.Buffer(make_mask(dtype=torch.float32, shift=2, resolution=8, window=4),"]
+    assert lines_with(conv.source, "if not shift:") == ["if not shift:"]   # self.shift read as shift
+    assert "def partition(" in conv.source and "self.shift" not in conv.source.split("def make_mask")[1][:600]
+    aim, base = conv.build(), zoo("shifted_window.py:Net")
+    assert torch.equal(aim.blocks[1].attn_mask, base.blocks[1].attn_mask)
+    assert getattr(aim.blocks[0], "attn_mask", None) is None   # no mask unshifted: None there
+
+
 def test_a_large_constant_the_forward_makes_keeps_that_module_whole():
     conv = check("relative_position.py:NetWithMask", (1, 3, 9, 9))
     assert lines_with(conv.source, "self.mix = CausalMix(") == ["self.mix = CausalMix(81, 16)"]

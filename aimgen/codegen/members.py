@@ -13,6 +13,7 @@ import copy
 import inspect
 import math
 import textwrap
+import types
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 from ..errors import KeepWhole, RenderError
 from ..literals import Unrenderable, python_literal
 from ..naming import is_safe_identifier
-from ..sourcecopy import SourceCopier, is_user_object
+from ..sourcecopy import SourceCopier, is_user_object, self_reads
 from ..taps import Arg, Constructor
 from .scopes import container_kind
 
@@ -246,57 +247,111 @@ def _default_init(shape: tuple[int, ...], name: str, dtype: list,
 
 def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor,
                     copier: SourceCopier | None = None) -> tuple[str, bool] | None:
-    """The expression the owner's ``__init__`` assigns to ``self.<name>`` (inside
-    ``nn.Parameter(...)`` if so) or registers as the buffer ``name``, if it only uses torch, the
-    constructor's own arguments and the local variables its ``__init__`` ended with (those are
-    replaced by their recorded values) and,
-    given a ``copier``, functions of the owner's module (``posemb_sincos_2d(h=32 // 8, ...)``:
-    copied into the generated file). Checked by evaluating it: same shape and dtype, and the same
-    values where it draws nothing at random. Returns the expression and whether it draws."""
-    try:
-        source = textwrap.dedent(inspect.getsource(type(owner).__init__))
-        tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        return None
-    found = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
-                    target.value.id == "self" and target.attr == name:
-                found = node.value
-        elif isinstance(node, ast.Call) and _dotted(node.func) == "self.register_buffer":
-            named = dict(zip(("name", "tensor"), node.args)) | {k.arg: k.value for k in node.keywords}
-            if isinstance(named.get("name"), ast.Constant) and named["name"].value == name and "tensor" in named:
-                found = named["tensor"]
-    if isinstance(found, ast.Name):   # pos = sincos(...); self.register_buffer("pos", pos): what made it
-        made = [node.value for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign)) and
-                [getattr(t, "id", None) for t in getattr(node, "targets", [getattr(node, "target", None)])] == [found.id]]
-        found = made[0] if len(made) == 1 else found
+    """The expression the owner's ``__init__`` (or a method it calls, such as timm's
+    ``reset_parameters``) assigns to ``self.<name>`` (inside ``nn.Parameter(...)`` if so) or
+    registers as the buffer ``name``, if it only uses torch, the constructor's own arguments and
+    the local variables its ``__init__`` ended with (replaced by their recorded values), a
+    method's own locals, plain values read from ``self`` and, given a ``copier``, functions of
+    the owner's module (``posemb_sincos_2d(h=32 // 8, ...)``: copied into the generated file)
+    and methods of its class that only read plain values from ``self`` (copied as functions of
+    those values: ``get_attn_mask(window_size=(7, 7), ...)``). Checked by evaluating it: same
+    shape and dtype, and the same values where it draws nothing at random. Returns the
+    expression and whether it draws."""
+    found, scope = None, None
+    for method, tree in _constructor_methods(type(owner)):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
+                        target.value.id == "self" and target.attr == name:
+                    found, scope = node.value, (method, tree)
+            elif isinstance(node, ast.Call) and _dotted(node.func) == "self.register_buffer":
+                named = dict(zip(("name", "tensor"), node.args)) | {k.arg: k.value for k in node.keywords}
+                if isinstance(named.get("name"), ast.Constant) and named["name"].value == name and "tensor" in named:
+                    found, scope = named["tensor"], (method, tree)
     if found is None:
         return None
     if isinstance(found, ast.Call) and _dotted(found.func) in ("nn.Parameter", "torch.nn.Parameter", "Parameter") \
             and found.args:
         found = found.args[0]
-    values = {**getattr(recorded, "locals", {}), **(recorded or {})}
+    # what the names of its method mean: __init__'s recorded values, then the method's own
+    # locals assigned once (pos = sincos(...); self.register_buffer("pos", pos))
+    values = {**getattr(recorded, "locals", {}), **(recorded or {})} if scope[0] == "__init__" else {}
+    assigned: dict[str, list] = {}
+    for node in ast.walk(scope[1]):
+        targets = getattr(node, "targets", [getattr(node, "target", None)]) \
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) else []
+        for t in targets:
+            if isinstance(t, ast.Name):
+                assigned.setdefault(t.id, []).append(node.value if not isinstance(node, ast.AugAssign) else None)
     home = inspect.getmodule(type(owner)) if copier is not None else None
     module_globals = vars(home) if home is not None else {}
     functions: dict[str, object] = {}
+    methods: dict[str, str] = {}   # name in the expression -> method of the owner's class
     allowed = {"torch", "math"}
 
+    def literal(value) -> ast.expr:
+        if isinstance(value, torch.device):
+            value = None   # where the model is built, as its layers are
+        try:
+            return ast.parse(python_literal(value), mode="eval").body
+        except Unrenderable:
+            raise LookupError(value) from None
+
+    inlined: set[str] = set()
+
     class Substitute(ast.NodeTransformer):
+        depth = 0
+
         def visit_Name(self, node):
             if node.id in allowed or node.id in functions:
                 return node
             if node.id in values:
+                return literal(values[node.id])
+            made = assigned.get(node.id, [])
+            if len(made) == 1 and made[0] is not None and self.depth < 8 and node.id not in inlined:
+                inlined.add(node.id)   # once: a local read twice would be computed twice
+                self.depth += 1
                 try:
-                    return ast.parse(python_literal(values[node.id]), mode="eval").body
-                except Unrenderable:
-                    raise LookupError(node.id) from None
+                    return self.visit(copy.deepcopy(made[0]))
+                finally:
+                    self.depth -= 1
             if inspect.isfunction(module_globals.get(node.id)):
                 functions[node.id] = module_globals[node.id]
                 return node
             raise LookupError(node.id)
+
+        def visit_Attribute(self, node):
+            path = _dotted(node)
+            if path.startswith("self.") and isinstance(node.ctx, ast.Load):
+                value = owner
+                for part in path.split(".")[1:]:
+                    value = getattr(value, part)
+                if isinstance(value, (torch.Tensor, nn.Module)) or callable(value):
+                    raise LookupError(path)
+                return literal(value)
+            return self.generic_visit(node)
+
+        def visit_Call(self, node):
+            path = _dotted(node.func)
+            if not (path.startswith("self.") and path.count(".") == 1):
+                return self.generic_visit(node)
+            method = path[5:]
+            fn = getattr(type(owner), method, None)
+            attrs = self_reads(fn) if inspect.isfunction(fn) and copier is not None else None
+            if attrs is None:
+                raise LookupError(path)
+            called = method.lstrip("_") or method
+            if called in allowed or module_globals.get(called, fn) is not fn:
+                raise LookupError(path)
+
+            def call(*args, _fn=fn, _attrs=tuple(attrs), **kwargs):
+                return _fn(types.SimpleNamespace(**{a: kwargs.pop(a) for a in _attrs}), *args, **kwargs)
+
+            functions[called], methods[called] = call, method
+            node = self.generic_visit(ast.Call(ast.Name(called, ast.Load()), node.args, node.keywords))
+            node.keywords += [ast.keyword(a, literal(getattr(owner, a))) for a in attrs]
+            return node
 
     def draw(seed: int):
         with torch.random.fork_rng(devices=[]):
@@ -316,7 +371,12 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
     for called, fn in functions.items():
         why = f"{type(owner).__name__}.__init__ computes its {name} with it"
         try:
-            renamed[called] = copier.add(fn, why) if is_user_object(fn) else copier.copy_library(fn, why)
+            if called in methods:
+                cls = type(owner)
+                renamed[called] = copier.add_method(cls, methods[called], why) if is_user_object(cls) \
+                    else copier.copy_library(cls, why, method=methods[called])
+            else:
+                renamed[called] = copier.add(fn, why) if is_user_object(fn) else copier.copy_library(fn, why)
         except RenderError:
             renamed[called] = None
         if renamed[called] is None:
@@ -327,6 +387,26 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
                 return ast.copy_location(ast.Name(renamed.get(node.id, node.id), node.ctx), node)
         expr = ast.unparse(Rename().visit(ast.parse(expr, mode="eval")))
     return expr, not torch.equal(value, again)
+
+
+def _constructor_methods(cls: type) -> list[tuple[str, ast.AST]]:
+    """``__init__`` and the methods of the class it calls on ``self`` (``self.reset_parameters()``,
+    and what those call), parsed, in the order they are first called; torch's own left out."""
+    out, seen, todo = [], set(), ["__init__"]
+    while todo and len(out) < 16:
+        method = todo.pop(0)
+        fn = getattr(cls, method, None)
+        if method in seen or not inspect.isfunction(fn) or fn.__module__.startswith("torch."):
+            continue
+        seen.add(method)
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        except (OSError, TypeError, SyntaxError, IndentationError):
+            continue
+        out.append((method, tree))
+        todo += [_dotted(n.func)[5:] for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and _dotted(n.func).startswith("self.") and _dotted(n.func).count(".") == 1]
+    return out
 
 
 def _dotted(node) -> str:

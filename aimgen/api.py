@@ -240,7 +240,7 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
     loaded = snapshot(model, values=True)
     while True:  # again with a module kept whole where the capture or codegen asks (errors.KeepWhole)
         try:
-            traced = _captured(model, inputs, specs, source_name, leaves, loaded)
+            traced = _captured(model, inputs, specs, source_name, leaves, loaded, options.sizes)
             traced.leaf_reasons.update(kept)
             traced.constructor_args = dict(constructor_args or {})
             plan = None if plain else make_plan(traced, options)
@@ -268,22 +268,26 @@ def convert(model: nn.Module, example_inputs=None, *, input_shapes=None, plain: 
     return result
 
 
-def _captured(model: nn.Module, inputs, specs, source_name: str, leaves: frozenset[str], loaded) -> Traced:
+def _captured(model: nn.Module, inputs, specs, source_name: str, leaves: frozenset[str], loaded,
+              sizes: str = "auto") -> Traced:
     """The model traced and its shapes analysed. Then what running it set on its layers goes (a
     table made on the first call): a layer kept whole is written, and compared with its rebuild,
     as it was ``loaded``, and the caller's model is left as it was given."""
     try:
-        traced = _trace(model, inputs, len(specs), source_name, leaves)
+        traced = _trace(model, inputs, len(specs), source_name, leaves, sizes)
         shapes.analyse(traced, specs, inputs, source_name)
         return traced
     finally:
         restore(loaded)
 
 
-def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: frozenset[str]) -> Traced:
+def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: frozenset[str],
+           sizes: str = "auto") -> Traced:
     """torch.fx's trace of the model, or the torch.export path where its root cannot be traced,
     or where torch.fx had to keep modules whole that hold weight layers and torch.export sees
-    into more of them (diffusers' attention blocks branch on ``input.ndim``)."""
+    into more of them (diffusers' attention blocks branch on ``input.ndim``). ``sizes``
+    (Options.sizes): how long torch.export's sizes besides the batch stay symbolic."""
+    limit = {"any": None, "example": 0.0}
     try:
         traced = trace(model, leaves, source=source_name, n_inputs=n_inputs)
         capture.check_fx(traced, source_name)
@@ -296,7 +300,8 @@ def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: fr
         if traced is None:
             try:
                 return capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
-                                            fx_error=fx_error, symbolic_seconds=capture.SYMBOLIC_SECONDS)
+                                            fx_error=fx_error,
+                                            symbolic_seconds=limit.get(sizes, capture.SYMBOLIC_SECONDS))
             except TraceError as export_error:
                 if not variadic(model) or _takes_args(model):   # (that one was tried first)
                     raise
@@ -310,7 +315,7 @@ def _trace(model: nn.Module, inputs, n_inputs: int, source_name: str, leaves: fr
         with capture.time_limit(capture.SEE_MORE_SECONDS):
             exported = capture.export_trace(model, inputs, source=source_name, n_inputs=n_inputs, leaf_names=leaves,
                                             fx_error=capture.HiddenLayers(traced, hidden),
-                                            symbolic_seconds=capture.SEE_MORE_SECONDS / 2)
+                                            symbolic_seconds=limit.get(sizes, capture.SEE_MORE_SECONDS / 2))
     except TraceError:
         return traced   # torch.fx's graph, with those modules kept whole, stands (also past the time limit)
     return exported if len(capture.hidden_layers(exported, leaves)) < len(hidden) else traced

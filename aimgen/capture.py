@@ -183,8 +183,10 @@ def export_trace(model: nn.Module, make_inputs: Callable[..., tuple], *, source:
             programs[training], sized = _export_sized(model, inputs, overrides, names, training, source, fx_error,
                                                       sized)
             _inline_regions(programs[training])
-    why = _why(fx_error) + ("" if sized != 0 else f"; sizes besides the batch fixed at the example's "
-                            f"(torch.export reasoned about them for over {symbolic_seconds:g} s)")
+    why = _why(fx_error) + (
+        "" if sized != 0 else "; sizes besides the batch fixed at the example's (sizes=example)"
+        if symbolic_seconds == 0 else f"; sizes besides the batch fixed at the example's (torch.export "
+        f"reasoned about them for over {symbolic_seconds:g} s; sizes='any' waits)")
     for raising in (True, False):   # modules raised back to calls; else, should that fail a check, aten only
         graphs, flags, kept = _reconciled(model, programs, names, leaves, raising, source)
         reasons = {q: "listed in leaf=" for q in leaves} if raising else {}

@@ -19,6 +19,7 @@ DEFAULT_RANK = 8
 
 FORMS = ("sum", "literal")
 GROUP_KERNELS = ("pointwise", "full")
+SIZES = ("auto", "any", "example")
 
 
 def _opt(default, flag: str, help: str, **argparse_kwargs):
@@ -82,6 +83,13 @@ class Options:
         "keep this submodule whole (not traced into), e.g. one torch.fx cannot trace. Repeatable. "
         "Default: none (aimgen keeps whole what it cannot trace and says so)",
         action="append", metavar="MODULE")
+    sizes: str = _opt(
+        "auto", "--sizes",
+        "input sizes besides the batch where the model is captured with torch.export: 'auto' "
+        "(default: symbolic where the exporter reasons about them within 2 minutes, else fixed at the "
+        "example's, as the header then says), 'any' (always symbolic, however long that takes) or "
+        "'example' (fixed at the example's: a fast conversion for one input size)",
+        choices=SIZES)
     flat: bool = _opt(
         False, "--flat",
         "write the model as one flat forward (as torch.fx would) instead of one class per block. "
@@ -116,6 +124,8 @@ class Options:
         if self.group_kernel not in GROUP_KERNELS:
             raise PlanError(f"group_kernel={self.group_kernel!r}: use one of {', '.join(GROUP_KERNELS)}.",
                             field="group_kernel")
+        if self.sizes not in SIZES:
+            raise PlanError(f"sizes={self.sizes!r}: use one of {', '.join(SIZES)}.", field="sizes")
         if not 0.0 <= self.carry_rate <= 1.0:
             raise PlanError(f"carry_rate={self.carry_rate}: must be between 0 (no carry) and 1.",
                             field="carry_rate")
@@ -137,6 +147,8 @@ class Options:
         for name in ("layers", "skip", "leaf"):
             if getattr(self, name):
                 parts.append(f"{name}={','.join(getattr(self, name))}")
+        if self.sizes != "auto":
+            parts.append(f"sizes={self.sizes}")
         if self.flat:
             parts.append("flat")
         return " ".join(parts)

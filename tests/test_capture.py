@@ -23,7 +23,7 @@ from torch import nn
 import aimgen
 from aimgen import capture
 from aimgen.codegen.expressions import CONST, MARK, Expressions
-from aimgen.errors import TraceError
+from aimgen.errors import PlanError, TraceError
 from aimgen.loader import InputSpec, flat_tensors
 from aimgen.report import rows
 from aimgen.sourcecopy import SourceCopier
@@ -884,10 +884,46 @@ def test_sizes_torch_export_reasons_about_too_long_are_taken_at_the_example_s(mo
     assert time.perf_counter() - start < 25
     assert conv._traced.capture == "torch.export"
     header = " ".join(line.lstrip("#").strip() for line in conv.source.splitlines() if line.startswith("#"))
-    assert "sizes besides the batch fixed at the example's (torch.export reasoned about them for over 0.5 s)" in header
+    assert "sizes besides the batch fixed at the example's (torch.export reasoned about them for over 0.5 s; " \
+           "sizes='any' waits)" in header
     assert [t.qualname for t in conv.plan.taps] == ["embed", "mix", "head"]
     aim = conv.build().eval()
     assert aim(torch.randn(3, 3, 8, 8)).shape == (3, 2)   # the batch stays free
+
+
+def test_sizes_any_waits_for_symbolic_sizes_and_sizes_example_fixes_them_at_once(monkeypatch):
+    """The choice the time limit makes, made by the user: ``sizes='any'`` keeps every size
+    symbolic however long the exporter takes (the model then runs at other sizes);
+    ``sizes='example'`` never asks for symbolic sizes (a quick conversion for one size)."""
+    import random_models as rm
+
+    real, asked = capture._export, []
+
+    def slow_when_sized(*args, sized=True, **kwargs):
+        asked.append(sized)
+        if sized:
+            time.sleep(1.5)   # past the limit, which 'any' does not set
+        return real(*args, sized=sized, **kwargs)
+
+    monkeypatch.setattr(capture, "SYMBOLIC_SECONDS", 0.5)
+    monkeypatch.setattr(capture, "_export", slow_when_sized)
+
+    def header(conv) -> str:
+        return " ".join(line.lstrip("#").strip() for line in conv.source.splitlines() if line.startswith("#"))
+
+    torch.manual_seed(0)
+    waits = rm.check_conversion(_WindowNet().eval(), [InputSpec((1, 3, 8, 8))], source_name="windows",
+                                sizes="any", flat=False)
+    assert asked == [True, True] and "fixed at the example's" not in header(waits)
+    assert "options: " in header(waits) and "sizes=any" in header(waits)
+    assert waits.build().eval()(torch.randn(2, 3, 12, 12)).shape == (2, 2)   # another size
+    asked.clear()
+    fixed = rm.check_conversion(_WindowNet().eval(), [InputSpec((1, 3, 8, 8))], source_name="windows",
+                                sizes="example", flat=False)
+    assert asked == [False, False]
+    assert "sizes besides the batch fixed at the example's (sizes=example)" in header(fixed)
+    with pytest.raises(PlanError, match="sizes='some': use one of auto, any, example"):
+        aimgen.convert(_WindowNet(), [(1, 3, 8, 8)], sizes="some")
 
 
 @torch.amp.autocast("cuda", enabled=False)

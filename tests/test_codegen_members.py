@@ -144,3 +144,36 @@ def test_an_init_expression_reads_the_init_s_locals_and_calls_its_module_s_funct
     assert note == "as its module's __init__ computes it"
     noise, _ = tensor_member(t.noise, "buffer", t, "noise", records.of(t), copier)   # its values, not a new draw
     assert written(noise) == f"nn.Buffer(torch.tensor({t.noise.tolist()}), persistent=False)"
+
+
+class LateInit(nn.Module):
+    """timm's way: ``torch.empty`` in ``__init__`` (device and dtype spread from ``**dd``), the
+    values drawn later in ``reset_parameters()``; a table made with ``**dd`` too."""
+
+    def __init__(self, n: int, device=None, dtype=None):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.bias_table = nn.Parameter(torch.empty(n, 2, **dd))
+        self.scale = nn.Parameter(torch.ones(n, **dd))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.trunc_normal_(self.bias_table, std=0.02)
+
+
+def test_an_uninitialised_tensor_is_not_its_initialisation():
+    """MaxViT's relative-position tables were written as `torch.empty(225, 2, **{'device': None,
+    'dtype': None})`: no values at all, filled by trunc_normal_ in reset_parameters. Such a
+    model computed NaN in one fresh process out of two. The documented rule stands in for it;
+    a constructor's ``**dd`` is written as plain keywords, torch's defaults left out."""
+    from aimgen.records import recording
+
+    with recording() as records:
+        m = LateInit(5)
+    assert init_expression(m, "bias_table", records.of(m), m.bias_table) is None
+    table, note = tensor_member(m.bias_table, "param", m, "bias_table", records.of(m))
+    assert written(table) == "weight_parameter((5, 2))" and "could not be read" in note
+    assert init_expression(m, "scale", records.of(m), m.scale) == ("torch.ones(5)", False)
+    with recording() as records:
+        half = LateInit(5, dtype=torch.float16)
+    assert init_expression(half, "scale", records.of(half), half.scale) == ("torch.ones(5, dtype=torch.float16)", False)

@@ -359,7 +359,10 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
             return eval(expr, {"torch": torch, "math": math, **functions, "__builtins__": {}})
 
     try:
-        expr = ast.unparse(Substitute().visit(copy.deepcopy(found)))
+        tree = _plain_keywords(Substitute().visit(copy.deepcopy(found)))
+        if _uninitialised(tree):
+            return None   # torch.empty(...) filled later (trunc_normal_ in reset_parameters): not its value
+        expr = ast.unparse(tree)
         value, again = draw(1), draw(2)
     except Exception:
         return None
@@ -387,6 +390,38 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
                 return ast.copy_location(ast.Name(renamed.get(node.id, node.id), node.ctx), node)
         expr = ast.unparse(Rename().visit(ast.parse(expr, mode="eval")))
     return expr, not torch.equal(value, again)
+
+
+_EMPTY = ("torch.empty", "torch.empty_like", "torch.empty_strided")
+
+
+def _uninitialised(tree: ast.AST) -> bool:
+    """Whether the expression makes a tensor without values (``torch.empty(...)``, ``x.new_empty``)
+    that it does not fill itself (``torch.empty(n).uniform_(-b, b)`` fills it)."""
+    filled = {id(n.func.value) for n in ast.walk(tree) if isinstance(n, ast.Call) and
+              isinstance(n.func, ast.Attribute) and n.func.attr.endswith("_") and not n.func.attr.startswith("_")}
+    return any(isinstance(n, ast.Call) and (_dotted(n.func) in _EMPTY or getattr(n.func, "attr", "") == "new_empty")
+               and id(n) not in filled for n in ast.walk(tree))
+
+
+def _plain_keywords(tree: ast.AST) -> ast.AST:
+    """``torch.zeros(3, **{'device': None, 'dtype': torch.float16})`` (a constructor's ``**dd``
+    with its recorded value) -> ``torch.zeros(3, dtype=torch.float16)``: a dict of names spread
+    into keywords, and torch's ``device=None``/``dtype=None`` (its defaults) left out."""
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        keywords = []
+        for k in call.keywords:
+            if k.arg is None and isinstance(k.value, ast.Dict) and all(
+                    isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value.isidentifier()
+                    for key in k.value.keys):
+                keywords += [ast.keyword(key.value, v) for key, v in zip(k.value.keys, k.value.values)]
+            else:
+                keywords.append(k)
+        if _dotted(call.func).startswith("torch."):
+            keywords = [k for k in keywords if not (k.arg in ("device", "dtype") and
+                                                    isinstance(k.value, ast.Constant) and k.value.value is None)]
+        call.keywords = keywords
+    return tree
 
 
 def _constructor_methods(cls: type) -> list[tuple[str, ast.AST]]:

@@ -130,3 +130,31 @@ def test_norms_and_activations_take_their_input_sizes_without_running_on_fake_te
     assert tuple(shapes.tensor_meta(nodes["ln"]).shape) == (1, 64, 4)
     assert shapes.size_key(nodes["conv"]) != shapes.size_key(nodes["x"])   # still symbolic: not "8"
     assert not shapes.size_key(nodes["conv"])[0].isdigit()
+
+
+class _Windows(nn.Module):
+    """(B, C, H, W) -> (B * windows, 16 cells, C): one 4 x 4 window a sample at 4 x 4, more at
+    larger sizes (MaxViT's last stage at 256 x 256)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        return self.fc(x.reshape(b, c, h // 4, 4, w // 4, 4).permute(0, 2, 4, 3, 5, 1).reshape(-1, 16, c))
+
+
+def test_one_window_a_sample_at_the_example_is_still_windows_of_the_samples():
+    """Where the size analysis finds that a first axis does not follow the batch, and the
+    example has one window a sample, the rows are still the samples' windows in turn: marked
+    (MaxViT-nano's last stage was left untapped, 'input is not batched')."""
+    model = _Windows()
+    traced = trace(model, n_inputs=1)
+    specs = [InputSpec((1, 8, 4, 4))]
+    shapes.analyse(traced, specs, lambda batch=None: example_inputs(specs, batch=batch), "windows")
+    (rows,) = [n for n in traced.graph.nodes if n.op == "call_module"]
+    windows = rows.args[0]
+    windows.meta["batch_axis_ok"] = False   # as the symbolic analysis finds it in MaxViT
+    shapes.sample_rows(traced, lambda batch=None: example_inputs(specs, batch=batch))
+    assert windows.meta["sample_rows"] is True and windows.meta["sample_free"] is False

@@ -148,31 +148,46 @@ def test_an_init_expression_reads_the_init_s_locals_and_calls_its_module_s_funct
 
 class LateInit(nn.Module):
     """timm's way: ``torch.empty`` in ``__init__`` (device and dtype spread from ``**dd``), the
-    values drawn later in ``reset_parameters()``; a table made with ``**dd`` too."""
+    values drawn or computed later in ``reset_parameters()`` -> ``_init_buffers()``; and one
+    tensor filled where no expression can say how (every parameter in a loop)."""
 
     def __init__(self, n: int, device=None, dtype=None):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
+        self.n = n
         self.bias_table = nn.Parameter(torch.empty(n, 2, **dd))
         self.scale = nn.Parameter(torch.ones(n, **dd))
+        self.looped = nn.Parameter(torch.empty(n, 3, **dd))
+        self.register_buffer("index", torch.empty(n * n, device=device, dtype=torch.long), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.trunc_normal_(self.bias_table, std=0.02)
+        for p in [self.looped]:
+            p.data.normal_()
+        self._init_buffers()
+
+    def _init_buffers(self) -> None:
+        self.index.copy_(torch.arange(self.n * self.n, device=self.index.device) % self.n)
 
 
-def test_an_uninitialised_tensor_is_not_its_initialisation():
+def test_a_tensor_made_empty_and_filled_later_is_written_as_both():
     """MaxViT's relative-position tables were written as `torch.empty(225, 2, **{'device': None,
-    'dtype': None})`: no values at all, filled by trunc_normal_ in reset_parameters. Such a
-    model computed NaN in one fresh process out of two. The documented rule stands in for it;
-    a constructor's ``**dd`` is written as plain keywords, torch's defaults left out."""
+    'dtype': None})`: no values at all (timm fills them in reset_parameters), so the converted
+    model computed NaN in one fresh process out of two. The fill is read where it can be
+    (``nn.init.trunc_normal_(self.x, ...)``, ``self.index.copy_(...)``: BEiT's index, kept whole
+    before); where it cannot, the documented rule stands in. A constructor's ``**dd`` is written
+    as plain keywords, torch's defaults left out."""
     from aimgen.records import recording
 
     with recording() as records:
         m = LateInit(5)
-    assert init_expression(m, "bias_table", records.of(m), m.bias_table) is None
-    table, note = tensor_member(m.bias_table, "param", m, "bias_table", records.of(m))
-    assert written(table) == "weight_parameter((5, 2))" and "could not be read" in note
+    assert init_expression(m, "bias_table", records.of(m), m.bias_table) == \
+        ("nn.init.trunc_normal_(torch.empty(5, 2), std=0.02)", True)
+    assert init_expression(m, "index", records.of(m), m.index) == ("torch.arange(5 * 5) % 5", False)
+    assert init_expression(m, "looped", records.of(m), m.looped) is None   # p.data.normal_() in a loop
+    looped, note = tensor_member(m.looped, "param", m, "looped", records.of(m))
+    assert written(looped) == "weight_parameter((5, 3))" and "could not be read" in note
     assert init_expression(m, "scale", records.of(m), m.scale) == ("torch.ones(5)", False)
     with recording() as records:
         half = LateInit(5, dtype=torch.float16)

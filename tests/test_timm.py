@@ -89,10 +89,13 @@ def test_an_attention_kept_whole_for_its_index_table_has_no_taps_inside():
 
 def test_relative_position_mlps_that_read_their_owner_s_table_convert():
     """timm's relative-position MLP (ViT-RelPos, Swin V2) is handed a table its parent holds,
-    from a method (``get_bias``), not a forward: the block classes failed to reach it."""
-    _, conv = convert("test_vit_relpos", 160, depends=("timm",))
+    from a method (``get_bias``), not a forward: the block classes failed to reach it. The table
+    (timm fills it in ``reset_parameters``) is written as timm computes it, so nothing is kept
+    whole and the output imports torch only; the MLP's layers read a table, not a sample."""
+    _, conv = convert("test_vit_relpos", 160)
     assert "attn_bias = self.rel_pos.mlp(self.rel_pos.rel_coords_log)" in conv.source
-    assert "class Mlp2" not in conv.source   # no class for the MLP its kept owner builds itself
+    assert "kept_whole" not in conv.source and conv.plan.layer_counts() == (38, 56)
+    assert {s.reason.split(" (")[0] for s in conv.plan.skipped} == {"its input is the same whatever the model's input"}
 
 
 @pytest.mark.slow

@@ -247,48 +247,24 @@ def _default_init(shape: tuple[int, ...], name: str, dtype: list,
 
 def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor,
                     copier: SourceCopier | None = None) -> tuple[str, bool] | None:
-    """The expression the owner's ``__init__`` (or a method it calls, such as timm's
-    ``reset_parameters``) assigns to ``self.<name>`` (inside ``nn.Parameter(...)`` if so) or
-    registers as the buffer ``name``, if it only uses torch, the constructor's own arguments and
-    the local variables its ``__init__`` ended with (replaced by their recorded values), a
-    method's own locals, plain values read from ``self`` and, given a ``copier``, functions of
-    the owner's module (``posemb_sincos_2d(h=32 // 8, ...)``: copied into the generated file)
-    and methods of its class that only read plain values from ``self`` (copied as functions of
-    those values: ``get_attn_mask(window_size=(7, 7), ...)``). Checked by evaluating it: same
-    shape and dtype, and the same values where it draws nothing at random. Returns the
-    expression and whether it draws."""
-    found, scope = None, None
-    for method, tree in _constructor_methods(type(owner)):
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
-                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
-                        target.value.id == "self" and target.attr == name:
-                    found, scope = node.value, (method, tree)
-            elif isinstance(node, ast.Call) and _dotted(node.func) == "self.register_buffer":
-                named = dict(zip(("name", "tensor"), node.args)) | {k.arg: k.value for k in node.keywords}
-                if isinstance(named.get("name"), ast.Constant) and named["name"].value == name and "tensor" in named:
-                    found, scope = named["tensor"], (method, tree)
-    if found is None:
-        return None
-    if isinstance(found, ast.Call) and _dotted(found.func) in ("nn.Parameter", "torch.nn.Parameter", "Parameter") \
-            and found.args:
-        found = found.args[0]
-    # what the names of its method mean: __init__'s recorded values, then the method's own
-    # locals assigned once (pos = sincos(...); self.register_buffer("pos", pos))
-    values = {**getattr(recorded, "locals", {}), **(recorded or {})} if scope[0] == "__init__" else {}
-    assigned: dict[str, list] = {}
-    for node in ast.walk(scope[1]):
-        targets = getattr(node, "targets", [getattr(node, "target", None)]) \
-            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) else []
-        for t in targets:
-            if isinstance(t, ast.Name):
-                assigned.setdefault(t.id, []).append(node.value if not isinstance(node, ast.AugAssign) else None)
+    """The expression that makes ``self.<name>`` in the owner's ``__init__`` and the methods of
+    its class that ``__init__`` calls (timm's ``reset_parameters()`` -> ``_init_buffers()``):
+    what is assigned to it (inside ``nn.Parameter(...)`` if so) or registered as the buffer
+    ``name``, then what fills it in place (``self.<name>.copy_(table(...))`` replaces it;
+    ``nn.init.zeros_(self.<name>)`` and ``self.<name>.normal_(std=0.02)`` apply to it), in the
+    order they run. Each part may use torch, the constructor's arguments and the locals its
+    ``__init__`` ended with (their recorded values), a method's own locals, plain values read
+    from ``self`` and, given a ``copier``, functions of the owner's module (copied into the
+    generated file) and methods of its class that only read plain values from ``self`` (copied
+    as functions of those values: ``get_attn_mask(window_size=(7, 7), ...)``). A tensor left
+    uninitialised (``torch.empty``) is no expression. Checked by evaluating it: same shape and
+    dtype, and the same values where it draws nothing at random. Returns the expression and
+    whether it draws."""
     home = inspect.getmodule(type(owner)) if copier is not None else None
     module_globals = vars(home) if home is not None else {}
     functions: dict[str, object] = {}
     methods: dict[str, str] = {}   # name in the expression -> method of the owner's class
-    allowed = {"torch", "math"}
+    allowed = {"torch", "math", "nn", _HOLE}
 
     def literal(value) -> ast.expr:
         if isinstance(value, torch.device):
@@ -298,19 +274,32 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
         except Unrenderable:
             raise LookupError(value) from None
 
-    inlined: set[str] = set()
-
     class Substitute(ast.NodeTransformer):
-        depth = 0
+        """The names of one method, replaced by what they mean there: ``__init__``'s recorded
+        values, the method's locals assigned once (inlined once: a local read twice would be
+        computed twice), module functions and methods (see above)."""
+
+        def __init__(self, method: str, tree: ast.AST):
+            self.values = {**getattr(recorded, "locals", {}), **(recorded or {})} if method == "__init__" else {}
+            self.assigned: dict[str, list] = {}
+            for node in ast.walk(tree):
+                targets = getattr(node, "targets", [getattr(node, "target", None)]) \
+                    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) else []
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        made = node.value if not isinstance(node, ast.AugAssign) else None
+                        self.assigned.setdefault(t.id, []).append(made)
+            self.inlined: set[str] = set()
+            self.depth = 0
 
         def visit_Name(self, node):
             if node.id in allowed or node.id in functions:
                 return node
-            if node.id in values:
-                return literal(values[node.id])
-            made = assigned.get(node.id, [])
-            if len(made) == 1 and made[0] is not None and self.depth < 8 and node.id not in inlined:
-                inlined.add(node.id)   # once: a local read twice would be computed twice
+            if node.id in self.values:
+                return literal(self.values[node.id])
+            made = self.assigned.get(node.id, [])
+            if len(made) == 1 and made[0] is not None and self.depth < 8 and node.id not in self.inlined:
+                self.inlined.add(node.id)
                 self.depth += 1
                 try:
                     return self.visit(copy.deepcopy(made[0]))
@@ -353,16 +342,37 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
             node.keywords += [ast.keyword(a, literal(getattr(owner, a))) for a in attrs]
             return node
 
+    def meaning(expr: ast.expr, method: str, tree: ast.AST) -> ast.expr | None:
+        try:
+            return Substitute(method, tree).visit(copy.deepcopy(expr))
+        except Exception:   # a name with no meaning here, a value with no literal
+            return None
+
+    found = None
+    for method, tree in _constructor_methods(type(owner)):
+        for node in sorted((n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.Call))),
+                           key=lambda n: (n.lineno, n.col_offset)):
+            made = _made(node, name)
+            if made is not None:
+                found = meaning(made, method, tree)
+                continue
+            template = _filling(node, name)
+            if template is not None and found is not None:
+                filled = meaning(template, method, tree)
+                found = None if filled is None else _Fill(found).visit(filled)
+    if found is None:
+        return None
+
     def draw(seed: int):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # only torch calls and the module's functions remain
-            return eval(expr, {"torch": torch, "math": math, **functions, "__builtins__": {}})
+            return eval(expr, {"torch": torch, "math": math, "nn": nn, **functions, "__builtins__": {}})
 
     try:
-        tree = _plain_keywords(Substitute().visit(copy.deepcopy(found)))
-        if _uninitialised(tree):
-            return None   # torch.empty(...) filled later (trunc_normal_ in reset_parameters): not its value
-        expr = ast.unparse(tree)
+        found = _plain_keywords(found)
+        if _uninitialised(found):
+            return None   # torch.empty(...) filled where this cannot read (a loop, another object)
+        expr = ast.unparse(found)
         value, again = draw(1), draw(2)
     except Exception:
         return None
@@ -370,8 +380,11 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
         return None
     if torch.equal(value, again) and not torch.allclose(value, like.detach().cpu(), equal_nan=True):
         return None  # a fixed value that is not this tensor's: the module changed it after __init__
+    used = {n.id for n in ast.walk(found) if isinstance(n, ast.Name)}
     renamed = {}
     for called, fn in functions.items():
+        if called not in used:   # met in a part a later one replaced
+            continue
         why = f"{type(owner).__name__}.__init__ computes its {name} with it"
         try:
             if called in methods:
@@ -392,14 +405,62 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
     return expr, not torch.equal(value, again)
 
 
+_HOLE = "__aimgen_value__"   # where the value so far goes in an in-place fill (see _filling)
+_PARAMETER = ("nn.Parameter", "torch.nn.Parameter", "Parameter")
+
+
+def _made(node: ast.AST, name: str) -> ast.expr | None:
+    """The new value a statement gives ``self.<name>``: assigned (the tensor inside
+    ``nn.Parameter(...)``), registered as a buffer, or copied in with ``copy_``."""
+    value = None
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and _dotted(node.targets[0]) == f"self.{name}":
+        value = node.value
+    elif isinstance(node, ast.Call) and _dotted(node.func) == "self.register_buffer":
+        named = dict(zip(("name", "tensor"), node.args)) | {k.arg: k.value for k in node.keywords}
+        if isinstance(named.get("name"), ast.Constant) and named["name"].value == name:
+            value = named.get("tensor")
+    elif isinstance(node, ast.Call) and _dotted(node.func) == f"self.{name}.copy_" and len(node.args) == 1:
+        value = node.args[0]
+    if isinstance(value, ast.Call) and _dotted(value.func) in _PARAMETER and value.args:
+        value = value.args[0]
+    return value
+
+
+def _filling(node: ast.AST, name: str) -> ast.Call | None:
+    """An in-place initialisation of ``self.<name>`` as a call on ``_HOLE`` (the value so far):
+    ``self.<name>.normal_(std=0.02)``, ``nn.init.zeros_(self.<name>)``, ``trunc_normal_(...)``."""
+    if not isinstance(node, ast.Call):
+        return None
+    func, target = node.func, f"self.{name}"
+    if isinstance(func, ast.Attribute) and _dotted(func.value) == target and _in_place(func.attr):
+        return ast.Call(ast.Attribute(ast.Name(_HOLE, ast.Load()), func.attr, ast.Load()), node.args, node.keywords)
+    if node.args and _dotted(node.args[0]) == target and _in_place(_dotted(func).rpartition(".")[2]):
+        return ast.Call(func, [ast.Name(_HOLE, ast.Load()), *node.args[1:]], node.keywords)
+    return None
+
+
+def _in_place(name: str) -> bool:
+    return name.endswith("_") and not name.startswith("_") and name != "copy_"
+
+
+class _Fill(ast.NodeTransformer):
+    def __init__(self, value: ast.expr):
+        self.value = value
+
+    def visit_Name(self, node):
+        return copy.deepcopy(self.value) if node.id == _HOLE else node
+
+
 _EMPTY = ("torch.empty", "torch.empty_like", "torch.empty_strided")
 
 
 def _uninitialised(tree: ast.AST) -> bool:
     """Whether the expression makes a tensor without values (``torch.empty(...)``, ``x.new_empty``)
-    that it does not fill itself (``torch.empty(n).uniform_(-b, b)`` fills it)."""
-    filled = {id(n.func.value) for n in ast.walk(tree) if isinstance(n, ast.Call) and
-              isinstance(n.func, ast.Attribute) and n.func.attr.endswith("_") and not n.func.attr.startswith("_")}
+    that it does not fill itself (``torch.empty(n).uniform_(-b, b)`` and ``nn.init.zeros_(torch.empty(n))``
+    fill it)."""
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    filled = {id(n.func.value) for n in calls if isinstance(n.func, ast.Attribute) and _in_place(n.func.attr)} | \
+             {id(n.args[0]) for n in calls if n.args and _in_place(_dotted(n.func).rpartition(".")[2])}
     return any(isinstance(n, ast.Call) and (_dotted(n.func) in _EMPTY or getattr(n.func, "attr", "") == "new_empty")
                and id(n) not in filled for n in ast.walk(tree))
 

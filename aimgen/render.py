@@ -245,26 +245,30 @@ def _split_call(code: str):
         return None
     offset = len(code) - len(code.lstrip())
     stripped = code.rstrip()
-    depth, opener = 0, None
+    depth, opener, previous = 0, None, None
     candidates = []
     for t in toks:
-        if t.type != tokenize.OP:
-            continue
-        s = t.string
-        if s in "([{":
+        if t.type == tokenize.OP and t.string in "([{":
             if depth == 0:
-                opener = t
+                # x[i]: a subscript, whose one index must not become the tuple (i,)
+                index = t.string == "[" and previous is not None and (
+                    previous.type in (tokenize.NAME, tokenize.STRING) or previous.string in ")]")
+                opener = (t, index)
             depth += 1
-        elif s in ")]}":
+        elif t.type == tokenize.OP and t.string in ")]}":
             depth -= 1
             if depth == 0 and opener is not None:
-                candidates.append((opener, t))
-    for opener, closer in reversed(candidates):
+                candidates.append((*opener, t))
+        if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
+            previous = t
+    for opener, index, closer in reversed(candidates):
         open_col, close_col = opener.start[1] + offset, closer.start[1] + offset
-        if stripped[close_col + 1:].strip(",:") != "" and stripped[close_col + 1:] not in ("", ",", ":"):
-            continue
+        if not re.fullmatch(r"(\[[^\[\](){}]*\])*[,:]?", stripped[close_col + 1:]):
+            continue   # only a call at the end of the line, or followed by a plain subscript: f(...)[0]
         inner = stripped[open_col + 1:close_col]
         args = _top_level_split(inner)
+        if index and len(args) < 2:
+            continue
         if len(args) < 2 and len(stripped) <= 99:
             return None
         if not args:

@@ -21,6 +21,20 @@ def test_long_lines_are_split_the_way_a_person_would():
     assert all(len(x) <= 99 for x in wrapped.split("\n")) and ast.dump(ast.parse(wrapped)) == ast.dump(ast.parse(text))
 
 
+def test_a_single_index_is_never_split_into_a_tuple():
+    """Swin V2's buffers are the items of a pair a method returns, ``f(...)[0]``: split as a
+    call, the index became ``[\n 0,\n ]``, the tuple (0,), and the model failed to build
+    (tuple indices must be integers). The call before it is split instead."""
+    call = ("make_pair_wise_relative_positions(device=None, dtype=torch.float32, window_size=(8, 8), "
+            "pretrained_window_size=(0, 0))[0]")
+    argument = f"table = nn.Buffer(\n            {call},\n            persistent=False,\n)"   # as written
+    for text in (f"        table = nn.Buffer({call})", argument, "x = " + "a" * 96 + "[i]"):
+        wrapped = wrap_long_lines(text)
+        assert ast.dump(ast.parse(wrapped.strip())) == ast.dump(ast.parse(text.strip())), wrapped
+        assert all(len(x) <= 99 for x in wrapped.split("\n")[:-1] if not x.endswith("[i]"))
+    assert "pretrained_window_size=(0, 0))[0]," in wrap_long_lines(argument)
+
+
 def test_a_sum_whose_first_line_would_still_be_too_long_is_written_one_term_a_line():
     """A memory read added to a functional conv whose arguments became ``self.`` parameters."""
     line = ("        conv2d = F.conv2d(x, self.weight, None, [self.stride, self.stride], (0, 0), (1, 1), "

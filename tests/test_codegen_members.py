@@ -159,6 +159,7 @@ class LateInit(nn.Module):
         self.scale = nn.Parameter(torch.ones(n, **dd))
         self.looped = nn.Parameter(torch.empty(n, 3, **dd))
         self.register_buffer("index", torch.empty(n * n, device=device, dtype=torch.long), persistent=False)
+        self.register_buffer("coords", torch.empty(n, 2, **dd), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -169,6 +170,11 @@ class LateInit(nn.Module):
 
     def _init_buffers(self) -> None:
         self.index.copy_(torch.arange(self.n * self.n, device=self.index.device) % self.n)
+        coords, _ = self._pairs()   # Swin V2: table, index = self._make_pair_wise_relative_positions()
+        self.coords.copy_(coords)
+
+    def _pairs(self):
+        return torch.arange(self.n * 2.0).view(self.n, 2), None
 
 
 def test_a_tensor_made_empty_and_filled_later_is_written_as_both():
@@ -179,12 +185,14 @@ def test_a_tensor_made_empty_and_filled_later_is_written_as_both():
     before); where it cannot, the documented rule stands in. A constructor's ``**dd`` is written
     as plain keywords, torch's defaults left out."""
     from aimgen.records import recording
+    from aimgen.sourcecopy import SourceCopier
 
     with recording() as records:
         m = LateInit(5)
     assert init_expression(m, "bias_table", records.of(m), m.bias_table) == \
         ("nn.init.trunc_normal_(torch.empty(5, 2), std=0.02)", True)
     assert init_expression(m, "index", records.of(m), m.index) == ("torch.arange(5 * 5) % 5", False)
+    assert init_expression(m, "coords", records.of(m), m.coords, SourceCopier()) == ("pairs(n=5)[0]", False)
     assert init_expression(m, "looped", records.of(m), m.looped) is None   # p.data.normal_() in a loop
     looped, note = tensor_member(m.looped, "param", m, "looped", records.of(m))
     assert written(looped) == "weight_parameter((5, 3))" and "could not be read" in note

@@ -286,9 +286,15 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
                 targets = getattr(node, "targets", [getattr(node, "target", None)]) \
                     if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) else []
                 for t in targets:
+                    made = node.value if not isinstance(node, ast.AugAssign) else None
                     if isinstance(t, ast.Name):
-                        made = node.value if not isinstance(node, ast.AugAssign) else None
                         self.assigned.setdefault(t.id, []).append(made)
+                    elif isinstance(t, (ast.Tuple, ast.List)):   # table, index = self._pairs(...)
+                        plain = all(isinstance(e, ast.Name) for e in t.elts)
+                        for i, e in enumerate(t.elts):
+                            if isinstance(e, ast.Name):
+                                self.assigned.setdefault(e.id, []).append(
+                                    ast.Subscript(made, ast.Constant(i), ast.Load()) if plain and made else None)
             self.inlined: set[str] = set()
             self.depth = 0
 

@@ -298,8 +298,51 @@ def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     """All shape facts: the concrete run (returns the model's outputs), then the symbolic sizes,
     or the two-batch check where those cannot be had, then the windows of the samples."""
     outputs = _sizes(traced, specs, make_inputs, source_name)
+    larger_rows(traced, make_inputs)
     sample_rows(traced, make_inputs)
     return outputs
+
+
+class _Shapes(_Runner):
+    """Runs the graph and keeps the shape of every tensor."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph):
+        super().__init__(root, graph=graph)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def run_node(self, n: fx.Node):
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            self.shapes[n.name] = tuple(result.shape)
+        return result
+
+
+def larger_rows(traced: Traced, make_inputs) -> None:
+    """A first axis taken for the batch, checked at twice the spatial size (batch 2): where it
+    is not the batch there, it is not the batch axis. Symbolic sizes can take windows for the
+    batch when the example has one window a sample (a (B * H/8 * W/8, 64, C) reshape at
+    8 x 8): the tap there read one memory row a sample, and the model failed at 16 x 16."""
+    found = [n for n in traced.graph.nodes if n.meta.get("batch_axis_ok") is True and
+             tensor_meta(n) is not None and len(tensor_meta(n).shape) >= 2]
+    if not found:
+        return
+    model = traced.root
+    was = model.training
+    model.eval()
+    try:
+        inputs = tuple(x.new_zeros(x.shape[0], x.shape[1], *[d * 2 for d in x.shape[2:]]).normal_()
+                       if x.is_floating_point() and x.dim() > 2 else x for x in make_inputs(batch=2))
+        run = _Shapes(model, traced.graph)
+        with torch.no_grad():
+            run.run(*inputs)
+    except Exception:   # a model for one size only: its first axes stand
+        return
+    finally:
+        model.train(was)
+    for n in found:
+        shape = run.shapes.get(n.name)
+        if shape is not None and len(shape) >= 2 and shape[0] != 2:
+            n.meta["batch_axis_ok"] = False
 
 
 def _sizes(traced: Traced, specs, make_inputs, source_name: str) -> Any:

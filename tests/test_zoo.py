@@ -604,6 +604,12 @@ def test_window_attention_reads_each_sample_s_memory_in_every_window():
     aim.train()(x).sum().backward()
     assert aim.attn.qkv.memory_weight.grad.abs().sum() > 0
 
+    one = check("window_attention.py:Net", (1, 3, 8, 8))   # one window a sample at the example
+    assert [(t.qualname, t.sample_rows) for t in one.plan.taps] == [
+        ("embed", False), ("attn.qkv", True), ("attn.proj", True), ("head", False)]
+    with torch.no_grad():   # the symbolic sizes took the windows for the batch: this failed
+        assert one.build().eval()(torch.randn(3, 3, 48, 48)).shape == (3, 5)
+
     blocks = check("window_attention.py:BlockConv", (1, 3, 16, 16), onnx=True)   # a conv on blocks (NesT)
     assert [(t.qualname, t.sample_rows) for t in blocks.plan.taps] == [
         ("embed", False), ("block", True), ("head", False)]

@@ -18,6 +18,8 @@ Three facts come from here, recorded on each node's ``meta``:
 """
 from __future__ import annotations
 
+import contextlib
+
 import time
 from typing import Any
 
@@ -259,30 +261,42 @@ class _Values(_Runner):
         return result
 
 
+def _tables(traced: Traced, batch_axis_ok: bool) -> list[fx.Node]:
+    """The tensors of two or more axes whose first axis was found to follow the batch or not."""
+    return [n for n in traced.graph.nodes if n.meta.get("batch_axis_ok") is batch_axis_ok and
+            tensor_meta(n) is not None and len(tensor_meta(n).shape) >= 2]
+
+
+@contextlib.contextmanager
+def _evaluating(model: nn.Module):
+    """``eval()`` and ``no_grad`` for the block; the mode it had after."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was)
+
+
 def sample_rows(traced: Traced, make_inputs) -> None:
     """Mark ``sample_rows`` on the tensors whose first axis does not follow the batch but holds
     the samples' rows in turn: run at batch 2 and on the second sample alone, such a tensor has
     twice the rows, and its second half is the second sample's. One row a sample at the example
     counts too (MaxViT's last stage: one 8 x 8 window at 256 x 256, more at larger sizes)."""
-    found = [n for n in traced.graph.nodes if n.meta.get("batch_axis_ok") is False and
-             tensor_meta(n) is not None and len(tensor_meta(n).shape) >= 2 and tensor_meta(n).dtype.is_floating_point]
+    found = [n for n in _tables(traced, batch_axis_ok=False) if tensor_meta(n).dtype.is_floating_point]
     if not found:
         return
-    model = traced.root
-    was = model.training
-    model.eval()
     try:
         pair = tuple(make_inputs(batch=2))
         runs = []
         for inputs in (pair, tuple(x[1:] for x in pair)):
-            run = _Values(model, traced.graph, {n.name for n in found})
-            with torch.no_grad():
+            run = _Values(traced.root, traced.graph, {n.name for n in found})
+            with _evaluating(traced.root):
                 run.run(*inputs)
             runs.append(run.values)
     except Exception:   # a model that runs at the example's batch only: no windows found
         return
-    finally:
-        model.train(was)
     both, second = runs
     for n in found:
         a, b = both.get(n.name), second.get(n.name)
@@ -322,23 +336,17 @@ def larger_rows(traced: Traced, make_inputs) -> None:
     is not the batch there, it is not the batch axis. Symbolic sizes can take windows for the
     batch when the example has one window a sample (a (B * H/8 * W/8, 64, C) reshape at
     8 x 8): the tap there read one memory row a sample, and the model failed at 16 x 16."""
-    found = [n for n in traced.graph.nodes if n.meta.get("batch_axis_ok") is True and
-             tensor_meta(n) is not None and len(tensor_meta(n).shape) >= 2]
+    found = _tables(traced, batch_axis_ok=True)
     if not found:
         return
-    model = traced.root
-    was = model.training
-    model.eval()
     try:
         inputs = tuple(x.new_zeros(x.shape[0], x.shape[1], *[d * 2 for d in x.shape[2:]]).normal_()
                        if x.is_floating_point() and x.dim() > 2 else x for x in make_inputs(batch=2))
-        run = _Shapes(model, traced.graph)
-        with torch.no_grad():
+        run = _Shapes(traced.root, traced.graph)
+        with _evaluating(traced.root):
             run.run(*inputs)
     except Exception:   # a model for one size only: its first axes stand
         return
-    finally:
-        model.train(was)
     for n in found:
         shape = run.shapes.get(n.name)
         if shape is not None and len(shape) >= 2 and shape[0] != 2:

@@ -19,7 +19,6 @@ Three facts come from here, recorded on each node's ``meta``:
 from __future__ import annotations
 
 import contextlib
-
 import time
 from typing import Any
 

@@ -32,7 +32,7 @@ def test_regeneration_is_byte_identical(rendered):
 
 
 @pytest.mark.parametrize("name", ["tiny_cnn_aim.py", "mlp_aim.py", "resnet50_aim.py", "vgg16_aim.py",
-                                  "resnet50_plain.py"])
+                                  "resnet50_plain.py", "swin_tiny_aim.py"])
 def test_generated_files_import_only_torch_and_the_standard_library(name):
     assert imported_modules(GENERATED / name) <= {"torch"} | set(sys.stdlib_module_names)
     meta = read_metadata(GENERATED / name)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+import functools
 import importlib
 import inspect
 import math
@@ -414,6 +415,12 @@ def self_reads(fn) -> list[str] | None:
     """The attributes a method reads from ``self``, in order of first use, where that is all it
     does with ``self`` (no stores, no other use, no decorators) and no attribute has the name of
     one of its own variables; otherwise None. Such a method is a function of those values."""
+    found = _self_reads(fn)
+    return None if found is None else list(found)
+
+
+@functools.lru_cache(maxsize=512)
+def _self_reads(fn) -> tuple[str, ...] | None:   # parsed once a method
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):
@@ -435,7 +442,7 @@ def self_reads(fn) -> list[str] | None:
         return None
     own = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
           {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
-    return None if own & set(attrs) else attrs
+    return None if own & set(attrs) else tuple(attrs)
 
 
 def _without_self(params: libcst.Parameters, attrs: list[str]) -> libcst.Parameters:
@@ -448,9 +455,15 @@ def _without_self(params: libcst.Parameters, attrs: list[str]) -> libcst.Paramet
     star = params.star_arg if isinstance(params.star_arg, (libcst.Param, libcst.ParamStar)) else libcst.ParamStar()
     kwonly = [*params.kwonly_params, *(libcst.Param(libcst.Name(a)) for a in attrs)]
     slots = [*kept, star, *kwonly] + ([params.star_kwarg] if isinstance(params.star_kwarg, libcst.Param) else [])
-    last = slots[-1].comma if isinstance(params.star_kwarg, libcst.Param) else \
-        (kept[-1].comma if kept else first if isinstance(first, libcst.Comma) and
-         "\n" in libcst.Module(body=[]).code_for_node(first) else libcst.MaybeSentinel.DEFAULT)
+    # the last one ends as the method's last did: a trailing comma before a ")" on its own line
+    if isinstance(params.star_kwarg, libcst.Param):
+        last = params.star_kwarg.comma
+    elif kept:
+        last = kept[-1].comma
+    elif isinstance(first, libcst.Comma) and "\n" in libcst.Module(body=[]).code_for_node(first):
+        last = first
+    else:
+        last = libcst.MaybeSentinel.DEFAULT
     slots = [s.with_changes(comma=sep) for s in slots[:-1]] + [slots[-1].with_changes(comma=last)]
     n = len(kept)
     return params.with_changes(

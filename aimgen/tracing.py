@@ -315,7 +315,9 @@ def _stack_location(node: fx.Node) -> str | None:
 
 
 def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict,
-                empty_varargs: bool = False, real_buffers: frozenset[type] = frozenset()) -> fx.Graph:
+                empty_varargs: bool = False,
+                real_buffers: frozenset[type] = frozenset()) -> tuple[fx.Graph, set[type]]:
+    """One trace, and the classes whose forwards read a buffer as a traced value."""
     # torch.fx keeps tensors made while tracing (torch.arange(...) of plain numbers) as root
     # attributes _tensor_constant0, 1, ...: start each trace without an earlier trace's, so the
     # train and eval graphs name them alike
@@ -329,8 +331,7 @@ def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fi
     finally:
         restore(saved)
     _drop_fixed_inputs(graph, fixed)
-    graph._aimgen_proxied = tracer.proxied
-    return graph
+    return graph, tracer.proxied
 
 
 @dataclass
@@ -591,8 +592,8 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
     real: frozenset[type] = frozenset()   # classes whose forwards read buffers as tensors
     for _ in range(64):
         try:
-            g_train = _trace_once(model, leaves, True, fixed, empty_varargs, real)
-            g_eval = _trace_once(model, leaves, False, fixed, empty_varargs, real)
+            g_train, read_train = _trace_once(model, leaves, True, fixed, empty_varargs, real)
+            g_eval, read_eval = _trace_once(model, leaves, False, fixed, empty_varargs, real)
         except Exception as err:
             loc = _user_location(err) or source
             first = str(err).splitlines()[0] if str(err) else ""
@@ -615,7 +616,7 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
         tn, en = list(g_train.nodes), list(g_eval.nodes)
         k, flags = _agreeing(tn, en)
         culprit = _compare(tn, en, k)
-        readers = _classes_in(model, module_of(culprit)) & (g_train._aimgen_proxied | g_eval._aimgen_proxied) \
+        readers = _classes_in(model, module_of(culprit)) & (read_train | read_eval) \
             if culprit is not None else set()
         if readers - real:   # a buffer updated in train() only (num_batches_tracked.add_(1)): as before
             real = real | readers

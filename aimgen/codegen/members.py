@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import inspect
 import math
 import textwrap
@@ -491,9 +492,11 @@ def _plain_keywords(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def _constructor_methods(cls: type) -> list[tuple[str, ast.AST]]:
+@functools.lru_cache(maxsize=512)
+def _constructor_methods(cls: type) -> tuple[tuple[str, ast.AST], ...]:
     """``__init__`` and the methods of the class it calls on ``self`` (``self.reset_parameters()``,
-    and what those call), parsed, in the order they are first called; torch's own left out."""
+    and what those call), parsed, in the order they are first called; torch's own left out.
+    Parsed once a class (every tensor of every instance asks); the trees are only read."""
     out, seen, todo = [], set(), ["__init__"]
     while todo and len(out) < 16:
         method = todo.pop(0)
@@ -508,7 +511,7 @@ def _constructor_methods(cls: type) -> list[tuple[str, ast.AST]]:
         out.append((method, tree))
         todo += [_dotted(n.func)[5:] for n in ast.walk(tree) if isinstance(n, ast.Call)
                  and _dotted(n.func).startswith("self.") and _dotted(n.func).count(".") == 1]
-    return out
+    return tuple(out)
 
 
 def _dotted(node) -> str:

@@ -73,8 +73,8 @@ class WindowAttention(nn.Module):
 
 
 class WindowAttention2(nn.Module):
-    """WindowAttention of the base model, a variant of WindowAttention (another forward or
-    other members; 1 instance: blocks.1.attn)."""
+    """WindowAttention of the base model (1 instance: blocks.1.attn), a variant of
+    WindowAttention: its forward takes (x, attn_mask); 7 lines of its forward differ."""
 
     def __init__(self):
         super().__init__()
@@ -132,24 +132,24 @@ class SwinBlock(nn.Module):
         h = shape[1]
         w = shape[2]
         shifted = self.norm1(x)
-        out = shifted.shape
-        getitem = out[0]
-        out_1 = out[1]
-        out_2 = out[2]
-        out = out[3]
-        floordiv = out_1 // 4
-        out_3 = out_2 // 4
-        view = shifted.view(getitem, floordiv, 4, out_3, 4, out)
+        shape = shifted.shape
+        b = shape[0]
+        h_1 = shape[1]
+        w_1 = shape[2]
+        c = shape[3]
+        floordiv = h_1 // 4
+        floordiv_1 = w_1 // 4
+        view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)
         permute = view.permute(0, 1, 3, 2, 4, 5)
-        out = permute.reshape(-1, 16, out)
+        out = permute.reshape(-1, 16, c)
         out = self.attn(out)
         shape = out.shape
-        getitem = shape[-1]
+        c = shape[-1]
         floordiv = h // 4
-        out_4 = w // 4
-        out = out.view(-1, floordiv, out_4, 4, 4, getitem)
-        out = out.permute(0, 1, 3, 2, 4, 5)
-        out = out.reshape(-1, h, w, getitem)
+        floordiv_2 = w // 4
+        view = out.view(-1, floordiv, floordiv_2, 4, 4, c)
+        permute = view.permute(0, 1, 3, 2, 4, 5)
+        out = permute.reshape(-1, h, w, c)
         x = x + out
         norm2 = self.norm2(x)
         linear = self.mlp(norm2)
@@ -158,8 +158,8 @@ class SwinBlock(nn.Module):
 
 
 class SwinBlock2(nn.Module):
-    """SwinBlock of the base model, a variant of SwinBlock (another forward or other members; 1
-    instance: blocks.1)."""
+    """SwinBlock of the base model (1 instance: blocks.1), a variant of SwinBlock: also has
+    attn_mask; its attn is a WindowAttention2; 3 lines of its forward differ."""
 
     def __init__(self):
         super().__init__()
@@ -180,24 +180,24 @@ class SwinBlock2(nn.Module):
         w = shape[2]
         shifted = self.norm1(x)
         shifted = torch.roll(shifted, (-2, -2), (1, 2))
-        out = shifted.shape
-        getitem = out[0]
-        out_1 = out[1]
-        out_2 = out[2]
-        out = out[3]
-        floordiv = out_1 // 4
-        out_3 = out_2 // 4
-        view = shifted.view(getitem, floordiv, 4, out_3, 4, out)
+        shape = shifted.shape
+        b = shape[0]
+        h_1 = shape[1]
+        w_1 = shape[2]
+        c = shape[3]
+        floordiv = h_1 // 4
+        floordiv_1 = w_1 // 4
+        view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)
         permute = view.permute(0, 1, 3, 2, 4, 5)
-        out = permute.reshape(-1, 16, out)
+        out = permute.reshape(-1, 16, c)
         out = self.attn(out, self.attn_mask)
         shape = out.shape
-        getitem = shape[-1]
+        c = shape[-1]
         floordiv = h // 4
-        out_4 = w // 4
-        out = out.view(-1, floordiv, out_4, 4, 4, getitem)
-        out = out.permute(0, 1, 3, 2, 4, 5)
-        out = out.reshape(-1, h, w, getitem)
+        floordiv_2 = w // 4
+        view = out.view(-1, floordiv, floordiv_2, 4, 4, c)
+        permute = view.permute(0, 1, 3, 2, 4, 5)
+        out = permute.reshape(-1, h, w, c)
         out = torch.roll(out, (2, 2), (1, 2))
         x = x + out
         norm2 = self.norm2(x)

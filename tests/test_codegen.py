@@ -342,12 +342,146 @@ def test_layers_that_differ_in_their_weights_shapes_and_a_forward_constant_share
     conv = aimgen.convert(model, [InputSpec((1, 3, 16, 16))], base_weights=model.state_dict(),
                           constructor_args=records.by_name(model))
     src = conv.source
-    assert conv.code.block_classes == {"PaddedConv": 1, "PaddedConv2": 2}   # the stem reads no updated memory
-    assert "    def __init__(self, in_channels, stride, fan_in):" in src
-    assert "self.weight = weight_parameter((16, in_channels, 3, 3))" in src
+    # one class: the stem differs from the others only by the update block they hold
+    assert conv.code.block_classes == {"PaddedConv": 3}
+    assert "    def __init__(self, in_channels, out_channels, stride, fan_in, update_static_padding=None):" in src
+    assert "        if self.update_static_padding is not None:\n" \
+           "            memory = self.update_static_padding(memory, pool_to_grid(x, (4, 4)))\n" in src
+    assert "self.weight = weight_parameter((out_channels, in_channels, 3, 3))" in src
     assert "(self.stride, self.stride), (0, 0), (1, 1), 1)" in src          # named after F.conv2d's argument
     aim = conv.build()
     aim.load_state_dict(conv.state_dict)
     x = torch.randn(2, 3, 20, 20)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+class Residual(torch.nn.Module):
+    def __init__(self, channels: int, shortcut: bool = True):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        out = torch.relu(self.conv(x))
+        if self.shortcut:
+            out = x + out
+        return out
+
+
+class ResidualByName(Residual):
+    """The same branch on a string, not a flag: two classes."""
+
+    def __init__(self, channels: int, shortcut: bool = True):
+        super().__init__(channels)
+        self.mode = "sum" if shortcut else "plain"
+
+    def forward(self, x):
+        out = torch.relu(self.conv(x))
+        if self.mode == "sum":
+            out = x + out
+        return out
+
+
+class Chain(torch.nn.Module):
+    """A stem, six blocks in one nn.Sequential with a plain layer at each end, and a head."""
+
+    def __init__(self, block=Residual):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1),
+                                            *(block(8, shortcut=i != 2) for i in range(6)), torch.nn.ReLU())
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.features(x)
+        return self.head(y.mean((2, 3)))
+
+
+class Stages(torch.nn.Module):
+    """Blocks in an nn.ModuleList the forward loops over; ``collect``: each block's output is
+    also read after the loop (a U-Net encoder's skips), so the blocks cannot be a loop."""
+
+    def __init__(self, collect: bool = False):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = torch.nn.ModuleList(Residual(8) for _ in range(4))
+        self.collect = collect
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        skips = []
+        for blk in self.blocks:
+            x = blk(x)
+            skips.append(x)
+        if self.collect:
+            x = sum(skips)
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_chain_of_memory_blocks_in_a_container_is_called_in_a_loop():
+    model = Chain().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 3, 16, 16))], base_weights=model.state_dict())
+    src = conv.source
+    # the container holds plain layers too (it is not a MemorySequential): its blocks are looped over
+    assert "        for block in self.features[1:7]:\n            y, memory = block(y, memory)\n" in src
+    assert "self.features[1](" not in src and "self.features[6](" not in src
+    # the blocks that add their input and the one that does not: one class, branching on the
+    # user's flag as their forward does
+    assert conv.code.block_classes == {"Residual": 6}
+    assert "    def __init__(self, shortcut):" in src and "        self.shortcut = shortcut\n" in src
+    assert "        out = torch.relu(out)\n        if self.shortcut:\n            out = x + out\n" \
+           "        return out, memory\n" in src
+    assert "Residual(shortcut=False)," in src and "*(Residual(shortcut=True) for _ in range(3))," in src
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 20, 20)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+def test_variants_of_a_block_say_how_they_differ():
+    model = Chain(ResidualByName).eval()
+    conv = aimgen.convert(model, [InputSpec((1, 3, 16, 16))], base_weights=model.state_dict())
+    assert conv.code.block_classes == {"ResidualByName": 5, "ResidualByName2": 1}   # no flag to branch on
+    assert "(1 instance: features.3), a variant of ResidualByName: its forward leaves out ``out = x + out``." \
+        in " ".join(conv.source.split())
+
+
+def test_no_loop_where_a_value_inside_the_chain_is_read_after_it():
+    for collect, loop in ((False, "        for block in self.blocks:\n            x, memory = block(x, memory)\n"),
+                          (True, None)):
+        model = Stages(collect).eval()
+        conv = aimgen.convert(model, [InputSpec((1, 3, 16, 16))], base_weights=model.state_dict())
+        if loop:
+            assert loop in conv.source
+        else:
+            assert "for block in" not in conv.source and "self.blocks[3](" in conv.source
+        aim = conv.build()
+        aim.load_state_dict(conv.state_dict)
+        x = torch.randn(2, 3, 20, 20)
+        with torch.no_grad():
+            assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+def test_mobilenet_v2_blocks_that_differ_by_an_update_block_share_a_class():
+    """torchvision's InvertedResidual: with and without a residual sum, and (after the first
+    stage's expansion) with an update block or without; the update block is the optional
+    member of one class, as ``downsample`` is in resnet's Bottleneck."""
+    model = torchvision.models.mobilenet_v2(num_classes=10).eval()
+    conv = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], base_weights=model.state_dict())
+    src = conv.source
+    assert conv.code.block_classes == {"InvertedResidual": 1, "InvertedResidual2": 6, "InvertedResidual3": 10}
+    assert "    def __init__(self, in_channels, stride, out_channels, update_conv_0=None):" in src
+    assert "            if self.update_conv_0 is not None:\n" not in src   # (not nested: one level)
+    assert "        if self.update_conv_0 is not None:\n" \
+           "            memory = self.update_conv_0(memory, pool_to_grid(relu6, " in src
+    assert "        for block in self.features[1:18]:\n" in src
+    flat = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], options=aimgen.Options(flat=True))
+    a, b = conv.build(), flat.build()
+    a.load_state_dict(conv.state_dict)
+    b.load_state_dict(conv.state_dict)   # the same keys: the flat model takes the same weights
+    assert set(model.state_dict()) < set(a.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (a.eval()(x) - b.eval()(x)).abs().max() <= 1e-6

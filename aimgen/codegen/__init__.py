@@ -14,6 +14,7 @@ with repr; constants go through literals.literal. Nothing from a name is ever pa
 from __future__ import annotations
 
 import ast
+import difflib
 import inspect
 import math
 import operator
@@ -37,7 +38,7 @@ from ..tracing import Traced, module_of, train_return
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, Expressions, ref
-from .functions import (Function, Naming, Stmt, on_return_line, render, return_line, source_frame, source_name,
+from .functions import (_MARKER, Function, Naming, Stmt, on_return_line, render, return_line, source_frame, source_name,
                         source_statement)
 from .members import Member, Raw, Tree, tensor_member
 from .scopes import Scope, container_kind
@@ -341,9 +342,16 @@ class Generator:
         return out
 
     def _emit_items(self, scope: Scope, cls: Scope, fn: Function) -> None:
-        for item in scope.items:
+        i = 0
+        while i < len(scope.items):
+            item = scope.items[i]
             start = len(fn.body)
-            if isinstance(item, Scope):
+            run = self._block_run(scope.items, i, cls)
+            if run:
+                self._emit_loop(run, cls, fn)
+                i += len(run) - 1
+                item = run[-1]
+            elif isinstance(item, Scope):
                 if item.outlined:
                     self._emit_call(item, cls, fn)
                 else:
@@ -352,9 +360,46 @@ class Generator:
                 self._emit_node(item, cls, fn)
             if scope is cls:  # what each of the class's own items wrote (see _merge_optional)
                 for stmt in fn.body[start:]:
-                    stmt.origin = item
+                    stmt.origin = stmt.origin or item   # (an update keeps its own: _emit_update)
             for u in self.after.get(id(item), []):
                 self._emit_update(u, item, cls, fn)
+            i += 1
+
+    def _block_run(self, items: list, i: int, cls: Scope) -> list[Scope]:
+        """Three or more blocks from ``items[i]`` on that a loop can call (``for block in
+        self.features[1:18]: x, memory = block(x, memory)``), as a person writes a chain of
+        blocks: consecutive items of one container, each called with the value the one before
+        it returned and nothing else, which nothing but the next block reads; no update block
+        between them. [] where there are fewer."""
+        run, where = [], None
+        for item in items[i:]:
+            if not isinstance(item, Scope) or not item.outlined or len(item.outputs) != 1:
+                break
+            ins = [n for n in item.inputs if n.op != "get_attr"]
+            if len(ins) != 1 or len(ins) != len(item.inputs) or (run and (
+                    ins[0] is not run[-1].outputs[0] or item.memory != run[0].memory
+                    or any(u not in set(item.nodes) for u in ins[0].users) or self.after.get(id(run[-1])))):
+                break
+            m = re.fullmatch(r"(.+)\[(\d+)\]", self.tree.access(item.qual, cls.qual))
+            if m is None or (where is not None and (m.group(1), int(m.group(2))) != (where[0], where[1] + len(run))):
+                break
+            if where is None:
+                where = (m.group(1), int(m.group(2)))
+            run.append(item)
+        if len(run) < 3 or any(u not in set(run[0].nodes) for u in run[0].inputs[0].users):
+            return []
+        return run
+
+    def _emit_loop(self, run: list[Scope], cls: Scope, fn: Function) -> None:
+        container, first = re.fullmatch(r"(.+)\[(\d+)\]", self.tree.access(run[0].qual, cls.qual)).groups()
+        first, end = int(first), int(first) + len(run)
+        size = len(self.root.get_submodule(run[0].qual.rsplit(".", 1)[0]))
+        window = "" if first == 0 and end == size else f"[{first}:{end if end < size else ''}]"
+        fn.names_taken.add("block")
+        mem = run[0].memory
+        fn.body.append(Stmt(targets=[], code=f"for block in {container}{window}:"))
+        fn.body.append(Stmt(targets=list(run[-1].outputs), code=f"block({ref(run[0].inputs[0])}{', memory' if mem else ''})",
+                            memory_out=mem, indent=1, carries=run[0].inputs[0]))
 
     def _emit_call(self, child: Scope, cls: Scope, fn: Function) -> None:
         callee = self.tree.access(child.qual, cls.qual)
@@ -434,7 +479,7 @@ class Generator:
         owner, attr = self.update_attr[u.node]
         access = self.tree.access(f"{owner.qual}.{attr}" if owner.qual else attr, cls.qual)
         self._need((runtime.weight_parameter, runtime.MemoryUpdate))
-        fn.body.append(Stmt(targets=[], code=f"{access}(memory, {self._features(u)})", memory_out=True))
+        fn.body.append(Stmt(targets=[], code=f"{access}(memory, {self._features(u)})", memory_out=True, origin=u))
 
     def _attr_namespace(self, cls: Scope) -> Namespace:
         if id(cls) not in self._attr_ns:
@@ -491,6 +536,8 @@ class Generator:
             groups[k].instances.append(instances[id(s)])
         classes = self._merge_optional(list(groups.values()), texts)
         # name the classes: the user's class name; variants numbered in order of appearance
+        order = {id(s): i for i, s in enumerate(self.top.walk())}
+        classes.sort(key=lambda g: min(order[id(i.scope)] for i in g.instances))
         by_user: dict[str, list[BlockClass]] = {}
         for g in classes:
             by_user.setdefault(type(g.instances[0].scope.module).__name__, []).append(g)
@@ -505,7 +552,10 @@ class Generator:
             stem = "Aim" + stem if stem in copied else stem   # is not the block class of that name
             for i, g in enumerate(gs):
                 g.name = self.class_names.create_class(stem + (str(i + 1) if i else ""))
-                g.variant_of = gs[0].name if i else ""
+                # described against the earlier variant it differs least from
+                g.variant_base = min(gs[:i], key=lambda e, g=g: len(self._forward_diff(e, g)) + len(
+                    set(dict(e.key[3]).items()) ^ set(dict(g.key[3]).items()))) if i else None
+                g.variant_of = g.variant_base.name if i else ""
         self.copier.taken |= {g.name for g in classes}   # a later copy may not take their names
         # parameterise and write, deepest classes first (their instances appear in parents)
         written: list[str] = []
@@ -519,10 +569,12 @@ class Generator:
                     if found:
                         g.optional_values[id(inst.scope)] = found[0].value
                         inst.members = [m for m in inst.members if m.name != g.optional]
-            parameterise(g, self.reserved | {"self", g.optional}, self._constant_vectors(g, texts),
+            parameterise(g, self.reserved | {"self", g.optional, g.flag} - {""}, self._constant_vectors(g, texts),
                          self._constant_labels(g, texts))
             for inst, args in zip(g.instances, g.args):
                 call = [Arg(p, v, True) for p, v in zip(g.params, args)]
+                if g.flag:
+                    call.append(Arg(g.flag, getattr(inst.scope.module, g.flag), False))
                 if id(inst.scope) in g.optional_values:
                     call.append(Arg(g.optional, g.optional_values[id(inst.scope)], False))
                 resolved[id(inst.scope)] = Constructor(g.name, call)
@@ -552,15 +604,17 @@ class Generator:
     def _merge_optional(self, classes: list[BlockClass], texts: dict) -> list[BlockClass]:
         """Two classes of one user class that differ only by a submodule one of them has
         (``downsample``) become one class whose forward branches on it, as torchvision
-        writes it: ``if self.downsample is not None: identity = self.downsample(x)``."""
+        writes it: ``if self.downsample is not None: identity = self.downsample(x)``; two
+        that differ only by lines the user's forward runs when a flag of theirs is set
+        become one class that branches on the flag (``if self.use_res_connect:``)."""
         changed = True
         while changed:
             changed = False
             for a in classes:
                 for b in classes:
-                    if a is b or a.optional or b.optional or a.key[0] != b.key[0]:
+                    if a is b or a.optional or b.optional or a.flag or b.flag or a.key[0] != b.key[0]:
                         continue
-                    merged = self._try_merge(a, b, texts)
+                    merged = self._try_merge(a, b, texts) or self._try_merge_flag(a, b, texts)
                     if merged is not None:
                         classes = [c for c in classes if c is not a and c is not b] + [merged]
                         changed = True
@@ -570,7 +624,9 @@ class Generator:
         return classes
 
     def _try_merge(self, a: BlockClass, b: BlockClass, texts: dict) -> BlockClass | None:
-        """``a`` with one more member than ``b``; None unless that is the only difference."""
+        """``a`` with one more member than ``b``; None unless that is the only difference. The
+        member is a submodule ``a``'s forward calls (``downsample``), or an update block
+        (``update_conv_0``: instances of one class where only some rewrite the memory)."""
         a_members, b_members = a.key[3], b.key[3]
         names_b = [m[0] for m in b_members]
         extra = [m for m in a_members if m[0] not in names_b]
@@ -582,24 +638,16 @@ class Generator:
             return None
         scope = a.instances[0].scope
         fn, names, _ = texts[id(scope)]
-        target = f"{scope.qual}.{optional}"
-        item = next((i for i in scope.items if (isinstance(i, Scope) and i.qual == target) or
-                     (isinstance(i, fx.Node) and i.op == "call_module" and i.target == target)), None)
-        if item is None:
+        parts = self._optional_part(scope, optional, fn)
+        if parts is None:
             return None
-        ins = [n for n in item.inputs if n.op != "get_attr"] if isinstance(item, Scope) else item.all_input_nodes
-        outs = item.outputs if isinstance(item, Scope) else [item]
-        where = [i for i, st in enumerate(fn.body) if st.origin is item]
-        if len(ins) != 1 or len(outs) != 1 or not where or where != list(range(where[0], where[-1] + 1)) or \
-                any(fn.body[i].memory_out for i in where):
-            return None
-        i_ref, o_ref = ref(ins[0]), ref(outs[0])
+        item, where, (i_ref, o_ref, out) = parts
         rest = [st for st in fn.body if st.origin is not item]
+        if out is not None:   # what read the submodule's output reads its input instead
+            rest = [Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref),
+                         st.memory_out, augmented=_replaced(st.augmented, out, o_ref, i_ref)) for st in rest]
         without = Function(fn.name, fn.params, fn.memory, prologue=fn.prologue, return_memory=fn.return_memory,
-                           returns=fn.returns.replace(o_ref, i_ref),
-                           body=[Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref),
-                                      st.memory_out, augmented=_replaced(st.augmented, outs[0], o_ref, i_ref))
-                                 for st in rest])
+                           returns=fn.returns.replace(o_ref, i_ref) if out is not None else fn.returns, body=rest)
         cls_scope = scope
         naming = self._naming(cls_scope)
         text_without = "\n".join(render(without, naming.assign(without, self._param_names(cls_scope, fn.params)),
@@ -607,7 +655,8 @@ class Generator:
         if _CONSTANT.sub("#", text_without) != _CONSTANT.sub("#", b.text):
             return None
         first = where[0]
-        body = fn.body[:first] + [Stmt([outs[0]], i_ref), Stmt([], f"if self.{optional} is not None:")]
+        head = [Stmt([out], i_ref)] if out is not None else []
+        body = fn.body[:first] + head + [Stmt([], f"if self.{optional} is not None:")]
         body += [Stmt(st.targets, st.code, st.comment, st.memory_out, indent=st.indent + 1, origin=item,
                       augmented=st.augmented) for st in fn.body[first:where[-1] + 1]]
         body += fn.body[where[-1] + 1:]
@@ -622,6 +671,99 @@ class Generator:
         skipped = {m for st in fn.body[first:where[-1] + 1] for m in _CONSTANT.findall(st.code + st.comment)}
         merged_class.constant_skip = [m in skipped for m in _CONSTANT.findall(texts[id(scope)][2])]
         return merged_class
+
+    def _try_merge_flag(self, a: BlockClass, b: BlockClass, texts: dict) -> BlockClass | None:
+        """One class for ``a`` and ``b`` when they have the same members and the forward of one
+        runs one to three more statements, which end in a value that takes the place of one
+        they read (``out = x + out``), and a bool attribute of the user's modules is set in
+        every instance of one and unset in every instance of the other; None otherwise."""
+        if a.key[3] != b.key[3] or a.signature != b.signature:
+            return None
+        fa, fb = texts[id(a.instances[0].scope)][0], texts[id(b.instances[0].scope)][0]
+        if len(fa.body) < len(fb.body):
+            a, b, fa, fb = b, a, fb, fa
+        d = len(fa.body) - len(fb.body)
+        flag = self._flag(a, b) if 1 <= d <= 3 else None
+        if flag is None:
+            return None
+        scope = a.instances[0].scope
+        naming, params = self._naming(scope), self._param_names(scope, fa.params)
+        for start in range(len(fa.body) - d + 1):
+            window, later = fa.body[start:start + d], fa.body[start + d:]
+            if any(st.memory_out or st.indent or not st.targets for st in window):
+                continue
+            made = {t.name for st in window for t in st.targets}
+            read_after = {n for st in later for n in st.uses()} | set(_MARKER.findall(fa.returns))
+            outs = [t for st in window for t in st.targets if t.name in read_after]
+            if len(outs) != 1 or outs[0] is not window[-1].targets[-1]:
+                continue
+            out = outs[0]
+            for name in dict.fromkeys(n for st in window for n in st.uses() if n not in made):
+                passed = self.nodes.get(name)   # the value the lines replace (they read it last)
+                if passed is None or any(u.name not in made for u in passed.users):
+                    continue
+                o_ref, i_ref = ref(out), ref(passed)
+                rest = [Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref),
+                             st.memory_out, indent=st.indent, augmented=_replaced(st.augmented, out, o_ref, i_ref))
+                        for st in later]
+                without = Function(fa.name, fa.params, fa.memory, body=fa.body[:start] + rest,
+                                   returns=fa.returns.replace(o_ref, i_ref), prologue=fa.prologue,
+                                   return_memory=fa.return_memory)
+                text = "\n".join(render(without, naming.assign(without, params), self._resolver(scope)))
+                if _CONSTANT.sub("#", text) != _CONSTANT.sub("#", b.text):
+                    continue
+                attr, value = flag
+                body = fa.body[:start] + [Stmt([], f"if {'' if value else 'not '}self.{attr}:")]
+                body += [Stmt(st.targets, st.code, st.comment, indent=1, augmented=st.augmented,
+                              carries=passed if st is window[-1] else None) for st in window]
+                merged = Function(fa.name, fa.params, fa.memory, body=body + later, returns=fa.returns,
+                                  prologue=fa.prologue, return_memory=fa.return_memory)
+                text = "\n".join(render(merged, naming.assign(merged, params), self._resolver(scope)))
+                cls = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances, text=text,
+                                 signature=a.signature, key=a.key, flag=attr)
+                skipped = {m for st in window for m in _CONSTANT.findall(st.code + st.comment)}
+                cls.constant_skip = [m in skipped for m in _CONSTANT.findall(texts[id(scope)][2])]
+                return cls
+        return None
+
+    def _flag(self, a: BlockClass, b: BlockClass) -> tuple[str, bool] | None:
+        """(name, value in a's instances) of a bool attribute of the user's modules that is set
+        in every instance of one class and unset in every instance of the other, and that
+        their class's source reads (``self.use_res_connect``)."""
+        ma, mb = [i.scope.module for i in a.instances], [i.scope.module for i in b.instances]
+        try:
+            source = inspect.getsource(type(ma[0]))
+        except (OSError, TypeError):
+            return None
+        for name, value in vars(ma[0]).items():
+            if name != "training" and isinstance(value, bool) and is_safe_identifier(name) \
+                    and all(getattr(m, name, None) is value for m in ma) \
+                    and all(getattr(m, name, None) is (not value) for m in mb) \
+                    and re.search(rf"\bself\.{name}\b", source):
+                return name, value
+        return None
+
+    def _optional_part(self, scope: Scope, optional: str, fn: Function):
+        """What the forward of ``scope`` writes for its member ``optional``: (the item, the
+        indices of its statements, (input ref, output ref, output node)); the refs are '' and
+        the node None for an update block, which only rebinds the memory. None unless they are
+        one contiguous run of statements, with one input and one output for a submodule."""
+        update = next((u for u in self.updates.values() if self.update_attr.get(u.node) == (scope, optional)), None)
+        if update is not None:
+            where = [i for i, st in enumerate(fn.body) if st.origin is update]
+            return (update, where, ("", "", None)) if len(where) == 1 else None
+        target = f"{scope.qual}.{optional}"
+        item = next((i for i in scope.items if (isinstance(i, Scope) and i.qual == target) or
+                     (isinstance(i, fx.Node) and i.op == "call_module" and i.target == target)), None)
+        if item is None:
+            return None
+        ins = [n for n in item.inputs if n.op != "get_attr"] if isinstance(item, Scope) else item.all_input_nodes
+        outs = item.outputs if isinstance(item, Scope) else [item]
+        where = [i for i, st in enumerate(fn.body) if st.origin is item]
+        if len(ins) != 1 or len(outs) != 1 or not where or where != list(range(where[0], where[-1] + 1)) or \
+                any(fn.body[i].memory_out for i in where):
+            return None
+        return item, where, (ref(ins[0]), ref(outs[0]), outs[0])
 
     def _constant_labels(self, g: BlockClass, texts: dict) -> list[str]:
         """Per constant of the class's forward (in order), the argument it fills (``stride``)."""
@@ -671,6 +813,17 @@ class Generator:
                     return source_name(node, tail)
                 inner = source_frame(node)   # a value made inside a call on that line: its own line's
                 return source_name(node) if inner and all(source_frame(u) != inner for u in node.users) else None
+            inner = source_frame(node)
+            if within is not None and inner is not None and self.owner.get(node.name) is cls \
+                    and inner != source_frame(node, within):
+                # made inside a function the forward's line calls (a helper such as timm's
+                # window_partition): the name the helper's line gives it (``b, h, w, c =
+                # x.shape``), none for a value inside that line, and the forward line's name
+                # for the chain the helper returns
+                if all(source_frame(u) != inner for u in node.users) and source_name(node) is not None:
+                    return source_name(node)
+                if not on_return_line(node):
+                    return None
             w = source_name(node, within)
             if w is None and node.op == "call_module":
                 last = str(node.target).rsplit(".", 1)[-1]
@@ -696,12 +849,12 @@ class Generator:
 
     def _class_text(self, g: BlockClass) -> str:
         first = g.instances[0]
-        params = ["self", *g.params] + ([f"{g.optional}=None"] if g.optional else [])
+        params = ["self", *g.params] + [g.flag] * bool(g.flag) + ([f"{g.optional}=None"] if g.optional else [])
         init = member_lines(first.members, self.writer, g.slots)
         if g.optional:
             index = sum(len(member_lines([m], self.writer, g.slots)) for m in first.members[:g.optional_index])
             init.insert(index, f"self.{g.optional} = {g.optional}")
-        init += [f"self.{a} = {a}" for a in g.attributes]
+        init += [f"self.{a} = {a}" for a in g.attributes + [g.flag] * bool(g.flag)]
         sig = g.text_signature
         lines = [f"class {g.name}({g.base}):", f'    """{self._block_doc(g)}"""', "",
                  f"    def __init__({', '.join(params)}):", "        super().__init__()"]
@@ -715,8 +868,8 @@ class Generator:
         where = ", ".join(s.scope.qual for s in g.instances[:3]) + (", ..." if len(g.instances) > 3 else "")
         head = f"{user} of the base model ({len(g.instances)} instance{'s' if len(g.instances) != 1 else ''}: {where})."
         if getattr(g, "variant_of", ""):
-            head = f"{user} of the base model, a variant of {g.variant_of} (another forward or other members; " \
-                   f"{len(g.instances)} instance{'s' if len(g.instances) != 1 else ''}: {where})."
+            head = f"{user} of the base model ({len(g.instances)} instance{'s' if len(g.instances) != 1 else ''}: " \
+                   f"{where}), a variant of {g.variant_of}: {self._difference(g, g.variant_base)}."
         taps = [self.taps[n.name] for n in scope.nodes if n.name in self.taps]
         parts = [head]
         if taps:
@@ -732,7 +885,46 @@ class Generator:
         if g.optional:
             without = sum(1 for i in g.instances if id(i.scope) not in g.optional_values)
             parts.append(f"{g.optional} is optional (None in {without} of them).")
+        if g.flag:
+            on = sum(1 for i in g.instances if getattr(i.scope.module, g.flag))
+            parts.append(f"{g.flag} is set in {on} of them.")
         return _wrap_doc(" ".join(parts))
+
+    def _difference(self, g: BlockClass, base: BlockClass) -> str:
+        """How variant ``g`` differs from ``base``, in a few words for its docstring: the
+        members one has and the other lacks (or has of another kind), what its forward takes,
+        and its forward's lines (quoted where one or two differ)."""
+        parts = []
+        mine, theirs = dict(g.key[3]), dict(base.key[3])
+        more = [n for n in mine if n not in theirs]
+        fewer = [n for n in theirs if n not in mine]
+        other = [n for n in mine if n in theirs and mine[n] != theirs[n]]
+        for words, names in (("also has", more), ("has no", fewer)):
+            if names:
+                parts.append(f"{words} {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
+        values = {m.name: m.value for m in g.instances[0].members}
+        base_values = {m.name: m.value for m in base.instances[0].members}
+        for name in other[:4]:
+            kind, was = (getattr(v.get(name), "callee", "") for v in (values, base_values))
+            parts.append(f"its {name} is {'an' if kind[:1] in tuple('AEIOU') else 'a'} {kind}" if kind and kind != was
+                         else f"its {name} holds other layers")
+        if g.signature != base.signature:
+            parts.append(f"its forward takes ({g.signature.removeprefix('self, ')})")
+        diff = self._forward_diff(base, g)
+        added = [d[2:].strip() for d in diff if d.startswith("+ ")]
+        removed = [d[2:].strip() for d in diff if d.startswith("- ")]
+        if diff and len(diff) <= 2 and not removed:
+            parts.append("its forward also runs " + " and ".join(f"``{line}``" for line in added))
+        elif diff and len(diff) <= 2 and not added:
+            parts.append("its forward leaves out " + " and ".join(f"``{line}``" for line in removed))
+        elif diff:
+            parts.append(f"{max(len(added), len(removed))} lines of its forward differ")
+        return "; ".join(parts) or "other arguments"
+
+    def _forward_diff(self, a: BlockClass, b: BlockClass) -> list[str]:
+        """The lines of b's forward not in a's ('+ ') and of a's not in b's ('- ')."""
+        return [d for d in difflib.ndiff(self._fill_constants(a.text).splitlines(),
+                                         self._fill_constants(b.text).splitlines()) if d[:2] in ("- ", "+ ")]
 
     def _root_text(self, fn: Function, names: dict[str, str], members: list[Member]) -> str:
         init = member_lines(members, self.writer) + self._alias_lines() + self._tie_lines() + self._frozen_lines() \

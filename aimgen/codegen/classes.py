@@ -52,6 +52,7 @@ class BlockClass:
     optional_index: int = 0
     optional_values: dict = field(default_factory=dict)
     variant_of: str = ""
+    flag: str = ""                 # a bool attribute of the user's modules the forward branches on
     constants: list[str] = field(default_factory=list)    # each constant of the forward, as written
     attributes: list[str] = field(default_factory=list)   # parameters the forward reads as self.<name>
 
@@ -156,8 +157,14 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
         return params[vec]
 
     # recorded names first, in the user's signature order, so the class reads like theirs
+    found = list(constants)
+    for p in paths:
+        vec = tuple(inst[p][1] for inst in per_instance)
+        found.append(vec)
+        if all(isinstance(v, tuple) for v in vec) and len({len(v) for v in vec}) == 1:
+            found += [tuple(v[i] for v in vec) for i in range(len(vec[0]))]   # (planes, in_channels, 3, 3)
     for name, vec in named.items():
-        if any(tuple(inst[p][1] for inst in per_instance) == vec for p in paths) or vec in constants:
+        if vec in found:
             param_for(vec, name)
     for p in paths:
         vec = tuple(inst[p][1] for inst in per_instance)

@@ -38,6 +38,8 @@ class Stmt:
     #: (left operand, operator, right operand as code): written ``out += identity`` where the
     #: left operand's local is the one the value takes (see Generator._in_place)
     augmented: tuple[fx.Node, str, str] | None = None
+    #: the value whose local its target takes: a loop's ``x, memory = block(x, memory)``
+    carries: fx.Node | None = None
 
     def uses(self) -> list[str]:
         return _MARKER.findall(self.code)
@@ -53,6 +55,7 @@ class Function:
     doc: str = ""
     prologue: list[str] = field(default_factory=list)   # plain lines before the body
     return_memory: str = "memory"     # how the memory is returned ("memory", "memory.final()")
+    names_taken: set[str] = field(default_factory=set)   # names its code uses besides its values'
 
 
 def source_frame(node: fx.Node, within: tuple[str, int, int] | None = None,
@@ -144,10 +147,17 @@ class Naming:
         names: dict[str, str] = dict(param_names)
         sourced = set(param_names)            # values named by the user's code
         holder: dict[str, str] = {v: k for k, v in param_names.items()}   # local name -> value
-        spare = Namespace(self.reserved | set(param_names.values()))
+        reserved = self.reserved | fn.names_taken
+        spare = Namespace(reserved | set(param_names.values()))
         for i, stmt in enumerate(fn.body):
             for node in stmt.targets:
                 if node.name in names:  # defined again (an optional block's output): same name
+                    continue
+                if stmt.carries is not None:   # a loop's value: one local through the loop
+                    names[node.name] = holder_name = names[stmt.carries.name]
+                    holder[holder_name] = node.name
+                    if stmt.carries.name in sourced:
+                        sourced.add(node.name)
                     continue
                 chosen = None
                 wanted = self.wanted(node)
@@ -156,8 +166,11 @@ class Naming:
                 if first is not None and first.name in sourced and not wanted and self.inherits(node):
                     cands = [names[first.name]] + cands   # a name from the user's code, not torch.fx's
                     wanted = cands[0]
-                for cand in cands:
-                    if cand in self.reserved:
+                # an item unpacked by the user's code keeps its name there with a suffix (``h_1``)
+                # where a live value holds it, rather than torch.fx's ``getitem``
+                unpacked = wanted and node.op == "call_function" and node.target is operator.getitem
+                for cand in cands[:-1] if unpacked and len(cands) > 1 else cands:
+                    if cand in reserved:
                         continue
                     current = holder.get(cand)
                     if current is None or (uses.get(current, -1) <= i and current not in

@@ -485,3 +485,36 @@ def test_mobilenet_v2_blocks_that_differ_by_an_update_block_share_a_class():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert (a.eval()(x) - b.eval()(x)).abs().max() <= 1e-6
+
+
+def tokens(x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    return x.reshape(b, c, h * w).transpose(1, 2)
+
+
+class Tokens(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.proj = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = x.shape[2]
+        out = tokens(self.conv(x))
+        return self.proj(out)[:, :h]
+
+
+def test_values_a_helper_function_names_keep_its_names():
+    """torch.fx inlines a helper function: its unpacked sizes keep the names its line gives
+    them (a name the forward already uses, with a suffix), not torch.fx's ``getitem``."""
+    model = Tokens().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 3, 8, 8))], base_weights=model.state_dict())
+    forward = conv.source[conv.source.index("def forward_with_memory"):]
+    for line in ("b = shape[0]", "c = shape[1]", "h_1 = shape[2]", "w = shape[3]"):
+        assert f"        {line}\n" in forward
+    assert "getitem" not in forward
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6

@@ -51,7 +51,9 @@ PARAMS = [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n i
 # blocks that must share one class across all their instances
 CLASSES = {"convnext_tiny": {"CNBlock": 18}, "googlenet": {"Inception": 9}, "resnext50_32x4d": {"Bottleneck": 16},
            "regnet_y_400mf": {"ResBottleneckBlock": 16}, "vit_small": {"EncoderBlock": 2},
-           "squeezenet1_1": {"Fire": 8}}
+           "squeezenet1_1": {"Fire": 8},
+           # each layer takes every earlier output as one list: one class, whatever the list's length
+           "densenet121": {"DenseLayer": 58}}
 
 
 def weight_layers(model: nn.Module) -> set[str]:

@@ -518,3 +518,43 @@ def test_values_a_helper_function_names_keep_its_names():
     x = torch.randn(2, 3, 6, 6)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+class Dense(torch.nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, 4, 3, padding=1)
+
+    def forward(self, inputs):   # torchvision's DenseLayer: every earlier output, as one list
+        return torch.relu(self.conv(torch.cat(inputs, 1)))
+
+
+class DenseStack(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.layers = torch.nn.ModuleList(Dense(4 * (i + 1)) for i in range(4))
+        self.head = torch.nn.Linear(20, 4)
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        for layer in self.layers:
+            features.append(layer(features))
+        return self.head(torch.cat(features, 1).mean((2, 3)))
+
+
+def test_a_block_called_with_a_list_takes_the_list():
+    """Each Dense layer reads one more input than the one before; handed over as the user's
+    code hands them (one list), they are one class, not one class per length."""
+    model = DenseStack().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 3, 8, 8))], base_weights=model.state_dict())
+    src = conv.source
+    assert conv.code.block_classes == {"Dense": 4}
+    assert "    def forward(self, inputs, memory):\n        cat = torch.cat(inputs, 1)\n" in src
+    assert "        relu, memory = self.layers[0]([features], memory)\n" in src
+    assert "        relu_3, memory = self.layers[3]([features, relu, relu_1, relu_2], memory)\n" in src
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6

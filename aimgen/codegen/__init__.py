@@ -37,7 +37,7 @@ from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
 from ..tracing import Traced, module_of, train_return
 from . import scopes
 from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
-from .expressions import CONST, Expressions, ref
+from .expressions import CONST, MARK, Expressions, ref
 from .functions import (_MARKER, Function, Naming, Stmt, on_return_line, render, return_line, source_frame, source_name,
                         source_statement)
 from .members import Member, Raw, Tree, tensor_member
@@ -47,6 +47,7 @@ from .scopes import Scope, container_kind
 TEMPLATE_NAMES = frozenset({"torch", "nn", "F", "math", "operator", "builtins", "functools", "build_model",
                             "example_inputs", "EXAMPLE_INPUT_SHAPES", "EXAMPLE_INPUT_DTYPES", "AIMGEN", "Group"})
 _CONSTANT = re.compile(f"{CONST}([0-9]+){CONST}")
+_PACKED = "*inputs"   # the list a block's inputs come in (Generator._packed), as its statements refer to it
 #: the runtime every AiM file has, in the order it is written
 BASE_RUNTIME = (runtime.fit_memory, runtime.MemoryState, runtime.Memory)
 
@@ -140,6 +141,7 @@ class Generator:
         self.uses_group = False
         self._leaf_ctors: dict[str, Constructor] = {}
         self._class_lines: dict[type, tuple[str, int, int] | None] = {}
+        self._packs: dict[int, list[fx.Node] | None] = {}
         if not self.plain and self.form == "sum":
             for t in self.plan.taps:
                 key = self.plan.memory_keys[t.node]
@@ -305,8 +307,40 @@ class Generator:
         if not root:
             outs = [ref(o) for o in cls.outputs]
             fn.returns = ", ".join(outs)
-        names = self._naming(cls).assign(fn, self._param_names(cls, params))
+        param_names = self._param_names(cls, params)
+        packed = self._packed(cls)
+        if packed:   # the one list its inputs come in: written as the forward's parameter
+            listed, found = "[" + ", ".join(ref(p) for p in packed) + "]", 0
+            for st in fn.body:
+                found += st.code.count(listed)
+                st.code = st.code.replace(listed, ref_named(_PACKED))
+            if found != 1:
+                raise InternalError(f"the list of {cls.qual}'s inputs is written {found} times in its forward.")
+            fn.packed = True
+            ns = Namespace(self.reserved | self.copier.names | {"memory", "self"})
+            param_names[_PACKED] = ns.create(_forward_params(cls.module)[0].name, "x")   # the user's name for it
+        names = self._naming(cls).assign(fn, param_names)
         return fn, names
+
+    def _packed(self, scope: Scope) -> list[fx.Node] | None:
+        """The inputs of a block that the user's code hands over in one list, in its order
+        (torchvision's DenseLayer: ``layer(features)``, whose forward reads them only as
+        ``torch.cat(features, 1)``): its forward takes one parameter, and one operation reads
+        every input, as the items of one list and nowhere else. Its class then takes that list,
+        whatever its length, as the user's does. None otherwise."""
+        if id(scope) not in self._packs:
+            self._packs[id(scope)] = None
+            sig = _forward_params(scope.module)
+            inside = set(scope.nodes)
+            users = {u for p in scope.inputs for u in p.users if u in inside}
+            listed = next(iter(users)).args[0] if len(users) == 1 and next(iter(users)).args else None
+            if len(sig) == 1 and sig[0].kind in (sig[0].POSITIONAL_ONLY, sig[0].POSITIONAL_OR_KEYWORD) \
+                    and not scope.is_root and scope.inputs and isinstance(listed, (list, tuple)) \
+                    and all(isinstance(v, fx.Node) for v in listed) and len(set(listed)) == len(listed) \
+                    and set(listed) == set(scope.inputs) \
+                    and sum(1 for a in next(iter(users)).all_input_nodes if a in set(listed)) == len(listed):
+                self._packs[id(scope)] = list(listed)
+        return self._packs[id(scope)]
 
     def _class_range(self, cls: type) -> tuple[str, int, int] | None:
         """(file, first line, last line) of a class's source, to find its frames in stack traces."""
@@ -403,7 +437,9 @@ class Generator:
 
     def _emit_call(self, child: Scope, cls: Scope, fn: Function) -> None:
         callee = self.tree.access(child.qual, cls.qual)
-        args = [ref(i) for i in child.inputs] + (["memory"] if child.memory else [])
+        packed = self._packed(child)
+        args = ["[" + ", ".join(ref(i) for i in packed) + "]"] if packed else [ref(i) for i in child.inputs]
+        args += ["memory"] if child.memory else []
         fn.body.append(Stmt(targets=list(child.outputs), code=f"{callee}({', '.join(args)})",
                             memory_out=child.memory))
 
@@ -837,7 +873,11 @@ class Generator:
             # (another instance of the class runs the same line: its values are other values)
             return all(source_frame(u, within) != frame or self.owner.get(u.name) is not owner for u in node.users)
 
-        return Naming(self.reserved | self.copier.names | set(self.class_names.used), wanted, inherits)
+        def returned(node: fx.Node) -> bool:
+            owner = self.owner.get(node.name)
+            return owner is not None and owner is not cls and owner.outlined and cls.contains(owner)
+
+        return Naming(self.reserved | self.copier.names | set(self.class_names.used), wanted, inherits, returned)
 
     def _resolver(self, cls: Scope):
         def resolve(key: str):
@@ -1131,9 +1171,22 @@ def _height(scope: Scope) -> int:
     return 1 + max((_height(c) for c in scope.children), default=0)
 
 
+def _forward_params(module: nn.Module) -> list[inspect.Parameter]:
+    """The parameters of a module's forward after ``self`` ([] where they cannot be read)."""
+    try:
+        return [p for p in inspect.signature(type(module).forward).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        return []
+
+
+def ref_named(key: str) -> str:
+    return f"{MARK}{key}{MARK}"
+
+
 def _signature(fn: Function, names: dict[str, str]) -> str:
     """The forward's parameter list as written."""
-    return ", ".join(["self"] + [names[p.name] for p in fn.params] + (["memory"] if fn.memory else []))
+    params = [names[_PACKED]] if fn.packed else [names[p.name] for p in fn.params]
+    return ", ".join(["self"] + params + (["memory"] if fn.memory else []))
 
 
 def _resolve_refs(value, resolved: dict):

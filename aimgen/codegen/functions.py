@@ -56,6 +56,7 @@ class Function:
     prologue: list[str] = field(default_factory=list)   # plain lines before the body
     return_memory: str = "memory"     # how the memory is returned ("memory", "memory.final()")
     names_taken: set[str] = field(default_factory=set)   # names its code uses besides its values'
+    packed: bool = False              # takes its value parameters as one list (Generator._packed)
 
 
 def source_frame(node: fx.Node, within: tuple[str, int, int] | None = None,
@@ -130,9 +131,12 @@ def on_return_line(node: fx.Node, within: tuple[str, int, int] | None = None) ->
 class Naming:
     """Assigns local names to the values of one function, reusing names of dead values."""
 
-    def __init__(self, reserved: set[str], wanted, inherits=None):
+    def __init__(self, reserved: set[str], wanted, inherits=None, returned=None):
         self.reserved = set(reserved) | {"self", "memory"}
         self.wanted = wanted                  # node -> preferred name, or None
+        #: node -> whether it is what a block called from this function returns (the layer inside
+        #: the block that made it names nothing here: ``new_features_1``, not ``conv2``)
+        self.returned = returned or (lambda node: False)
         #: node -> whether a value without a wanted name takes the name of its first input where
         #: that input dies with it (``return F.relu(out)`` is written ``out = F.relu(out)``)
         self.inherits = inherits or (lambda node: False)
@@ -161,15 +165,16 @@ class Naming:
                     continue
                 chosen = None
                 wanted = self.wanted(node)
-                cands = own = self._candidates(node, wanted)
+                returned = self.returned(node)
+                cands = own = self._candidates(node, wanted, returned)
                 first = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
                 if first is not None and first.name in sourced and not wanted and self.inherits(node):
                     cands = [names[first.name]] + cands   # a name from the user's code, not torch.fx's
                     wanted = cands[0]
-                # an item unpacked by the user's code keeps its name there with a suffix (``h_1``)
-                # where a live value holds it, rather than torch.fx's ``getitem``
-                unpacked = wanted and node.op == "call_function" and node.target is operator.getitem
-                for cand in cands[:-1] if unpacked and len(cands) > 1 else cands:
+                # a name the user's code gives an item it unpacks, or a block's result, is kept
+                # with a suffix (``h_1``) where a live value holds it, not given up for torch.fx's
+                suffixed = wanted and (returned or node.op == "call_function" and node.target is operator.getitem)
+                for cand in cands[:-1] if suffixed and len(cands) > 1 else cands:
                     if cand in reserved:
                         continue
                     current = holder.get(cand)
@@ -186,11 +191,11 @@ class Naming:
                     sourced.add(node.name)
         return names
 
-    def _candidates(self, node: fx.Node, wanted: str | None) -> list[str]:
+    def _candidates(self, node: fx.Node, wanted: str | None, returned: bool = False) -> list[str]:
         out = []
         if wanted:
             out.append(sanitize(wanted, "x"))
-        if node.op == "call_module":  # layer1.0.downsample.0 -> downsample
+        if node.op == "call_module" and not returned:  # layer1.0.downsample.0 -> downsample
             parts = [p for p in str(node.target).split(".") if not p.isdigit()]
             if parts:
                 out.append(sanitize(parts[-1], "x"))

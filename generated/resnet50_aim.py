@@ -218,7 +218,7 @@ class MemoryLinear(nn.Linear):
 
 
 class Bottleneck(nn.Module):
-    """Bottleneck of the base model (16 instances: layer1.0, layer2.0, layer3.0, ...). Reads
+    """Bottleneck of the base model (16 instances: layer1.0, layer1.1, layer1.2, ...). Reads
     the memory at conv1, conv2, conv3, downsample.0 (1 memory channel each). downsample is
     optional (None in 12 of them)."""
 

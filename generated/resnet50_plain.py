@@ -16,7 +16,7 @@ AIMGEN = {
 
 
 class Bottleneck(nn.Module):
-    """Bottleneck of the base model (16 instances: layer1.0, layer2.0, layer3.0, ...).
+    """Bottleneck of the base model (16 instances: layer1.0, layer1.1, layer1.2, ...).
     downsample is optional (None in 12 of them)."""
 
     def __init__(self, inplanes, planes, stride, downsample=None):

@@ -53,7 +53,9 @@ CLASSES = {"convnext_tiny": {"CNBlock": 18}, "googlenet": {"Inception": 9}, "res
            "regnet_y_400mf": {"ResBottleneckBlock": 16}, "vit_small": {"EncoderBlock": 2},
            "squeezenet1_1": {"Fire": 8},
            # each layer takes every earlier output as one list: one class, whatever the list's length
-           "densenet121": {"DenseLayer": 58}}
+           "densenet121": {"DenseLayer": 58},
+           # with and without an update block, with and without the residual sum (use_res_connect)
+           "efficientnet_b0": {"MBConv2": 15}}
 
 
 def weight_layers(model: nn.Module) -> set[str]:

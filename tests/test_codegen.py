@@ -464,18 +464,23 @@ def test_no_loop_where_a_value_inside_the_chain_is_read_after_it():
             assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
 
 
-def test_mobilenet_v2_blocks_that_differ_by_an_update_block_share_a_class():
-    """torchvision's InvertedResidual: with and without a residual sum, and (after the first
-    stage's expansion) with an update block or without; the update block is the optional
-    member of one class, as ``downsample`` is in resnet's Bottleneck."""
+def test_mobilenet_v2_blocks_that_differ_by_an_update_block_and_a_residual_share_a_class():
+    """torchvision's InvertedResidual: with and without the residual sum (its flag
+    use_res_connect), and with an update block after the expansion or without: one class with
+    the update block as an optional member (as ``downsample`` in resnet's Bottleneck) and a
+    branch on the user's flag, as torchvision writes it."""
     model = torchvision.models.mobilenet_v2(num_classes=10).eval()
     conv = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], base_weights=model.state_dict())
     src = conv.source
-    assert conv.code.block_classes == {"InvertedResidual": 1, "InvertedResidual2": 6, "InvertedResidual3": 10}
-    assert "    def __init__(self, in_channels, stride, out_channels, update_conv_0=None):" in src
-    assert "            if self.update_conv_0 is not None:\n" not in src   # (not nested: one level)
+    # features.1 (no expansion layer) is another structure
+    assert conv.code.block_classes == {"InvertedResidual": 1, "InvertedResidual2": 16}
+    assert "    def __init__(self, in_channels, stride, out_channels, use_res_connect, update_conv_0=None):" in src
     assert "        if self.update_conv_0 is not None:\n" \
            "            memory = self.update_conv_0(memory, pool_to_grid(relu6, " in src
+    assert "        if self.use_res_connect:\n            batchnorm2d = x + batchnorm2d\n" \
+           "        return batchnorm2d, memory\n" in src
+    assert "InvertedResidual2(16, 2, 24, use_res_connect=False,\n" in src
+    assert "InvertedResidual2(24, 1, 24, use_res_connect=True)," in src
     assert "        for block in self.features[1:18]:\n" in src
     flat = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], options=aimgen.Options(flat=True))
     a, b = conv.build(), flat.build()

@@ -36,7 +36,7 @@ from ..sourcecopy import SourceCopier
 from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
 from ..tracing import Traced, module_of, train_return
 from . import scopes
-from .classes import BlockClass, BlockRef, Instance, member_lines, parameterise, structure
+from .classes import ANY, BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, MARK, Expressions, ref
 from .functions import (_MARKER, Function, Naming, Stmt, on_return_line, render, return_line, source_frame, source_name,
                         source_statement)
@@ -573,7 +573,12 @@ class Generator:
         classes = self._merge_optional(list(groups.values()), texts)
         # name the classes: the user's class name; variants numbered in order of appearance
         order = {id(s): i for i, s in enumerate(self.top.walk())}
-        classes.sort(key=lambda g: min(order[id(i.scope)] for i in g.instances))
+        for g in classes:   # (a merged class has its instances in the order of its parts)
+            perm = sorted(range(len(g.instances)), key=lambda i, g=g: order[id(g.instances[i].scope)])
+            g.instances = [g.instances[i] for i in perm]
+            if getattr(g, "vectors", None) is not None:
+                g.vectors = [tuple(vec[i] for i in perm) for vec in g.vectors]
+        classes.sort(key=lambda g: order[id(g.instances[0].scope)])
         by_user: dict[str, list[BlockClass]] = {}
         for g in classes:
             by_user.setdefault(type(g.instances[0].scope.module).__name__, []).append(g)
@@ -648,9 +653,25 @@ class Generator:
             changed = False
             for a in classes:
                 for b in classes:
-                    if a is b or a.optional or b.optional or a.flag or b.flag or a.key[0] != b.key[0]:
+                    if a is b or a.key[0] != b.key[0] or a.flag and a.optional or b.flag and b.optional:
                         continue
-                    merged = self._try_merge(a, b, texts) or self._try_merge_flag(a, b, texts)
+                    if (a.optional or a.flag) and (b.optional or b.flag):
+                        merged = self._try_combine(a, b, texts)
+                    elif a.optional and not b.flag:   # b adds lines where a's instances lack its optional part
+                        without = BlockClass(name="", base=a.base, instances=a.instances, text=a.core,
+                                             signature=a.signature, key=a.key[:3] + (tuple(
+                                                 m for m in a.key[3] if m[0] != a.optional),))
+                        without.extra_statements = a.extra_statements
+                        flagged = self._try_merge_flag(b, without, texts)
+                        if flagged is not None and flagged.instances[:len(b.instances)] == b.instances:
+                            flagged.instances = list(b.instances)
+                            merged = self._try_combine(a, flagged, texts)
+                        else:
+                            merged = None
+                    elif a.optional or b.optional or a.flag or b.flag:
+                        continue
+                    else:
+                        merged = self._try_merge(a, b, texts) or self._try_merge_flag(a, b, texts)
                     if merged is not None:
                         classes = [c for c in classes if c is not a and c is not b] + [merged]
                         changed = True
@@ -703,6 +724,7 @@ class Generator:
         position = [m[0] for m in a_members].index(optional)
         merged_class = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances, text=text,
                                   signature=a.signature, key=a.key, optional=optional, optional_index=position)
+        merged_class.core, merged_class.extra_statements = b.text, len(where)
         # where each instance's constants go in the merged text (the optional part's come from a)
         skipped = {m for st in fn.body[first:where[-1] + 1] for m in _CONSTANT.findall(st.code + st.comment)}
         merged_class.constant_skip = [m in skipped for m in _CONSTANT.findall(texts[id(scope)][2])]
@@ -716,10 +738,11 @@ class Generator:
         if a.key[3] != b.key[3] or a.signature != b.signature:
             return None
         fa, fb = texts[id(a.instances[0].scope)][0], texts[id(b.instances[0].scope)][0]
-        if len(fa.body) < len(fb.body):
+        # (b may stand for the instances of a class without its optional part: see _merge_optional)
+        if len(fa.body) - a.extra_statements < len(fb.body) - b.extra_statements:
             a, b, fa, fb = b, a, fb, fa
-        d = len(fa.body) - len(fb.body)
-        flag = self._flag(a, b) if 1 <= d <= 3 else None
+        d = len(fa.body) - len(fb.body) + b.extra_statements
+        flag = self._flag(a, b) if 1 <= d <= 3 and not a.extra_statements else None
         if flag is None:
             return None
         scope = a.instances[0].scope
@@ -757,10 +780,81 @@ class Generator:
                 text = "\n".join(render(merged, naming.assign(merged, params), self._resolver(scope)))
                 cls = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances, text=text,
                                  signature=a.signature, key=a.key, flag=attr)
+                cls.core, cls.flag_on = b.text, value
                 skipped = {m for st in window for m in _CONSTANT.findall(st.code + st.comment)}
                 cls.constant_skip = [m in skipped for m in _CONSTANT.findall(texts[id(scope)][2])]
                 return cls
         return None
+
+    def _try_combine(self, a: BlockClass, b: BlockClass, texts: dict) -> BlockClass | None:
+        """One class for a class merged over an optional member and one merged over a flag
+        (torchvision's InvertedResidual: an update block in some, the residual sum in others)
+        where both have the same forward without their part, the part of each is lines
+        inserted into that forward at different places, and no instance of the optional's
+        class has the flag's lines."""
+        if a.flag:
+            a, b = b, a
+        if not a.optional or a.flag or not b.flag or b.optional or a.signature != b.signature \
+                or [m for m in a.key[3] if m[0] != a.optional] != list(b.key[3]) \
+                or _CONSTANT.sub("#", a.core) != _CONSTANT.sub("#", b.core) \
+                or any(getattr(i.scope.module, b.flag) is b.flag_on for i in a.instances):
+            return None
+        core = a.core.splitlines()
+        parts = [_insertion(core, a.text.splitlines()), _insertion(core, b.text.splitlines())]
+        if None in parts or parts[0][0] == parts[1][0]:
+            return None
+        # the combined text, each line with where it comes from: (class, its line)
+        lines: list[tuple[str, BlockClass, int]] = []
+        a_line = b_line = 0
+        for k in range(len(core) + 1):
+            for (at, n), owner in zip(parts, (a, b)):
+                if at == k:
+                    first = a_line if owner is a else b_line
+                    lines += [(owner.text.splitlines()[first + j], owner, first + j) for j in range(n)]
+                    a_line, b_line = (a_line + n, b_line) if owner is a else (a_line, b_line + n)
+            if k < len(core):
+                lines.append((a.text.splitlines()[a_line], a, a_line))
+                a_line, b_line = a_line + 1, b_line + 1
+        cls = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances,
+                         text="\n".join(line for line, _, _ in lines), signature=a.signature, key=a.key,
+                         optional=a.optional, optional_index=a.optional_index, flag=b.flag)
+        cls.flag_on, cls.core = b.flag_on, a.core
+        cls.vectors, cls.labels = self._combined_constants(lines, a, b, parts, texts)
+        return cls
+
+    def _combined_constants(self, lines, a: BlockClass, b: BlockClass, parts, texts) -> tuple[list, list]:
+        """Per constant of a combined text (_try_combine), in order: its value in each instance
+        of ``a`` and then of ``b`` (an instance without the line takes another's value, which its
+        forward never reads), and the argument it fills."""
+        per = {}
+        for owner in (a, b):
+            vectors, labels = self._constant_vectors(owner, texts), self._constant_labels(owner, texts)
+            slots, k = {}, 0
+            for i, line in enumerate(owner.text.splitlines()):
+                for j, _ in enumerate(_CONSTANT.findall(line)):
+                    slots[(i, j)] = (vectors[k], labels[k] if k < len(labels) else "")
+                    k += 1
+            per[id(owner)] = slots
+
+        def core_line(owner: BlockClass, i: int) -> int | None:   # owner's line i as a line of the core
+            at, n = parts[0] if owner is a else parts[1]
+            return None if at <= i < at + n else (i if i < at else i - n)
+
+        def line_in(owner: BlockClass, core: int) -> int:
+            at, n = parts[0] if owner is a else parts[1]
+            return core if core < at else core + n
+
+        vectors, labels = [], []
+        for line, owner, i in lines:
+            for j, _ in enumerate(_CONSTANT.findall(line)):
+                other = b if owner is a else a
+                own_vec, label = per[id(owner)][(i, j)]
+                core = core_line(owner, i)
+                other_vec = per[id(other)][(line_in(other, core), j)][0] if core is not None else \
+                    (ANY,) * len(other.instances)
+                vectors.append(tuple(own_vec) + tuple(other_vec) if owner is a else tuple(other_vec) + tuple(own_vec))
+                labels.append(label)
+        return vectors, labels
 
     def _flag(self, a: BlockClass, b: BlockClass) -> tuple[str, bool] | None:
         """(name, value in a's instances) of a bool attribute of the user's modules that is set
@@ -803,18 +897,22 @@ class Generator:
 
     def _constant_labels(self, g: BlockClass, texts: dict) -> list[str]:
         """Per constant of the class's forward (in order), the argument it fills (``stride``)."""
+        if getattr(g, "labels", None) is not None:
+            return g.labels
         return [self.expr.labels.get(k, "") for k in _CONSTANT.findall(texts[id(g.instances[0].scope)][2])]
 
     def _constant_vectors(self, g: BlockClass, texts: dict) -> list[tuple]:
-        """Per constant of the class's forward (in order), its value in every instance."""
+        """Per constant of the class's forward (in order), its value in every instance (ANY in
+        one whose forward does not have the line: see classes.parameterise)."""
+        if getattr(g, "vectors", None) is not None:
+            return g.vectors
         seqs = []
         skip = getattr(g, "constant_skip", None)
-        first = [self.expr.constants[k] for k in _CONSTANT.findall(texts[id(g.instances[0].scope)][2])]
         for inst in g.instances:
             own = [self.expr.constants[k] for k in _CONSTANT.findall(texts[id(inst.scope)][2])]
             if skip is not None and len(own) != len(skip):   # an instance without the optional part
                 it = iter(own)
-                own = [first[i] if skipped else next(it) for i, skipped in enumerate(skip)]
+                own = [ANY if skipped else next(it) for skipped in skip]
             seqs.append(own)
         return [tuple(seq[i] for seq in seqs) for i in range(len(seqs[0]))] if seqs and seqs[0] else []
 
@@ -910,16 +1008,18 @@ class Generator:
         if getattr(g, "variant_of", ""):
             head = f"{user} of the base model ({len(g.instances)} instance{'s' if len(g.instances) != 1 else ''}: " \
                    f"{where}), a variant of {g.variant_of}: {self._difference(g, g.variant_base)}."
-        taps = [self.taps[n.name] for n in scope.nodes if n.name in self.taps]
+        # (over every instance: an optional member's layers are only in some)
+        taps = [(i.scope, self.taps[n.name]) for i in g.instances for n in i.scope.nodes if n.name in self.taps]
         parts = [head]
         if taps:
-            rel = sorted({(t.qualname[len(scope.qual) + 1:] if t.qualname.startswith(scope.qual + ".") else t.qualname)
-                          for t in taps})
+            rel = sorted({(t.qualname[len(s.qual) + 1:] if t.qualname.startswith(s.qual + ".") else t.qualname)
+                          for s, t in taps})
+            taps = [t for _, t in taps]
             widths = {self.plan.width(t).k for t in taps}
             unit = "channel" if all(t.axis == 1 for t in taps) else "feature"
             parts.append(f"Reads the memory at {', '.join(rel[:6])}{', ...' if len(rel) > 6 else ''} "
                          f"({'/'.join(map(str, sorted(widths)))} memory {unit}{'s' if widths != {1} else ''} each).")
-        writes = [a for n, (c, a) in self.update_attr.items() if c is scope]
+        writes = sorted({a for n, (c, a) in self.update_attr.items() if any(c is i.scope for i in g.instances)})
         if writes:
             parts.append(f"Rewrites it in {', '.join(writes)}.")
         if g.optional:
@@ -958,7 +1058,8 @@ class Generator:
         elif diff and len(diff) <= 2 and not added:
             parts.append("its forward leaves out " + " and ".join(f"``{line}``" for line in removed))
         elif diff:
-            parts.append(f"{max(len(added), len(removed))} lines of its forward differ")
+            n = max(len(added), len(removed))
+            parts.append(f"{n} line{'s' if n != 1 else ''} of its forward differ{'s' if n == 1 else ''}")
         return "; ".join(parts) or "other arguments"
 
     def _forward_diff(self, a: BlockClass, b: BlockClass) -> list[str]:
@@ -1169,6 +1270,17 @@ def _postorder(scope: Scope):
 
 def _height(scope: Scope) -> int:
     return 1 + max((_height(c) for c in scope.children), default=0)
+
+
+def _insertion(core: list[str], lines: list[str]) -> tuple[int, int] | None:
+    """(where, how many): ``lines`` are ``core`` with one run of lines inserted (constants
+    aside); None otherwise."""
+    n = len(lines) - len(core)
+    masked = [_CONSTANT.sub("#", x) for x in core]
+    for at in range(len(core) + 1):
+        if n > 0 and [_CONSTANT.sub("#", x) for x in lines[:at] + lines[at + n:]] == masked:
+            return at, n
+    return None
 
 
 def _forward_params(module: nn.Module) -> list[inspect.Parameter]:

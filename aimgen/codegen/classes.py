@@ -53,6 +53,9 @@ class BlockClass:
     optional_values: dict = field(default_factory=dict)
     variant_of: str = ""
     flag: str = ""                 # a bool attribute of the user's modules the forward branches on
+    flag_on: bool = True           # the flag's value where the forward runs its lines
+    core: str = ""                 # the forward's text without its optional or flagged lines
+    extra_statements: int = 0      # how many statements of the first instance's forward the optional part is
     constants: list[str] = field(default_factory=list)    # each constant of the forward, as written
     attributes: list[str] = field(default_factory=list)   # parameters the forward reads as self.<name>
 
@@ -157,6 +160,10 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
         return params[vec]
 
     # recorded names first, in the user's signature order, so the class reads like theirs
+    # a constant an instance's forward never reads (a line of another instance: ANY) takes the
+    # value of the user's argument it matches, or of the other instances
+    named_values = list(named.values())
+    constants = [_settled(vec, named_values) for vec in constants]
     found = list(constants)
     for p in paths:
         vec = tuple(inst[p][1] for inst in per_instance)
@@ -200,6 +207,25 @@ def parameterise(cls: BlockClass, ns_reserved: set[str], constants: list[tuple] 
     cls.slots = exprs
     by_name = {name: vec[1] if vec[:1] == (_ATTRIBUTE,) else vec for vec, name in params.items()}
     cls.args = [[_thaw(by_name[n][i], per_instance, i) for n in order] for i in range(len(cls.instances))]
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+#: in a constant's values across instances: an instance whose forward does not have the line
+ANY = _Any()
+
+
+def _settled(vec: tuple, named: list[tuple]) -> tuple:
+    if not any(v is ANY for v in vec):
+        return vec
+    for rec in named:
+        if len(rec) == len(vec) and all(v is ANY or _key(v) == _key(r) for v, r in zip(vec, rec)):
+            return tuple(rec)
+    known = next(v for v in vec if v is not ANY)
+    return tuple(known if v is ANY else v for v in vec)
 
 
 def _thaw(value, per_instance, i):

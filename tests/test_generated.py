@@ -37,3 +37,18 @@ def test_generated_files_import_only_torch_and_the_standard_library(name):
     assert imported_modules(GENERATED / name) <= {"torch"} | set(sys.stdlib_module_names)
     meta = read_metadata(GENERATED / name)
     assert meta["kind"] == ("plain" if "plain" in name else "aim")
+
+
+def test_the_readme_shows_resnet50s_block_as_generated():
+    """The README's excerpt of the Bottleneck class: every line it shows (``...`` aside) is in
+    generated/resnet50_aim.py, in the same order."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```python\nclass Bottleneck(nn.Module):")
+    excerpt = readme[start + len("```python\n"):readme.index("```", start + 10)].splitlines()
+    generated = (GENERATED / "resnet50_aim.py").read_text().splitlines()
+    at = 0
+    for line in excerpt:
+        if line.strip() == "...":
+            continue
+        assert line in generated[at:], f"README line not in generated/resnet50_aim.py (in order): {line!r}"
+        at = generated.index(line, at) + 1

@@ -200,3 +200,29 @@ def test_a_tensor_made_empty_and_filled_later_is_written_as_both():
     with recording() as records:
         half = LateInit(5, dtype=torch.float16)
     assert init_expression(half, "scale", records.of(half), half.scale) == ("torch.ones(5, dtype=torch.float16)", False)
+
+
+class Reassigned(torch.nn.Module):
+    """timm's Swin V2-CR fills its table from locals its method assigns line after line."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+        self.register_buffer("table", torch.empty(n * n, 2), persistent=False)
+        self.register_buffer("twice", torch.empty(n * n), persistent=False)
+        self._fill()
+
+    def _fill(self):
+        coords = torch.arange(self.n * self.n * 2, dtype=torch.float32)
+        coords = coords.reshape(self.n * self.n, 2)
+        coords = coords.flip(1)
+        self.table.copy_(coords * 2)
+        total = coords.sum(1)
+        self.twice.copy_(total * total)
+
+
+def test_a_local_assigned_again_line_after_line_reads_its_value_at_that_line():
+    m = Reassigned(3)
+    expr = init_expression(m, "table", None, m.table)
+    assert expr == ("torch.arange(3 * 3 * 2, dtype=torch.float32).reshape(3 * 3, 2).flip(1) * 2", False)
+    assert init_expression(m, "twice", None, m.twice) is None   # a local read twice is not computed twice

@@ -277,39 +277,52 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
 
     class Substitute(ast.NodeTransformer):
         """The names of one method, replaced by what they mean there: ``__init__``'s recorded
-        values, the method's locals assigned once (inlined once: a local read twice would be
-        computed twice), module functions and methods (see above)."""
+        values, the method's locals (each value of one inlined once: a local read twice would
+        be computed twice), module functions and methods (see above)."""
 
         def __init__(self, method: str, tree: ast.AST):
             self.values = {**getattr(recorded, "locals", {}), **(recorded or {})} if method == "__init__" else {}
-            self.assigned: dict[str, list] = {}
+            #: name -> (line, value or None, whether the method's own body assigns it, not a block in it)
+            self.assigned: dict[str, list[tuple[int, ast.expr | None, bool]]] = {}
+            body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
+            top = {id(st) for st in body}
             for node in ast.walk(tree):
                 targets = getattr(node, "targets", [getattr(node, "target", None)]) \
                     if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) else []
                 for t in targets:
                     made = node.value if not isinstance(node, ast.AugAssign) else None
+                    at = (node.lineno, id(node) in top)
                     if isinstance(t, ast.Name):
-                        self.assigned.setdefault(t.id, []).append(made)
+                        self.assigned.setdefault(t.id, []).append((at[0], made, at[1]))
                     elif isinstance(t, (ast.Tuple, ast.List)):   # table, index = self._pairs(...)
                         plain = all(isinstance(e, ast.Name) for e in t.elts)
                         for i, e in enumerate(t.elts):
                             if isinstance(e, ast.Name):
                                 self.assigned.setdefault(e.id, []).append(
-                                    ast.Subscript(made, ast.Constant(i), ast.Load()) if plain and made else None)
-            self.inlined: set[str] = set()
+                                    (at[0], ast.Subscript(made, ast.Constant(i), ast.Load()) if plain and made else None,
+                                     at[1]))
+            self.inlined: set[tuple[str, int]] = set()
             self.depth = 0
+
+        def value_of(self, node: ast.Name) -> tuple[int, ast.expr] | None:
+            """The assignment a read of a local sees: its only one, or, where the method's body
+            assigns it again line after line (``x = f(x)``), the last one above the read."""
+            made = self.assigned.get(node.id, [])
+            if len(made) > 1 and all(top for _, _, top in made) and hasattr(node, "lineno"):
+                made = [m for m in made if m[0] < node.lineno][-1:]
+            return (made[0][0], made[0][1]) if len(made) == 1 and made[0][1] is not None else None
 
         def visit_Name(self, node):
             if node.id in allowed or node.id in functions:
                 return node
             if node.id in self.values:
                 return literal(self.values[node.id])
-            made = self.assigned.get(node.id, [])
-            if len(made) == 1 and made[0] is not None and self.depth < 8 and node.id not in self.inlined:
-                self.inlined.add(node.id)
+            found = self.value_of(node)
+            if found is not None and self.depth < 8 and (node.id, found[0]) not in self.inlined:
+                self.inlined.add((node.id, found[0]))
                 self.depth += 1
                 try:
-                    return self.visit(copy.deepcopy(made[0]))
+                    return self.visit(copy.deepcopy(found[1]))
                 finally:
                     self.depth -= 1
             if inspect.isfunction(module_globals.get(node.id)):

@@ -563,3 +563,45 @@ def test_a_block_called_with_a_list_takes_the_list():
     x = torch.randn(2, 3, 6, 6)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+class Masked(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+
+    def forward(self, hidden, mask=None, cache=None):
+        return torch.relu(self.lin(hidden)) * mask
+
+
+class Encoder(torch.nn.Module):
+    """Hugging Face's encoders: the first layer is called with the embeddings, the others with
+    the hidden states, and every one with the same attention mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Linear(4, 8)
+        self.layers = torch.nn.ModuleList(Masked() for _ in range(4))
+
+    def forward(self, x):
+        mask = (x[..., :1] > 0).float()
+        emb = self.embed(x)
+        h = self.layers[0](emb, mask)
+        for layer in self.layers[1:]:
+            h = layer(h, mask)
+        return h.mean(1)
+
+
+def test_instances_share_a_class_whatever_their_callers_name_their_inputs():
+    model = Encoder().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 6, 4))], base_weights=model.state_dict())
+    src = conv.source
+    assert conv.code.block_classes == {"Masked": 4}
+    # a loop also where each block takes the same mask besides the value handed on
+    # (the update block after the third ends the loop)
+    assert "        for block in self.layers[:3]:\n            emb, memory = block(emb, mask, memory)\n" in src
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(3, 5, 4)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6

@@ -322,6 +322,14 @@ class Generator:
         names = self._naming(cls).assign(fn, param_names)
         return fn, names
 
+    @staticmethod
+    def _named_as_declared(scope: Scope, signature: str) -> bool:
+        """Whether a forward's parameters (``signature``) have the names the user's forward
+        declares, not names from its caller's line."""
+        declared = {p.name for p in _forward_params(scope.module)}
+        return all(sanitize(p, "x") in {sanitize(d, "x") for d in declared}
+                   for p in signature.split(", ") if p not in ("self", "memory"))
+
     def _packed(self, scope: Scope) -> list[fx.Node] | None:
         """The inputs of a block that the user's code hands over in one list, in its order
         (torchvision's DenseLayer: ``layer(features)``, whose forward reads them only as
@@ -380,9 +388,9 @@ class Generator:
         while i < len(scope.items):
             item = scope.items[i]
             start = len(fn.body)
-            run = self._block_run(scope.items, i, cls)
+            run, carried = self._block_run(scope.items, i, cls)
             if run:
-                self._emit_loop(run, cls, fn)
+                self._emit_loop(run, carried, cls, fn)
                 i += len(run) - 1
                 item = run[-1]
             elif isinstance(item, Scope):
@@ -399,41 +407,51 @@ class Generator:
                 self._emit_update(u, item, cls, fn)
             i += 1
 
-    def _block_run(self, items: list, i: int, cls: Scope) -> list[Scope]:
+    def _block_run(self, items: list, i: int, cls: Scope) -> tuple[list[Scope], int]:
         """Three or more blocks from ``items[i]`` on that a loop can call (``for block in
         self.features[1:18]: x, memory = block(x, memory)``), as a person writes a chain of
         blocks: consecutive items of one container, each called with the value the one before
-        it returned and nothing else, which nothing but the next block reads; no update block
-        between them. [] where there are fewer."""
-        run, where = [], None
+        it returned (which nothing but the next block reads) in the same place, and otherwise
+        with the same values as the first (a Hugging Face encoder's ``attention_mask``); no
+        update block between them. Returns them and the place of the value handed on; ([], 0)
+        where there are fewer."""
+        run, where, carried = [], None, None
         for item in items[i:]:
-            if not isinstance(item, Scope) or not item.outlined or len(item.outputs) != 1:
+            if not isinstance(item, Scope) or not item.outlined or len(item.outputs) != 1 or self._packed(item):
                 break
             ins = [n for n in item.inputs if n.op != "get_attr"]
-            if len(ins) != 1 or len(ins) != len(item.inputs) or (run and (
-                    ins[0] is not run[-1].outputs[0] or item.memory != run[0].memory
-                    or any(u not in set(item.nodes) for u in ins[0].users) or self.after.get(id(run[-1])))):
+            if len(ins) != len(item.inputs) or not ins:
                 break
+            if run:
+                first = run[0].inputs
+                at = [j for j, n in enumerate(ins) if n is run[-1].outputs[0]]
+                if len(ins) != len(first) or len(at) != 1 or (carried is not None and at[0] != carried) \
+                        or any(n is not first[j] for j, n in enumerate(ins) if j != at[0]) \
+                        or item.memory != run[0].memory or self.after.get(id(run[-1])) \
+                        or any(u not in set(item.nodes) for u in ins[at[0]].users):
+                    break
+                carried = at[0]
             m = re.fullmatch(r"(.+)\[(\d+)\]", self.tree.access(item.qual, cls.qual))
             if m is None or (where is not None and (m.group(1), int(m.group(2))) != (where[0], where[1] + len(run))):
                 break
             if where is None:
                 where = (m.group(1), int(m.group(2)))
             run.append(item)
-        if len(run) < 3 or any(u not in set(run[0].nodes) for u in run[0].inputs[0].users):
-            return []
-        return run
+        if len(run) < 3 or any(u not in set(run[0].nodes) for u in run[0].inputs[carried].users):
+            return [], 0
+        return run, carried
 
-    def _emit_loop(self, run: list[Scope], cls: Scope, fn: Function) -> None:
+    def _emit_loop(self, run: list[Scope], carried: int, cls: Scope, fn: Function) -> None:
         container, first = re.fullmatch(r"(.+)\[(\d+)\]", self.tree.access(run[0].qual, cls.qual)).groups()
         first, end = int(first), int(first) + len(run)
         size = len(self.root.get_submodule(run[0].qual.rsplit(".", 1)[0]))
-        window = "" if first == 0 and end == size else f"[{first}:{end if end < size else ''}]"
+        window = "" if first == 0 and end == size else f"[{first or ''}:{end if end < size else ''}]"
         fn.names_taken.add("block")
         mem = run[0].memory
+        args = [ref(n) for n in run[0].inputs] + (["memory"] if mem else [])
         fn.body.append(Stmt(targets=[], code=f"for block in {container}{window}:"))
-        fn.body.append(Stmt(targets=list(run[-1].outputs), code=f"block({ref(run[0].inputs[0])}{', memory' if mem else ''})",
-                            memory_out=mem, indent=1, carries=run[0].inputs[0]))
+        fn.body.append(Stmt(targets=list(run[-1].outputs), code=f"block({', '.join(args)})",
+                            memory_out=mem, indent=1, carries=run[0].inputs[carried]))
 
     def _emit_call(self, child: Scope, cls: Scope, fn: Function) -> None:
         callee = self.tree.access(child.qual, cls.qual)
@@ -559,17 +577,24 @@ class Generator:
         for s in blocks:  # post-order: children's keys exist before their parents'
             members = self.members(s.qual, s)
             instances[id(s)] = Instance(s, members, self.traced.constructor_args.get(s.qual))
-            keys[id(s)] = (type(s.module).__name__, _signature(texts[id(s)][0], texts[id(s)][1]),
-                           _CONSTANT.sub("#", texts[id(s)][2]),
+            signature = _signature(texts[id(s)][0], texts[id(s)][1])
+            # (the parameters' names aside: each instance's come from its caller's line)
+            keys[id(s)] = (type(s.module).__name__, _canonical(signature, signature),
+                           _canonical(texts[id(s)][2], signature),
                            tuple((m.name, structure(m.value, key_of)) for m in members))
         groups: dict[object, BlockClass] = {}
         for s in blocks:
             k = keys[id(s)]
+            fn, names, text = texts[id(s)]
             if k not in groups:
-                fn, names, text = texts[id(s)]
                 groups[k] = BlockClass(name="", base="nn.Module", instances=[], text=text,
                                        signature=_signature(fn, names), key=k)
-            groups[k].instances.append(instances[id(s)])
+            g = groups[k]
+            g.instances.append(instances[id(s)])
+            if not self._named_as_declared(g.instances[0].scope, g.signature) and \
+                    self._named_as_declared(s, _signature(fn, names)):   # the text with the forward's own names
+                g.instances.insert(0, g.instances.pop())
+                g.text, g.signature = text, _signature(fn, names)
         classes = self._merge_optional(list(groups.values()), texts)
         # name the classes: the user's class name; variants numbered in order of appearance
         order = {id(s): i for i, s in enumerate(self.top.walk())}
@@ -688,7 +713,7 @@ class Generator:
         names_b = [m[0] for m in b_members]
         extra = [m for m in a_members if m[0] not in names_b]
         if len(extra) != 1 or [m for m in a_members if m[0] != extra[0][0]] != list(b_members) or \
-                a.signature != b.signature:
+                a.key[1] != b.key[1]:
             return None
         optional = extra[0][0]
         if not is_safe_identifier(optional):
@@ -709,7 +734,7 @@ class Generator:
         naming = self._naming(cls_scope)
         text_without = "\n".join(render(without, naming.assign(without, self._param_names(cls_scope, fn.params)),
                                         self._resolver(cls_scope)))
-        if _CONSTANT.sub("#", text_without) != _CONSTANT.sub("#", b.text):
+        if _canonical(text_without, a.signature) != _canonical(b.text, b.signature):
             return None
         first = where[0]
         head = [Stmt([out], i_ref)] if out is not None else []
@@ -735,7 +760,7 @@ class Generator:
         runs one to three more statements, which end in a value that takes the place of one
         they read (``out = x + out``), and a bool attribute of the user's modules is set in
         every instance of one and unset in every instance of the other; None otherwise."""
-        if a.key[3] != b.key[3] or a.signature != b.signature:
+        if a.key[3] != b.key[3] or a.key[1] != b.key[1]:
             return None
         fa, fb = texts[id(a.instances[0].scope)][0], texts[id(b.instances[0].scope)][0]
         # (b may stand for the instances of a class without its optional part: see _merge_optional)
@@ -769,7 +794,7 @@ class Generator:
                                    returns=fa.returns.replace(o_ref, i_ref), prologue=fa.prologue,
                                    return_memory=fa.return_memory)
                 text = "\n".join(render(without, naming.assign(without, params), self._resolver(scope)))
-                if _CONSTANT.sub("#", text) != _CONSTANT.sub("#", b.text):
+                if _canonical(text, a.signature) != _canonical(b.text, b.signature):
                     continue
                 attr, value = flag
                 body = fa.body[:start] + [Stmt([], f"if {'' if value else 'not '}self.{attr}:")]
@@ -1270,6 +1295,19 @@ def _postorder(scope: Scope):
 
 def _height(scope: Scope) -> int:
     return 1 + max((_height(c) for c in scope.children), default=0)
+
+
+def _canonical(text: str, signature: str) -> str:
+    """A forward's text (or signature) with its constants as ``#`` and its parameters, named
+    in ``signature``, as ``$0``, ``$1``, ...: what two instances must share to share a class.
+    (Not an attribute ``self.x`` or a keyword ``f(x=...)`` of the parameter's name.)"""
+    params = [p for p in signature.split(", ") if p not in ("self", "memory")]
+    text = _CONSTANT.sub("#", text)
+    if not params:
+        return text
+    index = {p: f"${i}" for i, p in enumerate(params)}
+    pattern = re.compile(r"(?<![.\w])(" + "|".join(map(re.escape, params)) + r")(?!\w|\s*=(?!=))")
+    return pattern.sub(lambda m: index[m.group(1)], text)
 
 
 def _insertion(core: list[str], lines: list[str]) -> tuple[int, int] | None:

@@ -605,3 +605,27 @@ def test_instances_share_a_class_whatever_their_callers_name_their_inputs():
     x = torch.randn(3, 5, 4)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+class Wrapped(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = Masked()
+
+    def forward(self, x):
+        mask = torch.ones_like(x[..., :1])
+        encoded = self.encoder(
+            x,
+            mask=mask,
+        )
+        return encoded.sum(-1)
+
+
+def test_a_statement_over_several_lines_names_its_value_and_its_callees_parameters():
+    """``encoded = self.encoder(\\n x,\\n mask=mask,\\n)``: the value is ``encoded`` and the
+    block's parameters take the names its forward declares for what the call hands them."""
+    model = Wrapped().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 5, 8))], base_weights=model.state_dict())
+    src = conv.source
+    assert "    def forward(self, hidden, mask, memory):\n" in src
+    assert "        encoded, memory = self.encoder(x, mask, memory)\n" in src

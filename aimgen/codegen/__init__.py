@@ -322,6 +322,35 @@ class Generator:
         names = self._naming(cls).assign(fn, param_names)
         return fn, names
 
+    def _declared_names(self, cls: Scope) -> dict[str, str]:
+        """Input value -> the name the block's forward declares for it, read from the line of
+        its caller that calls it: ``self.encoder(embedding_output, attention_mask=mask)`` hands
+        ``embedding_output`` to the first parameter (``hidden_states``) and ``mask`` to
+        ``attention_mask``. Only values the caller's code names and passes as a plain name."""
+        declared = [p.name for p in _forward_params(cls.module)
+                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        caller = cls.parent
+        while caller is not None and not caller.is_root and not caller.outlined:
+            caller = caller.parent
+        if not declared or caller is None or not cls.nodes:
+            return {}
+        within = self._class_range(type(caller.module))
+        made = next((n for n in cls.nodes if source_frame(n, within, strict=True) is not None), None)
+        stmt = source_statement(made, within) if made is not None else None
+        attr = next((part for part in reversed(cls.qual.split(".")) if not part.isdigit()), "")
+        calls = [c for c in ast.walk(stmt) if isinstance(c, ast.Call) and (
+            isinstance(c.func, ast.Name) or isinstance(c.func, ast.Attribute) and c.func.attr == attr)] if stmt else []
+        if len(calls) != 1:
+            return {}
+        passed = {a.id: declared[i] for i, a in enumerate(calls[0].args) if isinstance(a, ast.Name) and i < len(declared)}
+        passed.update({k.value.id: k.arg for k in calls[0].keywords if k.arg and isinstance(k.value, ast.Name)})
+        out = {}
+        for p in cls.inputs:   # (its name in the caller's code: where the caller made it, or its own input)
+            made = str(p.target).lstrip("*") if p.op == "placeholder" else source_name(p, within)
+            if made in passed:
+                out[p.name] = passed[made]
+        return out
+
     @staticmethod
     def _named_as_declared(scope: Scope, signature: str) -> bool:
         """Whether a forward's parameters (``signature``) have the names the user's forward
@@ -371,11 +400,14 @@ class Generator:
             except (TypeError, ValueError):
                 signature = []
         values = [p for p in params if p.op != "get_attr"]
+        declared = self._declared_names(cls) if not cls.is_root and len(signature) != len(values) else {}
         for i, p in enumerate(params):
             if cls.is_root:
                 wanted = str(p.target).lstrip("*")
             elif len(signature) == len(values) and p in values:
                 wanted = signature[values.index(p)]
+            elif p.name in declared:
+                wanted = declared[p.name]
             elif p.op == "get_attr":
                 wanted = str(p.target).rsplit(".", 1)[-1]
             else:

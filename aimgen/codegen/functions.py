@@ -89,13 +89,32 @@ def _model_frames(stack_trace: str) -> list[tuple[str, int, str]]:
 
 
 def source_statement(node: fx.Node, within: tuple[str, int, int] | None = None) -> ast.stmt | None:
-    """The one statement on the line that made this node's value (see source_frame), parsed."""
+    """The one statement on the line that made this node's value (see source_frame), parsed;
+    one that goes on over more lines (``out = self.encoder(\\n x, ...)``) read whole from its file."""
     frame = source_frame(node, within)
     try:
         body = ast.parse(frame[2]).body if frame else []
     except SyntaxError:
-        return None
+        return _statement_at(_resolved(frame[0]), frame[1])
     return body[0] if len(body) == 1 else None
+
+
+@functools.lru_cache(maxsize=64)
+def _statements(path: str) -> dict[int, ast.stmt]:
+    """First line -> the innermost simple statement that starts there, for a source file."""
+    try:
+        tree = ast.parse(Path(path).read_text())
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return {}
+    out = {}
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Expr)):
+            out[n.lineno] = n
+    return out
+
+
+def _statement_at(path: str, line: int) -> ast.stmt | None:
+    return _statements(path).get(line) if not path.startswith("<") else None
 
 
 def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> str | None:

@@ -629,3 +629,38 @@ def test_a_statement_over_several_lines_names_its_value_and_its_callees_paramete
     src = conv.source
     assert "    def forward(self, hidden, mask, memory):\n" in src
     assert "        encoded, memory = self.encoder(x, mask, memory)\n" in src
+
+
+class FromShape(torch.nn.Module):
+    """timm's EdgeNeXt: a positional encoding made from a (B, H, W) tuple of sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Conv2d(1, 4, 1)
+
+    def forward(self, shape):
+        return self.proj(torch.zeros(shape).cumsum(1).unsqueeze(1))
+
+
+class WithPositions(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.pos = FromShape()
+
+    def forward(self, x):
+        x = self.conv(x)
+        b, _, h, w = x.shape
+        return (x + self.pos((b, h, w))).mean((2, 3))
+
+
+def test_a_block_called_with_a_tuple_of_sizes_takes_the_tuple():
+    model = WithPositions().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 3, 6, 6))], base_weights=model.state_dict())
+    assert "    def forward(self, shape, memory):\n        zeros = torch.zeros(shape)\n" in conv.source
+    assert "self.pos((b, h, w), memory)" in conv.source
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 5, 7)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6

@@ -142,6 +142,7 @@ class Generator:
         self._leaf_ctors: dict[str, Constructor] = {}
         self._class_lines: dict[type, tuple[str, int, int] | None] = {}
         self._packs: dict[int, list[fx.Node] | None] = {}
+        self._packs_as_given: dict[int, list | tuple] = {}
         if not self.plain and self.form == "sum":
             for t in self.plan.taps:
                 key = self.plan.memory_keys[t.node]
@@ -309,13 +310,12 @@ class Generator:
             fn.returns = ", ".join(outs)
         param_names = self._param_names(cls, params)
         packed = self._packed(cls)
+        listed = self.expr.arg(self._packs_as_given[id(cls)]) if packed else ""
+        if packed and sum(st.code.count(listed) for st in fn.body) != 1:
+            packed = self._packs[id(cls)] = None   # (its callers are written after it: they pass each input)
         if packed:   # the one list its inputs come in: written as the forward's parameter
-            listed, found = "[" + ", ".join(ref(p) for p in packed) + "]", 0
             for st in fn.body:
-                found += st.code.count(listed)
                 st.code = st.code.replace(listed, ref_named(_PACKED))
-            if found != 1:
-                raise InternalError(f"the list of {cls.qual}'s inputs is written {found} times in its forward.")
             fn.packed = True
             ns = Namespace(self.reserved | self.copier.names | {"memory", "self"})
             param_names[_PACKED] = ns.create(_forward_params(cls.module)[0].name, "x")   # the user's name for it
@@ -377,6 +377,7 @@ class Generator:
                     and set(listed) == set(scope.inputs) \
                     and sum(1 for a in next(iter(users)).all_input_nodes if a in set(listed)) == len(listed):
                 self._packs[id(scope)] = list(listed)
+                self._packs_as_given[id(scope)] = listed   # a list or a tuple (timm's shape: (B, H, W))
         return self._packs[id(scope)]
 
     def _class_range(self, cls: type) -> tuple[str, int, int] | None:
@@ -488,7 +489,7 @@ class Generator:
     def _emit_call(self, child: Scope, cls: Scope, fn: Function) -> None:
         callee = self.tree.access(child.qual, cls.qual)
         packed = self._packed(child)
-        args = ["[" + ", ".join(ref(i) for i in packed) + "]"] if packed else [ref(i) for i in child.inputs]
+        args = [self.expr.arg(self._packs_as_given[id(child)])] if packed else [ref(i) for i in child.inputs]
         args += ["memory"] if child.memory else []
         fn.body.append(Stmt(targets=list(child.outputs), code=f"{callee}({', '.join(args)})",
                             memory_out=child.memory))

@@ -556,8 +556,8 @@ def test_a_block_called_with_a_list_takes_the_list():
     src = conv.source
     assert conv.code.block_classes == {"Dense": 4}
     assert "    def forward(self, inputs, memory):\n        cat = torch.cat(inputs, 1)\n" in src
-    assert "        relu, memory = self.layers[0]([features], memory)\n" in src
-    assert "        relu_3, memory = self.layers[3]([features, relu, relu_1, relu_2], memory)\n" in src
+    assert "        layers, memory = self.layers[0]([features], memory)\n" in src
+    assert "        layers_3, memory = self.layers[3]([features, layers, layers_1, layers_2], memory)\n" in src
     aim = conv.build()
     aim.load_state_dict(conv.state_dict)
     x = torch.randn(2, 3, 6, 6)
@@ -664,3 +664,24 @@ def test_a_block_called_with_a_tuple_of_sizes_takes_the_tuple():
     x = torch.randn(2, 3, 5, 7)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
+class PreNorm(torch.nn.Module):
+    """timm's Block: each sub-block's value is used inside one long line."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm1 = torch.nn.LayerNorm(8)
+        self.attn = Masked()
+        self.ls1 = torch.nn.Identity()
+
+    def forward(self, x):
+        x = x + self.ls1(self.attn(self.norm1(x), mask=torch.ones_like(x[..., :1])))
+        return x.mean(1)
+
+
+def test_a_blocks_value_inside_a_longer_line_is_named_after_the_block():
+    model = PreNorm().eval()
+    conv = aimgen.convert(model, [InputSpec((1, 5, 8))], base_weights=model.state_dict())
+    forward = conv.source[conv.source.index("def forward_with_memory"):]
+    assert "        attn, memory = self.attn(norm1, ones_like, memory)\n        ls1 = self.ls1(attn)\n" in forward, forward

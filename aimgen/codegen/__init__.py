@@ -1017,6 +1017,9 @@ class Generator:
                 if not on_return_line(node):
                     return None
             w = source_name(node, within)
+            if w is not None and returned(node) is not None and any(
+                    source_frame(u, within) == source_frame(node, within) for u in node.users):
+                return None   # a block's value inside a longer line: named after the block (``attn``)
             if w is None and node.op == "call_module":
                 last = str(node.target).rsplit(".", 1)[-1]
                 w = last if not last.isdigit() else type(self.root.get_submodule(node.target)).__name__.lower()
@@ -1029,9 +1032,14 @@ class Generator:
             # (another instance of the class runs the same line: its values are other values)
             return all(source_frame(u, within) != frame or self.owner.get(u.name) is not owner for u in node.users)
 
-        def returned(node: fx.Node) -> bool:
-            owner = self.owner.get(node.name)
-            return owner is not None and owner is not cls and owner.outlined and cls.contains(owner)
+        def returned(node: fx.Node) -> str | None:
+            """The attribute name of the block of this class that returns the value (``attn``)."""
+            child = self.owner.get(node.name)
+            while child is not None and child.parent is not None and child.parent is not cls:
+                child = child.parent
+            if child is None or child is cls or child.parent is not cls or not child.outlined:
+                return None
+            return next((part for part in reversed(child.qual.split(".")) if not part.isdigit()), None)
 
         return Naming(self.reserved | self.copier.names | set(self.class_names.used), wanted, inherits, returned)
 

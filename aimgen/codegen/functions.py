@@ -153,9 +153,9 @@ class Naming:
     def __init__(self, reserved: set[str], wanted, inherits=None, returned=None):
         self.reserved = set(reserved) | {"self", "memory"}
         self.wanted = wanted                  # node -> preferred name, or None
-        #: node -> whether it is what a block called from this function returns (the layer inside
-        #: the block that made it names nothing here: ``new_features_1``, not ``conv2``)
-        self.returned = returned or (lambda node: False)
+        #: node -> the attribute of the block called from this function that returns it, or None
+        #: (the layer inside the block that made it names nothing here: ``attn``, not ``proj_drop``)
+        self.returned = returned or (lambda node: None)
         #: node -> whether a value without a wanted name takes the name of its first input where
         #: that input dies with it (``return F.relu(out)`` is written ``out = F.relu(out)``)
         self.inherits = inherits or (lambda node: False)
@@ -190,9 +190,10 @@ class Naming:
                 if first is not None and first.name in sourced and not wanted and self.inherits(node):
                     cands = [names[first.name]] + cands   # a name from the user's code, not torch.fx's
                     wanted = cands[0]
-                # a name the user's code gives an item it unpacks, or a block's result, is kept
-                # with a suffix (``h_1``) where a live value holds it, not given up for torch.fx's
-                suffixed = wanted and (returned or node.op == "call_function" and node.target is operator.getitem)
+                # a name the user's code gives an item it unpacks, or a block's result (or the
+                # block's name), is kept with a suffix (``h_1``) where a live value holds it, not
+                # given up for torch.fx's
+                suffixed = returned or wanted and node.op == "call_function" and node.target is operator.getitem
                 for cand in cands[:-1] if suffixed and len(cands) > 1 else cands:
                     if cand in reserved:
                         continue
@@ -210,11 +211,13 @@ class Naming:
                     sourced.add(node.name)
         return names
 
-    def _candidates(self, node: fx.Node, wanted: str | None, returned: bool = False) -> list[str]:
+    def _candidates(self, node: fx.Node, wanted: str | None, returned: str | None = None) -> list[str]:
         out = []
         if wanted:
             out.append(sanitize(wanted, "x"))
-        if node.op == "call_module" and not returned:  # layer1.0.downsample.0 -> downsample
+        if returned:   # what a block returns: after the block (attn, mlp)
+            out.append(sanitize(returned, "x"))
+        elif node.op == "call_module":  # layer1.0.downsample.0 -> downsample
             parts = [p for p in str(node.target).split(".") if not p.isdigit()]
             if parts:
                 out.append(sanitize(parts[-1], "x"))

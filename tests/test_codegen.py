@@ -16,6 +16,15 @@ from aimgen.records import recording
 from conftest import EXAMPLES
 
 
+def assert_same_function(conv, model, x: torch.Tensor) -> None:
+    """The converted model, with the base weights, computes what the base model computes (the
+    memory's reads start at zero) on an input of another size than the example's."""
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+
+
 @pytest.fixture(scope="module")
 def resnet50():
     loaded = load_model(f"{EXAMPLES / 'torchvision_models.py'}:resnet50")
@@ -349,11 +358,7 @@ def test_layers_that_differ_in_their_weights_shapes_and_a_forward_constant_share
            "            memory = self.update_static_padding(memory, pool_to_grid(x, (4, 4)))\n" in src
     assert "self.weight = weight_parameter((out_channels, in_channels, 3, 3))" in src
     assert "(self.stride, self.stride), (0, 0), (1, 1), 1)" in src          # named after F.conv2d's argument
-    aim = conv.build()
-    aim.load_state_dict(conv.state_dict)
-    x = torch.randn(2, 3, 20, 20)
-    with torch.no_grad():
-        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+    assert_same_function(conv, model, torch.randn(2, 3, 20, 20))
 
 
 class Residual(torch.nn.Module):
@@ -433,11 +438,7 @@ def test_a_chain_of_memory_blocks_in_a_container_is_called_in_a_loop():
     assert "        out = torch.relu(out)\n        if self.shortcut:\n            out = x + out\n" \
            "        return out, memory\n" in src
     assert "Residual(shortcut=False)," in src and "*(Residual(shortcut=True) for _ in range(3))," in src
-    aim = conv.build()
-    aim.load_state_dict(conv.state_dict)
-    x = torch.randn(2, 3, 20, 20)
-    with torch.no_grad():
-        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+    assert_same_function(conv, model, torch.randn(2, 3, 20, 20))
 
 
 def test_variants_of_a_block_say_how_they_differ():
@@ -457,11 +458,7 @@ def test_no_loop_where_a_value_inside_the_chain_is_read_after_it():
             assert loop in conv.source
         else:
             assert "for block in" not in conv.source and "self.blocks[3](" in conv.source
-        aim = conv.build()
-        aim.load_state_dict(conv.state_dict)
-        x = torch.randn(2, 3, 20, 20)
-        with torch.no_grad():
-            assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+        assert_same_function(conv, model, torch.randn(2, 3, 20, 20))
 
 
 def test_mobilenet_v2_blocks_that_differ_by_an_update_block_and_a_residual_share_a_class():
@@ -518,11 +515,7 @@ def test_values_a_helper_function_names_keep_its_names():
     for line in ("b = shape[0]", "c = shape[1]", "h_1 = shape[2]", "w = shape[3]"):
         assert f"        {line}\n" in forward
     assert "getitem" not in forward
-    aim = conv.build()
-    aim.load_state_dict(conv.state_dict)
-    x = torch.randn(2, 3, 6, 6)
-    with torch.no_grad():
-        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+    assert_same_function(conv, model, torch.randn(2, 3, 6, 6))
 
 
 class Dense(torch.nn.Module):
@@ -558,11 +551,7 @@ def test_a_block_called_with_a_list_takes_the_list():
     assert "    def forward(self, inputs, memory):\n        cat = torch.cat(inputs, 1)\n" in src
     assert "        layers, memory = self.layers[0]([features], memory)\n" in src
     assert "        layers_3, memory = self.layers[3]([features, layers, layers_1, layers_2], memory)\n" in src
-    aim = conv.build()
-    aim.load_state_dict(conv.state_dict)
-    x = torch.randn(2, 3, 6, 6)
-    with torch.no_grad():
-        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+    assert_same_function(conv, model, torch.randn(2, 3, 6, 6))
 
 
 class Masked(torch.nn.Module):
@@ -600,11 +589,7 @@ def test_instances_share_a_class_whatever_their_callers_name_their_inputs():
     # a loop also where each block takes the same mask besides the value handed on
     # (the update block after the third ends the loop)
     assert "        for block in self.layers[:3]:\n            emb, memory = block(emb, mask, memory)\n" in src
-    aim = conv.build()
-    aim.load_state_dict(conv.state_dict)
-    x = torch.randn(3, 5, 4)
-    with torch.no_grad():
-        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+    assert_same_function(conv, model, torch.randn(3, 5, 4))
 
 
 class Wrapped(torch.nn.Module):
@@ -659,11 +644,7 @@ def test_a_block_called_with_a_tuple_of_sizes_takes_the_tuple():
     conv = aimgen.convert(model, [InputSpec((1, 3, 6, 6))], base_weights=model.state_dict())
     assert "    def forward(self, shape, memory):\n        zeros = torch.zeros(shape)\n" in conv.source
     assert "self.pos((b, h, w), memory)" in conv.source
-    aim = conv.build()
-    aim.load_state_dict(conv.state_dict)
-    x = torch.randn(2, 3, 5, 7)
-    with torch.no_grad():
-        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-6
+    assert_same_function(conv, model, torch.randn(2, 3, 5, 7))
 
 
 class PreNorm(torch.nn.Module):

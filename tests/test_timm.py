@@ -93,7 +93,7 @@ def test_relative_position_mlps_that_read_their_owner_s_table_convert():
     (timm fills it in ``reset_parameters``) is written as timm computes it, so nothing is kept
     whole and the output imports torch only; the MLP's layers read a table, not a sample."""
     _, conv = convert("test_vit_relpos", 160)
-    assert "attn_bias = self.rel_pos.mlp(self.rel_pos.rel_coords_log)" in conv.source
+    assert "mlp = self.rel_pos.mlp(self.rel_pos.rel_coords_log)\n" in conv.source   # (the block's value: after it)
     assert "kept_whole" not in conv.source and conv.plan.layer_counts() == (38, 56)
     assert {s.reason.split(" (")[0] for s in conv.plan.skipped} == {"its input is the same whatever the model's input"}
 

@@ -38,8 +38,8 @@ from ..tracing import Traced, module_of, train_return
 from . import scopes
 from .classes import ANY, BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, MARK, Expressions, ref
-from .functions import (_MARKER, Function, Naming, Stmt, on_return_line, render, return_line, source_frame, source_name,
-                        source_statement)
+from .functions import (Function, Naming, Stmt, on_return_line, refs_in, render, return_line, source_frame,
+                        source_name, source_statement)
 from .members import Member, Raw, Tree, tensor_member
 from .scopes import Scope, container_kind
 
@@ -810,7 +810,7 @@ class Generator:
             if any(st.memory_out or st.indent or not st.targets for st in window):
                 continue
             made = {t.name for st in window for t in st.targets}
-            read_after = {n for st in later for n in st.uses()} | set(_MARKER.findall(fa.returns))
+            read_after = {n for st in later for n in st.uses()} | set(refs_in(fa.returns))
             outs = [t for st in window for t in st.targets if t.name in read_after]
             if len(outs) != 1 or outs[0] is not window[-1].targets[-1]:
                 continue

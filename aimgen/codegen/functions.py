@@ -42,7 +42,12 @@ class Stmt:
     carries: fx.Node | None = None
 
     def uses(self) -> list[str]:
-        return _MARKER.findall(self.code)
+        return refs_in(self.code)
+
+
+def refs_in(code: str) -> list[str]:
+    """The names of the graph values a statement's code (with markers) refers to, in order."""
+    return _MARKER.findall(code)
 
 
 @dataclass

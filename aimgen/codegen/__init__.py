@@ -634,7 +634,7 @@ class Generator:
         for g in classes:   # (a merged class has its instances in the order of its parts)
             perm = sorted(range(len(g.instances)), key=lambda i, g=g: order[id(g.instances[i].scope)])
             g.instances = [g.instances[i] for i in perm]
-            if getattr(g, "vectors", None) is not None:
+            if g.vectors is not None:
                 g.vectors = [tuple(vec[i] for i in perm) for vec in g.vectors]
         classes.sort(key=lambda g: order[id(g.instances[0].scope)])
         by_user: dict[str, list[BlockClass]] = {}
@@ -955,17 +955,17 @@ class Generator:
 
     def _constant_labels(self, g: BlockClass, texts: dict) -> list[str]:
         """Per constant of the class's forward (in order), the argument it fills (``stride``)."""
-        if getattr(g, "labels", None) is not None:
+        if g.labels is not None:
             return g.labels
         return [self.expr.labels.get(k, "") for k in _CONSTANT.findall(texts[id(g.instances[0].scope)][2])]
 
     def _constant_vectors(self, g: BlockClass, texts: dict) -> list[tuple]:
         """Per constant of the class's forward (in order), its value in every instance (ANY in
         one whose forward does not have the line: see classes.parameterise)."""
-        if getattr(g, "vectors", None) is not None:
+        if g.vectors is not None:
             return g.vectors
         seqs = []
-        skip = getattr(g, "constant_skip", None)
+        skip = g.constant_skip
         for inst in g.instances:
             own = [self.expr.constants[k] for k in _CONSTANT.findall(texts[id(inst.scope)][2])]
             if skip is not None and len(own) != len(skip):   # an instance without the optional part
@@ -1071,7 +1071,7 @@ class Generator:
         user = type(scope.module).__name__
         where = ", ".join(s.scope.qual for s in g.instances[:3]) + (", ..." if len(g.instances) > 3 else "")
         head = f"{user} of the base model ({len(g.instances)} instance{'s' if len(g.instances) != 1 else ''}: {where})."
-        if getattr(g, "variant_of", ""):
+        if g.variant_of:
             head = f"{user} of the base model ({len(g.instances)} instance{'s' if len(g.instances) != 1 else ''}: " \
                    f"{where}), a variant of {g.variant_of}: {self._difference(g, g.variant_base)}."
         # (over every instance: an optional member's layers are only in some)

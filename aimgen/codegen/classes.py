@@ -52,10 +52,14 @@ class BlockClass:
     optional_index: int = 0
     optional_values: dict = field(default_factory=dict)
     variant_of: str = ""
+    variant_base: "BlockClass | None" = None   # the earlier variant its docstring compares it with
     flag: str = ""                 # a bool attribute of the user's modules the forward branches on
     flag_on: bool = True           # the flag's value where the forward runs its lines
     core: str = ""                 # the forward's text without its optional or flagged lines
     extra_statements: int = 0      # how many statements of the first instance's forward the optional part is
+    constant_skip: list[bool] | None = None   # per constant of the text: in the optional or flagged part
+    vectors: list[tuple] | None = None   # per constant, its value per instance, where merging computed them
+    labels: list[str] | None = None      # per constant, the argument it fills, likewise
     constants: list[str] = field(default_factory=list)    # each constant of the forward, as written
     attributes: list[str] = field(default_factory=list)   # parameters the forward reads as self.<name>
 

@@ -48,6 +48,9 @@ DEFAULT = ("densenet121", "convnext_tiny", "efficientnet_b0", "vit_small")
 OPAQUE = {"vit_small": ("internal to MultiheadAttention", "inside the leaf module"),
           "swin_t": ("not called as a layer: its weight goes into shifted_window_attention",)}
 PARAMS = [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in ARCHITECTURES]
+# lines the generated source has, as a person writes the block (DenseBlock: torchvision's own loop)
+WRITTEN = {"densenet121": "        features = [init_features]\n        for layer in self.children():\n"
+                          "            new_features, memory = layer(features, memory)\n"}
 # blocks that must share one class across all their instances
 CLASSES = {"convnext_tiny": {"CNBlock": 18}, "googlenet": {"Inception": 9}, "resnext50_32x4d": {"Bottleneck": 16},
            "regnet_y_400mf": {"ResBottleneckBlock": 16}, "vit_small": {"EncoderBlock": 2},
@@ -73,6 +76,7 @@ def test_architecture_converts_and_keeps_its_function(name, tmp_path):
     plan = conv.plan
     for cls, instances in CLASSES.get(name, {}).items():  # one class per distinct block, shared
         assert conv.code.block_classes.get(cls) == instances, conv.code.block_classes
+    assert WRITTEN.get(name, "") in conv.source
     tapped = {t.qualname for t in plan.taps}
     skipped = {s.qualname: s.reason for s in plan.skipped}
     # every conv and linear is accounted for: tapped, or listed with the reason

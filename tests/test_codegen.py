@@ -543,14 +543,17 @@ class DenseStack(torch.nn.Module):
 
 def test_a_block_called_with_a_list_takes_the_list():
     """Each Dense layer reads one more input than the one before; handed over as the user's
-    code hands them (one list), they are one class, not one class per length."""
+    code hands them (one list), they are one class, not one class per length, called in a loop
+    that grows the list as torchvision's DenseBlock does."""
     model = DenseStack().eval()
     conv = aimgen.convert(model, [InputSpec((1, 3, 8, 8))], base_weights=model.state_dict())
     src = conv.source
     assert conv.code.block_classes == {"Dense": 4}
     assert "    def forward(self, inputs, memory):\n        cat = torch.cat(inputs, 1)\n" in src
-    assert "        layers, memory = self.layers[0]([features], memory)\n" in src
-    assert "        layers_3, memory = self.layers[3]([features, layers, layers_1, layers_2], memory)\n" in src
+    # each handed every earlier value, then one operation on them all: the user's own loop
+    assert "        features = [stem]\n        for layer in self.layers:\n" \
+           "            new_features, memory = layer(features, memory)\n            features.append(new_features)\n" \
+           "        cat = torch.cat(features, 1)\n" in src
     assert_same_function(conv, model, torch.randn(2, 3, 6, 6))
 
 

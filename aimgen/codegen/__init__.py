@@ -422,10 +422,15 @@ class Generator:
             item = scope.items[i]
             start = len(fn.body)
             run, carried = self._block_run(scope.items, i, cls)
+            dense = self._dense_run(scope.items, i, cls) if not run else None
             if run:
                 self._emit_loop(run, carried, cls, fn)
                 i += len(run) - 1
                 item = run[-1]
+            elif dense:
+                self._emit_dense_loop(*dense, cls, fn)
+                i += len(dense[0])
+                item = dense[1]
             elif isinstance(item, Scope):
                 if item.outlined:
                     self._emit_call(item, cls, fn)
@@ -473,6 +478,54 @@ class Generator:
         if len(run) < 3 or any(u not in set(run[0].nodes) for u in run[0].inputs[carried].users):
             return [], 0
         return run, carried
+
+    def _dense_run(self, items: list, i: int, cls: Scope) -> tuple[list[Scope], fx.Node, str] | None:
+        """Three or more blocks from ``items[i]`` on, each handed one list (see _packed) of the
+        first one's input and the values of the blocks before it, then one operation on that
+        list with the last one's value (torchvision's DenseBlock: each layer reads every earlier
+        output, then ``torch.cat(features, 1)``): (the blocks, that operation, what to loop
+        over). The blocks are all of what they are in (the class's own children, or a
+        container's items), and nothing else reads their values."""
+        run: list[Scope] = []
+        for item in items[i:]:
+            listed = self._packed(item) if isinstance(item, Scope) and item.outlined and len(item.outputs) == 1 else None
+            if listed is None or self.after.get(id(item)) or (run and (
+                    listed != self._packed(run[-1]) + [run[-1].outputs[0]] or item.memory != run[0].memory)) \
+                    or (not run and len(listed) != 1) or not isinstance(self._packs_as_given[id(item)], list):
+                break
+            run.append(item)
+        end = items[i + len(run)] if i + len(run) < len(items) else None
+        every = self._packed(run[-1]) + [run[-1].outputs[0]] if run else []
+        if len(run) < 3 or not isinstance(end, fx.Node) or end.op != "call_function" or not end.args \
+                or not isinstance(end.args[0], list) or list(end.args[0]) != every \
+                or any(u is not end and not any(u in set(r.nodes) for r in run) for v in every[1:] for u in v.users):
+            return None
+        parents = {r.qual.rsplit(".", 1)[0] if "." in r.qual else "" for r in run}
+        holder = next(iter(parents))
+        if len(parents) != 1 or [c for _, c in self.root.get_submodule(holder).named_children()] != [
+                r.module for r in run]:
+            return None
+        if holder == cls.qual:   # the class's own children: the generated class holds only them
+            if any(owner is cls for owner, _ in self.update_attr.values()) or self.extras.get(cls.qual):
+                return None
+            return run, end, "self.children()"
+        access = self.tree.access(holder, cls.qual)
+        return (run, end, access) if self.tree.is_list(holder) else None
+
+    def _emit_dense_loop(self, run: list[Scope], end: fx.Node, over: str, cls: Scope, fn: Function) -> None:
+        fn.names_taken |= {"features", "new_features", "layer"}
+        mem = run[0].memory
+        fn.body.append(Stmt(targets=[], code=f"features = [{ref(self._packed(run[0])[0])}]"))
+        fn.body.append(Stmt(targets=[], code=f"for layer in {over}:"))
+        fn.body.append(Stmt(targets=[], code="new_features, memory = layer(features, memory)" if mem
+                            else "new_features = layer(features)", indent=1))
+        fn.body.append(Stmt(targets=[], code="features.append(new_features)", indent=1))
+        start = len(fn.body)
+        self._emit_node(end, cls, fn)
+        listed = self.expr.arg(list(end.args[0]))
+        if len(fn.body) != start + 1 or fn.body[-1].code.count(listed) != 1:
+            raise InternalError(f"the list {end.name} reads is not written once in {cls.qual}'s forward.")
+        fn.body[-1].code = fn.body[-1].code.replace(listed, "features")
 
     def _emit_loop(self, run: list[Scope], carried: int, cls: Scope, fn: Function) -> None:
         container, first = re.fullmatch(r"(.+)\[(\d+)\]", self.tree.access(run[0].qual, cls.qual)).groups()
@@ -1079,7 +1132,7 @@ class Generator:
         parts = [head]
         if taps:
             rel = sorted({(t.qualname[len(s.qual) + 1:] if t.qualname.startswith(s.qual + ".") else t.qualname)
-                          for s, t in taps})
+                          for s, t in taps}, key=_natural)   # (layer2 before layer10)
             taps = [t for _, t in taps]
             widths = {self.plan.width(t).k for t in taps}
             unit = "channel" if all(t.axis == 1 for t in taps) else "feature"
@@ -1107,7 +1160,7 @@ class Generator:
         other = [n for n in mine if n in theirs and mine[n] != theirs[n]]
         for words, names in (("also has", more), ("has no", fewer)):
             if names:
-                parts.append(f"{words} {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
+                parts.append(f"{words} {', '.join(names[:4])}{f' and {len(names) - 4} more' if len(names) > 4 else ''}")
         values = {m.name: m.value for m in g.instances[0].members}
         base_values = {m.name: m.value for m in base.instances[0].members}
         for name in other[:4]:
@@ -1336,6 +1389,11 @@ def _postorder(scope: Scope):
 
 def _height(scope: Scope) -> int:
     return 1 + max((_height(c) for c in scope.children), default=0)
+
+
+def _natural(name: str) -> list:
+    """A sort key that orders the numbers in a name by value: ``layer2`` before ``layer10``."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
 def _canonical(text: str, signature: str) -> str:

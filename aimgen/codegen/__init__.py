@@ -141,8 +141,7 @@ class Generator:
         self.uses_group = False
         self._leaf_ctors: dict[str, Constructor] = {}
         self._class_lines: dict[type, tuple[str, int, int] | None] = {}
-        self._packs: dict[int, list[fx.Node] | None] = {}
-        self._packs_as_given: dict[int, list | tuple] = {}
+        self._packs: dict[int, list | tuple | None] = {}   # scope -> its inputs' list as the user hands it
         if not self.plain and self.form == "sum":
             for t in self.plan.taps:
                 key = self.plan.memory_keys[t.node]
@@ -310,7 +309,7 @@ class Generator:
             fn.returns = ", ".join(outs)
         param_names = self._param_names(cls, params)
         packed = self._packed(cls)
-        listed = self.expr.arg(self._packs_as_given[id(cls)]) if packed else ""
+        listed = self.expr.arg(self._packs[id(cls)]) if packed else ""
         if packed and sum(st.code.count(listed) for st in fn.body) != 1:
             packed = self._packs[id(cls)] = None   # (its callers are written after it: they pass each input)
         if packed:   # the one list its inputs come in: written as the forward's parameter
@@ -327,8 +326,7 @@ class Generator:
         its caller that calls it: ``self.encoder(embedding_output, attention_mask=mask)`` hands
         ``embedding_output`` to the first parameter (``hidden_states``) and ``mask`` to
         ``attention_mask``. Only values the caller's code names and passes as a plain name."""
-        declared = [p.name for p in _forward_params(cls.module)
-                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        declared = _positional(cls.module)
         caller = cls.parent
         while caller is not None and not caller.is_root and not caller.outlined:
             caller = caller.parent
@@ -355,9 +353,8 @@ class Generator:
     def _named_as_declared(scope: Scope, signature: str) -> bool:
         """Whether a forward's parameters (``signature``) have the names the user's forward
         declares, not names from its caller's line."""
-        declared = {p.name for p in _forward_params(scope.module)}
-        return all(sanitize(p, "x") in {sanitize(d, "x") for d in declared}
-                   for p in signature.split(", ") if p not in ("self", "memory"))
+        declared = {sanitize(p.name, "x") for p in _forward_params(scope.module)}
+        return all(p in declared for p in signature.split(", ") if p not in ("self", "memory"))
 
     def _packed(self, scope: Scope) -> list[fx.Node] | None:
         """The inputs of a block that the user's code hands over in one list, in its order
@@ -376,9 +373,9 @@ class Generator:
                     and all(isinstance(v, fx.Node) for v in listed) and len(set(listed)) == len(listed) \
                     and set(listed) == set(scope.inputs) \
                     and sum(1 for a in next(iter(users)).all_input_nodes if a in set(listed)) == len(listed):
-                self._packs[id(scope)] = list(listed)
-                self._packs_as_given[id(scope)] = listed   # a list or a tuple (timm's shape: (B, H, W))
-        return self._packs[id(scope)]
+                self._packs[id(scope)] = listed   # a list or a tuple (timm's shape: (B, H, W))
+        given = self._packs[id(scope)]
+        return list(given) if given is not None else None
 
     def _class_range(self, cls: type) -> tuple[str, int, int] | None:
         """(file, first line, last line) of a class's source, to find its frames in stack traces."""
@@ -393,13 +390,7 @@ class Generator:
     def _param_names(self, cls: Scope, params: list[fx.Node]) -> dict[str, str]:
         ns = Namespace(self.reserved | self.copier.names | {"memory", "self"})
         out = {}
-        signature = []
-        if not cls.is_root:
-            try:
-                signature = [p.name for p in inspect.signature(type(cls.module).forward).parameters.values()
-                             if p.name != "self" and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            except (TypeError, ValueError):
-                signature = []
+        signature = [] if cls.is_root else _positional(cls.module)
         values = [p for p in params if p.op != "get_attr"]
         declared = self._declared_names(cls) if not cls.is_root and len(signature) != len(values) else {}
         for i, p in enumerate(params):
@@ -491,7 +482,7 @@ class Generator:
             listed = self._packed(item) if isinstance(item, Scope) and item.outlined and len(item.outputs) == 1 else None
             if listed is None or self.after.get(id(item)) or (run and (
                     listed != self._packed(run[-1]) + [run[-1].outputs[0]] or item.memory != run[0].memory)) \
-                    or (not run and len(listed) != 1) or not isinstance(self._packs_as_given[id(item)], list):
+                    or (not run and len(listed) != 1) or not isinstance(self._packs[id(item)], list):
                 break
             run.append(item)
         end = items[i + len(run)] if i + len(run) < len(items) else None
@@ -542,7 +533,7 @@ class Generator:
     def _emit_call(self, child: Scope, cls: Scope, fn: Function) -> None:
         callee = self.tree.access(child.qual, cls.qual)
         packed = self._packed(child)
-        args = [self.expr.arg(self._packs_as_given[id(child)])] if packed else [ref(i) for i in child.inputs]
+        args = [self.expr.arg(self._packs[id(child)])] if packed else [ref(i) for i in child.inputs]
         args += ["memory"] if child.memory else []
         fn.body.append(Stmt(targets=list(child.outputs), code=f"{callee}({', '.join(args)})",
                             memory_out=child.memory))
@@ -810,17 +801,9 @@ class Generator:
         if parts is None:
             return None
         item, where, (i_ref, o_ref, out) = parts
-        rest = [st for st in fn.body if st.origin is not item]
-        if out is not None:   # what read the submodule's output reads its input instead
-            rest = [Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref),
-                         st.memory_out, augmented=_replaced(st.augmented, out, o_ref, i_ref)) for st in rest]
-        without = Function(fn.name, fn.params, fn.memory, prologue=fn.prologue, return_memory=fn.return_memory,
-                           returns=fn.returns.replace(o_ref, i_ref) if out is not None else fn.returns, body=rest)
-        cls_scope = scope
-        naming = self._naming(cls_scope)
-        text_without = "\n".join(render(without, naming.assign(without, self._param_names(cls_scope, fn.params)),
-                                        self._resolver(cls_scope)))
-        if _canonical(text_without, a.signature) != _canonical(b.text, b.signature):
+        naming, params = self._naming(scope), self._param_names(scope, fn.params)
+        without = _without(fn, [st for st in fn.body if st.origin is not item], out, i_ref)
+        if _canonical(self._text(without, scope, naming, params), a.signature) != _canonical(b.text, b.signature):
             return None
         first = where[0]
         head = [Stmt([out], i_ref)] if out is not None else []
@@ -828,10 +811,7 @@ class Generator:
         body += [Stmt(st.targets, st.code, st.comment, st.memory_out, indent=st.indent + 1, origin=item,
                       augmented=st.augmented) for st in fn.body[first:where[-1] + 1]]
         body += fn.body[where[-1] + 1:]
-        merged = Function(fn.name, fn.params, fn.memory, body=body, returns=fn.returns, prologue=fn.prologue,
-                          return_memory=fn.return_memory)
-        merged_names = naming.assign(merged, self._param_names(cls_scope, fn.params))
-        text = "\n".join(render(merged, merged_names, self._resolver(cls_scope)))
+        text = self._text(_with_body(fn, body), scope, naming, params)
         position = [m[0] for m in a_members].index(optional)
         merged_class = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances, text=text,
                                   signature=a.signature, key=a.key, optional=optional, optional_index=position)
@@ -872,23 +852,15 @@ class Generator:
                 passed = self.nodes.get(name)   # the value the lines replace (they read it last)
                 if passed is None or any(u.name not in made for u in passed.users):
                     continue
-                o_ref, i_ref = ref(out), ref(passed)
-                rest = [Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref),
-                             st.memory_out, indent=st.indent, augmented=_replaced(st.augmented, out, o_ref, i_ref))
-                        for st in later]
-                without = Function(fa.name, fa.params, fa.memory, body=fa.body[:start] + rest,
-                                   returns=fa.returns.replace(o_ref, i_ref), prologue=fa.prologue,
-                                   return_memory=fa.return_memory)
-                text = "\n".join(render(without, naming.assign(without, params), self._resolver(scope)))
-                if _canonical(text, a.signature) != _canonical(b.text, b.signature):
+                without = _without(fa, fa.body[:start] + later, out, ref(passed))
+                if _canonical(self._text(without, scope, naming, params), a.signature) != \
+                        _canonical(b.text, b.signature):
                     continue
                 attr, value = flag
                 body = fa.body[:start] + [Stmt([], f"if {'' if value else 'not '}self.{attr}:")]
                 body += [Stmt(st.targets, st.code, st.comment, indent=1, augmented=st.augmented,
                               carries=passed if st is window[-1] else None) for st in window]
-                merged = Function(fa.name, fa.params, fa.memory, body=body + later, returns=fa.returns,
-                                  prologue=fa.prologue, return_memory=fa.return_memory)
-                text = "\n".join(render(merged, naming.assign(merged, params), self._resolver(scope)))
+                text = self._text(_with_body(fa, body + later), scope, naming, params)
                 cls = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances, text=text,
                                  signature=a.signature, key=a.key, flag=attr)
                 cls.core, cls.flag_on = b.text, value
@@ -983,6 +955,10 @@ class Generator:
                     and re.search(rf"\bself\.{name}\b", source):
                 return name, value
         return None
+
+    def _text(self, fn: Function, scope: Scope, naming: Naming, params: dict[str, str]) -> str:
+        """A forward of the block ``scope`` as written: its values named, its statements rendered."""
+        return "\n".join(render(fn, naming.assign(fn, params), self._resolver(scope)))
 
     def _optional_part(self, scope: Scope, optional: str, fn: Function):
         """What the forward of ``scope`` writes for its member ``optional``: (the item, the
@@ -1321,6 +1297,24 @@ _AUGMENTED = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.
 _AUGMENTED_AST = {"+": "Add", "-": "Sub", "*": "Mult", "/": "Div"}
 
 
+def _with_body(fn: Function, body: list[Stmt]) -> Function:
+    return Function(fn.name, fn.params, fn.memory, body=body, returns=fn.returns, prologue=fn.prologue,
+                    return_memory=fn.return_memory)
+
+
+def _without(fn: Function, body: list[Stmt], out: fx.Node | None, i_ref: str) -> Function:
+    """``fn`` with ``body`` (its statements less a part taken out), where what read ``out``, the
+    value of that part, reads ``i_ref``, the value the part was given, instead."""
+    if out is None:   # (an update block: it only rebinds the memory)
+        return _with_body(fn, body)
+    o_ref = ref(out)
+    body = [Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref), st.memory_out,
+                 indent=st.indent, augmented=_replaced(st.augmented, out, o_ref, i_ref)) for st in body]
+    without = _with_body(fn, body)
+    without.returns = fn.returns.replace(o_ref, i_ref)
+    return without
+
+
 def _replaced(augmented, out: fx.Node, o_ref: str, i_ref: str):
     """An in-place statement's parts with the value ``out`` (o_ref) read as i_ref instead; None
     where ``out`` is the value it changes in place."""
@@ -1426,6 +1420,11 @@ def _forward_params(module: nn.Module) -> list[inspect.Parameter]:
         return [p for p in inspect.signature(type(module).forward).parameters.values() if p.name != "self"]
     except (TypeError, ValueError):
         return []
+
+
+def _positional(module: nn.Module) -> list[str]:
+    """The names of the parameters of a module's forward a call can fill by position."""
+    return [p.name for p in _forward_params(module) if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def ref_named(key: str) -> str:

@@ -35,6 +35,19 @@ def test_picks_the_only_candidate_and_builds_it():
     assert loaded.name == "TinyCNN" and loaded.class_name == "TinyCNN"
 
 
+def test_constructor_calls_are_recorded_for_a_class_and_for_an_instance_the_file_builds(tmp_path):
+    """The calls that build the model are recorded (not the file's imports, which cost 0.5 s on
+    torchvision); a model the file builds as it runs is built again while recorded."""
+    source = ("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+              "    def __init__(self, width=6):\n        super().__init__()\n        self.fc = nn.Linear(4, width)\n\n"
+              "    def forward(self, x):\n        return self.fc(x)\n\n\nnet = Net(width=5)\n")
+    path = write_model(tmp_path, source)
+    by_class = load_model(f"{path}:Net").constructor_args
+    assert by_class[""] == {"width": 6} and by_class["fc"]["out_features"] == 6
+    by_instance = load_model(f"{path}:net").constructor_args
+    assert by_instance[""] == {"width": 5} and by_instance["fc"]["in_features"] == 4
+
+
 def test_a_failing_import_names_the_file_and_line(tmp_path):
     path = write_model(tmp_path, "import torch\n\nraise ValueError('boom')\n")
     with pytest.raises(LoadError, match=r"model.py:3: importing the model file failed: ValueError: boom"):

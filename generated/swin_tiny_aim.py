@@ -256,18 +256,12 @@ class WindowAttention(nn.Module):
         self.proj = MemoryLinear(32, 32, memory_features=1)
 
     def forward(self, x, memory):
-        shape = x.shape
-        b = shape[0]
-        n = shape[1]
-        c = shape[2]
+        b, n, c = x.shape
         # = qkv(cat([x, m], -1)), each window with its sample's m
         qkv = self.qkv(x, per_window(memory.features(1, x), x))
         floordiv = c // 2
         reshape = qkv.reshape(b, n, 3, 2, floordiv)
-        permute = reshape.permute(2, 0, 3, 1, 4)
-        q = permute[0]
-        k = permute[1]
-        v = permute[2]
+        q, k, v = reshape.permute(2, 0, 3, 1, 4)
         attn = k.transpose(-2, -1)
         attn = q @ attn
         floordiv = c // 2
@@ -293,18 +287,12 @@ class WindowAttention2(nn.Module):
         self.proj = MemoryLinear(32, 32, memory_features=1)
 
     def forward(self, x, attn_mask, memory):
-        shape = x.shape
-        b = shape[0]
-        n = shape[1]
-        c = shape[2]
+        b, n, c = x.shape
         # = qkv(cat([x, m], -1)), each window with its sample's m
         qkv = self.qkv(x, per_window(memory.features(1, x), x))
         floordiv = c // 2
         reshape = qkv.reshape(b, n, 3, 2, floordiv)
-        permute = reshape.permute(2, 0, 3, 1, 4)
-        q = permute[0]
-        k = permute[1]
-        v = permute[2]
+        q, k, v = reshape.permute(2, 0, 3, 1, 4)
         attn = k.transpose(-2, -1)
         attn = q @ attn
         floordiv = c // 2
@@ -342,15 +330,9 @@ class SwinBlock(nn.Module):
         )
 
     def forward(self, x, memory):
-        shape = x.shape
-        h = shape[1]
-        w = shape[2]
+        _, h, w, _ = x.shape
         shifted = self.norm1(x)
-        shape = shifted.shape
-        b = shape[0]
-        h_1 = shape[1]
-        w_1 = shape[2]
-        c = shape[3]
+        b, h_1, w_1, c = shifted.shape
         floordiv = h_1 // 4
         floordiv_1 = w_1 // 4
         view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)
@@ -392,16 +374,10 @@ class SwinBlock2(nn.Module):
         self.attn_mask = nn.Buffer(make_mask(shift=2, resolution=8, window=4), persistent=False)
 
     def forward(self, x, memory):
-        shape = x.shape
-        h = shape[1]
-        w = shape[2]
+        _, h, w, _ = x.shape
         shifted = self.norm1(x)
         shifted = torch.roll(shifted, (-2, -2), (1, 2))
-        shape = shifted.shape
-        b = shape[0]
-        h_1 = shape[1]
-        w_1 = shape[2]
-        c = shape[3]
+        b, h_1, w_1, c = shifted.shape
         floordiv = h_1 // 4
         floordiv_1 = w_1 // 4
         view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)

@@ -48,17 +48,11 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(32, 32)
 
     def forward(self, x):
-        shape = x.shape
-        b = shape[0]
-        n = shape[1]
-        c = shape[2]
+        b, n, c = x.shape
         qkv = self.qkv(x)
         floordiv = c // 2
         reshape = qkv.reshape(b, n, 3, 2, floordiv)
-        permute = reshape.permute(2, 0, 3, 1, 4)
-        q = permute[0]
-        k = permute[1]
-        v = permute[2]
+        q, k, v = reshape.permute(2, 0, 3, 1, 4)
         attn = k.transpose(-2, -1)
         attn = q @ attn
         floordiv = c // 2
@@ -82,17 +76,11 @@ class WindowAttention2(nn.Module):
         self.proj = nn.Linear(32, 32)
 
     def forward(self, x, attn_mask):
-        shape = x.shape
-        b = shape[0]
-        n = shape[1]
-        c = shape[2]
+        b, n, c = x.shape
         qkv = self.qkv(x)
         floordiv = c // 2
         reshape = qkv.reshape(b, n, 3, 2, floordiv)
-        permute = reshape.permute(2, 0, 3, 1, 4)
-        q = permute[0]
-        k = permute[1]
-        v = permute[2]
+        q, k, v = reshape.permute(2, 0, 3, 1, 4)
         attn = k.transpose(-2, -1)
         attn = q @ attn
         floordiv = c // 2
@@ -128,15 +116,9 @@ class SwinBlock(nn.Module):
         )
 
     def forward(self, x):
-        shape = x.shape
-        h = shape[1]
-        w = shape[2]
+        _, h, w, _ = x.shape
         shifted = self.norm1(x)
-        shape = shifted.shape
-        b = shape[0]
-        h_1 = shape[1]
-        w_1 = shape[2]
-        c = shape[3]
+        b, h_1, w_1, c = shifted.shape
         floordiv = h_1 // 4
         floordiv_1 = w_1 // 4
         view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)
@@ -175,16 +157,10 @@ class SwinBlock2(nn.Module):
         self.attn_mask = nn.Buffer(make_mask(shift=2, resolution=8, window=4), persistent=False)
 
     def forward(self, x):
-        shape = x.shape
-        h = shape[1]
-        w = shape[2]
+        _, h, w, _ = x.shape
         shifted = self.norm1(x)
         shifted = torch.roll(shifted, (-2, -2), (1, 2))
-        shape = shifted.shape
-        b = shape[0]
-        h_1 = shape[1]
-        w_1 = shape[2]
-        c = shape[3]
+        b, h_1, w_1, c = shifted.shape
         floordiv = h_1 // 4
         floordiv_1 = w_1 // 4
         view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)

@@ -67,3 +67,62 @@ def test_a_name_is_reused_only_once_its_value_is_dead():
     assert [names[v.name] for v in (a, b, c)] == ["out", "relu", "out"]
     assert render(fn, names, lambda k: None, indent="") == [
         "out = f(x)", "relu = g(out)", "out = h(relu, out)", "return out"]
+
+
+class Heads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, 8).permute(2, 0, 1, 3)
+        parts = torch.split(q, 4, dim=-1)
+        y = (q @ k.transpose(1, 2)).softmax(-1) @ v + torch.cat([parts[1], parts[0]], -1)
+        return self.proj(y)
+
+
+def test_a_value_only_taken_apart_is_written_as_one_unpacking_where_its_length_is_sure():
+    """``shape = x.shape; b = shape[0]; n = shape[1]`` is ``b, n, _ = x.shape`` (a shape has
+    the tensor's rank at every size); ``q, k, v = ...permute(...)`` as the user unpacked it;
+    torch.split's pieces, whose number the user's line does not fix, stay indexed."""
+    import aimgen
+
+    base = Heads().eval()
+    plain = aimgen.convert(base, torch.randn(1, 3, 8), plain=True)
+    source = plain.source
+    assert "        b, n, _ = x.shape\n" in source
+    assert "        q, k, v = reshape.permute(2, 0, 1, 3)\n" in source
+    assert "        parts = torch.split(q, 4, dim=-1)\n" in source and "parts[1]" in source and "parts[0]" in source
+    model = plain.build().eval()
+    model.load_state_dict(base.state_dict())
+    x = torch.randn(2, 5, 8)   # another batch and length than traced
+    torch.testing.assert_close(model(x), base(x), rtol=0, atol=0)
+
+
+
+def pairs(x):
+    return (x * 2, x + 1), x - 1, x * 3
+
+
+torch.fx.wrap("pairs")   # one call_function whose value is a nested tuple
+
+
+class Nested(nn.Module):
+    def forward(self, x):
+        (a, b), c, d = pairs(x)
+        return a * b + c - d
+
+
+def test_an_item_of_a_value_its_line_unpacks_is_not_given_the_lines_length():
+    """``(a, b), c, d = pairs(x)``: the inner pair's items are named a and b (not a and c, the
+    line's items 0 and 1), and it is not unpacked into the line's 3 items (``a, b, _``)."""
+    import aimgen
+
+    base = Nested()
+    plain = aimgen.convert(base, torch.randn(1, 4, 3), plain=True)
+    for line in ("getitem, c, d = pairs(x)", "a = getitem[0]", "b = getitem[1]"):   # (not c = getitem[1])
+        assert f"        {line}\n" in plain.source
+    x = torch.randn(2, 4, 5)
+    torch.testing.assert_close(plain.build()(x), base(x), rtol=0, atol=0)

@@ -39,7 +39,7 @@ from . import scopes
 from .classes import ANY, BlockClass, BlockRef, Instance, member_lines, parameterise, structure
 from .expressions import CONST, MARK, Expressions, ref
 from .functions import (Function, Naming, Stmt, on_return_line, refs_in, render, return_line, source_frame,
-                        source_name, source_statement)
+                        source_name, source_statement, unpack)
 from .members import Member, Raw, Tree, tensor_member
 from .scopes import Scope, container_kind
 
@@ -304,6 +304,7 @@ class Generator:
             params = list(cls.inputs)
             fn = Function(name="forward", params=params, memory=cls.memory)
         self._emit_items(cls, cls, fn)
+        unpack(fn)
         if not root:
             outs = [ref(o) for o in cls.outputs]
             fn.returns = ", ".join(outs)
@@ -809,7 +810,7 @@ class Generator:
         head = [Stmt([out], i_ref)] if out is not None else []
         body = fn.body[:first] + head + [Stmt([], f"if self.{optional} is not None:")]
         body += [Stmt(st.targets, st.code, st.comment, st.memory_out, indent=st.indent + 1, origin=item,
-                      augmented=st.augmented) for st in fn.body[first:where[-1] + 1]]
+                      augmented=st.augmented, slots=st.slots) for st in fn.body[first:where[-1] + 1]]
         body += fn.body[where[-1] + 1:]
         text = self._text(_with_body(fn, body), scope, naming, params)
         position = [m[0] for m in a_members].index(optional)
@@ -859,7 +860,7 @@ class Generator:
                 attr, value = flag
                 body = fa.body[:start] + [Stmt([], f"if {'' if value else 'not '}self.{attr}:")]
                 body += [Stmt(st.targets, st.code, st.comment, indent=1, augmented=st.augmented,
-                              carries=passed if st is window[-1] else None) for st in window]
+                              carries=passed if st is window[-1] else None, slots=st.slots) for st in window]
                 text = self._text(_with_body(fa, body + later), scope, naming, params)
                 cls = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances, text=text,
                                  signature=a.signature, key=a.key, flag=attr)
@@ -1309,7 +1310,8 @@ def _without(fn: Function, body: list[Stmt], out: fx.Node | None, i_ref: str) ->
         return _with_body(fn, body)
     o_ref = ref(out)
     body = [Stmt(st.targets, st.code.replace(o_ref, i_ref), st.comment.replace(o_ref, i_ref), st.memory_out,
-                 indent=st.indent, augmented=_replaced(st.augmented, out, o_ref, i_ref)) for st in body]
+                 indent=st.indent, augmented=_replaced(st.augmented, out, o_ref, i_ref), slots=st.slots)
+            for st in body]
     without = _with_body(fn, body)
     without.returns = fn.returns.replace(o_ref, i_ref)
     return without

@@ -40,6 +40,9 @@ class Stmt:
     augmented: tuple[fx.Node, str, str] | None = None
     #: the value whose local its target takes: a loop's ``x, memory = block(x, memory)``
     carries: fx.Node | None = None
+    #: its targets as the items of the value it unpacks, None for an item nothing reads
+    #: (``_, h, w, _ = x.shape``; see unpack)
+    slots: list[fx.Node | None] | None = None
 
     def uses(self) -> list[str]:
         return refs_in(self.code)
@@ -62,6 +65,84 @@ class Function:
     return_memory: str = "memory"     # how the memory is returned ("memory", "memory.final()")
     names_taken: set[str] = field(default_factory=set)   # names its code uses besides its values'
     packed: bool = False              # takes its value parameters as one list (Generator._packed)
+
+
+def unpack(fn: Function) -> None:
+    """Write a value that is only ever taken apart item by item as one unpacking, as a person
+    does: ``shape = x.shape; b = shape[0]; n = shape[1]`` -> ``b, n, _ = x.shape``, and
+    ``unbind = qkv.unbind(0); q = unbind[0]; ...`` -> ``q, k, v = qkv.unbind(0)``. Only where
+    the number of items is sure at every input size (see _length), the items are taken right
+    after the value, each once, and nothing else reads it."""
+    read: dict[str, int] = {}
+    for st in fn.body:
+        for name in refs_in(st.code) + refs_in(st.comment) + (refs_in(st.augmented[2]) if st.augmented else []):
+            read[name] = read.get(name, 0) + 1
+    for name in refs_in(fn.returns):
+        read[name] = read.get(name, 0) + 1
+    body, i = [], 0
+    while i < len(fn.body):
+        st = fn.body[i]
+        items = _items_after(fn.body, i)
+        value = st.targets[0] if items else None
+        length = _length(value, items) if items and read.get(value.name) == len(items) else None
+        if length is None:
+            body.append(st)
+            i += 1
+            continue
+        slots: list[fx.Node | None] = [None] * length
+        for item in items:
+            slots[item.targets[0].args[1] % length] = item.targets[0]
+        body.append(Stmt([n for n in slots if n is not None], st.code, st.comment, indent=st.indent,
+                         origin=st.origin, slots=slots))
+        i += 1 + len(items)
+    fn.body = body
+
+
+def _items_after(body: list[Stmt], i: int) -> list[Stmt]:
+    """The statements right after ``body[i]`` that each take one item of its one value
+    (``b = shape[0]``), at the same depth and from the same part of the forward; [] for fewer
+    than two (``c = x.shape[-1]`` reads better as it is)."""
+    st = body[i]
+    if len(st.targets) != 1 or st.memory_out or st.augmented or st.carries is not None or st.slots:
+        return []
+    value, items = st.targets[0], []
+    for later in body[i + 1:]:
+        node = later.targets[0] if len(later.targets) == 1 else None
+        if node is None or later.memory_out or later.indent != st.indent or not _same_part(later, st) \
+                or node.op != "call_function" or node.target is not operator.getitem \
+                or node.args[0] is not value or not isinstance(node.args[1], int):
+            break
+        items.append(later)
+    return items if len(items) >= 2 else []
+
+
+def _same_part(a: Stmt, b: Stmt) -> bool:
+    """Whether two statements came from one part of the class's forward (the class merges take
+    a child block's or an update's statements out by their origin), or from two of its own
+    operations."""
+    return a.origin is b.origin or isinstance(a.origin, fx.Node) and isinstance(b.origin, fx.Node)
+
+
+def _length(value: fx.Node, items: list[Stmt]) -> int | None:
+    """How many items ``value`` has at every input size, where its items can be unpacked: a
+    tensor's shape has its rank; anything else as many as the line of the user's code that
+    made it unpacks it into (``q, k, v = qkv.unbind(0)``). None where that is not known, an
+    item is out of range or taken twice."""
+    length = None
+    if value.op == "call_function" and value.target is getattr and value.args[1] == "shape" or \
+            value.op == "call_method" and value.target == "size" and len(value.args) == 1 and not value.kwargs:
+        meta = value.args[0].meta.get("tensor_meta") if isinstance(value.args[0], fx.Node) else None
+        length = len(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+    elif all(source_frame(it.targets[0]) == source_frame(value) for it in items):
+        target = _target_of(value)   # as many as the user's line unpacks it into
+        if isinstance(target, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in target.elts):
+            length = len(target.elts)
+    if length is None:
+        return None
+    at = [it.targets[0].args[1] for it in items]
+    if any(not -length <= k < length for k in at) or len({k % length for k in at}) != len(at):
+        return None
+    return length
 
 
 def source_frame(node: fx.Node, within: tuple[str, int, int] | None = None,
@@ -126,21 +207,34 @@ def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> st
     """The variable the user's forward assigned this node's value to, read from its source line
     (see source_frame): ``x = ...``, ``x += ...``, ``self.anchors = ...`` (``anchors``), and
     ``h, w = ...`` for the items of the value that line unpacks."""
+    target = _target_of(node, within)
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+        return target.attr
+    return target.id if isinstance(target, ast.Name) and target.id != "_" else None
+
+
+def _target_of(node: fx.Node, within: tuple[str, int, int] | None = None) -> ast.expr | None:
+    """The part of the assignment target of the line that made this value that receives it: the
+    whole target, or where the value is an item of a value the same line made, the element for
+    it (``q`` of ``q, k, v = ...``, ``b`` of ``(a, b), c = ...``); None where there is none."""
     stmt = source_statement(node, within)
     target = None
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
         target = stmt.targets[0]
     elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
         target = stmt.target
-    if isinstance(target, ast.Tuple) and node.op == "call_function" and node.target is operator.getitem \
-            and isinstance(node.args[1], int) and isinstance(node.args[0], fx.Node) \
-            and source_frame(node.args[0], within) == source_frame(node, within) \
-            and -len(target.elts) <= node.args[1] < len(target.elts):
-        target = target.elts[node.args[1]]   # the value this line made, unpacked
-        return target.id if isinstance(target, ast.Name) and target.id != "_" else None
-    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-        return target.attr
-    return target.id if isinstance(target, ast.Name) else None
+    path, value = [], node
+    while value.op == "call_function" and value.target is operator.getitem and isinstance(value.args[1], int) \
+            and isinstance(value.args[0], fx.Node) and source_frame(value.args[0], within) == source_frame(value, within):
+        path.insert(0, value.args[1])   # an item of a value this line made, unpacked
+        value = value.args[0]
+    for index in path:
+        if not isinstance(target, ast.Tuple):
+            break   # the rest taken by the line's own indexing (``c = x.shape[-1]``)
+        if any(isinstance(e, ast.Starred) for e in target.elts) or not -len(target.elts) <= index < len(target.elts):
+            return None
+        target = target.elts[index]
+    return target
 
 
 def _resolved(path: str) -> str:
@@ -253,7 +347,8 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
         if stmt.augmented and len(stmt.targets) == 1 and names[stmt.targets[0].name] == names.get(stmt.augmented[0].name):
             line = f"{names[stmt.targets[0].name]} {stmt.augmented[1]}= {sub(stmt.augmented[2])}"
         elif stmt.targets:
-            targets = [names[t.name] for t in stmt.targets] + (["memory"] if stmt.memory_out else [])
+            targets = [names[t.name] if t is not None else "_" for t in stmt.slots or stmt.targets] + \
+                (["memory"] if stmt.memory_out else [])
             line = f"{', '.join(targets)} = {code}"
         elif stmt.memory_out:
             line = f"memory = {code}"

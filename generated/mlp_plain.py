@@ -28,12 +28,8 @@ class MLP(nn.Module):
         self.head = nn.Linear(128, 10)
 
     def forward(self, x):
-        x = x.flatten(1)
-        x = self.fc1(x)
-        x = self.act1(x)
-        x = self.fc2(x)
-        x = self.act2(x)
-        x = self.drop(x)
+        x = self.act1(self.fc1(x.flatten(1)))
+        x = self.drop(self.act2(self.fc2(x)))
         head = self.head(x)
         return head
 

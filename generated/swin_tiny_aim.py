@@ -259,18 +259,9 @@ class WindowAttention(nn.Module):
         b, n, c = x.shape
         # = qkv(cat([x, m], -1)), each window with its sample's m
         qkv = self.qkv(x, per_window(memory.features(1, x), x))
-        floordiv = c // 2
-        reshape = qkv.reshape(b, n, 3, 2, floordiv)
-        q, k, v = reshape.permute(2, 0, 3, 1, 4)
-        attn = k.transpose(-2, -1)
-        attn = q @ attn
-        floordiv = c // 2
-        pow_ = floordiv ** -0.5
-        attn = attn * pow_
-        softmax = attn.softmax(-1)
-        matmul = softmax @ v
-        transpose = matmul.transpose(1, 2)
-        reshape = transpose.reshape(b, n, c)
+        q, k, v = qkv.reshape(b, n, 3, 2, c // 2).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) * (c // 2) ** -0.5
+        reshape = (attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
         # = proj(cat([reshape, m], -1)), each window with its sample's m
         proj = self.proj(reshape, per_window(memory.features(1, reshape), reshape))
         return proj, memory
@@ -278,7 +269,7 @@ class WindowAttention(nn.Module):
 
 class WindowAttention2(nn.Module):
     """WindowAttention of the base model (1 instance: blocks.1.attn), a variant of
-    WindowAttention: its forward takes (x, attn_mask, memory); 7 lines of its forward
+    WindowAttention: its forward takes (x, attn_mask, memory); 3 lines of its forward
     differ. Reads the memory at proj, qkv (1 memory feature each)."""
 
     def __init__(self):
@@ -290,25 +281,12 @@ class WindowAttention2(nn.Module):
         b, n, c = x.shape
         # = qkv(cat([x, m], -1)), each window with its sample's m
         qkv = self.qkv(x, per_window(memory.features(1, x), x))
-        floordiv = c // 2
-        reshape = qkv.reshape(b, n, 3, 2, floordiv)
-        q, k, v = reshape.permute(2, 0, 3, 1, 4)
-        attn = k.transpose(-2, -1)
-        attn = q @ attn
-        floordiv = c // 2
-        pow_ = floordiv ** -0.5
-        attn = attn * pow_
-        windows = attn_mask.shape
-        windows = windows[0]
-        floordiv = b // windows
-        attn = attn.view(floordiv, windows, 2, n, n)
-        view = attn_mask.view(1, windows, 1, n, n)
-        attn = attn + view
+        q, k, v = qkv.reshape(b, n, 3, 2, c // 2).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) * (c // 2) ** -0.5
+        windows = attn_mask.shape[0]
+        attn = attn.view(b // windows, windows, 2, n, n) + attn_mask.view(1, windows, 1, n, n)
         attn = attn.view(b, 2, n, n)
-        softmax = attn.softmax(-1)
-        matmul = softmax @ v
-        transpose = matmul.transpose(1, 2)
-        reshape = transpose.reshape(b, n, c)
+        reshape = (attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
         # = proj(cat([reshape, m], -1)), each window with its sample's m
         proj = self.proj(reshape, per_window(memory.features(1, reshape), reshape))
         return proj, memory
@@ -333,18 +311,11 @@ class SwinBlock(nn.Module):
         _, h, w, _ = x.shape
         shifted = self.norm1(x)
         b, h_1, w_1, c = shifted.shape
-        floordiv = h_1 // 4
-        floordiv_1 = w_1 // 4
-        view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)
-        permute = view.permute(0, 1, 3, 2, 4, 5)
+        permute = shifted.view(b, h_1 // 4, 4, w_1 // 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, 16, c)
         attn, memory = self.attn(out, memory)
-        shape = attn.shape
-        c = shape[-1]
-        floordiv = h // 4
-        floordiv_2 = w // 4
-        view = attn.view(-1, floordiv, floordiv_2, 4, 4, c)
-        permute = view.permute(0, 1, 3, 2, 4, 5)
+        c = attn.shape[-1]
+        permute = attn.view(-1, h // 4, w // 4, 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, h, w, c)
         x = x + out
         norm2 = self.norm2(x)
@@ -378,18 +349,11 @@ class SwinBlock2(nn.Module):
         shifted = self.norm1(x)
         shifted = torch.roll(shifted, (-2, -2), (1, 2))
         b, h_1, w_1, c = shifted.shape
-        floordiv = h_1 // 4
-        floordiv_1 = w_1 // 4
-        view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)
-        permute = view.permute(0, 1, 3, 2, 4, 5)
+        permute = shifted.view(b, h_1 // 4, 4, w_1 // 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, 16, c)
         attn, memory = self.attn(out, self.attn_mask, memory)
-        shape = attn.shape
-        c = shape[-1]
-        floordiv = h // 4
-        floordiv_2 = w // 4
-        view = attn.view(-1, floordiv, floordiv_2, 4, 4, c)
-        permute = view.permute(0, 1, 3, 2, 4, 5)
+        c = attn.shape[-1]
+        permute = attn.view(-1, h // 4, w // 4, 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, h, w, c)
         out = torch.roll(out, (2, 2), (1, 2))
         x = x + out
@@ -429,8 +393,7 @@ class AimSwinTiny(nn.Module):
         memory = self.update_patch_embed(memory, pool_to_grid(x, (8, 8)))
         x = x.permute(0, 2, 3, 1)
         x, memory = self.blocks(x, memory)
-        norm = self.norm(x)
-        mean = norm.mean((1, 2))
+        mean = self.norm(x).mean((1, 2))
         head = self.head(mean, memory.features(1, mean))  # = head(cat([mean, m], -1))
         return head, memory.final()
 

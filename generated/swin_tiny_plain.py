@@ -50,25 +50,15 @@ class WindowAttention(nn.Module):
     def forward(self, x):
         b, n, c = x.shape
         qkv = self.qkv(x)
-        floordiv = c // 2
-        reshape = qkv.reshape(b, n, 3, 2, floordiv)
-        q, k, v = reshape.permute(2, 0, 3, 1, 4)
-        attn = k.transpose(-2, -1)
-        attn = q @ attn
-        floordiv = c // 2
-        pow_ = floordiv ** -0.5
-        attn = attn * pow_
-        softmax = attn.softmax(-1)
-        matmul = softmax @ v
-        transpose = matmul.transpose(1, 2)
-        reshape = transpose.reshape(b, n, c)
-        proj = self.proj(reshape)
+        q, k, v = qkv.reshape(b, n, 3, 2, c // 2).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) * (c // 2) ** -0.5
+        proj = self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
         return proj
 
 
 class WindowAttention2(nn.Module):
     """WindowAttention of the base model (1 instance: blocks.1.attn), a variant of
-    WindowAttention: its forward takes (x, attn_mask); 7 lines of its forward differ."""
+    WindowAttention: its forward takes (x, attn_mask); 3 lines of its forward differ."""
 
     def __init__(self):
         super().__init__()
@@ -78,26 +68,12 @@ class WindowAttention2(nn.Module):
     def forward(self, x, attn_mask):
         b, n, c = x.shape
         qkv = self.qkv(x)
-        floordiv = c // 2
-        reshape = qkv.reshape(b, n, 3, 2, floordiv)
-        q, k, v = reshape.permute(2, 0, 3, 1, 4)
-        attn = k.transpose(-2, -1)
-        attn = q @ attn
-        floordiv = c // 2
-        pow_ = floordiv ** -0.5
-        attn = attn * pow_
-        windows = attn_mask.shape
-        windows = windows[0]
-        floordiv = b // windows
-        attn = attn.view(floordiv, windows, 2, n, n)
-        view = attn_mask.view(1, windows, 1, n, n)
-        attn = attn + view
+        q, k, v = qkv.reshape(b, n, 3, 2, c // 2).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) * (c // 2) ** -0.5
+        windows = attn_mask.shape[0]
+        attn = attn.view(b // windows, windows, 2, n, n) + attn_mask.view(1, windows, 1, n, n)
         attn = attn.view(b, 2, n, n)
-        softmax = attn.softmax(-1)
-        matmul = softmax @ v
-        transpose = matmul.transpose(1, 2)
-        reshape = transpose.reshape(b, n, c)
-        proj = self.proj(reshape)
+        proj = self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
         return proj
 
 
@@ -119,23 +95,14 @@ class SwinBlock(nn.Module):
         _, h, w, _ = x.shape
         shifted = self.norm1(x)
         b, h_1, w_1, c = shifted.shape
-        floordiv = h_1 // 4
-        floordiv_1 = w_1 // 4
-        view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)
-        permute = view.permute(0, 1, 3, 2, 4, 5)
+        permute = shifted.view(b, h_1 // 4, 4, w_1 // 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, 16, c)
         attn = self.attn(out)
-        shape = attn.shape
-        c = shape[-1]
-        floordiv = h // 4
-        floordiv_2 = w // 4
-        view = attn.view(-1, floordiv, floordiv_2, 4, 4, c)
-        permute = view.permute(0, 1, 3, 2, 4, 5)
+        c = attn.shape[-1]
+        permute = attn.view(-1, h // 4, w // 4, 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, h, w, c)
         x = x + out
-        norm2 = self.norm2(x)
-        linear = self.mlp(norm2)
-        x = x + linear
+        x = x + self.mlp(self.norm2(x))
         return x
 
 
@@ -161,24 +128,15 @@ class SwinBlock2(nn.Module):
         shifted = self.norm1(x)
         shifted = torch.roll(shifted, (-2, -2), (1, 2))
         b, h_1, w_1, c = shifted.shape
-        floordiv = h_1 // 4
-        floordiv_1 = w_1 // 4
-        view = shifted.view(b, floordiv, 4, floordiv_1, 4, c)
-        permute = view.permute(0, 1, 3, 2, 4, 5)
+        permute = shifted.view(b, h_1 // 4, 4, w_1 // 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, 16, c)
         attn = self.attn(out, self.attn_mask)
-        shape = attn.shape
-        c = shape[-1]
-        floordiv = h // 4
-        floordiv_2 = w // 4
-        view = attn.view(-1, floordiv, floordiv_2, 4, 4, c)
-        permute = view.permute(0, 1, 3, 2, 4, 5)
+        c = attn.shape[-1]
+        permute = attn.view(-1, h // 4, w // 4, 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, h, w, c)
         out = torch.roll(out, (2, 2), (1, 2))
         x = x + out
-        norm2 = self.norm2(x)
-        linear = self.mlp(norm2)
-        x = x + linear
+        x = x + self.mlp(self.norm2(x))
         return x
 
 
@@ -196,12 +154,9 @@ class SwinTiny(nn.Module):
         self.head = nn.Linear(32, 10)
 
     def forward(self, x):
-        x = self.patch_embed(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.patch_embed(x).permute(0, 2, 3, 1)
         x = self.blocks(x)
-        norm = self.norm(x)
-        mean = norm.mean((1, 2))
-        head = self.head(mean)
+        head = self.head(self.norm(x).mean((1, 2)))
         return head
 
 

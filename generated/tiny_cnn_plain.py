@@ -27,15 +27,10 @@ class TinyCNN(nn.Module):
         self.fc = nn.Linear(32, 10)
 
     def forward(self, x):
-        x = self.conv1(x)
-        x = torch.relu(x)
-        x = self.pool(x)
-        x = self.conv2(x)
-        x = torch.relu(x)
-        x = F.adaptive_avg_pool2d(x, 1)
-        x = torch.flatten(x, 1)
-        drop = self.drop(x)
-        fc = self.fc(drop)
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = torch.relu(self.conv2(x))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        fc = self.fc(self.drop(x))
         return fc
 
 

@@ -209,11 +209,11 @@ def test_a_returned_call_takes_its_inputs_name_and_functional_defaults_are_left_
     their defaults are left out (interpolate's mode='nearest'), others kept."""
     src = aimgen.convert(ReturnsCall(), torch.randn(1, 3, 8, 8)).source
     forward = src.split("def forward_with_memory")[1]
-    assert "        interpolate = F.interpolate(out, scale_factor=1.0)\n        out = out + interpolate\n" in forward
+    assert "        out = out + F.interpolate(out, scale_factor=1.0)\n" in forward   # one line, as the user's
     assert "        out = F.relu(out)\n        return out, memory.final()\n" in forward
     assert "inplace" not in src and "mode=" not in src
     nested = aimgen.convert(ReturnsCall(nested=True), torch.randn(1, 3, 8, 8)).source
-    assert "        add = out + 1\n        relu = F.relu(add)\n        return relu, memory.final()\n" in nested
+    assert "        relu = F.relu(out + 1)\n        return relu, memory.final()\n" in nested
 
 
 class TiedHead(torch.nn.Module):
@@ -644,7 +644,8 @@ class WithPositions(torch.nn.Module):
 def test_a_block_called_with_a_tuple_of_sizes_takes_the_tuple():
     model = WithPositions().eval()
     conv = aimgen.convert(model, [InputSpec((1, 3, 6, 6))], base_weights=model.state_dict())
-    assert "    def forward(self, shape, memory):\n        zeros = torch.zeros(shape)\n" in conv.source
+    assert "    def forward(self, shape, memory):\n        unsqueeze = torch.zeros(shape).cumsum(1).unsqueeze(1)\n" \
+        in conv.source
     assert "self.pos((b, h, w), memory)" in conv.source
     assert_same_function(conv, model, torch.randn(2, 3, 5, 7))
 
@@ -667,4 +668,4 @@ def test_a_blocks_value_inside_a_longer_line_is_named_after_the_block():
     model = PreNorm().eval()
     conv = aimgen.convert(model, [InputSpec((1, 5, 8))], base_weights=model.state_dict())
     forward = conv.source[conv.source.index("def forward_with_memory"):]
-    assert "        attn, memory = self.attn(norm1, ones_like, memory)\n        ls1 = self.ls1(attn)\n" in forward, forward
+    assert "        attn, memory = self.attn(norm1, ones_like, memory)\n        x = x + self.ls1(attn)\n" in forward, forward

@@ -93,7 +93,7 @@ def test_a_value_only_taken_apart_is_written_as_one_unpacking_where_its_length_i
     plain = aimgen.convert(base, torch.randn(1, 3, 8), plain=True)
     source = plain.source
     assert "        b, n, _ = x.shape\n" in source
-    assert "        q, k, v = reshape.permute(2, 0, 1, 3)\n" in source
+    assert "        q, k, v = self.qkv(x).reshape(b, n, 3, 8).permute(2, 0, 1, 3)\n" in source
     assert "        parts = torch.split(q, 4, dim=-1)\n" in source and "parts[1]" in source and "parts[0]" in source
     model = plain.build().eval()
     model.load_state_dict(base.state_dict())
@@ -126,3 +126,37 @@ def test_an_item_of_a_value_its_line_unpacks_is_not_given_the_lines_length():
         assert f"        {line}\n" in plain.source
     x = torch.randn(2, 4, 5)
     torch.testing.assert_close(plain.build()(x), base(x), rtol=0, atol=0)
+
+
+class OneLiners(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.head = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 6))
+
+    def forward(self, x, y):
+        a = (x @ y.transpose(-2, -1)) * (x.shape[-1] // 2) ** -0.5
+        b = -(a - 1) ** 2
+        c = a - (b - a) / 2
+        d = torch.relu(self.fc(x))
+        return self.head(c.mean(-1, keepdim=True) + d)
+
+
+def test_a_line_of_several_operations_is_written_as_one_line_with_the_parentheses_it_needs():
+    """What one line of the user's forward computes is one line again (a value read once, by the
+    next operation of the same line), with parentheses only where precedence needs them or two
+    operators of one precedence meet; the layers a container runs keep a line each."""
+    import aimgen
+
+    base = OneLiners().eval()
+    plain = aimgen.convert(base, [torch.randn(1, 4, 6), torch.randn(1, 3, 6)], plain=True)
+    forward = plain.source[plain.source.index("    def forward"):]
+    for line in ("a = (x @ y.transpose(-2, -1)) * (x.shape[-1] // 2) ** -0.5", "b = -(a - 1) ** 2",
+                 "c = a - (b - a) / 2", "d = torch.relu(self.fc(x))", "linear = self.head(c.mean(-1, keepdim=True) + d)"):
+        assert f"        {line}\n" in forward, forward
+    aim = aimgen.convert(base, [torch.randn(1, 4, 6), torch.randn(1, 3, 6)]).source   # head's layers read memory
+    assert "        relu = self.head[1](linear)\n" in aim, aim   # (not self.head[1](self.head[0](...)))
+    model = plain.build().eval()
+    model.load_state_dict(base.state_dict())
+    x, y = torch.randn(2, 5, 6), torch.randn(2, 7, 6)   # other sizes than traced
+    torch.testing.assert_close(model(x, y), base(x, y), rtol=0, atol=0)

@@ -20,7 +20,7 @@ import torch.fx as fx
 
 from ..errors import InternalError
 from ..naming import Namespace, comment, sanitize
-from .expressions import MARK
+from .expressions import CONST, MARK
 
 _MARKER = re.compile(f"{MARK}([^{MARK}]+){MARK}")
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent) + "/"
@@ -341,9 +341,7 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
             return found
         return _MARKER.sub(one, code)
 
-    lines = [indent + p for p in fn.prologue]
-    for stmt in fn.body:
-        code = sub(stmt.code)
+    def line_of(stmt: Stmt, code: str) -> str:
         if stmt.augmented and len(stmt.targets) == 1 and names[stmt.targets[0].name] == names.get(stmt.augmented[0].name):
             line = f"{names[stmt.targets[0].name]} {stmt.augmented[1]}= {sub(stmt.augmented[2])}"
         elif stmt.targets:
@@ -355,11 +353,190 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
         else:
             line = code
         note = f"  # {comment(sub(stmt.comment))}" if stmt.comment else ""
-        lines.append(indent + "    " * stmt.indent + line + note)
+        return indent + "    " * stmt.indent + line + note
+
+    lines = [indent + p for p in fn.prologue]
+    into = _inlined(fn)
+    pending: list[tuple[int, str, str, str]] = []   # (reader's index, value, its code, its line), in order
+    for j, stmt in enumerate(fn.body):
+        code = sub(stmt.code)
+        text = line_of(stmt, code)
+        used = {key: value_code for at, key, value_code, _ in pending if at == j}
+        if used:
+            joined = sub(_MARKER.sub(lambda m: _operand(used[m.group(1)], stmt.code, m.group(1))
+                                     if m.group(1) in used else m.group(0), stmt.code))
+            if _width(line_of(stmt, joined)) <= WIDTH:
+                code, text = joined, line_of(stmt, joined)
+                pending = [p for p in pending if p[0] != j]
+        if id(stmt) not in into or any(p[0] == j for p in pending):
+            lines.extend(p[3] for p in pending)   # (too long as one line: each keeps its own)
+            pending = []
+        if id(stmt) in into:
+            pending.append((into[id(stmt)], stmt.targets[0].name, code, text))
+            continue
+        lines.append(text)
+    lines.extend(p[3] for p in pending)
     ret = return_line(fn, sub(fn.returns) if fn.returns else "")
     if ret:
         lines.append(indent + ret)
     return lines
+
+
+#: the longest line a generated file has (aimgen.render.WIDTH)
+WIDTH = 99
+
+
+def _width(line: str) -> int:
+    """The length of a rendered line once its constants are written (about two characters)."""
+    return len(re.sub(f"{CONST}[^{CONST}]*{CONST}", "00", line))
+
+
+def _inlined(fn: Function) -> dict[int, int]:
+    """The statements (by id) whose value is written into a later statement (by index), as the
+    user's own line wrote it: ``attn = (q @ k.transpose(-2, -1)) * scale``, not a local per
+    operation. Where the value is read once, by that statement, both made by one line of the
+    user's code, at one depth (render time: the class merges have cut their parts); neither a memory read or update
+    (their comment and memory stay on their own line), an in-place sum, a loop's value nor an
+    unpacking. Into the next statement, that reads values and constants only, nothing is
+    reordered; into a later one, only where every statement between goes into it too and all
+    of them are free of side effects (no layer call, in-place or random operation), so their
+    order does not matter and no local is rebound meanwhile."""
+    read: dict[str, int] = {}
+    made: dict[str, int] = {}
+    for st in fn.body:
+        for name in refs_in(st.code) + refs_in(st.comment) + (refs_in(st.augmented[2]) if st.augmented else []):
+            read[name] = read.get(name, 0) + 1
+        for t in st.targets:
+            made[t.name] = made.get(t.name, 0) + 1
+    for name in refs_in(fn.returns):
+        read[name] = read.get(name, 0) + 1
+    reader = {name: j for j, st in enumerate(fn.body) for name in refs_in(st.code)}
+    into: dict[int, int] = {}
+    for i in reversed(range(len(fn.body))):
+        st = fn.body[i]
+        if len(st.targets) != 1 or st.slots or st.comment or st.memory_out or st.augmented or st.carries:
+            continue
+        value = st.targets[0]
+        j = reader.get(value.name)
+        if j is None or j <= i or read.get(value.name) != 1 or made[value.name] != 1:
+            continue
+        nxt = fn.body[j]
+        if nxt.memory_out or nxt.augmented or nxt.carries or not nxt.targets or nxt.comment \
+                or st.indent != nxt.indent:
+            continue
+        made_by = nxt.slots[next(k for k, n in enumerate(nxt.slots) if n is not None)].args[0] if nxt.slots \
+            else nxt.targets[0]
+        frame = source_frame(value)
+        if frame is None or frame != source_frame(made_by) or not _visible(st, value, frame[2]) \
+                or not _visible(nxt, made_by, frame[2]):
+            continue
+        between = range(i + 1, j)
+        if all(id(fn.body[k]) in into and into[id(fn.body[k])] <= j and _pure(fn.body[k].targets[0])
+               for k in between) and (not between or _pure(value)):
+            into[id(st)] = j
+    return into
+
+
+_RANDOM = ("dropout", "rand", "bernoulli", "multinomial", "normal", "poisson", "rrelu", "gumbel")
+
+
+def _pure(node: fx.Node) -> bool:
+    """Whether an operation has no effect but its value (no layer's state, no in-place change,
+    no random draw), so it may be computed later than the graph computes it."""
+    if node.op == "call_method":
+        return not node.target.endswith("_") and not node.target.startswith(_RANDOM)
+    if node.op != "call_function" or node.kwargs.get("inplace"):
+        return False
+    name = getattr(node.target, "__name__", "")
+    return not (name.startswith(("i", "set")) and node.target.__module__ in ("_operator", "operator")) \
+        and not name.startswith(_RANDOM) and not name.endswith("_")
+
+
+_SYMBOLS = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
+            operator.floordiv: "//", operator.pow: "**", operator.matmul: "@", operator.getitem: "[",
+            operator.neg: "-", operator.mod: "%", operator.and_: "&", operator.or_: "|", operator.xor: "^",
+            operator.invert: "~", operator.eq: "==", operator.ne: "!=", operator.lt: "<", operator.le: "<=",
+            operator.gt: ">", operator.ge: ">="}
+
+
+def _visible(stmt: Stmt, node: fx.Node, line: str) -> bool:
+    """Whether the user's line itself writes the operation of ``stmt``, which makes ``node``
+    (``.reshape(``, ``@``, ``self.fc1``), not a layer a container it calls runs
+    (``self.classifier(x)`` runs classifier.0, .1, ...) or torch code below it."""
+    called = re.match(r"self\.(\w+)\(", stmt.code)   # a block or container called whole
+    if called:
+        return re.search(rf"\b{called.group(1)}\b", line) is not None
+    if node.op == "call_module":
+        last = str(node.target).rsplit(".", 1)[-1]
+        return not last.isdigit() and re.search(rf"\b{re.escape(last)}\b", line) is not None
+    if node.op == "call_method":
+        return f".{node.target}(" in line
+    if node.op != "call_function":
+        return False
+    if node.target in _SYMBOLS:
+        return _SYMBOLS[node.target] in line
+    if node.target is getattr and isinstance(node.args[1], str):
+        return f".{node.args[1]}" in line
+    name = getattr(node.target, "__name__", "")
+    return bool(name) and f"{name}(" in line
+
+
+_PRECEDENCE = {ast.Or: 1, ast.And: 2, ast.Not: 3, ast.BitOr: 5, ast.BitXor: 6, ast.BitAnd: 7, ast.LShift: 8,
+               ast.RShift: 8, ast.Add: 9, ast.Sub: 9, ast.Mult: 10, ast.MatMult: 10, ast.Div: 10, ast.FloorDiv: 10,
+               ast.Mod: 10, ast.UAdd: 11, ast.USub: 11, ast.Invert: 11, ast.Pow: 12}
+_HOLE = "_aimgen_operand_"
+
+
+def _precedence(node: ast.expr) -> int:
+    if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.BoolOp)):
+        return _PRECEDENCE[type(node.op)]
+    if isinstance(node, ast.Compare):
+        return 4
+    if isinstance(node, (ast.IfExp, ast.Lambda, ast.NamedExpr)):
+        return 0
+    return 13   # a primary: a name, call, attribute, item, literal
+
+
+def _parsed(code: str, hole: str | None = None) -> ast.expr | None:
+    """``code`` (markers and constants as placeholders; the value ``hole`` as _HOLE) parsed."""
+    def name(m):
+        return _HOLE if m.group(1) == hole else "v"
+    text = re.sub(f"{CONST}[^{CONST}]*{CONST}", "0", _MARKER.sub(name, code))
+    try:
+        return ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+
+
+def _operand(code: str, outer: str, key: str) -> str:
+    """``code``, the value ``key`` reads in ``outer`` (code with markers), written in its place:
+    in parentheses only where Python's precedence needs them, or where two different operators
+    of one precedence meet (``(q @ k) * scale``, as people write it)."""
+    inner, tree = _parsed(code), _parsed(outer, key)
+    if inner is None or tree is None:
+        return f"({code})"
+    parent = next((p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)
+                   if isinstance(c, ast.Name) and c.id == _HOLE), None)
+    mine = _precedence(inner)
+    hole = next((c for c in ast.iter_child_nodes(parent) if isinstance(c, ast.Name) and c.id == _HOLE), None) \
+        if parent is not None else None
+    if isinstance(parent, ast.BinOp):
+        theirs = _PRECEDENCE[type(parent.op)]
+        right = parent.right is hole
+        if isinstance(parent.op, ast.Pow):   # right-associative; its right side may be -x
+            needs = mine <= theirs if not right else mine < 11
+        else:
+            needs = mine < theirs or (mine == theirs and (right or type(inner.op) is not type(parent.op)))
+    elif isinstance(parent, ast.UnaryOp):
+        needs = mine < _PRECEDENCE[type(parent.op)]
+    elif isinstance(parent, (ast.Compare, ast.BoolOp)):
+        needs = mine <= _precedence(parent)
+    elif isinstance(parent, (ast.Attribute, ast.Subscript, ast.Call)) and \
+            getattr(parent, "value", getattr(parent, "func", None)) is hole:
+        needs = mine < 13   # the object of .attr, [item] or (call)
+    else:
+        needs = mine == 0   # an argument, item or whole right-hand side
+    return f"({code})" if needs else code
 
 
 def return_line(fn: Function, value: str) -> str:

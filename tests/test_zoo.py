@@ -383,7 +383,7 @@ def test_a_builder_model_is_traced_by_torch_fx_through_its_blocks():
     src = conv.source
     assert "class Conv(nn.Module):" in src and "default_act" not in src
     block = src.split("class Conv(nn.Module):")[1].split("\nclass ")[0]
-    assert "self.act = nn.SiLU()" in block and "act = self.act(bn)" in block
+    assert "self.act = nn.SiLU()" in block and "act = self.act(self.bn(conv))" in block
     assert ".chunk(2, 1)" in src
     forward = src.split("def forward_with_memory")[1]
     assert "        if self.training:\n            return x, memory.final()\n        softmax = x.softmax(1)\n" \
@@ -540,9 +540,9 @@ def test_a_detection_head_decodes_in_eval_only_and_its_cached_anchors_follow_the
     # the value its line made (not on what a call inside it computed), the items it unpacked
     tail = conv.source.split("        if self.training:\n")[1].split("\n\n")[0]
     assert tail.startswith("            return (boxes, scores), memory.final()\n        shape = silu.shape\n")
-    for line in ("h = getitem[0]", "w = getitem[1]", "ys = meshgrid[0]", "xs = meshgrid[1]", "anchors = view + 0.5",
-                 "b = shape[0]", "a = shape[2]", "view = conv.view(b, 2, a)", "decoded = unsqueeze + view",
-                 "decoded[:, 1::2] = mul"):
+    for line in ("h, w = shape[2:]", "ys, xs = torch.meshgrid(arange, arange_1, indexing='ij')",
+                 "anchors = torch.stack((xs, ys)).view(2, -1) + 0.5", "b, _, a = boxes.shape",
+                 "view = conv.view(b, 2, a)", "decoded = unsqueeze + view", "decoded[:, 1::2] = mul"):
         assert f"\n        {line}\n" in tail, line
     aim = conv.build()
     aim.load_state_dict(conv.state_dict)

@@ -30,8 +30,7 @@ class MLP(nn.Module):
     def forward(self, x):
         x = self.act1(self.fc1(x.flatten(1)))
         x = self.drop(self.act2(self.fc2(x)))
-        head = self.head(x)
-        return head
+        return self.head(x)
 
 
 def build_model() -> MLP:

@@ -322,8 +322,7 @@ class SwinBlock(nn.Module):
         linear = self.mlp[0](norm2, memory.features(1, norm2))  # = mlp.0(cat([norm2, m], -1))
         gelu = self.mlp[1](linear)
         linear = self.mlp[2](gelu, memory.features(1, gelu))  # = mlp.2(cat([gelu, m], -1))
-        x = x + linear
-        return x, memory
+        return x + linear, memory
 
 
 class SwinBlock2(nn.Module):
@@ -361,8 +360,7 @@ class SwinBlock2(nn.Module):
         linear = self.mlp[0](norm2, memory.features(1, norm2))  # = mlp.0(cat([norm2, m], -1))
         gelu = self.mlp[1](linear)
         linear = self.mlp[2](gelu, memory.features(1, gelu))  # = mlp.2(cat([gelu, m], -1))
-        x = x + linear
-        return x, memory
+        return x + linear, memory
 
 
 class AimSwinTiny(nn.Module):

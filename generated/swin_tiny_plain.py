@@ -52,8 +52,7 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(x)
         q, k, v = qkv.reshape(b, n, 3, 2, c // 2).permute(2, 0, 3, 1, 4)
         attn = (q @ k.transpose(-2, -1)) * (c // 2) ** -0.5
-        proj = self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
-        return proj
+        return self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
 
 
 class WindowAttention2(nn.Module):
@@ -73,8 +72,7 @@ class WindowAttention2(nn.Module):
         windows = attn_mask.shape[0]
         attn = attn.view(b // windows, windows, 2, n, n) + attn_mask.view(1, windows, 1, n, n)
         attn = attn.view(b, 2, n, n)
-        proj = self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
-        return proj
+        return self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
 
 
 class SwinBlock(nn.Module):
@@ -102,8 +100,7 @@ class SwinBlock(nn.Module):
         permute = attn.view(-1, h // 4, w // 4, 4, 4, c).permute(0, 1, 3, 2, 4, 5)
         out = permute.reshape(-1, h, w, c)
         x = x + out
-        x = x + self.mlp(self.norm2(x))
-        return x
+        return x + self.mlp(self.norm2(x))
 
 
 class SwinBlock2(nn.Module):
@@ -136,8 +133,7 @@ class SwinBlock2(nn.Module):
         out = permute.reshape(-1, h, w, c)
         out = torch.roll(out, (2, 2), (1, 2))
         x = x + out
-        x = x + self.mlp(self.norm2(x))
-        return x
+        return x + self.mlp(self.norm2(x))
 
 
 class SwinTiny(nn.Module):
@@ -156,8 +152,7 @@ class SwinTiny(nn.Module):
     def forward(self, x):
         x = self.patch_embed(x).permute(0, 2, 3, 1)
         x = self.blocks(x)
-        head = self.head(self.norm(x).mean((1, 2)))
-        return head
+        return self.head(self.norm(x).mean((1, 2)))
 
 
 def build_model() -> SwinTiny:

@@ -30,8 +30,7 @@ class TinyCNN(nn.Module):
         x = self.pool(torch.relu(self.conv1(x)))
         x = torch.relu(self.conv2(x))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        fc = self.fc(self.drop(x))
-        return fc
+        return self.fc(self.drop(x))
 
 
 def build_model() -> TinyCNN:

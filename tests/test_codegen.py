@@ -202,18 +202,18 @@ class ReturnsCall(torch.nn.Module):
         return torch.nn.functional.relu(out)
 
 
-def test_a_returned_call_takes_its_inputs_name_and_functional_defaults_are_left_out():
-    """``return F.relu(out)`` is written ``out = F.relu(out)``, as a person writes it; a value
-    computed inside a returned expression (``out + 1``) is not the returned value and keeps its
-    own name. torch.fx records ``F.relu(out)`` as ``F.relu(out, inplace=False)``: arguments at
-    their defaults are left out (interpolate's mode='nearest'), others kept."""
+def test_a_returned_call_is_written_in_the_return_line_and_functional_defaults_are_left_out():
+    """``return F.relu(out)`` is written in the return line, as the user's forward writes it,
+    with what its line computes (``F.relu(out + 1)``). torch.fx records ``F.relu(out)`` as
+    ``F.relu(out, inplace=False)``: arguments at their defaults are left out (interpolate's
+    mode='nearest'), others kept."""
     src = aimgen.convert(ReturnsCall(), torch.randn(1, 3, 8, 8)).source
     forward = src.split("def forward_with_memory")[1]
     assert "        out = out + F.interpolate(out, scale_factor=1.0)\n" in forward   # one line, as the user's
-    assert "        out = F.relu(out)\n        return out, memory.final()\n" in forward
+    assert "        return F.relu(out), memory.final()\n" in forward
     assert "inplace" not in src and "mode=" not in src
     nested = aimgen.convert(ReturnsCall(nested=True), torch.randn(1, 3, 8, 8)).source
-    assert "        relu = F.relu(out + 1)\n        return relu, memory.final()\n" in nested
+    assert "        return F.relu(out + 1), memory.final()\n" in nested
 
 
 class TiedHead(torch.nn.Module):

@@ -152,7 +152,7 @@ def test_a_line_of_several_operations_is_written_as_one_line_with_the_parenthese
     plain = aimgen.convert(base, [torch.randn(1, 4, 6), torch.randn(1, 3, 6)], plain=True)
     forward = plain.source[plain.source.index("    def forward"):]
     for line in ("a = (x @ y.transpose(-2, -1)) * (x.shape[-1] // 2) ** -0.5", "b = -(a - 1) ** 2",
-                 "c = a - (b - a) / 2", "d = torch.relu(self.fc(x))", "linear = self.head(c.mean(-1, keepdim=True) + d)"):
+                 "c = a - (b - a) / 2", "d = torch.relu(self.fc(x))", "return self.head(c.mean(-1, keepdim=True) + d)"):
         assert f"        {line}\n" in forward, forward
     aim = aimgen.convert(base, [torch.randn(1, 4, 6), torch.randn(1, 3, 6)]).source   # head's layers read memory
     assert "        relu = self.head[1](linear)\n" in aim, aim   # (not self.head[1](self.head[0](...)))

@@ -375,8 +375,16 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
             pending.append((into[id(stmt)], stmt.targets[0].name, code, text))
             continue
         lines.append(text)
+    returned = sub(fn.returns) if fn.returns else ""
+    used = {key: value_code for at, key, value_code, _ in pending if at == len(fn.body)}
+    if used:
+        joined = sub(_MARKER.sub(lambda m: _operand(used[m.group(1)], fn.returns, m.group(1))
+                                 if m.group(1) in used else m.group(0), fn.returns))
+        if _width(indent + return_line(fn, joined)) <= WIDTH:
+            returned = joined
+            pending = [p for p in pending if p[0] != len(fn.body)]
     lines.extend(p[3] for p in pending)
-    ret = return_line(fn, sub(fn.returns) if fn.returns else "")
+    ret = return_line(fn, returned)
     if ret:
         lines.append(indent + ret)
     return lines
@@ -411,6 +419,7 @@ def _inlined(fn: Function) -> dict[int, int]:
     for name in refs_in(fn.returns):
         read[name] = read.get(name, 0) + 1
     reader = {name: j for j, st in enumerate(fn.body) for name in refs_in(st.code)}
+    reader.update({name: len(fn.body) for name in refs_in(fn.returns)})   # the return line
     into: dict[int, int] = {}
     for i in reversed(range(len(fn.body))):
         st = fn.body[i]
@@ -420,16 +429,21 @@ def _inlined(fn: Function) -> dict[int, int]:
         j = reader.get(value.name)
         if j is None or j <= i or read.get(value.name) != 1 or made[value.name] != 1:
             continue
-        nxt = fn.body[j]
-        if nxt.memory_out or nxt.augmented or nxt.carries or not nxt.targets or nxt.comment \
-                or st.indent != nxt.indent:
-            continue
-        made_by = nxt.slots[next(k for k, n in enumerate(nxt.slots) if n is not None)].args[0] if nxt.slots \
-            else nxt.targets[0]
         frame = source_frame(value)
-        if frame is None or frame != source_frame(made_by) or not _visible(st, value, frame[2]) \
-                or not _visible(nxt, made_by, frame[2]):
+        if frame is None or not _visible(st, value, frame[2]):
             continue
+        if j == len(fn.body):   # what the user's return line computes, returned as it is written
+            if st.indent or not isinstance(source_statement(value), ast.Return):
+                continue
+        else:
+            nxt = fn.body[j]
+            if nxt.memory_out or nxt.augmented or nxt.carries or not nxt.targets or nxt.comment \
+                    or st.indent != nxt.indent:
+                continue
+            made_by = nxt.slots[next(k for k, n in enumerate(nxt.slots) if n is not None)].args[0] \
+                if nxt.slots else nxt.targets[0]
+            if frame != source_frame(made_by) or not _visible(nxt, made_by, frame[2]):
+                continue
         between = range(i + 1, j)
         if all(id(fn.body[k]) in into and into[id(fn.body[k])] <= j and _pure(fn.body[k].targets[0])
                for k in between) and (not between or _pure(value)):

@@ -160,3 +160,26 @@ def test_a_line_of_several_operations_is_written_as_one_line_with_the_parenthese
     model.load_state_dict(base.state_dict())
     x, y = torch.randn(2, 5, 6), torch.randn(2, 7, 6)   # other sizes than traced
     torch.testing.assert_close(model(x, y), base(x, y), rtol=0, atol=0)
+
+
+def test_an_operation_is_written_into_a_line_only_where_that_line_writes_it():
+    """Read from the statement's code, so torch.export's ``aten.view`` (written ``.view(``)
+    counts as the user's ``.view(``; a layer a container runs is not its caller's line's; an
+    in-place or random aten operation is never moved."""
+    from aimgen.codegen.expressions import MARK
+    from aimgen.codegen.functions import _pure, _visible
+
+    def ref(name):   # a value, as statements refer to it
+        return f"{MARK}{name}{MARK}"
+
+    line = "query = self.query(x).view(shape).transpose(1, 2) @ key * 0.25"
+    for code, seen in ((f"{ref('a')}.view({ref('s')})", True), (f"{ref('a')}.transpose(1, 2)", True),
+                       (f"self.query({ref('x')})", True), (f"{ref('a')} @ {ref('k')}", True),
+                       (f"{ref('a')} * 0.25", True), (f"{ref('a')} + 1", False), (f"{ref('a')}.reshape(-1)", False),
+                       (f"self.classifier[1]({ref('x')})", False)):
+        assert _visible(Stmt([], code), line) is seen, code
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    ops = {op: graph.call_function(op, (x, x) if "Tensor" in str(op) else (x,))
+           for op in (torch.ops.aten.add.Tensor, torch.ops.aten.add_.Tensor, torch.ops.aten.bernoulli.default)}
+    assert [_pure(n) for n in ops.values()] == [True, False, False]

@@ -430,7 +430,7 @@ def _inlined(fn: Function) -> dict[int, int]:
         if j is None or j <= i or read.get(value.name) != 1 or made[value.name] != 1:
             continue
         frame = source_frame(value)
-        if frame is None or not _visible(st, value, frame[2]):
+        if frame is None or not _visible(st, frame[2]):
             continue
         if j == len(fn.body):   # what the user's return line computes, returned as it is written
             if st.indent or not isinstance(source_statement(value), ast.Return):
@@ -442,7 +442,7 @@ def _inlined(fn: Function) -> dict[int, int]:
                 continue
             made_by = nxt.slots[next(k for k, n in enumerate(nxt.slots) if n is not None)].args[0] \
                 if nxt.slots else nxt.targets[0]
-            if frame != source_frame(made_by) or not _visible(nxt, made_by, frame[2]):
+            if frame != source_frame(made_by) or not _visible(nxt, frame[2]):
                 continue
         between = range(i + 1, j)
         if all(id(fn.body[k]) in into and into[id(fn.body[k])] <= j and _pure(fn.body[k].targets[0])
@@ -461,38 +461,41 @@ def _pure(node: fx.Node) -> bool:
         return not node.target.endswith("_") and not node.target.startswith(_RANDOM)
     if node.op != "call_function" or node.kwargs.get("inplace"):
         return False
+    if isinstance(node.target, torch._ops.OpOverload):   # (a graph torch.export captured)
+        return not node.target._schema.is_mutable and torch.Tag.nondeterministic_seeded not in node.target.tags
     name = getattr(node.target, "__name__", "")
     return not (name.startswith(("i", "set")) and node.target.__module__ in ("_operator", "operator")) \
         and not name.startswith(_RANDOM) and not name.endswith("_")
 
 
-_SYMBOLS = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
-            operator.floordiv: "//", operator.pow: "**", operator.matmul: "@", operator.getitem: "[",
-            operator.neg: "-", operator.mod: "%", operator.and_: "&", operator.or_: "|", operator.xor: "^",
-            operator.invert: "~", operator.eq: "==", operator.ne: "!=", operator.lt: "<", operator.le: "<=",
-            operator.gt: ">", operator.ge: ">="}
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Pow: "**",
+            ast.MatMult: "@", ast.Mod: "%", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
+            ast.RShift: ">>", ast.USub: "-", ast.UAdd: "+", ast.Invert: "~", ast.Not: "not", ast.Eq: "==",
+            ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Is: "is", ast.In: "in"}
 
 
-def _visible(stmt: Stmt, node: fx.Node, line: str) -> bool:
-    """Whether the user's line itself writes the operation of ``stmt``, which makes ``node``
-    (``.reshape(``, ``@``, ``self.fc1``), not a layer a container it calls runs
-    (``self.classifier(x)`` runs classifier.0, .1, ...) or torch code below it."""
-    called = re.match(r"self\.(\w+)\(", stmt.code)   # a block or container called whole
-    if called:
-        return re.search(rf"\b{called.group(1)}\b", line) is not None
-    if node.op == "call_module":
-        last = str(node.target).rsplit(".", 1)[-1]
-        return not last.isdigit() and re.search(rf"\b{re.escape(last)}\b", line) is not None
-    if node.op == "call_method":
-        return f".{node.target}(" in line
-    if node.op != "call_function":
-        return False
-    if node.target in _SYMBOLS:
-        return _SYMBOLS[node.target] in line
-    if node.target is getattr and isinstance(node.args[1], str):
-        return f".{node.args[1]}" in line
-    name = getattr(node.target, "__name__", "")
-    return bool(name) and f"{name}(" in line
+def _visible(stmt: Stmt, line: str) -> bool:
+    """Whether the user's line itself writes the operation of ``stmt`` (``.reshape(``, ``@``,
+    ``self.fc1(``, ``x.shape``), not a layer a container it calls runs (``self.classifier(x)``
+    runs ``self.classifier[1]``) or torch code below it. Read from the statement's own code, so
+    a graph torch.export captured (``aten.view``, written ``.view(``) reads the same."""
+    tree = _parsed(stmt.code)
+    if isinstance(tree, ast.Call):
+        func = tree.func
+        if isinstance(func, ast.Attribute):
+            return re.search(rf"\b{re.escape(func.attr)}\s*\(", line) is not None or \
+                isinstance(func.value, ast.Name) and func.value.id == "self" and \
+                re.search(rf"\bself\.{re.escape(func.attr)}\b", line) is not None
+        return isinstance(func, ast.Name) and re.search(rf"\b{re.escape(func.id)}\s*\(", line) is not None
+    if isinstance(tree, (ast.BinOp, ast.UnaryOp)):
+        return _SYMBOLS.get(type(tree.op), "\0") in line
+    if isinstance(tree, ast.Compare):
+        return all(_SYMBOLS.get(type(op), "\0") in line for op in tree.ops)
+    if isinstance(tree, ast.Subscript):
+        return "[" in line
+    if isinstance(tree, ast.Attribute):
+        return f".{tree.attr}" in line
+    return False
 
 
 _PRECEDENCE = {ast.Or: 1, ast.And: 2, ast.Not: 3, ast.BitOr: 5, ast.BitXor: 6, ast.BitAnd: 7, ast.LShift: 8,

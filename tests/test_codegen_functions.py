@@ -183,3 +183,21 @@ def test_an_operation_is_written_into_a_line_only_where_that_line_writes_it():
     ops = {op: graph.call_function(op, (x, x) if "Tensor" in str(op) else (x,))
            for op in (torch.ops.aten.add.Tensor, torch.ops.aten.add_.Tensor, torch.ops.aten.bernoulli.default)}
     assert [_pure(n) for n in ops.values()] == [True, False, False]
+
+
+class Spanning(nn.Module):
+    def forward(self, x):
+        y = torch.relu(
+            x.transpose(1, 2)
+            * 2
+        ).sum(-1)
+        return y + 1
+
+
+def test_a_statement_over_several_lines_is_one_line_of_the_users_code():
+    """Its operations' stack traces name different lines of it (the product's, relu's): they
+    are still one statement, written as one line."""
+    import aimgen
+
+    plain = aimgen.convert(Spanning(), torch.randn(1, 3, 4), plain=True)
+    assert "        y = torch.relu(x.transpose(1, 2) * 2).sum(-1)\n" in plain.source, plain.source

@@ -180,8 +180,10 @@ def source_statement(node: fx.Node, within: tuple[str, int, int] | None = None) 
     frame = source_frame(node, within)
     try:
         body = ast.parse(frame[2]).body if frame else []
-    except SyntaxError:
-        return _statement_at(_resolved(frame[0]), frame[1])
+    except SyntaxError:   # a line of a longer statement (its first, or one inside it)
+        path = _resolved(frame[0])
+        span = _spans(path).get(frame[1]) if not path.startswith("<") else None
+        return _statement_at(path, span[0] if span else frame[1])
     return body[0] if len(body) == 1 else None
 
 
@@ -201,6 +203,35 @@ def _statements(path: str) -> dict[int, ast.stmt]:
 
 def _statement_at(path: str, line: int) -> ast.stmt | None:
     return _statements(path).get(line) if not path.startswith("<") else None
+
+
+@functools.lru_cache(maxsize=64)
+def _spans(path: str) -> dict[int, tuple[int, str]]:
+    """Each line of a source file -> (first line, text) of the innermost simple statement it is
+    part of: a statement over several lines (``bias = self.table[\n self.index.view(-1)]``) is
+    one, whichever of its lines a value's stack trace names."""
+    statements = sorted(_statements(path).values(), key=lambda n: (n.end_lineno or n.lineno) - n.lineno,
+                        reverse=True)
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    out = {}
+    for n in statements:   # the largest first, so an inner statement's lines end up its own
+        text = " ".join(line.strip() for line in lines[n.lineno - 1:n.end_lineno or n.lineno])
+        for line in range(n.lineno, (n.end_lineno or n.lineno) + 1):
+            out[line] = (n.lineno, text)
+    return out
+
+
+def _line_of(node: fx.Node) -> tuple[str, int, str] | None:
+    """(file, first line, text) of the statement of the user's code that made this value (see
+    source_frame), over all its lines."""
+    frame = source_frame(node)
+    if frame is None:
+        return None
+    span = _spans(_resolved(frame[0])).get(frame[1]) if not frame[0].startswith("<") else None
+    return (frame[0], *span) if span else frame
 
 
 def source_name(node: fx.Node, within: tuple[str, int, int] | None = None) -> str | None:
@@ -429,7 +460,7 @@ def _inlined(fn: Function) -> dict[int, int]:
         j = reader.get(value.name)
         if j is None or j <= i or read.get(value.name) != 1 or made[value.name] != 1:
             continue
-        frame = source_frame(value)
+        frame = _line_of(value)
         if frame is None or not _visible(st, frame[2]):
             continue
         if j == len(fn.body):   # what the user's return line computes, returned as it is written
@@ -442,7 +473,7 @@ def _inlined(fn: Function) -> dict[int, int]:
                 continue
             made_by = nxt.slots[next(k for k, n in enumerate(nxt.slots) if n is not None)].args[0] \
                 if nxt.slots else nxt.targets[0]
-            if frame != source_frame(made_by) or not _visible(nxt, frame[2]):
+            if frame != _line_of(made_by) or not _visible(nxt, frame[2]):
                 continue
         between = range(i + 1, j)
         if all(id(fn.body[k]) in into and into[id(fn.body[k])] <= j and _pure(fn.body[k].targets[0])

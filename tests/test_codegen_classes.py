@@ -112,3 +112,30 @@ def test_a_zero_is_not_taken_for_a_float_zero():
     parameterise(cls, set())
     assert cls.args == [[1, 0], [3, 1]]
     assert all(type(v) is int for args in cls.args for v in args)
+
+
+def test_the_numbers_of_a_member_written_as_its_init_wrote_it_are_values_like_arguments():
+    """Swin's ``nn.Parameter(trunc_normal_(torch.empty(169, num_heads)))``: instances that differ
+    only by such a number share one class, the number a parameter (in parentheses where it is
+    an expression); the numbers they share stay as written."""
+    from aimgen.codegen.members import Raw
+
+    def attention(heads, dim):
+        table = Raw(f"nn.Parameter(trunc_normal_(torch.empty((2 * 7 - 1) ** 2, {heads}), std=0.02))")
+        return Instance(scope=None, members=[Member("table", table), Member("proj", conv(dim, dim))],
+                        records={"dim": dim, "num_heads": heads})
+
+    a, b = attention(3, 96), attention(6, 192)
+    assert structure(a.members[0].value, None) == structure(b.members[0].value, None)
+    assert structure(a.members[0].value, None) != structure(Raw("nn.Parameter(torch.zeros(3))"), None)
+    cls = BlockClass(name="WindowAttention", base="nn.Module", instances=[a, b])
+    parameterise(cls, set())
+    assert cls.params == ["dim", "num_heads"] and cls.args == [[96, 3], [192, 6]]
+    assert member_lines(cls.instances[0].members, ValueWriter(), cls.slots)[0] == \
+        "self.table = nn.Parameter(trunc_normal_(torch.empty((2 * 7 - 1) ** 2, num_heads), std=0.02))"
+    doubled = BlockClass(name="B", base="nn.Module", instances=[
+        Instance(None, [Member("proj", conv(8, 8)), Member("t", Raw("torch.zeros(8 * 2, 2 ** 32)"))], {"dim": 8}),
+        Instance(None, [Member("proj", conv(16, 16)), Member("t", Raw("torch.zeros(16 * 2, 2 ** 64)"))], {"dim": 16})])
+    parameterise(doubled, set())
+    assert member_lines(doubled.instances[0].members, ValueWriter(), doubled.slots)[1] == \
+        "self.t = torch.zeros(dim * 2, 2 ** (dim * 4))"

@@ -10,6 +10,9 @@ are compared element by element (``(dim, 1, 1)``).
 """
 from __future__ import annotations
 
+import ast
+import io
+import tokenize
 from dataclasses import dataclass, field
 
 from ..literals import Unrenderable, python_literal
@@ -70,8 +73,8 @@ class BlockClass:
 
 def structure(value, key_of) -> object:
     """What two instances must share to share a class: everything but plain argument values."""
-    if isinstance(value, Raw):
-        return ("raw", value.code)
+    if isinstance(value, Raw):   # (its numbers are values: see raw_numbers)
+        return ("raw", _masked(value.code))
     if isinstance(value, BlockRef):
         return ("block", key_of(value.scope))
     if isinstance(value, Constructor):
@@ -100,10 +103,46 @@ def _slots(value, path: tuple, out: dict) -> None:
             _slot_value(v, path + (k,), "", True, out)
 
 
+def raw_numbers(code: str) -> list[tuple[int, int, int | float]]:
+    """(start, end, value) of each number written in a member's source (``torch.empty(169,
+    6)``): values like an argument's, that instances of one class may differ by (the 6 is
+    Swin's num_heads). Empty where the code does not tokenize."""
+    offsets = [0]
+    for line in code.splitlines(keepends=True):
+        offsets.append(offsets[-1] + len(line))
+    out = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+            if tok.type == tokenize.NUMBER and not tok.string.lower().endswith("j"):
+                start = offsets[tok.start[0] - 1] + tok.start[1]
+                out.append((start, offsets[tok.end[0] - 1] + tok.end[1], ast.literal_eval(tok.string)))
+    except (tokenize.TokenError, SyntaxError, ValueError, IndentationError):
+        return []
+    return out
+
+
+def _masked(code: str) -> str:
+    for start, end, _ in reversed(raw_numbers(code)):
+        code = code[:start] + "#" + code[end:]
+    return code
+
+
+def _filled(code: str, path: tuple, slots: dict) -> str:
+    """A member's source with the numbers that became parameters written as them."""
+    for i, (start, end, _) in reversed(list(enumerate(raw_numbers(code)))):
+        expr = slots.get(path + ("#", i))
+        if expr is not None:
+            code = code[:start] + (expr if expr.isidentifier() else f"({expr})") + code[end:]
+    return code
+
+
 def _slot_value(v, path, label, given, out):
     if isinstance(v, Constructor) or (isinstance(v, (list, dict)) and has_constructor(v)):
         _slots(v, path, out)
-    elif isinstance(v, (Raw, BlockRef)):
+    elif isinstance(v, Raw):
+        for i, (_, _, number) in enumerate(raw_numbers(v.code)):
+            out[path + ("#", i)] = (label, number, True)
+    elif isinstance(v, BlockRef):
         pass
     else:
         out[path] = (label, v, given)
@@ -329,6 +368,8 @@ def _as_written(value, path: tuple, slots: dict):
         return [_as_written(v, path + (i,), slots) for i, v in enumerate(value)]
     if isinstance(value, dict):
         return {k: _as_written(v, path + (k,), slots) for k, v in value.items()}
+    if isinstance(value, Raw) and any(s[:len(path) + 1] == path + ("#",) for s in slots):
+        return Raw(_filled(value.code, path, slots))
     return value
 
 

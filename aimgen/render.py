@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import keyword
 import re
 import sys
 import tokenize
@@ -253,7 +254,11 @@ def _split_call(code: str):
                 # x[i]: a subscript, whose one index must not become the tuple (i,)
                 index = t.string == "[" and previous is not None and (
                     previous.type in (tokenize.NAME, tokenize.STRING) or previous.string in ")]")
-                opener = (t, index)
+                # a * (b + c): parentheses around one expression, which a trailing comma would
+                # make a tuple (not a call: no name or bracket before them, or a keyword)
+                called = previous is not None and (previous.string in ")]" or previous.type == tokenize.STRING or (
+                    previous.type == tokenize.NAME and not keyword.iskeyword(previous.string)))
+                opener = (t, index or (t.string == "(" and not called))
             depth += 1
         elif t.type == tokenize.OP and t.string in ")]}":
             depth -= 1

@@ -201,3 +201,22 @@ def test_a_statement_over_several_lines_is_one_line_of_the_users_code():
 
     plain = aimgen.convert(Spanning(), torch.randn(1, 3, 4), plain=True)
     assert "        y = torch.relu(x.transpose(1, 2) * 2).sum(-1)\n" in plain.source, plain.source
+
+
+class Gelu(nn.Module):
+    def forward(self, hidden_states):
+        return 0.5 * hidden_states * (1.0 + torch.tanh(0.7978845608028654 * (hidden_states + 0.044715 * hidden_states ** 3.0)))
+
+
+def test_a_joined_line_is_measured_with_its_numbers_written_out():
+    """GPT-2's GELU: its numbers are long; a line counted with short ones went over the width
+    (and was wrapped, once into a one-item tuple): the joins stop where a line would."""
+    import aimgen
+
+    base = Gelu()
+    plain = aimgen.convert(base, torch.randn(1, 4), plain=True)
+    forward = plain.source[plain.source.index("    def forward"):plain.source.index("def build_model")]
+    lines = forward.splitlines()
+    assert max(map(len, lines)) <= 99 and not any(line.endswith("(") for line in lines), forward   # none wrapped
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(plain.build()(x), base(x), rtol=0, atol=0)

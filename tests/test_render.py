@@ -92,3 +92,14 @@ def test_example_inputs_are_seeded_and_integer_inputs_stay_below_the_embedding()
 def test_source_that_does_not_parse_is_a_bug_in_aimgen():
     with pytest.raises(InternalError, match="(?s)does not parse.*bug in aimgen"):
         check_source("def f(:\n", "the generated source")
+
+
+def test_parentheses_around_one_expression_never_become_a_tuple():
+    """``mul * (tanh(...) + 1.0)`` over the width: its parentheses hold one expression, which a
+    trailing comma would make a one-item tuple (GPT-2's GELU did). Left long rather than wrapped
+    there; a call's or return's items still wrap."""
+    line = "        h = mul * (torch.tanh((h + pow_ * 0.044715) * 0.7978845608028654) + 1.0 + (aaaaaaaaaaaaaaaaaaaa + 1))"
+    out = wrap_long_lines(line)
+    assert ast.dump(ast.parse(out.strip())) == ast.dump(ast.parse(line.strip()))
+    wrapped = wrap_long_lines("        return (torch.tanh((h + pow_ * 0.044715) * 0.7978845608028654) + 1.0, bbbbbbbbbbbbbbbbbbbbbbbbbbb)")
+    assert wrapped.count("\n") == 1 and ast.parse(wrapped.strip())

@@ -645,7 +645,7 @@ class Generator:
         texts: dict[int, tuple[Function, dict, str]] = {}
         for s in blocks:
             fn, names = self.function(s)
-            texts[id(s)] = (fn, names, "\n".join(render(fn, names, self._resolver(s))))
+            texts[id(s)] = (fn, names, "\n".join(render(fn, names, self._resolver(s), constants=self.expr.constants)))
         keys: dict[int, object] = {}
 
         def key_of(scope):
@@ -959,7 +959,7 @@ class Generator:
 
     def _text(self, fn: Function, scope: Scope, naming: Naming, params: dict[str, str]) -> str:
         """A forward of the block ``scope`` as written: its values named, its statements rendered."""
-        return "\n".join(render(fn, naming.assign(fn, params), self._resolver(scope)))
+        return "\n".join(render(fn, naming.assign(fn, params), self._resolver(scope), constants=self.expr.constants))
 
     def _optional_part(self, scope: Scope, optional: str, fn: Function):
         """What the forward of ``scope`` writes for its member ``optional``: (the item, the
@@ -1171,7 +1171,8 @@ class Generator:
         lines.append(f'    """{"AiM version" if not self.plain else "Plain rendering"} of '
                      f'{type(self.root).__name__}{": the memory, its readers and its update blocks." if not self.plain else "."}"""')
         lines += ["", "    def __init__(self):", "        super().__init__()"] + ["        " + x for x in init]
-        body = [self._fill_constants(line) for line in render(fn, names, self._resolver(self.top))]
+        body = [self._fill_constants(line) for line in render(fn, names, self._resolver(self.top),
+                                                              constants=self.expr.constants)]
         if self.plain:
             lines += ["", f"    def forward(self, {', '.join(params)}):"] + body
         else:

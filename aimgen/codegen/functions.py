@@ -357,9 +357,15 @@ class Naming:
         return out
 
 
-def render(fn: Function, names: dict[str, str], resolve, indent: str = "        ") -> list[str]:
+def render(fn: Function, names: dict[str, str], resolve, indent: str = "        ",
+           constants: dict[str, object] | None = None) -> list[str]:
     """Source lines of the function's body (statements and return), markers resolved by
-    ``names`` (locals and parameters) or ``resolve`` (e.g. ``self.weight`` for attributes)."""
+    ``names`` (locals and parameters) or ``resolve`` (e.g. ``self.weight`` for attributes).
+    ``constants`` (Expressions.constants) give the width of the numbers a line will hold."""
+    constants = constants or {}
+
+    def width(line: str) -> int:
+        return len(re.sub(f"{CONST}([^{CONST}]*){CONST}", lambda m: repr(constants.get(m.group(1), 0)), line))
 
     def sub(code: str) -> str:
         def one(m):
@@ -396,7 +402,7 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
         if used:
             joined = sub(_MARKER.sub(lambda m: _operand(used[m.group(1)], stmt.code, m.group(1))
                                      if m.group(1) in used else m.group(0), stmt.code))
-            if _width(line_of(stmt, joined)) <= WIDTH:
+            if width(line_of(stmt, joined)) <= WIDTH:
                 code, text = joined, line_of(stmt, joined)
                 pending = [p for p in pending if p[0] != j]
         if id(stmt) not in into or any(p[0] == j for p in pending):
@@ -411,7 +417,7 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
     if used:
         joined = sub(_MARKER.sub(lambda m: _operand(used[m.group(1)], fn.returns, m.group(1))
                                  if m.group(1) in used else m.group(0), fn.returns))
-        if _width(indent + return_line(fn, joined)) <= WIDTH:
+        if width(indent + return_line(fn, joined)) <= WIDTH:
             returned = joined
             pending = [p for p in pending if p[0] != len(fn.body)]
     lines.extend(p[3] for p in pending)
@@ -423,11 +429,6 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
 
 #: the longest line a generated file has (aimgen.render.WIDTH)
 WIDTH = 99
-
-
-def _width(line: str) -> int:
-    """The length of a rendered line once its constants are written (about two characters)."""
-    return len(re.sub(f"{CONST}[^{CONST}]*{CONST}", "00", line))
 
 
 def _inlined(fn: Function) -> dict[int, int]:

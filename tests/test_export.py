@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+import aimgen
 import export_models as em
 from aimgen.errors import AimgenError, ExportError, WeightsError
 from aimgen.export import CARRY_RULE, export_file
@@ -284,3 +285,20 @@ def test_a_video_model_pools_its_3d_maps_in_onnx(tmp_path):
         expected = model(x).numpy()
     (got,) = _ort(tmp_path / "video.onnx", {"clip": x.numpy()})
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_a_densenet_block_loop_imports_fresh_and_exports_with_parity(tmp_path):
+    """torchvision's DenseBlock written as its own loop (``features = [init_features]; for layer
+    in self.children(): ...; features.append(new_features)``): the file imports in a fresh
+    process and trains, and its ONNX export matches PyTorch (the loop unrolls as it traces)."""
+    from torchvision.models.densenet import DenseNet
+
+    torch.manual_seed(0)
+    model = DenseNet(growth_rate=4, block_config=(3, 2), num_init_features=8, bn_size=2, num_classes=3).eval()
+    conv = aimgen.convert(model, torch.randn(1, 3, 32, 32), base_weights=model.state_dict())
+    assert "        for layer in self.children():\n" in conv.source
+    written = conv.write(tmp_path / "dense_aim.py")
+    checks = {c.name: c for c in written.checks}
+    for name in ("fresh import", "forward/backward", "onnxruntime parity (stateless, batch 3)",
+                 "onnxruntime parity (stateful, batch 3)", "stateful carry (3 calls)"):
+        assert checks[name].ok, checks[name]

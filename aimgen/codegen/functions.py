@@ -12,6 +12,7 @@ import ast
 import functools
 import operator
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,12 +74,7 @@ def unpack(fn: Function) -> None:
     ``unbind = qkv.unbind(0); q = unbind[0]; ...`` -> ``q, k, v = qkv.unbind(0)``. Only where
     the number of items is sure at every input size (see _length), the items are taken right
     after the value, each once, and nothing else reads it."""
-    read: dict[str, int] = {}
-    for st in fn.body:
-        for name in refs_in(st.code) + refs_in(st.comment) + (refs_in(st.augmented[2]) if st.augmented else []):
-            read[name] = read.get(name, 0) + 1
-    for name in refs_in(fn.returns):
-        read[name] = read.get(name, 0) + 1
+    read = _reads(fn)
     body, i = [], 0
     while i < len(fn.body):
         st = fn.body[i]
@@ -96,6 +92,15 @@ def unpack(fn: Function) -> None:
                          origin=st.origin, slots=slots))
         i += 1 + len(items)
     fn.body = body
+
+
+def _reads(fn: Function) -> Counter:
+    """How often each value is read in the function: statements (code, comment, an in-place
+    sum's operand) and the return."""
+    read: Counter = Counter(refs_in(fn.returns))
+    for st in fn.body:
+        read.update(refs_in(st.code) + refs_in(st.comment) + (refs_in(st.augmented[2]) if st.augmented else []))
+    return read
 
 
 def _items_after(body: list[Stmt], i: int) -> list[Stmt]:
@@ -441,15 +446,8 @@ def _inlined(fn: Function) -> dict[int, int]:
     reordered; into a later one, only where every statement between goes into it too and all
     of them are free of side effects (no layer call, in-place or random operation), so their
     order does not matter and no local is rebound meanwhile."""
-    read: dict[str, int] = {}
-    made: dict[str, int] = {}
-    for st in fn.body:
-        for name in refs_in(st.code) + refs_in(st.comment) + (refs_in(st.augmented[2]) if st.augmented else []):
-            read[name] = read.get(name, 0) + 1
-        for t in st.targets:
-            made[t.name] = made.get(t.name, 0) + 1
-    for name in refs_in(fn.returns):
-        read[name] = read.get(name, 0) + 1
+    read = _reads(fn)
+    made = Counter(t.name for st in fn.body for t in st.targets)
     reader = {name: j for j, st in enumerate(fn.body) for name in refs_in(st.code)}
     reader.update({name: len(fn.body) for name in refs_in(fn.returns)})   # the return line
     into: dict[int, int] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import textwrap
 
 _UNSAFE = re.compile(r"[^0-9a-zA-Z_]+")
 # Names every generated file uses itself (the code generator adds the runtime's and its classes').
@@ -101,6 +102,17 @@ def child_access(base: str, name: str, container_is_list: bool) -> str:
 def comment(text: str) -> str:
     """Text safe inside a ``#`` comment: one line, non-printable characters escaped."""
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+
+
+def wrapped_comment(text: str, width: int) -> list[str]:
+    """Comment text on lines of at most ``width`` characters, the later ones indented."""
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False) or [""]
+
+
+def comment_lines(indent: str, text: str, width: int = 99) -> list[str]:
+    """``# text`` at ``indent``, on lines of at most ``width`` characters (later lines ``#   ``,
+    as a generated file's header writes them)."""
+    return [f"{indent}# {line}".rstrip() for line in wrapped_comment(text, width - len(indent) - 2)]
 
 
 def docstring(text: str) -> str:

@@ -13,7 +13,7 @@ import libcst
 
 from .codegen import Source
 from .errors import InternalError
-from .naming import comment
+from .naming import comment, comment_lines, wrapped_comment
 
 FORMAT_VERSION = 1
 WIDTH = 99  # the longest line a generated file has
@@ -43,12 +43,6 @@ _ENV = jinja2.Environment(
 _FLOATS = ("float32", "float", "float64", "double", "float16", "half", "bfloat16")
 
 
-def _comment_lines(text: str, width: int = WIDTH - 2) -> list[str]:
-    """A header line as comment lines of at most ``width`` characters (continuations indented)."""
-    import textwrap
-    return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False) or [""]
-
-
 def example_input_exprs(shapes: list[tuple[int, ...]], dtypes: list[str], high: int) -> list[str]:
     """Source of each example input at ``batch``, drawn in order from one seeded generator (the
     same draws as aimgen.loader.example_inputs, so parity checks see the traced values)."""
@@ -75,14 +69,14 @@ def render_model(src: Source, *, title: str, header: list[str], shapes: list[tup
     exprs = example_input_exprs(shapes, dtypes, high)
     text = _ENV.get_template("model.py.j2").render(
         title=comment(title),
-        header=[line for h in header for line in _comment_lines(comment(h))],
+        header=[line for h in header for line in wrapped_comment(comment(h), WIDTH - 2)],
         stdlib_imports=stdlib,
         extra_imports=extra,
         example_shapes=repr([tuple(s) for s in shapes]),
         example_dtypes=repr(list(dtypes)),
         example_exprs=exprs,
         example_line=f"({exprs[0]},)" if len(exprs) == 1 and len(f"    return ({exprs[0]},)") <= WIDTH else "",
-        example_note=(f" (integers below {high}: the smallest embedding table)"
+        example_note=(f"(integers below {high}: the smallest embedding table)"
                       if any(d not in _FLOATS + ("bool",) for d in dtypes) else ""),
         metadata=dict_literal(metadata),
         runtime=src.runtime,
@@ -165,11 +159,11 @@ def _wrap(line: str, width: int) -> list[str]:
     indent = line[: len(line) - len(line.lstrip())]
     code, note = _split_comment(line)
     if note and len(code.rstrip()) <= width:
-        return [f"{indent}# {note}"] + _wrap(code.rstrip(), width)
+        return comment_lines(indent, note, width) + _wrap(code.rstrip(), width)
     items = _returned_items(code.rstrip())
     if items is not None:   # return a, b: one item a line, inside parentheses
         lines = [f"{indent}return ("] + [x for a in items for x in _wrap(f"{indent}    {a},", width)] + [f"{indent})"]
-        return ([f"{indent}# {note}"] if note else []) + lines
+        return (comment_lines(indent, note, width) if note else []) + lines
     split = _split_call(code.rstrip())
     if split is None:
         return [line]
@@ -183,13 +177,13 @@ def _wrap(line: str, width: int) -> list[str]:
         for o in operands[1:]:
             lines += _wrap(f"{indent}    + {o}", width)
         lines.append(f"{indent})")
-        return ([f"{indent}# {note}"] if note else []) + lines
+        return (comment_lines(indent, note, width) if note else []) + lines
     lines = _fill(head, args, tail, " " * len(head), width) or \
         _fill(head, args, tail, indent + "    ", width, hanging=True)
     if lines is None:
         lines = [head] + [x for a in args for x in _wrap(f"{indent}    {a},", width)] + [f"{indent}{tail}"]
     if note:
-        lines.insert(0, f"{indent}# {note}")
+        lines[:0] = comment_lines(indent, note, width)
     return lines
 
 

@@ -43,6 +43,7 @@ from torch import nn
 
 from .errors import RenderError
 from .literals import Unrenderable, python_literal
+from .naming import comment_lines
 
 # Names the generated file binds itself at module level, and to what.
 _TEMPLATE_BINDINGS = {"torch": torch, "nn": nn, "F": F, "math": math}
@@ -125,7 +126,8 @@ class Copied:
         if not self.definitions:
             return ""
         files = sorted({f for f, _ in self.definitions})
-        out = [f"# Copied from {', '.join(files)}: code the model or its __init__ runs, not traced by torch.fx."]
+        out = comment_lines("", f"Copied from {', '.join(files)}: code the model or its __init__ runs, not "
+                            "traced by torch.fx.")
         out += self.imports
         if self.constants:
             out += [""] + self.constants

@@ -103,3 +103,12 @@ def test_parentheses_around_one_expression_never_become_a_tuple():
     assert ast.dump(ast.parse(out.strip())) == ast.dump(ast.parse(line.strip()))
     wrapped = wrap_long_lines("        return (torch.tanh((h + pow_ * 0.044715) * 0.7978845608028654) + 1.0, bbbbbbbbbbbbbbbbbbbbbbbbbbb)")
     assert wrapped.count("\n") == 1 and ast.parse(wrapped.strip())
+
+
+def test_a_comment_moved_above_its_line_is_wrapped_to_the_width():
+    line = ("        self.table = nn.Parameter(torch.empty(9, 4).uniform_(-6 ** -0.5, 6 ** -0.5))  # its own init "
+            "could not be read: drawn like a layer's weight; load base weights for the model's values")
+    out = wrap_long_lines(line).split("\n")
+    assert out == ["        # its own init could not be read: drawn like a layer's weight; load base weights for the",
+                   "        #   model's values",
+                   "        self.table = nn.Parameter(torch.empty(9, 4).uniform_(-6 ** -0.5, 6 ** -0.5))"]

@@ -461,6 +461,19 @@ def test_no_loop_where_a_value_inside_the_chain_is_read_after_it():
         assert_same_function(conv, model, torch.randn(2, 3, 20, 20))
 
 
+def test_two_blocks_that_differ_both_by_an_update_block_and_a_residual_share_a_class():
+    """mobilenet_v3_small's features.2 rewrites the memory and has no residual sum, features.3
+    the other way round: one class with both branches (merged last, when no other merge is left:
+    merged first, it kept mobilenet_v2's 16 blocks in two classes); the blocks with
+    squeeze-excitation, whatever they hold of either, one class too."""
+    model = torchvision.models.mobilenet_v3_small(num_classes=10).eval()
+    conv = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], base_weights=model.state_dict())
+    assert conv.code.block_classes["InvertedResidual2"] == 2 and conv.code.block_classes["InvertedResidual3"] == 8
+    block = conv.source.split("class InvertedResidual2(nn.Module):")[1].split("\nclass ")[0]
+    assert "        if self.update_block_0 is not None:\n" in block and "        if self.use_res_connect:\n" in block
+    assert_same_function(conv, model, torch.randn(2, 3, 48, 48))
+
+
 def test_mobilenet_v2_blocks_that_differ_by_an_update_block_and_a_residual_share_a_class():
     """torchvision's InvertedResidual: with and without the residual sum (its flag
     use_res_connect), and with an update block after the expansion or without: one class with

@@ -88,6 +88,7 @@ class Generator:
         self.root = traced.root
         self.graph = traced.graph
         self.nodes = {n.name: n for n in self.graph.nodes}
+        self._pairs_both_ways = False   # (see _merge_optional)
         self.taps: dict[str, TapSite] = {} if self.plain else {t.node: t for t in self.plan.taps}
         self.updates: dict[str, UpdateSite] = {} if self.plain else {u.node: u for u in self.plan.updates}
         call_targets = {n.target for n in self.graph.nodes if n.op == "call_module"}
@@ -751,8 +752,13 @@ class Generator:
         writes it: ``if self.downsample is not None: identity = self.downsample(x)``; two
         that differ only by lines the user's forward runs when a flag of theirs is set
         become one class that branches on the flag (``if self.use_res_connect:``)."""
+        # a pair that differs both ways (an optional member and a flag) last: merging it early
+        # keeps apart classes the other merges would have joined (mobilenet_v2's 16 blocks)
+        self._pairs_both_ways = False
         changed = True
-        while changed:
+        while changed or not self._pairs_both_ways:
+            if not changed:
+                self._pairs_both_ways = True
             changed = False
             for a in classes:
                 for b in classes:
@@ -804,7 +810,11 @@ class Generator:
         item, where, (i_ref, o_ref, out) = parts
         naming, params = self._naming(scope), self._param_names(scope, fn.params)
         without = _without(fn, [st for st in fn.body if st.origin is not item], out, i_ref)
-        if _canonical(self._text(without, scope, naming, params), a.signature) != _canonical(b.text, b.signature):
+        core = self._text(without, scope, naming, params)
+        same = _canonical(core, a.signature) == _canonical(b.text, b.signature)
+        if not same and not (b.optional or b.flag) and self._pairs_both_ways:
+            return self._try_optional_and_flag(a, b, core, texts)
+        if not same:
             return None
         first = where[0]
         head = [Stmt([out], i_ref)] if out is not None else []
@@ -816,11 +826,31 @@ class Generator:
         position = [m[0] for m in a_members].index(optional)
         merged_class = BlockClass(name="", base="nn.Module", instances=a.instances + b.instances, text=text,
                                   signature=a.signature, key=a.key, optional=optional, optional_index=position)
-        merged_class.core, merged_class.extra_statements = b.text, len(where)
+        merged_class.core, merged_class.extra_statements = (b.text if b.instances else core), len(where)
         # where each instance's constants go in the merged text (the optional part's come from a)
         skipped = {m for st in fn.body[first:where[-1] + 1] for m in _CONSTANT.findall(st.code + st.comment)}
         merged_class.constant_skip = [m in skipped for m in _CONSTANT.findall(texts[id(scope)][2])]
         return merged_class
+
+    def _try_optional_and_flag(self, a: BlockClass, b: BlockClass, core: str, texts: dict) -> BlockClass | None:
+        """``a`` with a member ``b`` lacks, whose forward without it (``core``) differs from
+        ``b``'s by lines a flag switches: mobilenet_v3's first expanding block rewrites the
+        memory and the next adds its input instead; one class with both branches
+        (``_try_combine``), as when each difference is shared by several instances."""
+        optional = next(m[0] for m in a.key[3] if m[0] not in {n[0] for n in b.key[3]})
+        alone = self._try_merge(a, BlockClass(name="", base=a.base, instances=[], text=core, signature=a.signature,
+                                              key=a.key[:3] + (tuple(m for m in a.key[3] if m[0] != optional),)),
+                                texts)
+        if alone is None:
+            return None
+        without = BlockClass(name="", base=a.base, instances=a.instances, text=core, signature=a.signature,
+                             key=alone.key[:3] + (tuple(m for m in a.key[3] if m[0] != optional),))
+        without.extra_statements = alone.extra_statements
+        flagged = self._try_merge_flag(b, without, texts)
+        if flagged is None or flagged.instances[:len(b.instances)] != b.instances:
+            return None
+        flagged.instances = list(b.instances)
+        return self._try_combine(alone, flagged, texts)
 
     def _try_merge_flag(self, a: BlockClass, b: BlockClass, texts: dict) -> BlockClass | None:
         """One class for ``a`` and ``b`` when they have the same members and the forward of one

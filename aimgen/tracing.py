@@ -384,11 +384,20 @@ def restore(saved: Snapshot) -> None:
         for buffer, value in saved.values:
             buffer.copy_(value)
     for container, items in saved.items:
+        if _unchanged(container, items):
+            continue   # (diffusers' config is a FrozenDict: its update raises, after clear() emptied it)
         if isinstance(container, dict):
             container.clear()
             container.update(items)
         else:
             container[:] = items
+
+
+def _unchanged(container: dict | list, items: dict | list) -> bool:
+    """Whether a dict or list holds the very items it held (the same objects, in order)."""
+    if isinstance(container, dict):
+        return list(container) == list(items) and all(container[k] is v for k, v in items.items())
+    return len(container) == len(items) and all(a is b for a, b in zip(container, items))
 
 
 def forward_inputs(model: nn.Module) -> list[inspect.Parameter]:

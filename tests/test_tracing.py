@@ -313,3 +313,30 @@ def test_a_buffer_is_a_traced_value_except_where_a_forward_needs_its_number():
     x = torch.randn(6, 4)
     model.eval()
     assert torch.equal(torch.fx.GraphModule(model, traced.graph)(x), model(x))
+
+
+class FrozenConfig(dict):
+    """As diffusers' FrozenDict (a model's ``config``): update and setdefault raise; clear does not."""
+
+    def update(self, *args, **kwargs):
+        raise Exception("You cannot use ``update`` on a FrozenConfig instance.")
+
+
+class Configured(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.config = FrozenConfig(width=4)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if len(x.shape) != 2:   # torch.fx cannot trace len(): torch.export captures it instead
+            raise ValueError("2-d input expected")
+        return self.fc(x)
+
+
+def test_a_dict_the_model_holds_that_a_run_did_not_change_is_left_alone():
+    """Putting back what a traced run changed cleared diffusers' FrozenDict config, then failed on
+    its update(): the model was left without its config and the conversion failed."""
+    model = Configured()
+    conv = aimgen.convert(model, torch.randn(1, 4))
+    assert model.config == {"width": 4} and conv.plan.taps

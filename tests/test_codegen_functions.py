@@ -220,3 +220,29 @@ def test_a_joined_line_is_measured_with_its_numbers_written_out():
     assert max(map(len, lines)) <= 99 and not any(line.endswith("(") for line in lines), forward   # none wrapped
     x = torch.randn(3, 4)
     torch.testing.assert_close(plain.build()(x), base(x), rtol=0, atol=0)
+
+
+class Starred(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.to_q = nn.Linear(4, 4)
+        self.to_kv = nn.Linear(4, 8)
+
+    def forward(self, x):
+        q, k, v = (self.to_q(x), *self.to_kv(x).chunk(2, dim=-1))   # lucidrains' CvT
+        return q * k + v
+
+
+def test_items_of_a_value_inside_a_tuple_the_line_builds_are_not_the_targets_items():
+    """``q, k, v = (a, *kv.chunk(2))``: chunk's two items are the target's second and third, so
+    the line's three names neither count its items (``_, k, v = chunk`` failed: 2 values, not 3)
+    nor name them (its item 0 is not q)."""
+    import aimgen
+
+    base = Starred()
+    plain = aimgen.convert(base, torch.randn(1, 3, 4), plain=True)
+    assert "_, " not in plain.source and "q = chunk[0]" not in plain.source, plain.source
+    model = plain.build()
+    model.load_state_dict(base.state_dict())
+    x = torch.randn(2, 5, 4)
+    torch.testing.assert_close(model(x), base(x), rtol=0, atol=0)

@@ -264,6 +264,8 @@ def _target_of(node: fx.Node, within: tuple[str, int, int] | None = None) -> ast
             and isinstance(value.args[0], fx.Node) and source_frame(value.args[0], within) == source_frame(value, within):
         path.insert(0, value.args[1])   # an item of a value this line made, unpacked
         value = value.args[0]
+    if isinstance(target, (ast.Tuple, ast.List)) and isinstance(getattr(stmt, "value", None), (ast.Tuple, ast.List)):
+        return None   # q, k, v = (self.to_q(x), *kv.chunk(2)): a value's items are not the target's
     for index in path:
         if not isinstance(target, ast.Tuple):
             break   # the rest taken by the line's own indexing (``c = x.shape[-1]``)

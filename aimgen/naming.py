@@ -104,12 +104,16 @@ def comment(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
 
 
+#: the longest line a generated file has (render.wrap_long_lines holds every line to it)
+WIDTH = 99
+
+
 def wrapped_comment(text: str, width: int) -> list[str]:
     """Comment text on lines of at most ``width`` characters, the later ones indented."""
     return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False) or [""]
 
 
-def comment_lines(indent: str, text: str, width: int = 99) -> list[str]:
+def comment_lines(indent: str, text: str, width: int = WIDTH) -> list[str]:
     """``# text`` at ``indent``, on lines of at most ``width`` characters (later lines ``#   ``,
     as a generated file's header writes them)."""
     return [f"{indent}# {line}".rstrip() for line in wrapped_comment(text, width - len(indent) - 2)]

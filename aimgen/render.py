@@ -13,10 +13,9 @@ import libcst
 
 from .codegen import Source
 from .errors import InternalError
-from .naming import comment, comment_lines, wrapped_comment
+from .naming import WIDTH, comment, comment_lines, wrapped_comment
 
 FORMAT_VERSION = 1
-WIDTH = 99  # the longest line a generated file has
 
 
 def templates_dir() -> Path:

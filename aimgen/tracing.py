@@ -376,7 +376,7 @@ def restore(saved: Snapshot) -> None:
         for now, then in zip((plain, module._buffers, module._parameters, module._modules), saved_dicts):
             # (torch.fx's own constants stay: the graph reads them)
             kept = {k: v for k, v in now.items() if k not in then and _FX_CONSTANT.fullmatch(k)} if now is plain else {}
-            if list(now) != [*then, *kept] or any(now[k] is not v for k, v in then.items()):
+            if not _unchanged(now, {**then, **kept}):
                 now.clear()   # in the order they were: a ModuleList's items are its dict's order
                 now.update(then)
                 now.update(kept)

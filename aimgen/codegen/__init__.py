@@ -88,7 +88,6 @@ class Generator:
         self.root = traced.root
         self.graph = traced.graph
         self.nodes = {n.name: n for n in self.graph.nodes}
-        self._pairs_both_ways = False   # (see _merge_optional)
         self.taps: dict[str, TapSite] = {} if self.plain else {t.node: t for t in self.plan.taps}
         self.updates: dict[str, UpdateSite] = {} if self.plain else {u.node: u for u in self.plan.updates}
         call_targets = {n.target for n in self.graph.nodes if n.op == "call_module"}
@@ -754,11 +753,10 @@ class Generator:
         become one class that branches on the flag (``if self.use_res_connect:``)."""
         # a pair that differs both ways (an optional member and a flag) last: merging it early
         # keeps apart classes the other merges would have joined (mobilenet_v2's 16 blocks)
-        self._pairs_both_ways = False
+        both_ways = False
         changed = True
-        while changed or not self._pairs_both_ways:
-            if not changed:
-                self._pairs_both_ways = True
+        while changed or not both_ways:
+            both_ways = both_ways or not changed
             changed = False
             for a in classes:
                 for b in classes:
@@ -780,7 +778,7 @@ class Generator:
                     elif a.optional or b.optional or a.flag or b.flag:
                         continue
                     else:
-                        merged = self._try_merge(a, b, texts) or self._try_merge_flag(a, b, texts)
+                        merged = self._try_merge(a, b, texts, both_ways) or self._try_merge_flag(a, b, texts)
                     if merged is not None:
                         classes = [c for c in classes if c is not a and c is not b] + [merged]
                         changed = True
@@ -789,10 +787,12 @@ class Generator:
                     break
         return classes
 
-    def _try_merge(self, a: BlockClass, b: BlockClass, texts: dict) -> BlockClass | None:
+    def _try_merge(self, a: BlockClass, b: BlockClass, texts: dict, both_ways: bool = False) -> BlockClass | None:
         """``a`` with one more member than ``b``; None unless that is the only difference. The
         member is a submodule ``a``'s forward calls (``downsample``), or an update block
-        (``update_conv_0``: instances of one class where only some rewrite the memory)."""
+        (``update_conv_0``: instances of one class where only some rewrite the memory). With
+        ``both_ways``, also where ``b`` differs from ``a`` without it by a flag's lines
+        (_try_optional_and_flag)."""
         a_members, b_members = a.key[3], b.key[3]
         names_b = [m[0] for m in b_members]
         extra = [m for m in a_members if m[0] not in names_b]
@@ -812,8 +812,8 @@ class Generator:
         without = _without(fn, [st for st in fn.body if st.origin is not item], out, i_ref)
         core = self._text(without, scope, naming, params)
         same = _canonical(core, a.signature) == _canonical(b.text, b.signature)
-        if not same and not (b.optional or b.flag) and self._pairs_both_ways:
-            return self._try_optional_and_flag(a, b, core, texts)
+        if not same and not (b.optional or b.flag) and both_ways:
+            return self._try_optional_and_flag(a, b, optional, core, texts)
         if not same:
             return None
         first = where[0]
@@ -832,19 +832,19 @@ class Generator:
         merged_class.constant_skip = [m in skipped for m in _CONSTANT.findall(texts[id(scope)][2])]
         return merged_class
 
-    def _try_optional_and_flag(self, a: BlockClass, b: BlockClass, core: str, texts: dict) -> BlockClass | None:
-        """``a`` with a member ``b`` lacks, whose forward without it (``core``) differs from
-        ``b``'s by lines a flag switches: mobilenet_v3's first expanding block rewrites the
-        memory and the next adds its input instead; one class with both branches
+    def _try_optional_and_flag(self, a: BlockClass, b: BlockClass, optional: str, core: str,
+                               texts: dict) -> BlockClass | None:
+        """``a`` with a member ``b`` lacks (``optional``), whose forward without it (``core``)
+        differs from ``b``'s by lines a flag switches: mobilenet_v3's first expanding block
+        rewrites the memory and the next adds its input instead; one class with both branches
         (``_try_combine``), as when each difference is shared by several instances."""
-        optional = next(m[0] for m in a.key[3] if m[0] not in {n[0] for n in b.key[3]})
+        key = a.key[:3] + (tuple(m for m in a.key[3] if m[0] != optional),)
+        # a's class with the member optional (merged with no instance lacking it), and a as if without it
         alone = self._try_merge(a, BlockClass(name="", base=a.base, instances=[], text=core, signature=a.signature,
-                                              key=a.key[:3] + (tuple(m for m in a.key[3] if m[0] != optional),)),
-                                texts)
+                                              key=key), texts)
         if alone is None:
             return None
-        without = BlockClass(name="", base=a.base, instances=a.instances, text=core, signature=a.signature,
-                             key=alone.key[:3] + (tuple(m for m in a.key[3] if m[0] != optional),))
+        without = BlockClass(name="", base=a.base, instances=a.instances, text=core, signature=a.signature, key=key)
         without.extra_statements = alone.extra_statements
         flagged = self._try_merge_flag(b, without, texts)
         if flagged is None or flagged.instances[:len(b.instances)] != b.instances:

@@ -11,6 +11,7 @@ are compared element by element (``(dim, 1, 1)``).
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import tokenize
 from dataclasses import dataclass, field
@@ -103,7 +104,8 @@ def _slots(value, path: tuple, out: dict) -> None:
             _slot_value(v, path + (k,), "", True, out)
 
 
-def raw_numbers(code: str) -> list[tuple[int, int, int | float]]:
+@functools.lru_cache(maxsize=4096)
+def raw_numbers(code: str) -> tuple[tuple[int, int, int | float], ...]:
     """(start, end, value) of each number written in a member's source (``torch.empty(169,
     6)``): values like an argument's, that instances of one class may differ by (the 6 is
     Swin's num_heads). Empty where the code does not tokenize."""
@@ -117,8 +119,8 @@ def raw_numbers(code: str) -> list[tuple[int, int, int | float]]:
                 start = offsets[tok.start[0] - 1] + tok.start[1]
                 out.append((start, offsets[tok.end[0] - 1] + tok.end[1], ast.literal_eval(tok.string)))
     except (tokenize.TokenError, SyntaxError, ValueError, IndentationError):
-        return []
-    return out
+        return ()
+    return tuple(out)   # (cached: every class key and member line asks again)
 
 
 def _masked(code: str) -> str:

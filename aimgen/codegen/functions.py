@@ -20,7 +20,7 @@ import torch
 import torch.fx as fx
 
 from ..errors import InternalError
-from ..naming import Namespace, comment, sanitize
+from ..naming import WIDTH, Namespace, comment, sanitize
 from .expressions import CONST, MARK
 
 _MARKER = re.compile(f"{MARK}([^{MARK}]+){MARK}")
@@ -432,10 +432,6 @@ def render(fn: Function, names: dict[str, str], resolve, indent: str = "        
     if ret:
         lines.append(indent + ret)
     return lines
-
-
-#: the longest line a generated file has (aimgen.render.WIDTH)
-WIDTH = 99
 
 
 def _inlined(fn: Function) -> dict[int, int]:

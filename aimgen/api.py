@@ -88,7 +88,7 @@ class Conversion:
         notes = [f"{qual} is written inline in its parent's forward: {why}" for qual, why in self.code.inline] \
             if self.code is not None else []
         notes += [n for n in [capture.report_note(self._traced)] if n and self._traced is not None]
-        notes += [mode_tail_note(self._traced)] if self._traced is not None and self._traced.mode_tail else []
+        notes += [n for n in [self._traced.mode_note()] if n] if self._traced is not None else []
         return report_mod.table_text(self.plan, title=f"aimgen: {self.source_name}", notes=notes,
                                      update_names=self.code.update_names if self.code is not None else None)
 
@@ -355,19 +355,14 @@ def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *,
     return meta
 
 
-def mode_tail_note(traced: Traced) -> str:
-    return (f"{traced.mode_tail} returns other things in train() and eval(): what follows the part both "
-            "share is written in the root's forward, after `if self.training: return ...`")
-
-
 def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[str]:
     depends = sorted({m.split(".")[0] for m in src.imports} - set(__import__("sys").stdlib_module_names) - {"torch"})
     header = ["Written by aimgen; edit freely. Standalone: imports torch and the standard library only."
               if not depends else
               f"Written by aimgen. Depends on torch and: {', '.join(depends)} ({capture.depends_for(traced, depends)})."]
     header += capture.header_lines(traced)
-    if traced.mode_tail:
-        header.append(mode_tail_note(traced))
+    if traced.mode_note():
+        header.append(traced.mode_note())
     if traced.fixed_inputs:
         header.append("traced with " + ", ".join(f"{k}={v!r}" for k, v in traced.fixed_inputs.items())
                       + " (inputs not given; fixed in this file)")

@@ -36,6 +36,7 @@ model can return. The header of the generated file says what was fixed.
 from __future__ import annotations
 
 import builtins
+import collections
 import contextlib
 import dataclasses
 import importlib.util
@@ -693,7 +694,7 @@ class _Lowering:
         """The output value built from the flat outputs as ``spec`` (a pytree spec) says."""
         if spec.is_leaf():
             return next(leaves)
-        kind = spec.type
+        kind = spec.type if spec.type is not collections.namedtuple else spec.context  # pytree's namedtuple node
         children = [self._structure(c, leaves) for c in spec.children()]
         if kind is type(None):
             return None

@@ -254,9 +254,10 @@ def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Sk
             skipped.append(Skip(site.node, site.qualname, site.layer_type, _inside_kept(traced, kept)))
             continue
         if mode_only(node):
-            skipped.append(Skip(site.node, site.qualname, site.layer_type,
-                                f"it runs only in {mode_only(node)} ({traced.mode_tail} returns other things in "
-                                "train() and eval()): its memory weights would never train"))
+            why = (f"{traced.mode_tail} returns other things in train() and eval()): its memory weights would "
+                   "never train" if traced.mode_tail else "for an output eval() does not return): memory it read "
+                   "would never reach eval()'s outputs")
+            skipped.append(Skip(site.node, site.qualname, site.layer_type, f"it runs only in {mode_only(node)} ({why}"))
             continue
         if site.computed_weight and options.form == "literal":
             skipped.append(Skip(site.node, site.qualname, site.layer_type,

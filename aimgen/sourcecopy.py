@@ -43,7 +43,7 @@ from torch import nn
 
 from .errors import RenderError
 from .literals import Unrenderable, python_literal
-from .naming import comment_lines
+from .naming import comment_lines, is_safe_identifier
 
 # Names the generated file binds itself at module level, and to what.
 _TEMPLATE_BINDINGS = {"torch": torch, "nn": nn, "F": F, "math": math}
@@ -198,6 +198,34 @@ class SourceCopier:
                               hint="Rename the class of your code that is called so.")
         self.bound[name] = cls
         self.copied.definitions.append((f"{cls.__module__}.{name}", cls.__aimgen_source__))
+        self.copied.objects.append(cls)
+        self._done[id(cls)] = name
+        return name
+
+    def add_namedtuple(self, cls: type, why: str) -> str:
+        """A namedtuple class of a library (torchvision's GoogLeNetOutputs) or one made by a
+        ``collections.namedtuple`` call, which has no class statement to copy: written as that
+        call, with its fields and defaults, so the generated file imports no library for it."""
+        if id(cls) in self._done:
+            return self._done[id(cls)]
+        name = cls.__name__
+        if not is_safe_identifier(name) or not all(is_safe_identifier(f) for f in cls._fields):
+            raise RenderError(f"{why}: the namedtuple {cls.__qualname__} has a name or field that is not "
+                              "an identifier.", hint="Return a tuple or a dict instead.")
+        if self.bound.get(name, cls) is not cls or name in self.taken:
+            raise RenderError(f"{why}: the name {name} is needed for two different things in the generated file.",
+                              hint="Rename the class of your code that is called so.")
+        defaults = [cls._field_defaults[f] for f in cls._fields if f in cls._field_defaults]
+        try:
+            extra = f", defaults=[{', '.join(python_literal(d) for d in defaults)}]" if defaults else ""
+        except Unrenderable:
+            raise RenderError(f"{why}: the defaults of the namedtuple {name} cannot be written as literals.",
+                              hint="Return a tuple or a dict instead.") from None
+        self.bound[name] = cls
+        if "import collections" not in self.copied.imports:
+            self.copied.imports.append("import collections")
+        self.copied.definitions.append(
+            (f"{cls.__module__}.{name}", f"{name} = collections.namedtuple({name!r}, {list(cls._fields)!r}{extra})"))
         self.copied.objects.append(cls)
         self._done[id(cls)] = name
         return name

@@ -284,6 +284,27 @@ class Traced:
     def nodes(self) -> list[fx.Node]:
         return list(self.graph.nodes)
 
+    @property
+    def train_heads(self) -> list[str]:
+        """The submodules only train() runs, for outputs eval() does not return (see
+        _train_branches; GoogLeNet's aux1 and aux2), outermost first."""
+        quals = sorted({module_of(n) for n in self.graph.nodes if n.meta.get("train_only")} - {""}, key=len)
+        heads: list[str] = []
+        for q in quals:
+            if not any(q.startswith(h + ".") for h in heads):
+                heads.append(q)
+        return sorted(heads)
+
+    def mode_note(self) -> str | None:
+        """What the generated forward writes for a model whose two modes return other things."""
+        if self.mode_tail:
+            return (f"{self.mode_tail} returns other things in train() and eval(): what follows the part both "
+                    "share is written in the root's forward, after `if self.training: return ...`")
+        if any(n.meta.get("train_only") for n in self.graph.nodes):
+            return (f"only train() runs {', '.join(self.train_heads) or 'a part of the forward'}, and returns other "
+                    "things than eval(): written under `if self.training:`, reading no memory")
+        return None
+
 
 def _user_location(err: BaseException) -> str | None:
     """file:line of the innermost frame of user code (outside torch and aimgen)."""
@@ -487,26 +508,75 @@ def _agreeing(tn: list[fx.Node], en: list[fx.Node]) -> tuple[int, dict]:
     that differ only as plain values), and those constants."""
     flags: dict[str, dict[tuple, tuple]] = {}
     for k, (a, b) in enumerate(zip(tn, en)):
-        if (a.op, a.target, a.name) != (b.op, b.target, b.name):
+        differ = _same_call(a, b, lambda va, vb: va.name == vb.name) if a.name == b.name else None
+        if differ is None:
             return k, flags
-        fa = list(flat_values((a.args, a.kwargs)))
-        fb = list(flat_values((b.args, b.kwargs)))
-        if [p for p, _ in fa] != [p for p, _ in fb]:
-            return k, flags
-        differ = {}
-        for (path, va), (_, vb) in zip(fa, fb):
-            if isinstance(va, fx.Node) or isinstance(vb, fx.Node):
-                if not (isinstance(va, fx.Node) and isinstance(vb, fx.Node) and va.name == vb.name):
-                    return k, flags
-            elif type(va) is type(vb) and va == vb:
-                continue
-            elif isinstance(va, _MODE_VALUES) and isinstance(vb, _MODE_VALUES):
-                differ[path] = (va, vb)
-            else:
-                return k, flags
         if differ:
             flags[b.name] = differ
     return min(len(tn), len(en)), flags
+
+
+def _same_call(a: fx.Node, b: fx.Node, same_input) -> dict[tuple, tuple] | None:
+    """Whether ``a`` (train()) and ``b`` (eval()) make the same call on the same inputs
+    (``same_input(a_input, b_input)``), with constants that may differ only as plain values:
+    those, {path: (train value, eval value)}, or None where the calls differ."""
+    if (a.op, a.target) != (b.op, b.target):
+        return None
+    fa = list(flat_values((a.args, a.kwargs)))
+    fb = list(flat_values((b.args, b.kwargs)))
+    if [p for p, _ in fa] != [p for p, _ in fb]:
+        return None
+    differ = {}
+    for (path, va), (_, vb) in zip(fa, fb):
+        if isinstance(va, fx.Node) or isinstance(vb, fx.Node):
+            if not (isinstance(va, fx.Node) and isinstance(vb, fx.Node) and same_input(va, vb)):
+                return None
+        elif type(va) is type(vb) and va == vb:
+            continue
+        elif isinstance(va, _MODE_VALUES) and isinstance(vb, _MODE_VALUES):
+            differ[path] = (va, vb)
+        else:
+            return None
+    return differ
+
+
+def _train_branches(train: fx.Graph, evalg: fx.Graph) -> tuple[fx.Graph, dict] | None:
+    """Where eval() runs a part of what train() runs and returns something else: auxiliary
+    heads that only train() computes and returns beside the logits (torchvision's GoogLeNet
+    and Inception3: ``if self.training and self.aux_logits: return Outputs(x, aux2, aux1)``).
+    One graph, train()'s: each node of it that eval() does not run is marked ``train_only``
+    (written under ``if self.training:``), train()'s output is returned in train()
+    (``train_return``) and eval()'s after it. eval()'s nodes are found in train()'s in order,
+    call by call and input by input (their names may differ: torch.fx numbers them as it goes).
+    (graph, flags) or None."""
+    tn, en = list(train.nodes), list(evalg.nodes)
+    if tn[-1].op != "output" or en[-1].op != "output":
+        return None
+    env: dict[fx.Node, fx.Node] = {}            # eval node -> the train node that computes it
+    flags: dict[str, dict[tuple, tuple]] = {}
+    i = 0
+    for b in en[:-1]:
+        while i < len(tn) - 1:
+            differ = _same_call(tn[i], b, lambda va, vb: env.get(vb) is va)
+            if differ is not None:
+                break
+            i += 1
+        else:
+            return None
+        env[b] = tn[i]
+        if differ:
+            flags[tn[i].name] = differ
+        i += 1
+    extra = [n for n in tn[:-1] if n not in set(env.values())]
+    if not extra or any(n.op == "placeholder" for n in extra):
+        return None
+    with train.inserting_before(tn[-1]):
+        ret = train.call_function(train_return, (tn[-1].args[0],))
+    for n in extra + [ret]:
+        n.meta["train_only"] = True
+    tn[-1].args = (fx.node.map_arg(en[-1].args[0], env.__getitem__),)
+    train.lint()
+    return train, flags
 
 
 @torch.fx.node.has_side_effect
@@ -637,6 +707,12 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
             if tail is not None:
                 g_eval, flags, tail = tail
                 culprit = None
+        # (a module without weights whose output differs, a custom dropout, is kept whole below)
+        branches = _train_branches(g_train, g_eval) if culprit is not None and (
+            not module_of(culprit) or _has_weights(model, module_of(culprit))) else None
+        if branches is not None:
+            g_eval, flags = branches
+            culprit = None
         if culprit is None:
             return Traced(root=model, graph=g_eval, training_values=flags, leaf_names=leaves,
                           leaf_reasons=reasons, fixed_inputs=fixed, mode_tail=tail)

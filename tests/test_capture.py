@@ -391,7 +391,9 @@ def test_a_model_that_fails_in_both_modes_is_told_to_check_its_input_shape():
 
 
 class TrainBranch(nn.Module):
-    """Its root forward computes something else in train(): one graph cannot hold both."""
+    """Its root forward computes something else in eval(), not a part of what train() computes:
+    one graph cannot hold both (one that runs only more in train() is written with
+    ``if self.training:``, tests/test_tracing.py)."""
 
     def __init__(self):
         super().__init__()
@@ -399,8 +401,8 @@ class TrainBranch(nn.Module):
 
     def forward(self, x, **kwargs):
         y = self.fc(x)
-        if self.training:
-            y = y.relu()  # TRAIN ONLY
+        if not self.training:
+            y = y.relu()  # EVAL ONLY
         return y
 
 
@@ -408,7 +410,7 @@ def test_a_root_that_branches_on_training_is_refused_with_its_line():
     with pytest.raises(TraceError) as info:
         aimgen.convert(TrainBranch(), [(2, 4)])
     msg = str(info.value)
-    line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1) if "# TRAIN ONLY" in text)
+    line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1) if "# EVAL ONLY" in text)
     assert "TrainBranch: the forward of the root module takes a different path in train() and eval() mode" in msg
     assert f"test_capture.py:{line}" in msg and "self.training" in msg
 

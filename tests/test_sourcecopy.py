@@ -77,3 +77,28 @@ def test_a_method_that_only_reads_self_is_copied_as_a_function_of_what_it_reads(
     assert space["table"](1, size=3, shift=10).tolist() == [11, 14, 17]
     with pytest.raises(RenderError, match="uses self other than to read attributes"):
         SourceCopier().add_method(mod.Block, "passes_self", "why")
+
+
+def test_a_namedtuple_without_a_class_statement_is_written_as_the_call_that_makes_it():
+    """torchvision's GoogLeNetOutputs (a library's, made by collections.namedtuple) and one with
+    defaults: the same call, in the file, so it imports no library; once, whoever asks again."""
+    import collections
+
+    from torchvision.models.googlenet import GoogLeNetOutputs
+
+    copier = SourceCopier()
+    assert copier.add_namedtuple(GoogLeNetOutputs, "the output") == "GoogLeNetOutputs"
+    assert copier.add_namedtuple(GoogLeNetOutputs, "the output again") == "GoogLeNetOutputs"
+    Pair = collections.namedtuple("Pair", ["a", "b"], defaults=[None, 0.5])
+    copier.add_namedtuple(Pair, "the output")
+    text = copier.copied.text()
+    imports = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
+    assert imports == ["import collections"]
+    assert "GoogLeNetOutputs = collections.namedtuple('GoogLeNetOutputs', ['logits', 'aux_logits2', " \
+           "'aux_logits1'])" in text
+    assert "Pair = collections.namedtuple('Pair', ['a', 'b'], defaults=[None, 0.5])" in text
+    scope = {}
+    exec(text, scope)  # noqa: S102 - the text written above
+    assert scope["Pair"]() == (None, 0.5) and scope["Pair"]._fields == ("a", "b")
+    with pytest.raises(RenderError, match="needed for two different things"):
+        copier.add_namedtuple(collections.namedtuple("Pair", ["c"]), "another output")

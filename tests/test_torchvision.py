@@ -153,3 +153,37 @@ def test_same_input_gives_byte_identical_source():
     assert a == b
     for banned in ("/tmp", "/work", "2026", "0x"):
         assert banned not in a
+
+
+def test_googlenet_with_its_auxiliary_heads_converts_and_returns_what_it_returned(tmp_path):
+    """torchvision's GoogLeNet runs and returns its two auxiliary heads in train() only, as a
+    library namedtuple (GoogLeNetOutputs): they are called under ``if self.training:``, the
+    namedtuple is written in the file (no torchvision import), and with base weights both modes
+    compute what the base model computes; the file validates in a fresh process."""
+    torch.manual_seed(0)
+    model = torchvision.models.googlenet(num_classes=7, init_weights=True)
+    result = aimgen.convert(model, torch.randn(1, 3, 96, 96), source_name="googlenet",
+                            base_weights=model.state_dict())
+    assert result._traced.train_heads == ["aux1", "aux2"]
+    heads = [n for n in _weight_layers(model) if n.startswith("aux")]
+    assert sorted(s.qualname for s in result.plan.skipped) == sorted(heads)
+    assert sorted(t.qualname for t in result.plan.taps) == sorted(set(_weight_layers(model)) - set(heads))
+    src = result.source
+    assert "        if self.training:\n            aux1 = self.aux1(x)\n" in src
+    assert "            return GoogLeNetOutputs(x, aux2, aux1), memory.final()\n" in src
+    aim = result.build()
+    aim.load_state_dict(result.state_dict)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model.eval()(x)).abs().max() <= 1e-5
+        model.train(), aim.train()
+        for m in (model, aim):   # dropout off, batch statistics on: the same function in train()
+            for d in m.modules():
+                if isinstance(d, nn.Dropout):
+                    d.eval()
+        got, want = aim(x), model(x)
+    assert got._fields == want._fields == ("logits", "aux_logits2", "aux_logits1")
+    assert max((g - w).abs().max() for g, w in zip(got, want)) <= 1e-5
+    out = tmp_path / "googlenet_aim.py"
+    result.write(out, onnx=False)
+    assert all(c.ok for c in result.validation) and imported_modules(out) <= ALLOWED

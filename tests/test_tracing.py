@@ -340,3 +340,80 @@ def test_a_dict_the_model_holds_that_a_run_did_not_change_is_left_alone():
     model = Configured()
     conv = aimgen.convert(model, torch.randn(1, 4))
     assert model.config == {"width": 4} and conv.plan.taps
+
+
+Outputs = __import__("collections").namedtuple("Outputs", ["logits", "aux"])
+
+
+class _AuxHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(8, 4, 1), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.conv(x), 1), 1))
+
+
+class _AuxNet(nn.Module):
+    """As torchvision's GoogLeNet: an auxiliary head that train() alone runs, between the
+    layers both modes run, and returns beside the logits as a namedtuple."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.body = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.aux, self.fc = _AuxHead(), nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        aux = self.aux(x) if self.training else None
+        x = torch.relu(self.body(x))
+        x = self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        if self.training:
+            return Outputs(x, aux)
+        return x
+
+
+def test_a_head_only_train_runs_is_written_under_if_self_training_and_returned_in_train_only():
+    """Nodes only train() runs, between nodes both run (torch.fx numbers their names apart),
+    are one graph with them marked; the head is called under ``if self.training:``, reads no
+    memory (eval() never uses what it reads), and train() returns the namedtuple, written with
+    collections; base weights in, both modes compute what the base model computes."""
+    torch.manual_seed(0)
+    base = _AuxNet()
+    traced = trace(base, n_inputs=1)
+    assert traced.mode_tail is None and traced.train_heads == ["aux"] and not traced.leaf_names
+    assert traced.mode_note() == ("only train() runs aux, and returns other things than eval(): written under "
+                                  "`if self.training:`, reading no memory")
+    conv = aimgen.convert(base, [(1, 3, 16, 16)], base_weights=base.state_dict())
+    assert sorted(t.qualname for t in conv.plan.taps) == ["body", "fc", "stem"]
+    assert sorted(s.qualname for s in conv.plan.skipped) == ["aux.conv", "aux.fc"]
+    assert all("runs only in train() (for an output eval() does not return)" in s.reason for s in conv.plan.skipped)
+    src = conv.source
+    assert "Outputs = collections.namedtuple('Outputs', ['logits', 'aux'])" in src and "import collections" in src
+    assert "        if self.training:\n            aux = self.aux(x)\n" in src
+    assert "        if self.training:\n            return Outputs(x, aux), memory.final()\n" \
+           "        return x, memory.final()\n" in src
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(aim.eval()(x), base.eval()(x), atol=1e-6)
+        out, want = aim.train()(x), base.train()(x)
+    assert type(out).__name__ == "Outputs" and out._fields == ("logits", "aux")
+    assert torch.allclose(out.logits, want.logits, atol=1e-6) and torch.allclose(out.aux, want.aux, atol=1e-6)
+
+
+def test_a_train_only_part_that_eval_computes_otherwise_is_not_taken_for_a_branch():
+    """eval() must run a part of train()'s nodes on the same inputs: a forward whose eval()
+    path computes its own thing (not a subset) is refused as before."""
+
+    class Other(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x) if self.training else self.fc(x * 2)
+
+    with pytest.raises(TraceError, match="takes a different path in train"):
+        trace(Other(), n_inputs=1)

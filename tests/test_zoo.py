@@ -87,6 +87,22 @@ def test_a_root_that_branches_on_training_is_refused_with_its_line(tmp_path, cli
     assert leftovers(tmp_path, set()) == []
 
 
+def test_a_root_that_returns_aux_logits_in_train_only_converts(tmp_path, cli):
+    """What only train() computes and returns (the aux head) is written under
+    ``if self.training:``; the file validates, and returns what the base returns in each mode."""
+    out = tmp_path / "out.py"
+    code, text, err = cli("convert", ZOO / "root_aux_logits.py", "--input-shape", "1,3,8,8", "-o", out, "--no-onnx")
+    assert code == 0, err
+    assert "aux" in text and "runs only in train()" in text
+    src = out.read_text()
+    assert "        if self.training:\n            aux = self.aux(x)\n            return (fc, aux), memory.final()\n" \
+        "        return fc, memory.final()\n" in src
+    aim = load_model(f"{out}:build_model").model
+    x = torch.randn(2, 3, 8, 8)
+    logits, aux = aim.train()(x)
+    assert logits.shape == aux.shape == (2, 2) and aim.eval()(x).shape == (2, 2)
+
+
 # --- case 2: one module called several times ----------------------------------------------
 
 def test_a_module_called_at_two_resolutions_reads_memory_at_each():

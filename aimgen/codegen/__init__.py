@@ -536,8 +536,11 @@ class Generator:
         packed = self._packed(child)
         args = [self.expr.arg(self._packs[id(child)])] if packed else [ref(i) for i in child.inputs]
         args += ["memory"] if child.memory else []
+        train_only = _train_only(child) and not _train_only(cls)
+        if train_only and not _in_training_block(fn):
+            fn.body.append(Stmt(targets=[], code="if self.training:"))   # see tracing._train_branches
         fn.body.append(Stmt(targets=list(child.outputs), code=f"{callee}({', '.join(args)})",
-                            memory_out=child.memory))
+                            memory_out=child.memory, indent=int(train_only)))
 
     def _emit_node(self, node: fx.Node, cls: Scope, fn: Function) -> None:
         if node.op in ("placeholder", "get_attr"):
@@ -547,10 +550,16 @@ class Generator:
             return
         if not node.users and _pure(node):
             return
-        if node.meta.get("train_only") and not _in_training_block(fn):
+        # (a block only train() runs is called under the `if`; its own class has none)
+        train_only = bool(node.meta.get("train_only")) and not _train_only(cls)
+        if train_only and not _in_training_block(fn):
             fn.body.append(Stmt(targets=[], code="if self.training:"))   # see tracing._mode_tail
         if node.op == "call_function" and node.target is train_return:
-            fn.body.append(Stmt(targets=[], code=return_line(fn, self.expr.arg(node.args[0], node, (0, 0))), indent=1))
+            value, last = self.expr.arg(node.args[0], node, (0, 0)), fn.body[-1]
+            if last.indent and last.targets == [node.args[0]] and len(node.args[0].users) == 1 \
+                    and not (last.comment or last.memory_out or last.augmented or last.slots):
+                value = fn.body.pop().code   # made only to be returned: `return Outputs(x, aux2, aux1)`
+            fn.body.append(Stmt(targets=[], code=return_line(fn, value), indent=1))
             return
         tap = self.taps.get(node.name)
         if tap is not None:
@@ -562,7 +571,7 @@ class Generator:
         if augmented is not None:
             augmented = (node.args[0], augmented, self.expr.arg(node.args[1], node, (0, 1)))
         fn.body.append(Stmt(targets=[node] if node.users else [], code=code, comment=comment,
-                            indent=int(bool(node.meta.get("train_only"))), augmented=augmented))
+                            indent=int(train_only), augmented=augmented))
 
     def _in_place(self, node: fx.Node, cls: Scope) -> str | None:
         """The operator of ``out += identity`` where the base model's forward wrote this value in
@@ -1390,6 +1399,11 @@ def _fan_in(site: TapSite, width) -> int:
     if site.axis == -1:
         return site.in_size + width.k
     return (site.in_size // site.groups + width.k) * math.prod(site.kernel)
+
+
+def _train_only(scope: Scope) -> bool:
+    """Whether only train() runs the block (an auxiliary head: tracing._train_branches)."""
+    return bool(scope.nodes) and all(n.meta.get("train_only") for n in scope.nodes)
 
 
 def _in_training_block(fn: Function) -> bool:

@@ -40,6 +40,16 @@ _FUNCTION_HOMES = (("F", F), ("torch", torch), ("torch.linalg", torch.linalg), (
                    ("torch.special", torch.special), ("math", math), ("operator", operator))
 
 
+def _has_class_statement(cls: type) -> bool:
+    """True where ``cls`` was written as a class statement (a NamedTuple subclass, not a
+    ``collections.namedtuple`` call), which the copier can then copy as written."""
+    try:
+        inspect.getsource(cls)
+    except (OSError, TypeError):
+        return False
+    return True
+
+
 def ref(node: fx.Node) -> str:
     return f"{MARK}{node.name}{MARK}"
 
@@ -105,11 +115,15 @@ class Expressions:
     # --- callables ------------------------------------------------------------------------
     def class_ref(self, cls, node: fx.Node | None) -> str:
         """Source naming a class the forward builds (a NamedTuple or dataclass output)."""
+        if issubclass(cls, tuple) and hasattr(cls, "_fields") and not (is_user_object(cls) and _has_class_statement(cls)):
+            return self.copier.add_namedtuple(cls, f"operation {node.name if node else '?'} builds it")
         if is_user_object(cls):
             return self.copier.add(cls, f"operation {node.name if node else '?'} builds it")
         return self.function_ref(cls, node)
 
     def function_ref(self, fn, node: fx.Node) -> str:
+        if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
+            return self.class_ref(fn, node)
         name = getattr(fn, "__name__", None)
         if fn is getattr(builtins, name or "", None):
             return name

@@ -1,4 +1,5 @@
-"""Case 1, refused: the root forward returns something else in train mode (like aux logits)."""
+"""Case 1, refused: the root forward computes something else in eval mode, not a part of what
+train mode computes."""
 import torch
 from torch import nn
 
@@ -8,10 +9,9 @@ class Net(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
         self.fc = nn.Linear(8, 2)
-        self.aux = nn.Linear(8, 2)
 
     def forward(self, x):
         x = torch.relu(self.conv(x)).mean((2, 3))
-        if self.training:
-            return self.fc(x), self.aux(x)
+        if not self.training:
+            return self.fc(x).softmax(1)
         return self.fc(x)

@@ -165,7 +165,8 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
         args = [Arg("args", c, True) for c in items] if cls is nn.Sequential else [Arg("modules", items, True)]
         return Constructor(f"nn.{cls.__name__}", args, imports=set().union(*(c.imports for c in items)))
     if recorded is not None:
-        recorded = {k: _as_call(v, module, qualname, copier, why, records) for k, v in recorded.items()}
+        calls = getattr(recorded, "arguments", {})
+        recorded = {k: _as_call(v, module, qualname, copier, why, records, calls) for k, v in recorded.items()}
     where = f"layer {qualname} ({cls.__name__}{', ' + why if why else ''})"
     copied = None
     if copier is not None and is_user_object(cls):
@@ -250,14 +251,19 @@ def constructor(module: nn.Module, qualname: str, *, copier: SourceCopier | None
                       hint="List its parent module with leaf=, or report this layer type.")
 
 
-def _as_call(value, module: nn.Module, qualname: str, copier, why: str, records: dict):
-    """A recorded argument that is one of ``module``'s submodules: that submodule's constructor
-    call (verified like any other); anything else as it is."""
+def _as_call(value, module: nn.Module, qualname: str, copier, why: str, records: dict, calls: dict):
+    """A recorded argument that is a module: one of ``module``'s submodules, or one its
+    constructor only used (nn.TransformerEncoder's ``encoder_layer``, which it copies), written
+    as that module's constructor call (verified like any other; ``calls``: the recorded calls
+    of such arguments, by id); anything else as it is."""
     if not isinstance(value, nn.Module):
         return value
     name = next((n for n, c in module._modules.items() if c is value), None)
     if name is None:
-        return value   # not a submodule (a shared module?): left to fail where it is written
+        if id(value) not in calls:
+            return value   # not a submodule, and built before aimgen watched: left to fail where written
+        return constructor(value, f"{qualname} (its argument {type(value).__name__})", copier=copier, why=why,
+                           records={}, recorded=calls[id(value)])
     q = f"{qualname}.{name}"
     return constructor(value, q, copier=copier, why=why, records=records, recorded=records.get(q))
 

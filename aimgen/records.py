@@ -31,6 +31,10 @@ class Call(dict):
     ``__init__`` may read besides its arguments."""
 
     locals: dict = {}
+    #: the calls that built the modules passed as its arguments, by id: what a module that is
+    #: not kept as a submodule (nn.TransformerEncoder's ``encoder_layer``, copied num_layers
+    #: times) is written from
+    arguments: dict = {}
 
 
 class ConstructorRecords:
@@ -64,8 +68,23 @@ class ConstructorRecords:
         for name, module in root.named_modules(remove_duplicate=False):
             args = self.of(module)
             if args is not None:
+                self._link(args, set())
                 out.setdefault(name, args)
         return out
+
+    def _link(self, call: Call, seen: set[int]) -> None:
+        """Attach to ``call`` the calls of the modules among its arguments (and theirs)."""
+        if id(call) in seen:
+            return
+        seen.add(id(call))
+        found = {}
+        for value in call.values():
+            for v in (value if isinstance(value, (list, tuple)) else [value]):
+                inner = self.of(v) if isinstance(v, nn.Module) else None
+                if inner is not None:
+                    self._link(inner, seen)
+                    found[id(v)] = inner
+        call.arguments = found
 
 
 def _wrapped(init) -> Iterator[Callable]:

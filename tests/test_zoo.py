@@ -641,3 +641,15 @@ def test_window_attention_reads_each_sample_s_memory_in_every_window():
     assert [s.reason for s in table.plan.skipped] == [
         "its input is the same whatever the model's input (a table, such as relative positions for a bias): "
         "there is no sample's memory to read"]
+
+
+# --- torch.nn's transformer -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["Encoder", "BatchFirst"])
+def test_nn_transformer_encoder_converts_with_the_layer_it_copies_written_as_a_call(name):
+    """nn.TransformerEncoder(layer, 2): the layer is an argument its constructor copies, not a
+    submodule; it is written as its own recorded constructor call."""
+    conv = check(f"transformer_encoder.py:{name}", (2, 10, 16))
+    first = ", batch_first=True" if name == "BatchFirst" else ""
+    assert "nn.TransformerEncoder(\n            nn.TransformerEncoderLayer(32, 4, dim_feedforward=64" \
+           f"{first}),\n            2,\n            norm=nn.LayerNorm(32),\n        )" in conv.source

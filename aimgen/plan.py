@@ -259,6 +259,11 @@ def find_sites(traced: Traced, options: Options) -> tuple[list[TapSite], list[Sk
                    "would never reach eval()'s outputs")
             skipped.append(Skip(site.node, site.qualname, site.layer_type, f"it runs only in {mode_only(node)} ({why}"))
             continue
+        if not kind.literal and options.form == "literal":
+            skipped.append(Skip(site.node, site.qualname, site.layer_type,
+                                f"only the sum form (form='sum', the default) can tap a {site.layer_type}: the "
+                                "literal form would have to widen weights torch runs inside it"))
+            continue
         if site.computed_weight and options.form == "literal":
             skipped.append(Skip(site.node, site.qualname, site.layer_type,
                                 "its weight is computed in forward: only the sum form (form='sum', the "

@@ -3,7 +3,8 @@
 Three facts come from here, recorded on each node's ``meta``:
 - ``tensor_meta``: shape and dtype at the example input (a concrete run, no grad, eval mode);
 - ``batch_axis_ok``: whether the tensor's first axis follows the batch (taps and update blocks
-  line the memory up per sample, so they need it);
+  line the memory up per sample, so they need it); ``batch_second``: whether, instead, its
+  second axis does (a sequence-first (L, N, E) tensor, as nn.MultiheadAttention takes by default);
 - ``sample_rows``: where the first axis does not follow the batch, whether its rows are windows
   (or other pieces) of the samples, sample by sample: ``N * w`` rows, those of sample ``i`` at
   ``i * w ... (i + 1) * w - 1`` (Swin's and RegionViT's window attention); a Linear on them can
@@ -207,6 +208,7 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
         sym = n.meta.get("size")
         if tensor_meta(n) is not None:
             n.meta["batch_axis_ok"] = bool(sym and sym[0] in batch)
+            n.meta["batch_second"] = bool(sym and len(sym) > 1 and sym[0] not in batch and sym[1] in batch)
     return True
 
 
@@ -242,6 +244,8 @@ def second_run(traced: Traced, specs, make_inputs, source_name: str, scale: int 
         m2 = second.get(n.name)
         ok = m2 is not None and hasattr(m2, "shape") and len(m2.shape) == len(m1.shape)
         n.meta["batch_axis_ok"] = bool(ok and len(m1.shape) and m1.shape[0] == b1 and m2.shape[0] == b2)
+        n.meta["batch_second"] = bool(ok and len(m1.shape) > 1 and not n.meta["batch_axis_ok"] and
+                                      m1.shape[1] == b1 and m2.shape[1] == b2)
         if ok:
             n.meta["size"] = tuple(str(a) if a == b else f"{a}|{b}" for a, b in zip(m1.shape, m2.shape))
 

@@ -405,6 +405,13 @@ def convert_form(state_dict: dict[str, torch.Tensor], model: torch.nn.Module, to
     out = dict(state_dict)
     for weight, memory, site, width in _sum_layout(model):
         kind = REGISTRY.get(site.kind)
+        if not kind.literal:   # the literal form leaves the layer untapped: its memory weights are zero
+            if to == "sum":
+                out.setdefault(memory, torch.zeros_like(model.get_parameter(memory)))
+            elif memory in out and out.pop(memory).any():
+                raise WeightsError(f"{memory}: a {site.layer_type} reads the memory only in the sum form; the literal "
+                                   "form has no weights for that.", hint="Keep these weights in the sum form.")
+            continue
         if to == "literal":
             if memory not in out:
                 raise WeightsError(f"{memory}: missing; these weights are not in the sum form.")
@@ -424,7 +431,11 @@ def _sum_layout(model: torch.nn.Module):
         memory = getattr(module, "memory_weight", None)
         kind = REGISTRY.kind_for(module)
         prefix = f"{name}." if name else ""
-        if isinstance(memory, torch.nn.Parameter) and kind is not None:
+        if isinstance(memory, torch.nn.Parameter) and kind is not None and not kind.literal:
+            site = TapSite(node="", qualname=name, layer_type=type(module).__name__, kind=kind.key, axis=-1,
+                           in_size=0, out_size=0, groups=1, kernel=(), spatial=(), weight="")
+            yield "", prefix + "memory_weight", site, TapWidth(memory.shape[1])
+        elif isinstance(memory, torch.nn.Parameter) and kind is not None:
             base = module.weight
             transpose = kind.key == "conv_transpose"
             k = memory.shape[0] if transpose else memory.shape[1]

@@ -232,14 +232,15 @@ def test_dataclass_and_namedtuple_outputs_are_returned_as_such(name, type_name):
     assert first.shape == (2, 3)
 
 
-def test_token_ids_sequences_and_attention_report_what_is_not_tapped():
+def test_token_ids_sequences_and_attention_every_weight_layer_reads_the_memory():
+    """Token ids in; nn.MultiheadAttention is tapped as one layer (its packed projections and
+    out_proj read the memory through its own memory_weight), as are the Linear layers."""
     conv = check("sequence.py:Net", InputSpec((1, 16), torch.int64))
     assert "EXAMPLE_INPUT_DTYPES = ['int64']" in conv.source
-    tapped = {t.qualname for t in conv.plan.taps}
-    assert {"ff.0", "ff.2", "head"} <= tapped
-    untapped = {s["layer"]: s["reason"] for s in conv.report_dict()["untapped"]}
-    assert "internal to MultiheadAttention" in untapped["attn"] and "attn.out_proj" in untapped
-    assert "torch runs whole" in untapped["attn.out_proj"] and "attn.out_proj" in conv.report
+    assert {t.qualname for t in conv.plan.taps} == {"attn", "ff.0", "ff.2", "head"}
+    assert [u["layer"] for u in conv.report_dict()["untapped"]] == ["embed"]   # a table, not a weight layer
+    assert "attn.out_proj" not in conv.report
+    assert "a, _ = self.attn(h, h, h, memory.features(" in conv.source
 
 
 @pytest.mark.parametrize("name,shape,memory_rank", [("Net1d", (1, 2, 32), 2), ("Net3d", (1, 1, 8, 8, 8), 4),

@@ -106,7 +106,8 @@ def _reads(fn: Function) -> Counter:
 def _items_after(body: list[Stmt], i: int) -> list[Stmt]:
     """The statements right after ``body[i]`` that each take one item of its one value
     (``b = shape[0]``), at the same depth and from the same part of the forward; [] for fewer
-    than two (``c = x.shape[-1]`` reads better as it is)."""
+    than two (``c = x.shape[-1]`` reads better as it is), unless the user's own line unpacks
+    it (``x, _ = self.attn(x, x, x)``)."""
     st = body[i]
     if len(st.targets) != 1 or st.memory_out or st.augmented or st.carries is not None or st.slots:
         return []
@@ -118,7 +119,7 @@ def _items_after(body: list[Stmt], i: int) -> list[Stmt]:
                 or node.args[0] is not value or not isinstance(node.args[1], int):
             break
         items.append(later)
-    return items if len(items) >= 2 else []
+    return items if len(items) >= 2 or items and isinstance(_target_of(value), ast.Tuple) else []
 
 
 def _same_part(a: Stmt, b: Stmt) -> bool:

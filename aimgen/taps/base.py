@@ -176,6 +176,9 @@ class TapKind:
     runtime_objects: ClassVar[tuple[Any, ...]] = ()
     #: the constructor argument that holds the input width (module kinds)
     in_arg: ClassVar[str] = ""
+    #: whether the literal form can tap it (a widened weight); else its layers are tapped in
+    #: the sum form only, and left as they are in the literal form
+    literal: ClassVar[bool] = True
 
     # --- matching ---------------------------------------------------------------------------
     def match(self, node: fx.Node, root: nn.Module) -> bool:

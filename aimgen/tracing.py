@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dis
+import functools
 import inspect
 import operator
 import re
@@ -30,6 +31,7 @@ from torch.utils import _pytree as pytree
 from torch import nn
 
 from .errors import TraceError
+from .nn_forwards import TRACED_FORWARDS
 from .taps import REGISTRY
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
@@ -95,6 +97,8 @@ class AimTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if module_qualified_name in self.leaf_names or type(m) in REGISTRY.module_types:
             return True  # a kept leaf, or a layer of a tap kind (a user's own kind included)
+        if type(m) in TRACED_FORWARDS:
+            return False  # torch.nn's transformer modules: traced through (see nn_forwards.py)
         return super().is_leaf_module(m, module_qualified_name)
 
     def to_bool(self, obj) -> bool:
@@ -139,6 +143,9 @@ class AimTracer(fx.Tracer):
         return iter([obj[i] for i in range(n)])
 
     def call_module(self, m, forward, args, kwargs):
+        traced = TRACED_FORWARDS.get(type(m))
+        if traced is not None:
+            forward = functools.partial(traced, m)
         try:
             return super().call_module(m, forward, args, kwargs)
         except Exception as err:

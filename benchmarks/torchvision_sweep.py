@@ -1,5 +1,6 @@
-"""Breadth: torchvision's models beyond image classification (segmentation, video, optical
-flow, detection), random weights and no backbone weights (nothing is downloaded), converted as
+"""Breadth: torchvision's models, one of each classification family and those beyond image
+classification (segmentation, video, optical flow, detection), random weights and no backbone
+weights (nothing is downloaded), converted as
 ``aimgen convert FILE.py:NAME`` does, then checked as the other sweeps check: every base
 state_dict key kept, base weights in -> the base function out (max abs difference over every
 output tensor at batch 2), and one training step.
@@ -18,11 +19,20 @@ from sweep import run_table
 from aimgen.loader import InputSpec
 
 IMAGE = InputSpec((1, 3, 96, 96))
+FULL = InputSpec((1, 3, 224, 224))
 CLIP = InputSpec((1, 3, 8, 64, 64))
 SEG = "num_classes=5, weights_backbone=None"
 DET = "num_classes=3, weights_backbone=None"
 # name: (constructor call, inputs)
 MODELS = {
+    # one of each classification family (GoogLeNet and Inception-v3 with their auxiliary heads)
+    **{name: (f"tvm.{name}(num_classes=7)", IMAGE) for name in (
+        "alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "googlenet",
+        "mnasnet0_5", "mobilenet_v3_large", "regnet_x_400mf", "regnet_y_400mf", "resnet18", "resnext50_32x4d",
+        "shufflenet_v2_x0_5", "squeezenet1_0", "swin_t", "swin_v2_t", "vgg11_bn", "wide_resnet50_2")},
+    "inception_v3": ("tvm.inception_v3(num_classes=7)", InputSpec((1, 3, 299, 299))),
+    "maxvit_t": ("tvm.maxvit_t(num_classes=7)", FULL),
+    "vit_b_32": ("tvm.vit_b_32(num_classes=7)", FULL),
     "fcn_resnet50": (f"segmentation.fcn_resnet50({SEG}, aux_loss=True)", IMAGE),
     "deeplabv3_mobilenet_v3_large": (f"segmentation.deeplabv3_mobilenet_v3_large({SEG})", IMAGE),
     "lraspp_mobilenet_v3_large": (f"segmentation.lraspp_mobilenet_v3_large({SEG})", IMAGE),
@@ -42,7 +52,8 @@ MODELS = {
 
 
 def main(names: list[str]) -> int:
-    run_table("from torchvision.models import *\n", MODELS, names, "torchvision_models.py")
+    run_table("import torchvision.models as tvm\nfrom torchvision.models import *\n", MODELS, names,
+              "torchvision_models.py")
     return 0
 
 

@@ -207,19 +207,20 @@ def test_linear_unit():
     assert linear_unit((1, 16, 16)) == 16
 
 
-def test_a_layer_whose_first_axis_is_not_the_batch_is_skipped():
-    class SeqFirst(nn.Module):
+def test_a_layer_whose_input_has_no_batch_axis_is_skipped():
+    class BatchMean(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(8, 8)
             self.out = nn.Linear(8, 2)
 
-        def forward(self, x):  # x: (N, T, D) -> (T, N, D) for fc
-            return self.out(self.fc(x.transpose(0, 1)).mean(0))
+        def forward(self, x):  # x: (N, T, D); fc reads (T, D), the mean over the batch
+            return self.out(x + self.fc(x.mean(0))).mean(1)
 
-    plan = aimgen.convert(SeqFirst(), torch.randn(2, 5, 8)).plan
+    plan = aimgen.convert(BatchMean(), torch.randn(2, 5, 8)).plan
     assert [t.qualname for t in plan.taps] == ["out"]
-    assert "batch" in {s.qualname: s.reason for s in plan.skipped}["fc"]
+    assert {s.qualname: s.reason for s in plan.skipped}["fc"] == (
+        "input is not batched (N, ..., D) with the batch first, nor (L, N, ..., D)")
 
 
 def _project(x, weight, bias):
@@ -341,9 +342,9 @@ def test_no_update_block_goes_after_the_last_tapped_layer():
 
 
 class _TwiceCalled(nn.Module):
-    """``proj`` runs on the tokens (one row a sample) and again on them sequence first (a row a
-    token), as RegionViT's attention ran on region tokens and on windows before those were read
-    as windows."""
+    """``proj`` runs on the tokens (one row a sample) and again on their mean over the batch (no
+    sample's rows), as RegionViT's attention ran on region tokens and on windows before those
+    were read as windows."""
 
     def __init__(self):
         super().__init__()
@@ -352,8 +353,8 @@ class _TwiceCalled(nn.Module):
 
     def forward(self, x):
         a = self.proj(x)
-        w = self.proj(x.transpose(0, 1))
-        return self.head(a + w.transpose(0, 1))
+        w = self.proj(x.mean(0))
+        return self.head(a + w)
 
 
 def test_a_layer_called_twice_reads_the_memory_at_both_calls_or_at_neither():

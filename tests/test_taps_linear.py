@@ -25,7 +25,9 @@ def test_the_memory_is_broadcast_not_copied_over_the_middle_axes():
     assert (y - want).abs().max() < 1e-6
 
 
-def test_a_linear_whose_input_has_no_batch_first_is_skipped_with_the_reason():
+def test_a_linear_on_a_sequence_first_input_reads_each_samples_memory_along_its_axis():
+    """(T, N, D), as torch.nn's transformer takes by default: the batch is the second axis, and
+    the memory features are lined up on it (``.transpose(0, 1)``): each sample reads its own."""
     class SeqFirst(nn.Module):
         def __init__(self):
             super().__init__()
@@ -35,9 +37,38 @@ def test_a_linear_whose_input_has_no_batch_first_is_skipped_with_the_reason():
         def forward(self, x):  # (N, T, D) -> (T, N, D) for fc
             return self.out(self.fc(x.transpose(0, 1)).mean(0))
 
-    plan = aimgen.convert(SeqFirst(), torch.randn(2, 5, 8)).plan
+    torch.manual_seed(0)
+    base = SeqFirst()
+    conv = aimgen.convert(base, torch.randn(2, 5, 8), base_weights=base.state_dict())
+    assert sorted(t.qualname for t in conv.plan.taps) == ["fc", "out"] and not conv.plan.skipped
+    assert "self.fc(transpose, memory.features(1, transpose).transpose(0, 1))" in conv.source
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(3, 5, 8)
+    with torch.no_grad():
+        assert (aim.eval()(x) - base.eval()(x)).abs().max() < 1e-6
+        aim.fc.memory_weight.normal_()
+        m = torch.randn(3, aim.fc.memory_weight.shape[1])   # one row per sample
+        seq = x.transpose(0, 1)
+        want = aim.fc.weight @ seq.unsqueeze(-1) + aim.fc.bias[:, None] + (aim.fc.memory_weight @ m.T).T[None, :, :, None]
+        got = aim.fc(seq, m[None])
+    assert (got - want.squeeze(-1)).abs().max() < 1e-5
+
+
+def test_a_linear_whose_input_has_no_batch_axis_is_skipped_with_the_reason():
+    class Table(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Parameter(torch.randn(5, 8))
+            self.fc = nn.Linear(8, 8)
+            self.out = nn.Linear(8, 2)
+
+        def forward(self, x):  # fc reads a table, the same whatever the input
+            return self.out(x + self.fc(self.pos)).mean(1)
+
+    plan = aimgen.convert(Table(), torch.randn(2, 5, 8)).plan
     assert [t.qualname for t in plan.taps] == ["out"]
-    assert "batch" in {s.qualname: s.reason for s in plan.skipped}["fc"]
+    assert "same whatever the model's input" in {s.qualname: s.reason for s in plan.skipped}["fc"]
 
 
 def test_a_linear_subclass_is_checked_for_the_linear_function_by_its_values():

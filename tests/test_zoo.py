@@ -607,7 +607,7 @@ def test_layers_frozen_by_their_init_stay_frozen_and_whole_number_values_are_wri
 def test_window_attention_reads_each_sample_s_memory_in_every_window():
     """qkv and proj run on (B * 16 windows, 16, C): each window reads its own sample's memory
     (they were left as they were: 'input is not batched'). The rows of a sequence-first layer
-    are tokens, not windows of samples: that one is still left as it is."""
+    are tokens, not windows of samples: that one reads each sample's memory along its batch axis."""
     conv = check("window_attention.py:Net", (1, 3, 32, 32), onnx=True)
     assert [t.qualname for t in conv.plan.taps] == ["embed", "attn.qkv", "attn.proj", "head"]
     assert [t.sample_rows for t in conv.plan.taps] == [False, True, True, False]
@@ -632,10 +632,12 @@ def test_window_attention_reads_each_sample_s_memory_in_every_window():
         ("embed", False), ("block", True), ("head", False)]
     assert lines_with(blocks.source, "= block(cat([") == ["# = block(cat([blocks, m], 1)), each window with its sample's m"]
 
+    # sequence first, (tokens, B, C): rows are tokens, not windows; the batch is the second axis
     tokens = check("window_attention.py:TokenFirst", (1, 3, 8, 8))
-    assert [t.qualname for t in tokens.plan.taps] == ["embed", "head"]
+    assert [(t.qualname, t.sample_rows, t.batch_second) for t in tokens.plan.taps] == [
+        ("embed", False, False), ("mix", False, True), ("head", False, False)]
     assert "per_window" not in tokens.source
-    assert [s.reason for s in tokens.plan.skipped] == ["input is not batched (N, ..., D) with the batch first"]
+    assert "self.mix(tokens, memory.features(1, tokens).transpose(0, 1))" in tokens.source
 
     table = check("window_attention.py:PositionBias", (1, 16, 4))   # its input is no sample's: said so
     assert [t.qualname for t in table.plan.taps] == ["embed", "head"]
@@ -647,10 +649,30 @@ def test_window_attention_reads_each_sample_s_memory_in_every_window():
 # --- torch.nn's transformer -----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["Encoder", "BatchFirst"])
-def test_nn_transformer_encoder_converts_with_the_layer_it_copies_written_as_a_call(name):
-    """nn.TransformerEncoder(layer, 2): the layer is an argument its constructor copies, not a
-    submodule; it is written as its own recorded constructor call."""
+def test_nn_transformer_encoder_is_traced_through_and_every_layer_reads_the_memory(name):
+    """nn.TransformerEncoder(layer, 2), seq-first (torch's default) or batch-first: traced through
+    (torch.fx keeps torch.nn modules whole, and their own forwards branch on the input), each
+    layer a block class whose attention and Linear layers read the memory; the layer its
+    constructor copies is written as its own call where the encoder is kept whole."""
     conv = check(f"transformer_encoder.py:{name}", (2, 10, 16))
+    layers = {"embed", "head"}
+    for i in range(2):
+        layers |= {f"encoder.layers.{i}.{q}" for q in ("self_attn", "linear1", "linear2")}
+    assert {t.qualname for t in conv.plan.taps} == layers and not conv.plan.skipped
+    assert conv.code.block_classes == {"TransformerEncoderLayer": 2, "TransformerEncoder": 1}
+    second = ".transpose(0, 1)" if name == "Encoder" else ""   # the batch on the second axis
+    assert f"self.linear1(x, memory.features(1, x){second})" in conv.source
+    whole = check(f"transformer_encoder.py:{name}", (2, 10, 16), leaf=["encoder"])
     first = ", batch_first=True" if name == "BatchFirst" else ""
     assert "nn.TransformerEncoder(\n            nn.TransformerEncoderLayer(32, 4, dim_feedforward=64" \
-           f"{first}),\n            2,\n            norm=nn.LayerNorm(32),\n        )" in conv.source
+           f"{first}),\n            2,\n            norm=nn.LayerNorm(32),\n        )" in whole.source
+
+
+def test_nn_transformer_encoder_decoder_with_two_inputs_reads_the_memory_everywhere():
+    conv = check("transformer_encoder.py:Seq2Seq", (2, 10, 16), (2, 6, 8))
+    # src, tgt and head; the encoder layer's attention and two Linears; each decoder layer's two
+    # attentions and two Linears
+    assert len(conv.plan.taps) == 3 + 3 + 2 * 4 and not conv.plan.skipped
+    assert conv.code.block_classes == {"TransformerEncoderLayer": 1, "TransformerEncoder": 1,
+                                       "TransformerDecoderLayer": 2, "TransformerDecoder": 1, "Transformer": 1}
+    assert "F.gelu(" in conv.source and "self.multihead_attn(" in conv.source

@@ -49,6 +49,7 @@ class TapSite:
     functional: bool = False
     computed_weight: bool = False  # the weight is computed in forward (sum form only)
     sample_rows: bool = False      # its input's rows are windows of the samples (see shapes.sample_rows)
+    batch_second: bool = False     # its input is (L, N, ..., D): the batch on its second axis (a Linear)
 
     @property
     def unit(self) -> str:
@@ -216,6 +217,8 @@ class TapKind:
     def fit_expr(self, site: TapSite, width: TapWidth, x: str, memory: str = "memory") -> str:
         """Source of the memory fitted to this layer's input ``x``."""
         read = f"{memory}.{'features' if site.axis == -1 else 'channels'}({width.k}, {x})"
+        if site.batch_second:   # (N or 1, 1, ..., k) -> (1, N or 1, ..., k): each sample's along its axis
+            return f"{read}.transpose(0, 1)"
         return f"per_window({read}, {x})" if site.sample_rows else read
 
     def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:

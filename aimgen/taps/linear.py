@@ -1,4 +1,5 @@
-"""Linear modules: memory features join the last axis (broadcast over (N, ..., D) middles).
+"""Linear modules: memory features join the last axis (broadcast over (N, ..., D) middles, or
+over the sequence of a sequence-first (L, N, ..., D) input).
 
 Sum form: ``MemoryLinear`` with ``memory_weight`` (out, k): linear(x) + m @ memory_weight.T,
 the memory broadcast over the middle axes without a copy. Literal form: ``in_features``
@@ -57,13 +58,14 @@ class LinearKind(TapKind):
     def inspect(self, node: fx.Node, root: nn.Module) -> TapSite | Skip:
         lin = root.get_submodule(node.target)
         shape = batched_input(node, windows=True)
-        if shape is None or len(shape) < 2:
+        second = shape is None and isinstance(node.args[0], fx.Node) and bool(node.args[0].meta.get("batch_second"))
+        if (shape is None or len(shape) < 2) and not second:
             return Skip(node.name, node.target, "Linear",
-                        not_batched(node, "input is not batched (N, ..., D) with the batch first"))
+                        not_batched(node, "input is not batched (N, ..., D) with the batch first, nor (L, N, ..., D)"))
         return TapSite(
             node=node.name, qualname=node.target, layer_type="Linear", kind=self.key, axis=-1,
             in_size=lin.in_features, out_size=lin.out_features, groups=1, kernel=(),
-            spatial=(), weight=f"{node.target}.weight", sample_rows=sample_rows(node),
+            spatial=(), weight=f"{node.target}.weight", sample_rows=sample_rows(node), batch_second=second,
         )
 
     def runtime(self, site: TapSite, form: str, width: TapWidth):

@@ -26,3 +26,16 @@ class Encoder(nn.Module):
 class BatchFirst(Encoder):
     def __init__(self):
         super().__init__(batch_first=True)
+
+
+class Seq2Seq(nn.Module):
+    """nn.Transformer (encoder and decoder), two inputs, norm_first layers, GELU."""
+
+    def __init__(self):
+        super().__init__()
+        self.src, self.tgt = nn.Linear(16, 32), nn.Linear(8, 32)
+        self.transformer = nn.Transformer(32, 4, 1, 2, 64, activation="gelu", batch_first=True, norm_first=True)
+        self.head = nn.Linear(32, 8)
+
+    def forward(self, src, tgt):
+        return self.head(self.transformer(self.src(src), self.tgt(tgt)))

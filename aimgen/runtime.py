@@ -67,6 +67,12 @@ def per_window(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return m.unsqueeze(1).expand(n, x.shape[0] // n, *m.shape[1:]).flatten(0, 1)
 
 
+def per_view(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A memory read (1 or N rows) for an x whose v * N rows are views of the samples, view
+    after view (``torch.cat([image1, image2])``): the N rows repeated for each view."""
+    return m.repeat(x.shape[0] // m.shape[0], *([1] * (m.dim() - 1)))
+
+
 class Memory(nn.Module):
     """The learned memory (seed) plus what training carried over from earlier batches."""
 

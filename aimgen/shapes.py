@@ -300,7 +300,9 @@ def sample_rows(traced: Traced, make_inputs) -> None:
     """Mark ``sample_rows`` on the tensors whose first axis does not follow the batch but holds
     the samples' rows in turn: run at batch 2 and on the second sample alone, such a tensor has
     twice the rows, and its second half is the second sample's. One row a sample at the example
-    counts too (MaxViT's last stage: one 8 x 8 window at 256 x 256, more at larger sizes)."""
+    counts too (MaxViT's last stage: one 8 x 8 window at 256 x 256, more at larger sizes).
+    ``sample_views``: the samples' views stacked view after view (RAFT's encoder on
+    ``torch.cat([image1, image2])``): there the second sample's rows are every other row."""
     found = [n for n in _tables(traced, batch_axis_ok=False) if tensor_meta(n).dtype.is_floating_point]
     if not found:
         return
@@ -318,9 +320,13 @@ def sample_rows(traced: Traced, make_inputs) -> None:
     for n in found:
         a, b = both.get(n.name), second.get(n.name)
         w = b.shape[0] if b is not None else 0
-        n.meta["sample_rows"] = bool(
-            w >= 1 and a is not None and a.shape == (2 * w, *b.shape[1:]) and
-            torch.allclose(a[w:], b, atol=1e-5, rtol=1e-4) and not torch.allclose(a[:w], b, atol=1e-5, rtol=1e-4))
+        rows = w >= 1 and a is not None and a.shape == (2 * w, *b.shape[1:])
+        n.meta["sample_rows"] = bool(rows and torch.allclose(a[w:], b, atol=1e-5, rtol=1e-4) and
+                                     not torch.allclose(a[:w], b, atol=1e-5, rtol=1e-4))
+        # views stacked on the batch axis, view after view: the second sample's rows are every other
+        n.meta["sample_views"] = bool(rows and w > 1 and not n.meta["sample_rows"] and
+                                      torch.allclose(a[1::2], b, atol=1e-5, rtol=1e-4) and
+                                      not torch.allclose(a[0::2], b, atol=1e-5, rtol=1e-4))
         # the same at batch 2 and for one sample: it does not depend on the input at all
         n.meta["sample_free"] = bool(a is not None and b is not None and a.shape == b.shape and torch.equal(a, b))
 

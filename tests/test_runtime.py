@@ -202,3 +202,14 @@ def test_weight_parameter_draws_as_a_layer_with_its_fan_in_from_the_shape_unless
     torch.manual_seed(0)
     assert torch.equal(rt.weight_parameter((16, 8, 3, 3), 72), w)
     assert rt.weight_parameter((16, 8, 3, 3), 9).abs().max() > 72 ** -0.5      # a given fan_in wins
+
+
+def test_per_view_gives_each_view_row_its_samples_memory():
+    """x holds v views of N samples, view after view (torch.cat([a, b])): row j * N + i is
+    sample i's; one memory row (shared by the batch) goes to every row."""
+    from aimgen.runtime import per_view
+
+    m = torch.arange(3.0).reshape(3, 1, 1, 1)           # one row a sample
+    x = torch.zeros(6, 4, 2, 2)                           # two views of three samples
+    assert per_view(m, x).flatten().tolist() == [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
+    assert per_view(torch.ones(1, 1, 2, 2), x).shape == (6, 1, 2, 2)

@@ -140,3 +140,27 @@ def test_weights_move_between_forms_the_attention_reads_memory_only_in_the_sum_f
     assert "attn.memory_weight" not in literal and literal["head.weight"].shape[1] > 16
     back = convert_form(literal, model, to="sum")
     assert set(back) == set(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
+
+
+def test_inputs_given_by_name_are_written_in_order_before_the_memory():
+    """RT-DETR calls ``self.ma(q, k, value=src, attn_mask=...)``: the memory went in as the
+    third positional argument ('got multiple values for argument value')."""
+    class ByName(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x):
+            y = self.attn(x + 1, key=x, value=x, need_weights=False)[0]
+            return self.head(y.mean(1))
+
+    torch.manual_seed(0)
+    base = ByName()
+    conv = aimgen.convert(base, [(2, 6, 16)], base_weights=base.state_dict())
+    assert re.search(r"self\.attn\((\w+), x, x, memory\.features\(\d+, \1\), need_weights=False\)", conv.source)
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(3, 6, 16)
+    with torch.no_grad():
+        assert (aim.eval()(x) - base.eval()(x)).abs().max() < 1e-5

@@ -676,3 +676,15 @@ def test_nn_transformer_encoder_decoder_with_two_inputs_reads_the_memory_everywh
     assert conv.code.block_classes == {"TransformerEncoderLayer": 1, "TransformerEncoder": 1,
                                        "TransformerDecoderLayer": 2, "TransformerDecoder": 1, "Transformer": 1}
     assert "F.gelu(" in conv.source and "self.multihead_attn(" in conv.source
+
+
+def test_views_stacked_on_the_batch_axis_read_their_samples_memory():
+    """An encoder run on torch.cat([a, b]) (RAFT's feature encoder): its rows are views of the
+    samples, not samples; each view reads its sample's memory (per_view), where it was left as
+    it was ('input is not a batched tensor')."""
+    conv = check("siamese.py:Siamese", (1, 3, 8, 8), (1, 3, 8, 8), onnx=True)
+    assert [(t.qualname, t.views) for t in conv.plan.taps] == [("encoder.0", True), ("encoder.2", True),
+                                                                ("head", False)]
+    assert "per_view(memory.channels(1, features), features)" in conv.source
+    assert lines_with(conv.source, "= encoder.0(cat([") == ["# = encoder.0(cat([features, m], 1)), each view with "
+                                                           "its sample's m"]

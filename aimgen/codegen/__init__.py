@@ -608,13 +608,16 @@ class Generator:
             self._need(kind.runtime(site, self.form, width))
         if site.sample_rows:
             self._need((runtime.per_window,))
+        if site.views:
+            self._need((runtime.per_view,))
         memory_weight = ""
         if site.functional and self.form == "sum":
             key = self.plan.memory_keys[node.name]
             memory_weight = self.tree.access(key, cls.qual)
-        src = CallSource(callee=callee, args=args, kwargs=kwargs, memory=kind.fit_expr(site, width, args[0]),
-                         memory_weight=memory_weight)
-        return kind.call(site, self.form, width, src), kind.comment(site, width, name, args[0])
+        src = CallSource(callee=callee, args=args, kwargs=kwargs, memory="", memory_weight=memory_weight)
+        x = kind.input_source(src)
+        src.memory = kind.fit_expr(site, width, x)
+        return kind.call(site, self.form, width, src), kind.comment(site, width, name, x)
 
     def _emit_update(self, u: UpdateSite, item, cls: Scope, fn: Function) -> None:
         owner, attr = self.update_attr[u.node]

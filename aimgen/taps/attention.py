@@ -126,9 +126,15 @@ class MultiheadAttentionKind(TapKind):
     def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:
         return ctor.renamed("MemoryMultiheadAttention").with_arg("memory_features", width.k)
 
+    def input_source(self, src: CallSource) -> str:
+        return src.named(ARGS, {})["query"]
+
     def call(self, site: TapSite, form: str, width: TapWidth, src: CallSource) -> str:
-        args = src.args[:3] + [src.memory] + src.args[3:]
-        return f"{src.callee}({', '.join(args + [f'{k}={v}' for k, v in src.kwargs.items()])})"
+        """``layer(query, key, value, m, ...)``: the three inputs positional whichever way they
+        were given (``self.attn(q, k, value=v)``), then the memory, then the rest by name."""
+        named = src.named(ARGS, {})
+        rest = [f"{name}={named[name]}" for name in ARGS[3:] if name in named]
+        return f"{src.callee}({', '.join([named['query'], named['key'], named['value'], src.memory] + rest)})"
 
     def comment(self, site: TapSite, width: TapWidth, name: str, x: str = "x") -> str:
         return f"= {name} with cat([., m], -1) into its q, k, v and output projections"

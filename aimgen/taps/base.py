@@ -50,6 +50,7 @@ class TapSite:
     computed_weight: bool = False  # the weight is computed in forward (sum form only)
     sample_rows: bool = False      # its input's rows are windows of the samples (see shapes.sample_rows)
     batch_second: bool = False     # its input is (L, N, ..., D): the batch on its second axis (a Linear)
+    views: bool = False            # its input's rows are views of the samples, view after view (see shapes.sample_rows)
 
     @property
     def unit(self) -> str:
@@ -214,11 +215,17 @@ class TapKind:
         return "full"
 
     # --- code -------------------------------------------------------------------------------
+    def input_source(self, src: CallSource) -> str:
+        """Source of the input the memory is fitted to (the call's first argument)."""
+        return src.args[0]
+
     def fit_expr(self, site: TapSite, width: TapWidth, x: str, memory: str = "memory") -> str:
         """Source of the memory fitted to this layer's input ``x``."""
         read = f"{memory}.{'features' if site.axis == -1 else 'channels'}({width.k}, {x})"
         if site.batch_second:   # (N or 1, 1, ..., k) -> (1, N or 1, ..., k): each sample's along its axis
             return f"{read}.transpose(0, 1)"
+        if site.views:
+            return f"per_view({read}, {x})"
         return f"per_window({read}, {x})" if site.sample_rows else read
 
     def layer_sum(self, site: TapSite, ctor: Constructor, width: TapWidth) -> Constructor:
@@ -241,7 +248,8 @@ class TapKind:
 
     def comment(self, site: TapSite, width: TapWidth, name: str, x: str = "x") -> str:
         """What the tap equals, in the literal form's words (``x``: the input's source)."""
-        windows = ", each window with its sample's m" if site.sample_rows else ""
+        windows = ", each window with its sample's m" if site.sample_rows else \
+            ", each view with its sample's m" if site.views else ""
         if site.axis == -1:
             return f"= {name}(cat([{x}, m], -1))" + windows
         if site.groups > 1:
@@ -408,7 +416,8 @@ def batched_input(node: fx.Node, expected_rank: int | None = None, windows: bool
     shape = tuple(meta.shape)
     if expected_rank is not None and len(shape) != expected_rank:
         return None
-    if arg.meta.get("batch_axis_ok") is False and not (windows and arg.meta.get("sample_rows")):
+    if arg.meta.get("batch_axis_ok") is False and not (windows and (arg.meta.get("sample_rows") or
+                                                                    arg.meta.get("sample_views"))):
         return None
     return shape
 
@@ -427,6 +436,13 @@ def sample_rows(node: fx.Node) -> bool:
     """Whether the node's first input holds windows of the samples, not the samples."""
     arg = node.args[0] if node.args else None
     return isinstance(arg, fx.Node) and arg.meta.get("batch_axis_ok") is False and bool(arg.meta.get("sample_rows"))
+
+
+def sample_views(node: fx.Node) -> bool:
+    """Whether the node's first input holds views of the samples stacked on the batch axis
+    (``torch.cat([image1, image2])``: sample i's views at rows i, N + i, ...), not the samples."""
+    arg = node.args[0] if node.args else None
+    return isinstance(arg, fx.Node) and arg.meta.get("batch_axis_ok") is False and bool(arg.meta.get("sample_views"))
 
 
 def node_arg(node: fx.Node, names: tuple[str, ...], name: str, default=None):

@@ -25,29 +25,34 @@ from .base import REGISTRY, CallSource, Constructor, Skip, TapKind, TapSite, Tap
 
 # --- what the generated code runs (copied into every file that taps this kind) -----------
 
-def attention_mask(attn_mask, key_padding_mask, q: torch.Tensor) -> torch.Tensor | None:
-    """nn.MultiheadAttention's masks as one additive mask over (N, heads, L, S) scores: a
-    boolean mask is -inf where True, a float mask is added as it is; (N * heads, L, S) masks
-    are per head, (L, S) masks shared, key_padding_mask (N, S) masks keys per sample."""
-    def additive(mask):
-        if mask is None or mask.is_floating_point():
-            return mask
-        return torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(mask, float("-inf"))
+def additive_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    """A boolean attention mask as the float mask it means (-inf where True), as torch.nn does."""
+    if mask is None or mask.is_floating_point():
+        return mask
+    return torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(mask, float("-inf"))
 
-    mask, pad = additive(attn_mask), additive(key_padding_mask)
-    if mask is not None and mask.dim() == 3:
-        mask = mask.view(q.shape[0], q.shape[1], *mask.shape[1:])
-    if pad is not None:
-        pad = pad.view(pad.shape[0], 1, 1, pad.shape[1])
-        mask = pad if mask is None else mask + pad
-    return mask
+
+def project(query, key, value, weight, bias):
+    """q, k, v from the packed in_proj weight, as nn.MultiheadAttention computes them (one
+    product where the inputs are one tensor, so the numbers are its own to the last bit)."""
+    e = query.shape[-1]
+    if key is value and query is key:
+        qkv = F.linear(query, weight, bias).unflatten(-1, (3, e)).unsqueeze(0).transpose(0, -2).squeeze(-2)
+        return qkv.contiguous().unbind(0)
+    if key is value:
+        b_q, b_kv = (None, None) if bias is None else bias.split([e, 2 * e])
+        w_q, w_kv = weight.split([e, 2 * e])
+        kv = F.linear(key, w_kv, b_kv).unflatten(-1, (2, e)).unsqueeze(0).transpose(0, -2).squeeze(-2)
+        return (F.linear(query, w_q, b_q), *kv.contiguous().unbind(0))
+    biases = (None, None, None) if bias is None else bias.chunk(3)
+    return tuple(F.linear(x, w, b) for x, w, b in zip((query, key, value), weight.chunk(3), biases))
 
 
 class MemoryMultiheadAttention(nn.MultiheadAttention):
     """nn.MultiheadAttention whose query, key, value and output projections also read
     ``memory_features`` fitted memory features m (broadcast over the sequence): each projection
     p(x) is p(x) + F.linear(m, its rows of ``memory_weight``), = p(cat([x, m], -1)). The rest is
-    the attention nn.MultiheadAttention computes, written out."""
+    what torch.nn computes, step for step (F.multi_head_attention_forward), sequence first."""
 
     def __init__(self, *args, memory_features: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,27 +61,46 @@ class MemoryMultiheadAttention(nn.MultiheadAttention):
 
     def forward(self, query, key, value, m, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
-        if not self.batch_first:   # (L, N, E) -> (N, L, E); m is (N or 1, 1, k) either way
-            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
-        n, length, e = query.shape
-        weights = self.in_proj_weight.chunk(3)
-        biases = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None, None, None)
+        if self.batch_first:   # to (L, N, E), keeping which inputs are one tensor (as torch.nn does)
+            if key is value and query is key:
+                query = key = value = query.transpose(1, 0)
+            elif key is value:
+                query, key = query.transpose(1, 0), key.transpose(1, 0)
+                value = key
+            else:
+                query, key, value = (x.transpose(1, 0) for x in (query, key, value))
+        length, n, e = query.shape
+        heads, d = self.num_heads, e // self.num_heads
+        m = m.transpose(0, 1)   # (N or 1, 1, k) -> (1, N or 1, k): the batch is the second axis here
         memory = self.memory_weight.chunk(4)
-        q, k, v = (F.linear(x, w, b) + F.linear(m, mw) for x, w, b, mw in zip((query, key, value), weights,
-                                                                            biases, memory))
-        q, k, v = (t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # (N, heads, L, d)
-        mask = attention_mask(attn_mask, key_padding_mask, q)
+        q, k, v = (p + F.linear(m, mw) for p, mw in zip(project(query, key, value, self.in_proj_weight,
+                                                                  self.in_proj_bias), memory))
+        mask, pad = additive_mask(attn_mask, q), additive_mask(key_padding_mask, q)
+        mask = mask.unsqueeze(0) if mask is not None and mask.dim() == 2 else mask
+        q = q.view(length, n * heads, d).transpose(0, 1)
+        k = k.view(k.shape[0], n * heads, d).transpose(0, 1)
+        v = v.view(v.shape[0], n * heads, d).transpose(0, 1)
+        if pad is not None:
+            pad = pad.view(n, 1, 1, k.shape[1]).expand(-1, heads, -1, -1).reshape(n * heads, 1, k.shape[1])
+            mask = pad if mask is None else mask + pad
         dropout = self.dropout if self.training else 0.0
         if need_weights:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-            attn = torch.softmax(scores if mask is None else scores + mask, dim=-1)
-            attn = F.dropout(attn, dropout) if dropout > 0 else attn
-            out = attn @ v
-            attn = attn.mean(1) if average_attn_weights else attn
+            scores = torch.bmm(q * math.sqrt(1.0 / d), k.transpose(-2, -1)) if mask is None else \
+                torch.baddbmm(mask, q * math.sqrt(1.0 / d), k.transpose(-2, -1))
+            attn = torch.softmax(scores, dim=-1)
+            attn = F.dropout(attn, p=dropout) if dropout > 0.0 else attn
+            out = torch.bmm(attn, v).transpose(0, 1).contiguous().view(length * n, e)
+            attn = attn.view(n, heads, length, k.shape[1])
+            attn = attn.mean(dim=1) if average_attn_weights else attn
         else:
-            out, attn = F.scaled_dot_product_attention(q, k, v, mask, dropout), None
-        out = self.out_proj(out.transpose(1, 2).reshape(n, length, e)) + F.linear(m, memory[3])
-        return (out if self.batch_first else out.transpose(0, 1)), attn
+            causal = is_causal and pad is None   # torch's hint: the mask is then left to it
+            if mask is not None and not causal:
+                mask = mask.unsqueeze(0) if mask.shape[0] == 1 and mask.dim() == 3 else mask.view(n, heads, -1, k.shape[1])
+            q, k, v = q.view(n, heads, length, d), k.view(n, heads, -1, d), v.view(n, heads, -1, d)
+            out = F.scaled_dot_product_attention(q, k, v, None if causal else mask, dropout, causal)
+            out, attn = out.permute(2, 0, 1, 3).contiguous().view(length * n, e), None
+        out = self.out_proj(out).view(length, n, e) + F.linear(m, memory[3])
+        return (out.transpose(1, 0) if self.batch_first else out), attn
 
 
 # --- the kind ---------------------------------------------------------------------------------

@@ -654,7 +654,7 @@ def test_nn_transformer_encoder_is_traced_through_and_every_layer_reads_the_memo
     (torch.fx keeps torch.nn modules whole, and their own forwards branch on the input), each
     layer a block class whose attention and Linear layers read the memory; the layer its
     constructor copies is written as its own call where the encoder is kept whole."""
-    conv = check(f"transformer_encoder.py:{name}", (2, 10, 16))
+    conv = check(f"transformer_encoder.py:{name}", (2, 10, 16), onnx=name == "Encoder")   # onnxruntime parity
     layers = {"embed", "head"}
     for i in range(2):
         layers |= {f"encoder.layers.{i}.{q}" for q in ("self_attn", "linear1", "linear2")}

@@ -4,7 +4,8 @@
 Analytic multiply-accumulates per sample, forward, counting what FlopCounterMode counts
 (convolutions and matrix products; elementwise work is not counted by either):
 - base: every Conv/Linear of the traced graph: output elements x (input channels / groups)
-  x kernel size (Linear: output elements x in_features);
+  x kernel size (Linear: output elements x in_features); an nn.MultiheadAttention: its four
+  projections and its two attention products;
 - taps: a tap adds ``k`` input channels (features) to its layer, ``tap.extra_params`` weights,
   each used once per output position: ``extra_params x output positions`` (output elements
   / output channels);
@@ -30,6 +31,15 @@ def _per_sample(meta) -> int:
     return math.prod(shape[1:]) if shape else 1
 
 
+def _attention(module: nn.MultiheadAttention, node) -> int:
+    """nn.MultiheadAttention per sample: the q, k, v and output projections (L or S tokens x
+    E x E each) and the two attention products (L x S x E each)."""
+    q, k = (tensor_meta(a).shape for a in (node.args[0], node.args[1] if len(node.args) > 1 else node.args[0]))
+    axis = 1 if module.batch_first else 0
+    length, keys, e = q[axis], k[axis], module.embed_dim
+    return 2 * length * e * e + 2 * keys * e * e + 2 * length * keys * e
+
+
 def analytic(conversion) -> dict:
     """MACs per sample (forward) of the base model, the taps and the update blocks."""
     traced, plan = conversion._traced, conversion.plan
@@ -47,6 +57,8 @@ def analytic(conversion) -> dict:
             base += _per_sample(tensor_meta(arg)) * module.out_channels // module.groups * math.prod(module.kernel_size)
         elif isinstance(module, nn.Linear):
             base += out * module.in_features
+        elif isinstance(module, nn.MultiheadAttention) and arg is not None and tensor_meta(arg) is not None:
+            base += _attention(module, node)
         else:
             continue
         if arg is not None and tensor_meta(arg) is not None:
@@ -55,7 +67,8 @@ def analytic(conversion) -> dict:
     for tap in plan.taps:
         node = nodes[tap.node]
         out_meta, in_meta = tensor_meta(node), tensor_meta(node.args[0])
-        positions = _per_sample(out_meta) // max(tap.out_size, 1)
+        # (an attention's output is a tuple: its positions are its query's tokens)
+        positions = _per_sample(out_meta if out_meta is not None else in_meta) // max(tap.out_size, 1)
         taps += plan.tap_params_of(tap) * positions
         inputs = _per_sample(in_meta)
         copy += inputs + inputs // max(tap.in_size, 1) * plan.width(tap).k * max(tap.groups, 1)

@@ -226,3 +226,21 @@ def test_a_local_assigned_again_line_after_line_reads_its_value_at_that_line():
     expr = init_expression(m, "table", None, m.table)
     assert expr == ("torch.arange(3 * 3 * 2, dtype=torch.float32).reshape(3 * 3, 2).flip(1) * 2", False)
     assert init_expression(m, "twice", None, m.twice) is None   # a local read twice is not computed twice
+
+
+def test_a_plain_file_writes_out_the_draw_of_a_parameter_whose_init_cannot_be_read():
+    """torchvision's ViT's pos_embedding (its init is an nn.init call aimgen does not read): the
+    AiM file draws it with the runtime's weight_parameter; a plain file has no runtime, so the
+    draw is written out (it failed to build: NameError weight_parameter)."""
+    import aimgen
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32,
+                              num_classes=3)
+    plain = aimgen.convert(model, [(1, 3, 32, 32)], plain=True)
+    assert "weight_parameter" not in plain.source
+    assert "self.pos_embedding = nn.Parameter(\n            torch.empty((1, 17, 16)).uniform_(-272 ** -0.5, " \
+           "272 ** -0.5),\n        )" in plain.source
+    built = plain.build()
+    assert built.encoder.pos_embedding.shape == (1, 17, 16) and built.encoder.pos_embedding.requires_grad
+    assert built(torch.randn(2, 3, 32, 32)).shape == (2, 3)

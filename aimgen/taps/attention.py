@@ -29,7 +29,8 @@ def additive_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor
     """A boolean attention mask as the float mask it means (-inf where True), as torch.nn does."""
     if mask is None or mask.is_floating_point():
         return mask
-    return torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(mask, float("-inf"))
+    zeros = torch.zeros(mask.shape, dtype=like.dtype, device=like.device)
+    return zeros.masked_fill(mask, float("-inf"))
 
 
 def project(query, key, value, weight, bias):
@@ -37,31 +38,35 @@ def project(query, key, value, weight, bias):
     product where the inputs are one tensor, so the numbers are its own to the last bit)."""
     e = query.shape[-1]
     if key is value and query is key:
-        qkv = F.linear(query, weight, bias).unflatten(-1, (3, e)).unsqueeze(0).transpose(0, -2).squeeze(-2)
-        return qkv.contiguous().unbind(0)
+        qkv = F.linear(query, weight, bias).unflatten(-1, (3, e))
+        return qkv.unsqueeze(0).transpose(0, -2).squeeze(-2).contiguous().unbind(0)
     if key is value:
         b_q, b_kv = (None, None) if bias is None else bias.split([e, 2 * e])
         w_q, w_kv = weight.split([e, 2 * e])
-        kv = F.linear(key, w_kv, b_kv).unflatten(-1, (2, e)).unsqueeze(0).transpose(0, -2).squeeze(-2)
-        return (F.linear(query, w_q, b_q), *kv.contiguous().unbind(0))
+        kv = F.linear(key, w_kv, b_kv).unflatten(-1, (2, e))
+        kv = kv.unsqueeze(0).transpose(0, -2).squeeze(-2).contiguous()
+        return (F.linear(query, w_q, b_q), *kv.unbind(0))
     biases = (None, None, None) if bias is None else bias.chunk(3)
-    return tuple(F.linear(x, w, b) for x, w, b in zip((query, key, value), weight.chunk(3), biases))
+    inputs = (query, key, value)
+    return tuple(F.linear(x, w, b) for x, w, b in zip(inputs, weight.chunk(3), biases))
 
 
 class MemoryMultiheadAttention(nn.MultiheadAttention):
     """nn.MultiheadAttention whose query, key, value and output projections also read
-    ``memory_features`` fitted memory features m (broadcast over the sequence): each projection
-    p(x) is p(x) + F.linear(m, its rows of ``memory_weight``), = p(cat([x, m], -1)). The rest is
-    what torch.nn computes, step for step (F.multi_head_attention_forward), sequence first."""
+    ``memory_features`` fitted memory features m (broadcast over the sequence): each
+    projection p(x) is p(x) + F.linear(m, its rows of ``memory_weight``), = p(cat([x, m], -1)).
+    The rest is what torch.nn computes, step for step (F.multi_head_attention_forward),
+    sequence first."""
 
     def __init__(self, *args, memory_features: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
         fan_in = self.embed_dim + memory_features
         self.memory_weight = weight_parameter((4 * self.embed_dim, memory_features), fan_in)
 
-    def forward(self, query, key, value, m, key_padding_mask=None, need_weights=True, attn_mask=None,
-                average_attn_weights=True, is_causal=False):
-        if self.batch_first:   # to (L, N, E), keeping which inputs are one tensor (as torch.nn does)
+    def forward(self, query, key, value, m, key_padding_mask=None, need_weights=True,
+                attn_mask=None, average_attn_weights=True, is_causal=False):
+        # to (L, N, E), keeping which inputs are one tensor (as torch.nn does)
+        if self.batch_first:
             if key is value and query is key:
                 query = key = value = query.transpose(1, 0)
             elif key is value:
@@ -71,22 +76,24 @@ class MemoryMultiheadAttention(nn.MultiheadAttention):
                 query, key, value = (x.transpose(1, 0) for x in (query, key, value))
         length, n, e = query.shape
         heads, d = self.num_heads, e // self.num_heads
-        m = m.transpose(0, 1)   # (N or 1, 1, k) -> (1, N or 1, k): the batch is the second axis here
+        m = m.transpose(0, 1)   # (N or 1, 1, k) -> (1, N or 1, k): the batch is the second axis
         memory = self.memory_weight.chunk(4)
-        q, k, v = (p + F.linear(m, mw) for p, mw in zip(project(query, key, value, self.in_proj_weight,
-                                                                  self.in_proj_bias), memory))
+        projected = project(query, key, value, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = (p + F.linear(m, mw) for p, mw in zip(projected, memory))
         mask, pad = additive_mask(attn_mask, q), additive_mask(key_padding_mask, q)
         mask = mask.unsqueeze(0) if mask is not None and mask.dim() == 2 else mask
         q = q.view(length, n * heads, d).transpose(0, 1)
         k = k.view(k.shape[0], n * heads, d).transpose(0, 1)
         v = v.view(v.shape[0], n * heads, d).transpose(0, 1)
         if pad is not None:
-            pad = pad.view(n, 1, 1, k.shape[1]).expand(-1, heads, -1, -1).reshape(n * heads, 1, k.shape[1])
+            pad = pad.view(n, 1, 1, k.shape[1]).expand(-1, heads, -1, -1)
+            pad = pad.reshape(n * heads, 1, k.shape[1])
             mask = pad if mask is None else mask + pad
         dropout = self.dropout if self.training else 0.0
         if need_weights:
-            scores = torch.bmm(q * math.sqrt(1.0 / d), k.transpose(-2, -1)) if mask is None else \
-                torch.baddbmm(mask, q * math.sqrt(1.0 / d), k.transpose(-2, -1))
+            scaled = q * math.sqrt(1.0 / d)
+            scores = torch.bmm(scaled, k.transpose(-2, -1)) if mask is None else \
+                torch.baddbmm(mask, scaled, k.transpose(-2, -1))
             attn = torch.softmax(scores, dim=-1)
             attn = F.dropout(attn, p=dropout) if dropout > 0.0 else attn
             out = torch.bmm(attn, v).transpose(0, 1).contiguous().view(length * n, e)
@@ -95,9 +102,11 @@ class MemoryMultiheadAttention(nn.MultiheadAttention):
         else:
             causal = is_causal and pad is None   # torch's hint: the mask is then left to it
             if mask is not None and not causal:
-                mask = mask.unsqueeze(0) if mask.shape[0] == 1 and mask.dim() == 3 else mask.view(n, heads, -1, k.shape[1])
+                shared = mask.shape[0] == 1 and mask.dim() == 3
+                mask = mask.unsqueeze(0) if shared else mask.view(n, heads, -1, k.shape[1])
             q, k, v = q.view(n, heads, length, d), k.view(n, heads, -1, d), v.view(n, heads, -1, d)
-            out = F.scaled_dot_product_attention(q, k, v, None if causal else mask, dropout, causal)
+            mask = None if causal else mask
+            out = F.scaled_dot_product_attention(q, k, v, mask, dropout, causal)
             out, attn = out.permute(2, 0, 1, 3).contiguous().view(length * n, e), None
         out = self.out_proj(out).view(length, n, e) + F.linear(m, memory[3])
         return (out.transpose(1, 0) if self.batch_first else out), attn

@@ -23,6 +23,7 @@ from .codegen import generate
 from .errors import AimgenError, ConversionInvalid, KeepWhole, TraceError, ValidationError
 from .files import check_targets, staged
 from .loader import InputSpec, embedding_limit, example_inputs as make_inputs
+from .naming import count
 from .onnx_checks import is_onnx_check
 from .options import Options
 from .plan import Plan, make_plan
@@ -370,7 +371,7 @@ def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[st
         tapped, seen = plan.layer_counts()
         header += [
             f"options: {options.describe()}",
-            f"memory: {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; taps: "
+            f"memory: {tuple(plan.memory_shape)} = {count(math.prod(plan.memory_shape), 'float')}; taps: "
             f"{tapped} of {seen} weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}",
             f"parameters: base {plan.base_params:,} | aim {plan.aim_params:,} | delta +{plan.delta:,} "
             f"(memory {plan.memory_params:,}, taps {plan.tap_params:,}, updates {plan.update_params:,})",

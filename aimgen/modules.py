@@ -465,6 +465,9 @@ def _transformer_layer_args(m) -> dict:
 
 # Composite torch.nn leaves whose arguments live on their children.
 _BY_CLASS = {
+    # kdim/vdim are stored as embed_dim when not given: written only where they differ
+    nn.MultiheadAttention: lambda m: {d: getattr(m, d) if getattr(m, d) != m.embed_dim else None
+                                      for d in ("kdim", "vdim")},
     nn.TransformerEncoderLayer: _transformer_layer_args,
     nn.TransformerDecoderLayer: _transformer_layer_args,
     nn.RNN: lambda m: {"nonlinearity": m.nonlinearity},

@@ -108,6 +108,11 @@ def comment(text: str) -> str:
 WIDTH = 99
 
 
+def count(n: int, unit: str) -> str:
+    """``1 float``, ``50,176 floats``: a number and its unit, as the report and header write them."""
+    return f"{n:,} {unit}{'' if n == 1 else 's'}"
+
+
 def wrapped_comment(text: str, width: int) -> list[str]:
     """Comment text on lines of at most ``width`` characters, the later ones indented."""
     return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False) or [""]

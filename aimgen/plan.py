@@ -18,6 +18,7 @@ import torch
 import torch.fx as fx
 
 from .errors import PlanError
+from .naming import count
 from .options import DEFAULT_BUDGET, DEFAULT_MEMORY_SIZE, DEFAULT_RANK, Options
 from .shapes import size_key, tensor_meta
 from .taps import REGISTRY, Skip, TapSite, TapWidth
@@ -697,7 +698,7 @@ def make_plan(traced: Traced, options: Options) -> Plan:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if growth(mid) <= limit else (lo, mid)
         channels = lo
-        notes.append(f"memory shrunk to {math.prod(_shape_for(channels, grid)):,} floats to stay within "
+        notes.append(f"memory shrunk to {count(math.prod(_shape_for(channels, grid)), 'float')} to stay within "
                      f"the {budget:.0%} parameter budget")
     memory_shape = _shape_for(channels, grid)
     if not updates:

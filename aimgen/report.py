@@ -9,6 +9,7 @@ import math
 from rich.console import Console
 from rich.table import Table
 
+from .naming import count
 from .plan import Plan
 
 
@@ -49,7 +50,7 @@ def table_text(plan: Plan, title: str, width: int = 120, color: bool = False,
                       highlight=False, emoji=False)   # a name like `model.py:llama:` stays text
     console.print(table)
     tapped, seen = plan.layer_counts()
-    lines = [f"memory {tuple(plan.memory_shape)} = {math.prod(plan.memory_shape):,} floats; taps: {tapped} of {seen} "
+    lines = [f"memory {tuple(plan.memory_shape)} = {count(math.prod(plan.memory_shape), 'float')}; taps: {tapped} of {seen} "
              f"weight layers; update blocks: {len(plan.updates)}; carry rate {plan.carry_rate}"]
     lines += [f"note: {note}" for note in [*plan.notes, *notes]]
     if plan.unused_params:

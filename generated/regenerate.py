@@ -21,6 +21,7 @@ EXAMPLES = [
     ("resnet50", "examples/torchvision_models.py:resnet50", ["1,3,224,224"], True),
     ("vgg16", "examples/torchvision_models.py:vgg16", ["1,3,224,224"], False),
     ("swin_tiny", "examples/swin_tiny.py:SwinTiny", ["1,3,32,32"], True),
+    ("text_transformer", "examples/text_transformer.py:TextTransformer", ["1,12,16"], True),
 ]
 
 

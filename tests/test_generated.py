@@ -40,7 +40,8 @@ def test_every_generated_line_is_under_100_characters(rendered):
 
 
 @pytest.mark.parametrize("name", ["tiny_cnn_aim.py", "mlp_aim.py", "resnet50_aim.py", "vgg16_aim.py",
-                                  "resnet50_plain.py", "swin_tiny_aim.py"])
+                                  "resnet50_plain.py", "swin_tiny_aim.py", "text_transformer_aim.py",
+                                  "text_transformer_plain.py"])
 def test_generated_files_import_only_torch_and_the_standard_library(name):
     assert imported_modules(GENERATED / name) <= {"torch"} | set(sys.stdlib_module_names)
     meta = read_metadata(GENERATED / name)

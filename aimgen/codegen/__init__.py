@@ -30,7 +30,7 @@ from .. import runtime
 from ..errors import InternalError, KeepWhole, RenderError
 from ..literals import literal, python_literal
 from ..modules import ValueWriter, constructor
-from ..naming import Namespace, attribute_access, class_name, docstring, is_safe_identifier, sanitize
+from ..naming import Namespace, attribute_access, class_name, count, docstring, is_safe_identifier, sanitize
 from ..plan import Plan, UpdateSite
 from ..sourcecopy import SourceCopier
 from ..taps import REGISTRY, Arg, CallSource, Constructor, TapSite
@@ -194,7 +194,7 @@ class Generator:
             out.append(Member(self.memory_attr, Constructor("Memory", [
                 Arg("shape", tuple(self.plan.memory_shape), True),
                 Arg("carry_rate", self.plan.carry_rate, False)]),
-                f"{math.prod(self.plan.memory_shape):,} floats, carried from batch to batch"))
+                f"{count(math.prod(self.plan.memory_shape), 'float')}, carried from batch to batch"))
         module = self.tree.module(q)
         for name, kind, cq in self.tree.entries(q):
             if kind == "unused":

@@ -77,9 +77,9 @@ class MemoryMultiheadAttention(nn.MultiheadAttention):
         length, n, e = query.shape
         heads, d = self.num_heads, e // self.num_heads
         m = m.transpose(0, 1)   # (N or 1, 1, k) -> (1, N or 1, k): the batch is the second axis
-        memory = self.memory_weight.chunk(4)
+        memory_weights = self.memory_weight.chunk(4)   # q, k, v, output
         projected = project(query, key, value, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = (p + F.linear(m, mw) for p, mw in zip(projected, memory))
+        q, k, v = (p + F.linear(m, w) for p, w in zip(projected, memory_weights))
         mask, pad = additive_mask(attn_mask, q), additive_mask(key_padding_mask, q)
         mask = mask.unsqueeze(0) if mask is not None and mask.dim() == 2 else mask
         q = q.view(length, n * heads, d).transpose(0, 1)
@@ -108,7 +108,7 @@ class MemoryMultiheadAttention(nn.MultiheadAttention):
             mask = None if causal else mask
             out = F.scaled_dot_product_attention(q, k, v, mask, dropout, causal)
             out, attn = out.permute(2, 0, 1, 3).contiguous().view(length * n, e), None
-        out = self.out_proj(out).view(length, n, e) + F.linear(m, memory[3])
+        out = self.out_proj(out).view(length, n, e) + F.linear(m, memory_weights[3])
         return (out.transpose(1, 0) if self.batch_first else out), attn
 
 
@@ -164,9 +164,11 @@ class MultiheadAttentionKind(TapKind):
 
     def call(self, site: TapSite, form: str, width: TapWidth, src: CallSource) -> str:
         """``layer(query, key, value, m, ...)``: the three inputs positional whichever way they
-        were given (``self.attn(q, k, value=v)``), then the memory, then the rest by name."""
+        were given (``self.attn(q, k, value=v)``), then the memory, then the rest by name, in
+        the caller's order."""
         named = src.named(ARGS, {})
-        rest = [f"{name}={named[name]}" for name in ARGS[3:] if name in named]
+        rest = [f"{name}={value}" for name, value in zip(ARGS[3:], src.args[3:])]
+        rest += [f"{name}={value}" for name, value in src.kwargs.items() if name not in ARGS[:3]]
         return f"{src.callee}({', '.join([named['query'], named['key'], named['value'], src.memory] + rest)})"
 
     def comment(self, site: TapSite, width: TapWidth, name: str, x: str = "x") -> str:

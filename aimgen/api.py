@@ -362,8 +362,9 @@ def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[st
               if not depends else
               f"Written by aimgen. Depends on torch and: {', '.join(depends)} ({capture.depends_for(traced, depends)})."]
     header += capture.header_lines(traced)
-    if traced.mode_note():
-        header.append(traced.mode_note())
+    note = traced.mode_note()
+    if note:
+        header.append(note)
     if traced.fixed_inputs:
         header.append("traced with " + ", ".join(f"{k}={v!r}" for k, v in traced.fixed_inputs.items())
                       + " (inputs not given; fixed in this file)")

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import KeepWhole, TraceError
-from .sourcecopy import is_user_object
+from .sourcecopy import is_namedtuple, is_user_object
 from .taps import REGISTRY
 from .taps.linear import computes_f_linear, is_linear_subclass
 from .tracing import Traced, as_found, fixed_arguments, flat_values, forward_inputs
@@ -702,7 +702,7 @@ class _Lowering:
             return kind(children)
         if kind is dict:
             return dict(zip(spec.context, children))
-        if isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields"):
+        if is_namedtuple(kind):
             return kind(*children)
         fields = spec.context if isinstance(spec.context, (list, tuple)) else None
         if isinstance(spec.context, dict):

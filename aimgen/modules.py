@@ -21,7 +21,7 @@ from torch import nn
 from .errors import RenderError
 from .literals import Unrenderable, python_literal
 from .records import unwrapped_init
-from .sourcecopy import SourceCopier, is_user_object
+from .sourcecopy import SourceCopier, is_namedtuple, is_user_object
 from .taps import Arg, Constructor
 
 _SKIP_PARAMS = {"self", "device", "dtype", "_weight", "_freeze"}
@@ -70,7 +70,7 @@ class ValueWriter:
         self.imports: set[str] = set()
 
     def __call__(self, value) -> str:
-        if isinstance(value, tuple) and hasattr(type(value), "_fields"):   # a namedtuple keeps its class
+        if is_namedtuple(type(value)):   # a namedtuple keeps its class
             fields = ", ".join(f"{f}={self(getattr(value, f))}" for f in type(value)._fields)
             return f"{self(type(value))}({fields})"
         try:

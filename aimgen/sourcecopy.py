@@ -52,6 +52,11 @@ _LIBRARY_DIRS = tuple(
 )
 
 
+def is_namedtuple(cls) -> bool:
+    """Whether ``cls`` is a namedtuple class (``collections.namedtuple`` or ``typing.NamedTuple``)."""
+    return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
 def is_user_object(obj) -> bool:
     """True for a class or function defined in the user's own code (not the standard library,
     torch or an installed package): it must be copied, it cannot be imported."""
@@ -193,11 +198,15 @@ class SourceCopier:
         for base in cls.__bases__:
             if not base.__module__.startswith("torch"):
                 self.add(base, why)
+        return self._add_text(cls, name, cls.__aimgen_source__, why)
+
+    def _add_text(self, cls: type, name: str, text: str, why: str) -> str:
+        """``text``, the definition of ``cls`` as ``name``, into the output (a name bound once)."""
         if self.bound.get(name, cls) is not cls or name in self.taken:
             raise RenderError(f"{why}: the name {name} is needed for two different things in the generated file.",
                               hint="Rename the class of your code that is called so.")
         self.bound[name] = cls
-        self.copied.definitions.append((f"{cls.__module__}.{name}", cls.__aimgen_source__))
+        self.copied.definitions.append((f"{cls.__module__}.{name}", text))
         self.copied.objects.append(cls)
         self._done[id(cls)] = name
         return name
@@ -212,22 +221,16 @@ class SourceCopier:
         if not is_safe_identifier(name) or not all(is_safe_identifier(f) for f in cls._fields):
             raise RenderError(f"{why}: the namedtuple {cls.__qualname__} has a name or field that is not "
                               "an identifier.", hint="Return a tuple or a dict instead.")
-        if self.bound.get(name, cls) is not cls or name in self.taken:
-            raise RenderError(f"{why}: the name {name} is needed for two different things in the generated file.",
-                              hint="Rename the class of your code that is called so.")
         defaults = [cls._field_defaults[f] for f in cls._fields if f in cls._field_defaults]
         try:
             extra = f", defaults=[{', '.join(python_literal(d) for d in defaults)}]" if defaults else ""
         except Unrenderable:
             raise RenderError(f"{why}: the defaults of the namedtuple {name} cannot be written as literals.",
                               hint="Return a tuple or a dict instead.") from None
-        self.bound[name] = cls
+        text = f"{name} = collections.namedtuple({name!r}, {list(cls._fields)!r}{extra})"
+        name = self._add_text(cls, name, text, why)
         if "import collections" not in self.copied.imports:
             self.copied.imports.append("import collections")
-        self.copied.definitions.append(
-            (f"{cls.__module__}.{name}", f"{name} = collections.namedtuple({name!r}, {list(cls._fields)!r}{extra})"))
-        self.copied.objects.append(cls)
-        self._done[id(cls)] = name
         return name
 
     def copy_library(self, obj, why: str, method: str | None = None) -> str | None:

@@ -574,7 +574,8 @@ def _train_branches(train: fx.Graph, evalg: fx.Graph) -> tuple[fx.Graph, dict] |
         if differ:
             flags[tn[i].name] = differ
         i += 1
-    extra = [n for n in tn[:-1] if n not in set(env.values())]
+    matched = set(env.values())
+    extra = [n for n in tn[:-1] if n not in matched]
     if not extra or any(n.op == "placeholder" for n in extra):
         return None
     with train.inserting_before(tn[-1]):

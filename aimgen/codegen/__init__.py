@@ -28,7 +28,7 @@ from torch import nn
 
 from .. import runtime
 from ..errors import InternalError, KeepWhole, RenderError
-from ..literals import literal, python_literal
+from ..literals import literal
 from ..modules import ValueWriter, constructor
 from ..naming import Namespace, attribute_access, class_name, count, docstring, is_safe_identifier, sanitize
 from ..plan import Plan, UpdateSite
@@ -227,14 +227,8 @@ class Generator:
         module = q.rpartition(".")[0]
         try:
             ctor, comment = tensor_member(value, kind, owner, name, self.traced.constructor_args.get(module),
-                                          self.copier)
-            if isinstance(ctor, Constructor) and ctor.callee == "weight_parameter" and self.plain:
-                # a plain file has no runtime: the same draw, written out (ViT's pos_embedding)
-                shape = ctor.args[0].value
-                ctor = Constructor("nn.Parameter", [Arg("data", Raw(
-                    f"torch.empty({python_literal(shape)}).uniform_(-{math.prod(shape[1:])} ** -0.5, "
-                    f"{math.prod(shape[1:])} ** -0.5)"), True)])
-            elif isinstance(ctor, Constructor) and ctor.callee == "weight_parameter":
+                                          self.copier, runtime=not self.plain)
+            if isinstance(ctor, Constructor) and ctor.callee == "weight_parameter":
                 self._need((runtime.weight_parameter,))
         except KeepWhole as err:  # the module that owns it can be kept whole (its __init__ builds it)
             reason = err.modules[""]

@@ -23,7 +23,7 @@ from ..errors import RenderError
 from ..literals import index_literal, literal
 from ..modules import public_path
 from ..naming import attribute_access, is_safe_identifier
-from ..sourcecopy import SourceCopier, is_user_object
+from ..sourcecopy import SourceCopier, is_namedtuple, is_user_object
 
 MARK = "\x00"
 CONST = "\x01"   # around a constant's number: the class writer may turn it into a parameter
@@ -75,7 +75,7 @@ class Expressions:
                 return f"({literal(train)} if self.training else {literal(evaluate)})"
         if isinstance(value, fx.Node):
             return ref(value)
-        if isinstance(value, tuple) and hasattr(value, "_fields") and type(value) is not tuple:
+        if is_namedtuple(type(value)):
             items = [self.arg(v, node, path + (i,)) for i, v in enumerate(value)]
             return f"{self.class_ref(type(value), node)}({', '.join(items)})"
         if isinstance(value, (tuple, list)):
@@ -115,14 +115,14 @@ class Expressions:
     # --- callables ------------------------------------------------------------------------
     def class_ref(self, cls, node: fx.Node | None) -> str:
         """Source naming a class the forward builds (a NamedTuple or dataclass output)."""
-        if issubclass(cls, tuple) and hasattr(cls, "_fields") and not (is_user_object(cls) and _has_class_statement(cls)):
+        if is_namedtuple(cls) and not (is_user_object(cls) and _has_class_statement(cls)):
             return self.copier.add_namedtuple(cls, f"operation {node.name if node else '?'} builds it")
         if is_user_object(cls):
             return self.copier.add(cls, f"operation {node.name if node else '?'} builds it")
         return self.function_ref(cls, node)
 
     def function_ref(self, fn, node: fx.Node) -> str:
-        if isinstance(fn, type) and issubclass(fn, tuple) and hasattr(fn, "_fields"):
+        if is_namedtuple(fn):
             return self.class_ref(fn, node)
         name = getattr(fn, "__name__", None)
         if fn is getattr(builtins, name or "", None):

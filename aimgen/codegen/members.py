@@ -157,17 +157,20 @@ def _prefixes(path: str) -> list[str]:
 # --- tensors ---------------------------------------------------------------------------------
 
 def tensor_member(value: torch.Tensor, kind: str, owner: nn.Module, name: str, recorded: dict | None,
-                  copier: SourceCopier | None = None) -> tuple[Constructor | Raw, str]:
+                  copier: SourceCopier | None = None, runtime: bool = True) -> tuple[Constructor | Raw, str]:
     """A parameter, buffer or plain tensor attribute as its initialisation, and a comment.
 
     Exact when the values are constant (zeros, ones, a fill) or small; otherwise the owner's own
     initialisation expression where it can be read from its ``__init__`` (``torch.randn(1, 16,
     dim) * 0.02``, with the recorded constructor arguments filled in); otherwise the documented
     rule ``torch.randn(shape) * 0.02``. Never statistics of the model's random draw: the same
-    input gives the same file."""
+    input gives the same file. Without the ``runtime`` (a plain file), a weight drawn by its
+    ``weight_parameter`` is written out as the same draw."""
     if not isinstance(value, torch.Tensor):
         raise RenderError(f"attribute {name} ({type(value).__name__}) is read in forward but is not a tensor.")
     init, comment = _initial_values(value, owner, name, recorded, kind, copier)
+    if isinstance(init, Constructor) and init.callee == "weight_parameter" and not runtime:
+        init = _drawn(init.args[0].value)
     if isinstance(init, Constructor) and init.callee == "weight_parameter":
         return init, comment   # a Parameter already; a call, so blocks that differ only in shapes share a class
     if kind == "param":
@@ -233,17 +236,22 @@ def _default_init(shape: tuple[int, ...], name: str, dtype: list,
     starts at zero, a 1-D scale at one; anything else N(0, 0.02)."""
     note = "its own init could not be read: {}; load base weights for the model's values"
     if len(shape) >= 2 and not dtype:
-        fan_in = math.prod(shape[1:])
         drawn = note.format("drawn like a layer's weight")
         if trainable:   # the runtime's weight_parameter makes the (trainable) Parameter itself
             return Constructor("weight_parameter", [Arg("shape", shape, True)]), drawn
-        return Raw(f"torch.empty({python_literal(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)"), drawn
+        return _drawn(shape), drawn
     if len(shape) == 1 and name.endswith("bias"):
         return Constructor("torch.zeros", [Arg("size", shape, True)] + dtype), note.format("a bias starts at zero")
     if len(shape) == 1 and name in ("weight", "scale", "gamma", "gain"):
         return Constructor("torch.ones", [Arg("size", shape, True)] + dtype), note.format("a scale starts at one")
     return (Raw(f"torch.randn({python_literal(shape)}{', dtype=' + python_literal(dtype[0].value) if dtype else ''}) * 0.02"),
             note.format("drawn N(0, 0.02)"))
+
+
+def _drawn(shape: tuple[int, ...]) -> Raw:
+    """A weight drawn as PyTorch draws a layer's: uniform over +-1/sqrt(fan_in)."""
+    fan_in = math.prod(shape[1:])
+    return Raw(f"torch.empty({python_literal(shape)}).uniform_(-{fan_in} ** -0.5, {fan_in} ** -0.5)")
 
 
 def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: torch.Tensor,

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..runtime import weight_parameter
-from .base import REGISTRY, CallSource, Constructor, Skip, TapKind, TapSite, TapWidth, not_batched
+from .base import REGISTRY, CallSource, Constructor, Skip, TapKind, TapSite, TapWidth, node_arg, not_batched
 
 
 # --- what the generated code runs (copied into every file that taps this kind) -----------
@@ -132,15 +132,15 @@ class MultiheadAttentionKind(TapKind):
                "it has add_zero_attn" if mha.add_zero_attn else "")
         if why:
             return Skip(node.name, node.target, "MultiheadAttention", why + ": left as torch.nn computes it")
-        inputs = [node.args[i] if len(node.args) > i else node.kwargs.get(name) for i, name in enumerate(ARGS[:3])]
-        for x in inputs:
+        for x in (node_arg(node, ARGS, name) for name in ARGS[:3]):
             meta = getattr(x, "meta", {}).get("tensor_meta") if isinstance(x, fx.Node) else None
             if meta is None or len(meta.shape) != 3:
                 return Skip(node.name, node.target, "MultiheadAttention", "its query, key and value are not all "
                             "batched sequences (3-d)")
             if not (x.meta.get("batch_axis_ok") if mha.batch_first else x.meta.get("batch_second")):
                 layout = "(N, L, E) with the batch first" if mha.batch_first else "(L, N, E) with the batch second"
-                return Skip(node.name, node.target, "MultiheadAttention", not_batched(node, f"its inputs are not {layout}"))
+                return Skip(node.name, node.target, "MultiheadAttention",
+                            not_batched(node, f"its inputs are not {layout}"))
         return TapSite(
             node=node.name, qualname=node.target, layer_type="MultiheadAttention", kind=self.key, axis=-1,
             in_size=mha.embed_dim, out_size=mha.embed_dim, groups=1, kernel=(), spatial=(),

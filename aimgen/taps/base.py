@@ -432,17 +432,15 @@ def not_batched(node: fx.Node, what: str) -> str:
     return what
 
 
-def sample_rows(node: fx.Node) -> bool:
-    """Whether the node's first input holds windows of the samples, not the samples."""
+def row_layout(node: fx.Node) -> dict[str, bool]:
+    """How the rows of the node's first input hold the samples where its first axis is not the
+    batch (TapSite's fields): windows of each sample in turn (``sample_rows``: window
+    attention), or views, view after view (``views``: ``torch.cat([image1, image2])``, sample
+    i's views at rows i, N + i, ...). See shapes.sample_rows."""
     arg = node.args[0] if node.args else None
-    return isinstance(arg, fx.Node) and arg.meta.get("batch_axis_ok") is False and bool(arg.meta.get("sample_rows"))
-
-
-def sample_views(node: fx.Node) -> bool:
-    """Whether the node's first input holds views of the samples stacked on the batch axis
-    (``torch.cat([image1, image2])``: sample i's views at rows i, N + i, ...), not the samples."""
-    arg = node.args[0] if node.args else None
-    return isinstance(arg, fx.Node) and arg.meta.get("batch_axis_ok") is False and bool(arg.meta.get("sample_views"))
+    rows = isinstance(arg, fx.Node) and arg.meta.get("batch_axis_ok") is False
+    return {"sample_rows": bool(rows and arg.meta.get("sample_rows")),
+            "views": bool(rows and arg.meta.get("sample_views"))}
 
 
 def node_arg(node: fx.Node, names: tuple[str, ...], name: str, default=None):

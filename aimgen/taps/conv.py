@@ -20,7 +20,7 @@ from torch import nn
 from .. import runtime
 from ..runtime import add_product, weight_parameter
 from .base import (REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, not_batched,
-                   per_dimension, sample_rows, sample_views)
+                   per_dimension, row_layout)
 
 
 
@@ -131,7 +131,7 @@ def module_site(key: str, node: fx.Node, root: nn.Module, extra_args: str) -> Ta
         node=node.name, qualname=node.target, layer_type=kind, kind=key, axis=1,
         in_size=conv.in_channels, out_size=conv.out_channels, groups=conv.groups,
         kernel=tuple(conv.kernel_size), spatial=tuple(shape[2:]), weight=f"{node.target}.weight",
-        sample_rows=sample_rows(node), views=sample_views(node),
+        **row_layout(node),
     )
 
 

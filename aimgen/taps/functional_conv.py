@@ -16,7 +16,7 @@ from torch import nn
 from .. import runtime
 from .conv import center_tap_pads
 from .base import (REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of,
-                   not_batched, sample_rows, sample_views, weight_param)
+                   not_batched, row_layout, weight_param)
 
 ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
@@ -66,7 +66,7 @@ class FunctionalConvKind(TapKind):
             node=node.name, qualname=weight or f"{owner}:{node.name}", layer_type=kind,
             kind=self.key, axis=1, in_size=w_shape[1] * groups, out_size=w_shape[0], groups=groups,
             kernel=w_shape[2:], spatial=tuple(shape[2:]), weight=weight or "", functional=True,
-            computed_weight=weight is None, sample_rows=sample_rows(node), views=sample_views(node),
+            computed_weight=weight is None, **row_layout(node),
         )
 
     def width_choices(self, site: TapSite, form: str, group_kernel: str) -> str:

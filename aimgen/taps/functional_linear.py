@@ -12,7 +12,7 @@ from torch import nn
 
 from .. import runtime
 from .base import (REGISTRY, CallSource, Skip, TapKind, TapSite, TapWidth, batched_input, node_arg, owner_of,
-                   not_batched, sample_rows, sample_views, weight_param)
+                   not_batched, row_layout, weight_param)
 
 ARGS = ("input", "weight", "bias")
 
@@ -38,7 +38,7 @@ class FunctionalLinearKind(TapKind):
             node=node.name, qualname=weight or f"{owner}:{node.name}",
             layer_type="F.linear", kind=self.key, axis=-1, in_size=inp, out_size=out, groups=1, kernel=(),
             spatial=(), weight=weight or "", functional=True, computed_weight=weight is None,
-            sample_rows=sample_rows(node), views=sample_views(node),
+            **row_layout(node),
         )
 
     def call(self, site: TapSite, form: str, width: TapWidth, src: CallSource) -> str:

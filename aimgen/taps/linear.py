@@ -14,8 +14,7 @@ from torch import nn
 
 from .. import runtime
 from ..runtime import weight_parameter
-from .base import (REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, not_batched, sample_rows,
-                   sample_views)
+from .base import REGISTRY, Constructor, Skip, TapKind, TapSite, TapWidth, batched_input, not_batched, row_layout
 
 
 # --- what the generated code runs (copied into every file that taps this kind) -----------
@@ -66,7 +65,7 @@ class LinearKind(TapKind):
         return TapSite(
             node=node.name, qualname=node.target, layer_type="Linear", kind=self.key, axis=-1,
             in_size=lin.in_features, out_size=lin.out_features, groups=1, kernel=(),
-            spatial=(), weight=f"{node.target}.weight", sample_rows=sample_rows(node), views=sample_views(node), batch_second=second,
+            spatial=(), weight=f"{node.target}.weight", batch_second=second, **row_layout(node),
         )
 
     def runtime(self, site: TapSite, form: str, width: TapWidth):

@@ -101,6 +101,9 @@ def test_a_root_that_returns_aux_logits_in_train_only_converts(tmp_path, cli):
     x = torch.randn(2, 3, 8, 8)
     logits, aux = aim.train()(x)
     assert logits.shape == aux.shape == (2, 2) and aim.eval()(x).shape == (2, 2)
+    # every invariant: base function with base weights, the flat rendering the same, the same
+    # bytes twice, and the eval() graph exported with onnxruntime parity and carry
+    check("root_aux_logits.py:Net", (1, 3, 8, 8), onnx=True)
 
 
 # --- case 2: one module called several times ----------------------------------------------

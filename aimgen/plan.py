@@ -31,7 +31,8 @@ class UpdateSite:
 
     node: str
     label: str               # where it is, for people: module name or node name
-    kind: str                # "spatial": pooled to the grid; "vector": (N, C); "sequence": (N, ..., C)
+    kind: str                # "spatial": (N, C, *size) pooled to the grid; "spatial_last": (N, *size, C)
+                             # likewise; "vector": (N, C); "sequence": (N, ..., C)
     features: int            # feature channels read
     shape: tuple             # the features' shape at the example input
 
@@ -435,11 +436,32 @@ def _feature_kind(node: fx.Node, grid: tuple[int, ...], sizes: set | None = None
     conv_like = sizes is None or size_key(node) in sizes
     if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1 and channels_first and conv_like:
         return "spatial", shape[1], shape
+    if grid and len(shape) == len(grid) + 2 and math.prod(shape[1:-1]) > 1 and _channels_last(sym):
+        return "spatial_last", shape[-1], shape
     if len(shape) == 2:
         return "vector", shape[1], shape
     if len(shape) >= 3:
         return "sequence", shape[-1], shape
     return None
+
+
+def _channels_last(sym) -> bool:
+    """Whether symbolic sizes are a channels-last feature map's, (N, H, W, C) as Swin's stages
+    and ConvNeXt's blocks hold them: every axis between the batch and the last one changes with
+    the input size, the last one does not."""
+    return sym is not None and str(sym[-1]).isdigit() and not any(str(s).isdigit() for s in sym[1:-1])
+
+
+def map_size(node: fx.Node, kind: str) -> tuple:
+    """The spatial size of a feature map of that kind (see ``_feature_kind``), as ``size_key``
+    gives it for a channels-first one."""
+    if kind != "spatial_last":
+        return size_key(node)
+    sym = node.meta.get("size")
+    return tuple(sym[1:-1]) if sym is not None else tuple(tensor_meta(node).shape[1:-1])
+
+
+SPATIAL = ("spatial", "spatial_last")
 
 
 def live_nodes(graph: fx.Graph) -> set[fx.Node]:
@@ -491,7 +513,7 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     kinds = {n.name: _feature_kind(n, grid, sizes) for n in nodes}
     if grid:
         main_rank = len(grid) + 2
-        candidates = [n for n in nodes if kinds[n.name] and kinds[n.name][0] == "spatial"]
+        candidates = [n for n in nodes if kinds[n.name] and kinds[n.name][0] in SPATIAL]
     else:
         ranks = [len(kinds[n.name][2]) for n in nodes if kinds[n.name]]
         main_rank = max(set(ranks), key=ranks.count) if ranks else 2
@@ -505,7 +527,7 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     outputs = {a.name for a in output.all_input_nodes}
 
     def key(n: fx.Node):
-        return size_key(n) if grid else kinds[n.name][1]
+        return map_size(n, kinds[n.name][0]) if grid else kinds[n.name][1]
 
     on_path = [n for n in candidates if n.name in cuts]
     if not grid and on_path:  # a transformer's MLP expansion is not a stage of its own
@@ -556,7 +578,7 @@ def find_updates(traced: Traced, taps, grid, options: Options) -> tuple[list[Upd
             if n.name in tap_nodes and last is not None and (not chosen or chosen[-1][0] is not last[0]):
                 chosen.append(last)
             kind = _feature_kind(n, grid, sizes)
-            if kind is not None and (not grid or kind[0] == "spatial"):
+            if kind is not None and (not grid or kind[0] in SPATIAL):
                 last = (n, kind)
         reason = "" if chosen else "no tapped layer comes after a feature map the memory can be rewritten from"
     else:

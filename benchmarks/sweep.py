@@ -73,5 +73,6 @@ def check(source: Path, name: str, specs: InputSpec | list[InputSpec], every_out
     if not diff <= 1e-4:
         raise AssertionError(f"base weights in, output differs by {diff:.2e}")
     tapped, seen = conv.plan.layer_counts()
-    return (f"ok taps={tapped}/{seen} diff={diff:.1e} lines={len(conv.source.splitlines())} "
+    return (f"ok taps={tapped}/{seen} updates={len(conv.plan.updates)} diff={diff:.1e} "
+            f"lines={len(conv.source.splitlines())} "
             f"{time.time() - start:.0f}s")

@@ -376,7 +376,7 @@ class AimSwinTiny(nn.Module):
         )
         self.norm = nn.LayerNorm(32)
         self.head = MemoryLinear(32, 10, memory_features=1)
-        self.update_patch_embed = MemoryUpdate(32, 1, rank=1)
+        self.update_norm = MemoryUpdate(32, 1, rank=1)
 
     def forward(self, x):
         outputs, memory = self.forward_with_memory(x, self.memory.read())
@@ -388,10 +388,11 @@ class AimSwinTiny(nn.Module):
         Memory in and out have the seed's shape; the new memory is the batch mean."""
         memory = MemoryState(memory)
         x = self.patch_embed(x, memory.channels(1, x))  # = patch_embed(cat([x, m], 1))
-        memory = self.update_patch_embed(memory, pool_to_grid(x, (8, 8)))
         x = x.permute(0, 2, 3, 1)
         x, memory = self.blocks(x, memory)
-        mean = self.norm(x).mean((1, 2))
+        norm = self.norm(x)
+        memory = self.update_norm(memory, pool_to_grid(norm.movedim(-1, 1), (8, 8)))
+        mean = norm.mean((1, 2))
         head = self.head(mean, memory.features(1, mean))  # = head(cat([mean, m], -1))
         return head, memory.final()
 

@@ -169,6 +169,46 @@ def test_a_unet_gets_an_update_block_at_every_resolution_stage_in_program_order(
     assert [u.shape[2:] for u in plan.updates] == [(32, 32), (16, 16), (8, 8), (16, 16), (32, 32)]
 
 
+class ChannelsLast(nn.Module):
+    """Swin's layout: a conv stem, then stages that hold (N, H, W, C) maps, each merged to half
+    the size by a Linear on 2x2 patches (torchvision's PatchMerging)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.mix1 = nn.Linear(8, 8)
+        self.merge = nn.Linear(32, 16)
+        self.mix2 = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.stem(x).permute(0, 2, 3, 1)
+        x = x + torch.relu(self.mix1(x))
+        n, h, w, c = x.shape
+        x = x.reshape(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 2, 4, 5).flatten(3)
+        x = self.merge(x)
+        x = x + torch.relu(self.mix2(x))
+        return self.head(x.mean((1, 2)))
+
+
+def test_a_channels_last_stage_gets_its_update_block_pooled_channels_first():
+    model = ChannelsLast().eval()
+    conv = aimgen.convert(model, torch.randn(1, 3, 32, 32), base_weights=model.state_dict())
+    plan = conv.plan
+    assert [(u.label, u.kind, u.features, u.shape[1:3]) for u in plan.updates] == [
+        ("add", "spatial_last", 8, (8, 8)), ("add_1", "spatial_last", 16, (4, 4))]
+    assert "pool_to_grid(x.movedim(-1, 1), (8, 8))" in conv.source
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(3, 3, 64, 64)  # another size: the stages are found by symbolic sizes
+    torch.testing.assert_close(aim.eval()(x), model(x), atol=1e-5, rtol=0)
+    # with its own random memory weights (base weights give zeros: the base function) the
+    # memory the update blocks write is read, and they learn
+    fresh = aimgen.convert(model, torch.randn(1, 3, 32, 32)).build().train()
+    fresh(x).square().sum().backward()
+    assert all(fresh.get_submodule(f"update_{u.label}").bias_write.grad.abs().sum() > 0 for u in plan.updates)
+
+
 class Conditioned(nn.Module):
     """A denoiser: a timestep embedding (a side input) feeds every residual block."""
 

@@ -638,6 +638,9 @@ class Generator:
         if u.kind == "spatial":
             self._need((runtime.pool_to_grid,))
             return f"pool_to_grid({var}, {grid!r})"
+        if u.kind == "spatial_last":  # (N, *size, C): channels first for the pooling
+            self._need((runtime.pool_to_grid,))
+            return f"pool_to_grid({var}.movedim(-1, 1), {grid!r})"
         vec = var
         if u.kind == "sequence":
             vec = f"{var}.flatten(1, -2).mean(1)"

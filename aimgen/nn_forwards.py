@@ -39,6 +39,23 @@ def encoder(self: nn.TransformerEncoder, src, mask=None, src_key_padding_mask=No
     return output
 
 
+def decoder_layer(self: nn.TransformerDecoderLayer, tgt, memory, tgt_mask=None, memory_mask=None,
+                  tgt_key_padding_mask=None, memory_key_padding_mask=None, tgt_is_causal=False,
+                  memory_is_causal=False):
+    # torch's own forward, as written there: here so that its lines name the values in the
+    # written class (torch's files name nothing), the same in every layer
+    x = tgt
+    if self.norm_first:
+        x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
+        x = x + self._mha_block(self.norm2(x), memory, memory_mask, memory_key_padding_mask, memory_is_causal)
+        x = x + self._ff_block(self.norm3(x))
+    else:
+        x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
+        x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal))
+        x = self.norm3(x + self._ff_block(x))
+    return x
+
+
 def decoder(self: nn.TransformerDecoder, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
             memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
     output = tgt
@@ -60,12 +77,11 @@ def transformer(self: nn.Transformer, src, tgt, src_mask=None, tgt_mask=None, me
                         tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
 
 
-#: torch.nn class -> the forward torch.fx traces for it (nn.TransformerDecoderLayer's own
-#: forward is already that Python code: it is only traced through, not replaced)
+#: torch.nn class -> the forward torch.fx traces for it
 TRACED_FORWARDS = {
     nn.TransformerEncoderLayer: encoder_layer,
+    nn.TransformerDecoderLayer: decoder_layer,
     nn.TransformerEncoder: encoder,
     nn.TransformerDecoder: decoder,
     nn.Transformer: transformer,
-    nn.TransformerDecoderLayer: None,
 }

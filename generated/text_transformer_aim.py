@@ -247,8 +247,7 @@ class TransformerEncoderLayer(nn.Module):
                                    key_padding_mask=None, need_weights=False, is_causal=False)
         x_1 = self_attn[0]
         dropout1 = self.dropout1(x_1)
-        x = x + dropout1
-        x = self.norm1(x)
+        x = self.norm1(x + dropout1)
         # = linear1(cat([x, m], -1))
         linear1 = self.linear1(x, memory.features(1, x).transpose(0, 1))
         relu = F.relu(linear1)
@@ -256,8 +255,7 @@ class TransformerEncoderLayer(nn.Module):
         # = linear2(cat([dropout, m], -1))
         linear2 = self.linear2(dropout, memory.features(1, dropout).transpose(0, 1))
         dropout2 = self.dropout2(linear2)
-        x = x + dropout2
-        x = self.norm2(x)
+        x = self.norm2(x + dropout2)
         return x, memory
 
 
@@ -277,10 +275,10 @@ class TransformerEncoder(nn.Module):
         self.norm = nn.LayerNorm(32)
 
     def forward(self, src, memory):
-        layers, memory = self.layers[0](src, memory)
-        layers, memory = self.layers[1](layers, memory)
-        x = self.norm(layers)
-        return x, memory
+        x, memory = self.layers[0](src, memory)
+        x, memory = self.layers[1](x, memory)
+        output = self.norm(x)
+        return output, memory
 
 
 class AimTextTransformer(nn.Module):

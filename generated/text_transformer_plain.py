@@ -35,15 +35,13 @@ class TransformerEncoderLayer(nn.Module):
                                    need_weights=False, is_causal=False)
         x_1 = self_attn[0]
         dropout1 = self.dropout1(x_1)
-        x = x + dropout1
-        x = self.norm1(x)
+        x = self.norm1(x + dropout1)
         linear1 = self.linear1(x)
         relu = F.relu(linear1)
         dropout = self.dropout(relu)
         linear2 = self.linear2(dropout)
         dropout2 = self.dropout2(linear2)
-        x = x + dropout2
-        x = self.norm2(x)
+        x = self.norm2(x + dropout2)
         return x
 
 
@@ -61,10 +59,10 @@ class TransformerEncoder(nn.Module):
         self.norm = nn.LayerNorm(32)
 
     def forward(self, src):
-        layers = self.layers[0](src)
-        layers = self.layers[1](layers)
-        x = self.norm(layers)
-        return x
+        x = self.layers[0](src)
+        x = self.layers[1](x)
+        output = self.norm(x)
+        return output
 
 
 class TextTransformer(nn.Module):

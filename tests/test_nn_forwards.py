@@ -36,6 +36,8 @@ def test_encoder_decoder_and_transformer_compute_what_torch_computes(norm_first,
         _same(model.decoder, tgt, model.encoder(src), tgt_mask=causal, memory_key_padding_mask=padding)
         layer = model.encoder.layers[0]
         _same(layer, src, src_key_padding_mask=padding if training else None)
+        _same(model.decoder.layers[1], tgt, model.encoder(src), tgt_mask=causal, tgt_is_causal=True,
+              memory_key_padding_mask=padding)
 
 
 def test_only_the_encoder_with_a_padding_mask_in_eval_may_differ_and_only_at_padded_positions():

@@ -26,6 +26,9 @@ from .expressions import CONST, MARK
 _MARKER = re.compile(f"{MARK}([^{MARK}]+){MARK}")
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent) + "/"
 _AIMGEN_DIR = str(Path(__file__).resolve().parent.parent) + "/"
+#: aimgen's files of forwards it traces in place of a library's (their lines name values as a
+#: model's own lines do)
+_FORWARD_FILES = tuple(_AIMGEN_DIR + f for f in ("nn_forwards.py", "library_forwards.py"))
 
 
 @dataclass
@@ -177,7 +180,8 @@ def _model_frames(stack_trace: str) -> list[tuple[str, int, str]]:
         if m:
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
             frames.append((m.group(1), int(m.group(2)), "" if re.match(r'\s*File "', nxt) else nxt.strip()))
-    return [f for f in frames if not _resolved(f[0]).startswith((_TORCH_DIR, _AIMGEN_DIR))]
+    return [f for f in frames if not _resolved(f[0]).startswith((_TORCH_DIR, _AIMGEN_DIR))
+            or _resolved(f[0]) in _FORWARD_FILES]
 
 
 def source_statement(node: fx.Node, within: tuple[str, int, int] | None = None) -> ast.stmt | None:

@@ -27,6 +27,7 @@ import functools
 import importlib
 import inspect
 import math
+import re
 import symtable
 import sys
 import sysconfig
@@ -182,6 +183,7 @@ class SourceCopier:
         stmt, node = self._definition(src, name, obj)
         if not is_user_object(obj):  # library code: drop registration decorators (they return it as is)
             stmt, node = _without_registrations(stmt, node, src, obj)
+            stmt = stmt.visit(_FirstParagraph())
         for used in sorted(self._free_names(src, node, name)):
             self._resolve(src, used, name, why)
         self._bind(name, obj, src, node.lineno)
@@ -544,6 +546,35 @@ def _without_registrations(stmt, node, src, obj):
     node = copy.copy(node)
     node.decorator_list = keep_ast
     return stmt.with_changes(decorators=keep_cst), node
+
+
+class _FirstParagraph(libcst.CSTTransformer):
+    """A library's docstrings cut to their first paragraph: the copy says where it came from,
+    and the library documents the rest (torchvision's ``_log_api_usage_once`` has 20 lines of
+    docstring for a line of code)."""
+
+    def leave_SimpleString(self, original, updated):
+        raw = updated.value
+        quote = raw[-3:]
+        if quote not in ('"""', "'''"):
+            return updated
+        blank = re.search(r"\n[ \t]*\n", raw)
+        if blank is None or not raw.rstrip(quote).strip():
+            return updated
+        closing = raw.rsplit("\n", 1)[-1]   # the indentation the closing quotes have
+        indent = closing[:len(closing) - len(closing.lstrip())] if closing.strip() == quote else ""
+        return updated.with_changes(value=raw[:blank.start()] + "\n" + indent + quote)
+
+    def visit_SimpleStatementLine(self, node):
+        return _is_docstring(node)
+
+    def visit_Call(self, node):
+        return False   # strings in code stay as they are
+
+
+def _is_docstring(line) -> bool:
+    return len(line.body) == 1 and isinstance(line.body[0], libcst.Expr) and \
+        isinstance(line.body[0].value, libcst.SimpleString)
 
 
 def _same_value(a, b) -> bool:

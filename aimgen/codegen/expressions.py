@@ -134,6 +134,9 @@ class Expressions:
                 if home in ("math", "operator"):
                     self.imports.add(home)
                 return f"{home}.{name}"
+        copied = self.copier.copy_library(fn, f"operation {node.name} calls it") if inspect.isfunction(fn) else None
+        if copied is not None:   # a library's function (torchvision.ops.stochastic_depth): standalone
+            return copied
         found = public_path(fn)
         if found is not None and is_safe_identifier(name or "") and not found[0].startswith("aimgen_user_"):
             if found[0] != "torch":

@@ -385,16 +385,23 @@ def _check_patterns(options: Options, taps, skipped) -> None:
 
 
 def conv_sizes(traced: Traced, taps) -> set[tuple]:
-    """The spatial sizes convolutions read or write (as size keys): what a feature map is. An
-    attention's (N, heads, T, d) has the rank of a feature map but none of these sizes."""
+    """The spatial sizes convolutions read or write, and Linear layers read on channels-last
+    maps (as size keys): what a feature map is. An attention's (N, heads, T, d) has the rank
+    of a feature map but none of these sizes, nor has a map padded to whole windows."""
     nodes = {n.name: n for n in traced.graph.nodes}
     sizes = set()
     for t in taps:
-        if t.axis == 1 and t.node in nodes:
-            node = nodes[t.node]
+        node = nodes.get(t.node)
+        if node is None:
+            continue
+        read = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+        if t.axis == 1:
             sizes.add(size_key(node))
-            if node.args and isinstance(node.args[0], fx.Node):
-                sizes.add(size_key(node.args[0]))
+            if read is not None:
+                sizes.add(size_key(read))
+        elif read is not None and tensor_meta(read) is not None and len(tensor_meta(read).shape) > 3 and \
+                _channels_last(read.meta.get("size")):
+            sizes.add(map_size(read, "spatial_last"))
     return sizes
 
 
@@ -436,7 +443,8 @@ def _feature_kind(node: fx.Node, grid: tuple[int, ...], sizes: set | None = None
     conv_like = sizes is None or size_key(node) in sizes
     if grid and len(shape) == len(grid) + 2 and math.prod(shape[2:]) > 1 and channels_first and conv_like:
         return "spatial", shape[1], shape
-    if grid and len(shape) == len(grid) + 2 and math.prod(shape[1:-1]) > 1 and _channels_last(sym):
+    if grid and len(shape) == len(grid) + 2 and math.prod(shape[1:-1]) > 1 and _channels_last(sym) and \
+            (sizes is None or map_size(node, "spatial_last") in sizes):
         return "spatial_last", shape[-1], shape
     if len(shape) == 2:
         return "vector", shape[1], shape

@@ -31,6 +31,7 @@ from torch.utils import _pytree as pytree
 from torch import nn
 
 from .errors import TraceError
+from .library_forwards import library_forward
 from .nn_forwards import TRACED_FORWARDS
 from .taps import REGISTRY
 
@@ -143,7 +144,7 @@ class AimTracer(fx.Tracer):
         return iter([obj[i] for i in range(n)])
 
     def call_module(self, m, forward, args, kwargs):
-        traced = TRACED_FORWARDS.get(type(m))
+        traced = TRACED_FORWARDS.get(type(m)) or library_forward(m)
         if traced is not None:
             forward = functools.partial(traced, m)
         try:

@@ -187,3 +187,33 @@ def test_googlenet_with_its_auxiliary_heads_converts_and_returns_what_it_returne
     out = tmp_path / "googlenet_aim.py"
     result.write(out, onnx=False)
     assert all(c.ok for c in result.validation) and imported_modules(out) <= ALLOWED
+
+
+def test_swin_reads_the_memory_in_its_window_attention_and_updates_it_at_every_stage(tmp_path):
+    """torchvision's Swin hands its attention's qkv and proj weights to an fx-wrapped function
+    (they were not tapped: 29 of 53) and holds its stages as (N, H, W, C) maps (one update
+    block, at the stem). Every layer now reads the memory, an update block ends each stage,
+    the file imports no torchvision, and with base weights it computes the base function at
+    the example size and another, and in ONNX."""
+    torch.manual_seed(0)
+    model = torchvision.models.swin_t(num_classes=7).eval()
+    result = aimgen.convert(model, torch.randn(1, 3, 96, 96), source_name="swin_t",
+                            base_weights=model.state_dict())
+    assert sorted(t.qualname for t in result.plan.taps) == sorted(_weight_layers(model))
+    assert [(u.label, u.kind) for u in result.plan.updates] == [
+        ("features.1.1:add_6", "spatial_last"), ("features.3.1:add_13", "spatial_last"),
+        ("features.5.5:add_34", "spatial_last"), ("permute:permute_55", "spatial")]
+    assert "        qkv = self.qkv(x, per_window(memory.features(" in result.source
+    assert "        shift_h = 3 * (pad_h > 7)\n" in result.source
+    aim = result.build()
+    aim.load_state_dict(result.state_dict)
+    with torch.no_grad():
+        for size in (96, 128):
+            x = torch.randn(2, 3, size, size)
+            assert (aim.eval()(x) - model(x)).abs().max() <= 1e-5
+    aim.train()(torch.randn(2, 3, 96, 96)).square().mean().backward()
+    out = tmp_path / "swin_t_aim.py"
+    result.write(out)
+    assert all(c.ok for c in result.validation), [c for c in result.validation if not c.ok]
+    assert any(c.name.startswith("onnxruntime parity") for c in result.validation)
+    assert imported_modules(out) <= ALLOWED

@@ -32,7 +32,8 @@ class UpdateSite:
     node: str
     label: str               # where it is, for people: module name or node name
     kind: str                # "spatial": (N, C, *size) pooled to the grid; "spatial_last": (N, *size, C)
-                             # likewise; "vector": (N, C); "sequence": (N, ..., C)
+                             # likewise; "vector": (N, C); "sequence": (N, ..., C) and "tokens": (N, L, C),
+                             # L changing with the input, read as their mean
     features: int            # feature channels read
     shape: tuple             # the features' shape at the example input
 
@@ -399,7 +400,7 @@ def conv_sizes(traced: Traced, taps) -> set[tuple]:
             sizes.add(size_key(node))
             if read is not None:
                 sizes.add(size_key(read))
-        elif read is not None and tensor_meta(read) is not None and len(tensor_meta(read).shape) > 3 and \
+        elif read is not None and tensor_meta(read) is not None and len(tensor_meta(read).shape) >= 3 and \
                 _channels_last(read.meta.get("size")):
             sizes.add(map_size(read, "spatial_last"))
     return sizes
@@ -446,6 +447,8 @@ def _feature_kind(node: fx.Node, grid: tuple[int, ...], sizes: set | None = None
     if grid and len(shape) == len(grid) + 2 and math.prod(shape[1:-1]) > 1 and _channels_last(sym) and \
             (sizes is None or map_size(node, "spatial_last") in sizes):
         return "spatial_last", shape[-1], shape
+    if grid and len(shape) == 3 and _channels_last(sym) and (sizes is None or map_size(node, "tokens") in sizes):
+        return "tokens", shape[-1], shape
     if len(shape) == 2:
         return "vector", shape[1], shape
     if len(shape) >= 3:
@@ -462,14 +465,16 @@ def _channels_last(sym) -> bool:
 
 def map_size(node: fx.Node, kind: str) -> tuple:
     """The spatial size of a feature map of that kind (see ``_feature_kind``), as ``size_key``
-    gives it for a channels-first one."""
-    if kind != "spatial_last":
+    gives it for a channels-first one; a token sequence's is its length."""
+    if kind not in ("spatial_last", "tokens"):
         return size_key(node)
     sym = node.meta.get("size")
     return tuple(sym[1:-1]) if sym is not None else tuple(tensor_meta(node).shape[1:-1])
 
 
-SPATIAL = ("spatial", "spatial_last")
+#: the kinds of feature map that end a stage where the model has a memory grid (a conv stem):
+#: maps, and the token sequences of a transformer over them (ViT's, Hugging Face Swin's)
+STAGED = ("spatial", "spatial_last", "tokens")
 
 
 def live_nodes(graph: fx.Graph) -> set[fx.Node]:
@@ -521,7 +526,7 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     kinds = {n.name: _feature_kind(n, grid, sizes) for n in nodes}
     if grid:
         main_rank = len(grid) + 2
-        candidates = [n for n in nodes if kinds[n.name] and kinds[n.name][0] in SPATIAL]
+        candidates = [n for n in nodes if kinds[n.name] and kinds[n.name][0] in STAGED]
     else:
         ranks = [len(kinds[n.name][2]) for n in nodes if kinds[n.name]]
         main_rank = max(set(ranks), key=ranks.count) if ranks else 2
@@ -586,7 +591,7 @@ def find_updates(traced: Traced, taps, grid, options: Options) -> tuple[list[Upd
             if n.name in tap_nodes and last is not None and (not chosen or chosen[-1][0] is not last[0]):
                 chosen.append(last)
             kind = _feature_kind(n, grid, sizes)
-            if kind is not None and (not grid or kind[0] in SPATIAL):
+            if kind is not None and (not grid or kind[0] in STAGED):
                 last = (n, kind)
         reason = "" if chosen else "no tapped layer comes after a feature map the memory can be rewritten from"
     else:

@@ -642,7 +642,9 @@ class Generator:
             self._need((runtime.pool_to_grid,))
             return f"pool_to_grid({var}.movedim(-1, 1), {grid!r})"
         vec = var
-        if u.kind == "sequence":
+        if u.kind == "tokens":
+            vec = f"{var}.mean(1)"
+        elif u.kind == "sequence":
             vec = f"{var}.flatten(1, -2).mean(1)"
         return vec if not grid else f"{vec}[:, :{', None' * len(grid)}]"
 

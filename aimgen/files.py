@@ -7,11 +7,23 @@ into place only when all of them are ready; existing files are refused unless fo
 from __future__ import annotations
 
 import os
+import sysconfig
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import AimgenError, LoadError
+
+_LIBRARY_DIRS = tuple(
+    str(Path(p).resolve()) for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+
+
+def installed(file: str) -> bool:
+    """Whether a source file is the standard library's or an installed package's (not the
+    user's own code)."""
+    path = str(Path(file).resolve())
+    return any(path.startswith(d + "/") or path == d for d in _LIBRARY_DIRS) or "site-packages" in path
 
 
 def split_target(target: str) -> tuple[Path, str | None]:

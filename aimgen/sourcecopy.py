@@ -30,7 +30,6 @@ import math
 import re
 import symtable
 import sys
-import sysconfig
 import textwrap
 import types
 from dataclasses import dataclass, field
@@ -43,14 +42,12 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from torch import nn
 
 from .errors import RenderError
+from .files import installed
 from .literals import Unrenderable, python_literal
 from .naming import comment_lines, is_safe_identifier
 
 # Names the generated file binds itself at module level, and to what.
 _TEMPLATE_BINDINGS = {"torch": torch, "nn": nn, "F": F, "math": math}
-_LIBRARY_DIRS = tuple(
-    str(Path(p).resolve()) for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-)
 
 
 def is_namedtuple(cls) -> bool:
@@ -67,16 +64,14 @@ def is_user_object(obj) -> bool:
     file = getattr(module, "__file__", None)
     if not file:
         return False
-    path = str(Path(file).resolve())
-    return not any(path.startswith(d + "/") or path == d for d in _LIBRARY_DIRS) and "site-packages" not in path
+    return not installed(file)
 
 
 def _is_library_module(module: types.ModuleType) -> bool:
     file = getattr(module, "__file__", None)
     if not file:  # builtin or namespace module
         return True
-    path = str(Path(file).resolve())
-    return any(path.startswith(d + "/") for d in _LIBRARY_DIRS) or "site-packages" in path
+    return installed(file)
 
 
 def _import_home(obj) -> str | None:

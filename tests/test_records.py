@@ -112,3 +112,30 @@ def test_a_decorated_init_is_recorded_and_read_as_the_init_it_wraps():
     assert by_name["0"] == {"width": 4, "layer_idx": 2, "scale": 2.0}
     assert "1" not in by_name   # nothing to record: read back from the module (it takes nothing)
     assert list(_signature(Mixer).parameters) == ["self", "width", "layer_idx", "scale"]
+
+
+def test_an_installed_package_is_imported_unrecorded_and_the_users_modules_still_are(tmp_path, monkeypatch):
+    """Importing a library runs a great deal of code (torchvision's import took 0.7 s longer
+    recorded): the profiler is off for it. A module of the user's, imported by name from the
+    file's folder, and everything built after, are recorded as before."""
+    import builtins
+    import sys
+
+    (tmp_path / "user_blocks.py").write_text(
+        "from torch import nn\n\nclass Layer(nn.Module):\n    def __init__(self, width):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(width, width)\n\nMADE = Layer(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "user_blocks", raising=False)
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    seen = []
+    original = builtins.__import__
+    with recording() as records:
+        assert builtins.__import__ is not original
+        import colorsys  # noqa: F401  (the standard library: not recorded)
+        seen.append(sys.getprofile())
+        import user_blocks
+        net = user_blocks.Layer(5)
+    assert builtins.__import__ is original and sys.getprofile() is None
+    assert seen[0] is not None   # recording again after the library's import
+    assert records.by_name(user_blocks.MADE)[""] == {"width": 3}
+    assert records.by_name(net)["fc"]["in_features"] == 5

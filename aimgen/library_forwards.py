@@ -1,6 +1,7 @@
 """Library modules whose layers torch.fx cannot see, traced through a forward of the same function.
 
-torchvision's Swin attention (``ShiftedWindowAttention``, ``ShiftedWindowAttentionV2``) hands
+torchvision's Swin attention (``ShiftedWindowAttention``, ``ShiftedWindowAttentionV2`` and the
+video models' ``ShiftedWindowAttention3d``) hands
 its ``qkv`` and ``proj`` weights to ``shifted_window_attention``, a function torchvision
 registers with ``torch.fx.wrap``: torch.fx records one call of it, and the two Linear layers
 inside could not read the memory (swin_t: 24 of its 53 weight layers). The function cannot be
@@ -107,10 +108,80 @@ def swin_attention(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x[:, :h, :w, :].contiguous()
 
 
+def _mask_3d(x: torch.Tensor, padded: tuple, window: list, shift: list) -> torch.Tensor:
+    """_window_mask over (T, H, W), as torchvision's _compute_attention_mask_3d builds it."""
+    mask = x.new_zeros(padded)
+    bounds = []
+    for win, step in zip(window, shift):
+        back = -step
+        bounds.append(((0, -win), (-win, back), (back, None)))
+    region = 0
+    for d in bounds[0]:
+        for h in bounds[1]:
+            for w in bounds[2]:
+                mask[d[0]:d[1], h[0]:h[1], w[0]:w[1]] = region
+                region += 1
+    volume = window[0] * window[1] * window[2]
+    mask = mask.view(padded[0] // window[0], window[0], padded[1] // window[1], window[1],
+                     padded[2] // window[2], window[2])
+    mask = mask.permute(0, 2, 4, 1, 3, 5).reshape(-1, volume)
+    mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+    mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+    return mask
+
+
+def swin_attention_3d(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ShiftedWindowAttention3d.forward with shifted_window_attention_3d inlined.
+    Where the clip is no larger than the window along an axis, torchvision shrinks the window to
+    the clip and turns that shift off: here ``torch.sym_min`` and arithmetic do the same."""
+    b, t, h, w, c = x.shape
+    window = []
+    shift = []
+    for size, win, step in zip((t, h, w), self.window_size, self.shift_size):
+        window.append(torch.sym_min(size, win))
+        shift.append(step * (size > win))
+    heads = self.num_heads
+    volume = window[0] * window[1] * window[2]
+    index = self.relative_position_index[:volume, :volume].flatten()
+    bias = self.relative_position_bias_table[index].view(volume, volume, -1)
+    bias = bias.permute(2, 0, 1).contiguous().unsqueeze(0)
+    pad_t = (window[0] - t % window[0]) % window[0]
+    pad_h = (window[1] - h % window[1]) % window[1]
+    pad_w = (window[2] - w % window[2]) % window[2]
+    x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h, 0, pad_t))
+    _, tp, hp, wp, _ = x.shape
+    shifted = sum(self.shift_size) > 0
+    if shifted:
+        x = torch.roll(x, shifts=(-shift[0], -shift[1], -shift[2]), dims=(1, 2, 3))
+    windows = (tp // window[0]) * (hp // window[1]) * (wp // window[2])
+    x = x.view(b, tp // window[0], window[0], hp // window[1], window[1], wp // window[2], window[2], c)
+    x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(b * windows, volume, c)
+    qkv = self.qkv(x)
+    qkv = qkv.reshape(-1, volume, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    q = qkv[0]
+    k = qkv[1]
+    v = qkv[2]
+    attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
+    attn = attn + bias
+    if shifted:
+        mask = _mask_3d(x, (tp, hp, wp), window, shift)
+        attn = attn.view(-1, windows, heads, volume, volume) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, heads, volume, volume)
+    attn = F.dropout(F.softmax(attn, dim=-1), p=self.attention_dropout, training=self.training)
+    x = attn.matmul(v).transpose(1, 2).reshape(-1, volume, c)
+    x = F.dropout(self.proj(x), p=self.dropout, training=self.training)
+    x = x.view(b, tp // window[0], hp // window[1], wp // window[2], window[0], window[1], window[2], c)
+    x = x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, tp, hp, wp, c)
+    if shifted:
+        x = torch.roll(x, shifts=(shift[0], shift[1], shift[2]), dims=(1, 2, 3))
+    return x[:, :t, :h, :w, :].contiguous()
+
+
 #: "module:class" -> the forward torch.fx traces for modules of that class
 _FORWARDS: dict[str, Callable] = {
     "torchvision.models.swin_transformer:ShiftedWindowAttention": swin_attention,
     "torchvision.models.swin_transformer:ShiftedWindowAttentionV2": swin_attention,
+    "torchvision.models.video.swin_transformer:ShiftedWindowAttention3d": swin_attention_3d,
 }
 
 

@@ -230,7 +230,7 @@ class SourceCopier:
             self.copied.imports.append("import collections")
         return name
 
-    def copy_library(self, obj, why: str, method: str | None = None) -> str | None:
+    def copy_library(self, obj, why: str, method: str | None = None, registers: str | None = None) -> str | None:
         """Copy a class or function of an installed package (and what it uses from that
         package) so the generated file stays standalone; None, with nothing copied, where that
         cannot be done. With ``method``: that method of the class ``obj``, as ``add_method``
@@ -242,7 +242,7 @@ class SourceCopier:
                  list(self.copied.definitions), list(self.copied.objects), set(self.copied.depends), dict(self._done))
         self.copy_libraries.add(package)
         try:
-            return self.add(obj, why) if method is None else self.add_method(obj, method, why)
+            return self.add(obj, why) if method is None else self.add_method(obj, method, why, registers)
         except RenderError:
             (bound, self.copied.imports, self.copied.constants, self.copied.definitions, self.copied.objects,
              self.copied.depends, self._done) = saved
@@ -252,12 +252,14 @@ class SourceCopier:
         finally:
             self.copy_libraries.discard(package)
 
-    def add_method(self, cls: type, method: str, why: str) -> str:
+    def add_method(self, cls: type, method: str, why: str, registers: str | None = None) -> str:
         """Copy ``cls.<method>`` as a module-level function (and what it uses): ``self`` is
         dropped and each ``self.<attr>`` it reads becomes a keyword-only parameter of that
-        name, in the order ``self_reads`` gives. Returns the name to call it by."""
+        name, in the order ``self_reads`` gives. With ``registers``, the method's last
+        statement registers that buffer: the function returns its value instead. Returns the
+        name to call it by."""
         fn = getattr(cls, method)
-        attrs = self_reads(fn)
+        attrs = self_reads(fn, registers)
         if attrs is None:
             raise RenderError(f"{why}: {cls.__name__}.{method} uses self other than to read attributes.")
         if id(fn) in self._done:
@@ -276,6 +278,13 @@ class SourceCopier:
             raise RenderError(f"{src.path.name}: cannot isolate the method {home.__name__}.{method}.")
         cst_fn, ast_fn = found[0]
         name = method.lstrip("_") or method
+        if registers is not None:   # self.register_buffer(name, value) -> return value
+            last = cst_fn.body.body[-1]
+            call = last.body[0].value
+            value = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "tensor"),
+                         None) or [a for a in call.args if a.keyword is None][1].value
+            body = [*cst_fn.body.body[:-1], last.with_changes(body=[libcst.Return(value=value)])]
+            cst_fn = cst_fn.with_changes(body=cst_fn.body.with_changes(body=body), returns=None)
         cst_fn = cst_fn.with_changes(name=libcst.Name(name), decorators=[],
                                      params=_without_self(cst_fn.params, attrs)).visit(_SelfReads())
         table = next((t for t in src.table.get_children()
@@ -441,16 +450,31 @@ def _header_reads(node: ast.FunctionDef) -> set[str]:
     return {n.id for expr in header for n in ast.walk(expr) if isinstance(n, ast.Name)}
 
 
-def self_reads(fn) -> list[str] | None:
+def self_reads(fn, registers: str | None = None) -> list[str] | None:
     """The attributes a method reads from ``self``, in order of first use, where that is all it
     does with ``self`` (no stores, no other use, no decorators) and no attribute has the name of
-    one of its own variables; otherwise None. Such a method is a function of those values."""
-    found = _self_reads(fn)
+    one of its own variables; otherwise None. Such a method is a function of those values.
+    With ``registers``: a method that ends by registering that buffer
+    (``self.register_buffer("index", index)``, torchvision's ``define_relative_position_index``)
+    and is otherwise such a method, a function that returns the buffer's value."""
+    found = _self_reads(fn, registers)
     return None if found is None else list(found)
 
 
+def registered_value(stmt: ast.stmt, name: str) -> ast.expr | None:
+    """The tensor of ``self.register_buffer(name, tensor, ...)`` where ``stmt`` is that call."""
+    call = stmt.value if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) else None
+    func = call.func if call is not None else None
+    if not (isinstance(func, ast.Attribute) and func.attr == "register_buffer" and
+            isinstance(func.value, ast.Name) and func.value.id == "self"):
+        return None
+    named = dict(zip(("name", "tensor"), call.args)) | {k.arg: k.value for k in call.keywords}
+    given = named.get("name")
+    return named.get("tensor") if isinstance(given, ast.Constant) and given.value == name else None
+
+
 @functools.lru_cache(maxsize=512)
-def _self_reads(fn) -> tuple[str, ...] | None:   # parsed once a method
+def _self_reads(fn, registers: str | None = None) -> tuple[str, ...] | None:   # parsed once a method
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):
@@ -459,6 +483,12 @@ def _self_reads(fn) -> tuple[str, ...] | None:   # parsed once a method
     if not isinstance(node, ast.FunctionDef) or node.decorator_list or not node.args.args \
             or node.args.args[0].arg != "self":
         return None
+    if registers is not None:   # the method less its last statement, which registers the buffer
+        if not node.body or registered_value(node.body[-1], registers) is None:
+            return None
+        value = node.body[-1].value.args[1:] + [k.value for k in node.body[-1].value.keywords]
+        node = copy.copy(node)
+        node.body = node.body[:-1] + [ast.Expr(v) for v in value]
     attrs, reads = [], set()
     for n in sorted((n for n in ast.walk(node) if hasattr(n, "lineno")), key=lambda n: (n.lineno, n.col_offset)):
         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self":

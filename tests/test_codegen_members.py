@@ -244,3 +244,54 @@ def test_a_plain_file_writes_out_the_draw_of_a_parameter_whose_init_cannot_be_re
     built = plain.build()
     assert built.encoder.pos_embedding.shape == (1, 17, 16) and built.encoder.pos_embedding.requires_grad
     assert built(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+class _Windowed(nn.Module):
+    """torchvision's Swin layout: ``__init__`` calls a method that computes an index in place
+    (``+=`` on slices: no expression of it can be read) and ends by registering it."""
+
+    def __init__(self, window: int):
+        super().__init__()
+        self.window = window
+        self.define_index()
+
+    def define_index(self) -> None:
+        """A docstring."""
+        coords = torch.arange(self.window)
+        relative = coords[:, None] - coords[None, :]
+        relative += self.window - 1
+        self.register_buffer("index", relative.flatten())
+
+
+class _WindowedV2(_Windowed):
+    """V2 overrides the method its parent's ``__init__`` calls, and calls only ``super()``."""
+
+    def __init__(self, window: int):
+        super().__init__(window)
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def define_index(self) -> None:
+        coords = torch.arange(self.window)
+        relative = coords[:, None] * 2 - coords[None, :]
+        self.register_buffer("index", relative.flatten(), persistent=False)
+
+
+def test_a_method_that_ends_by_registering_the_buffer_is_copied_as_a_function_returning_it():
+    from aimgen.records import recording
+    from aimgen.sourcecopy import SourceCopier
+
+    with recording() as records:
+        m, v2 = _Windowed(5), _WindowedV2(4)
+    copier = SourceCopier()
+    assert init_expression(m, "index", records.of(m), m.index, copier) == ("define_index(window=5)", False)
+    text = copier.copied.text()
+    assert "def define_index(*, window):" in text   # no '-> None': it returns the value and "    return relative.flatten()\n" in text
+    assert "register_buffer" not in text
+    namespace = {}
+    exec(compile("import torch\n" + text, "copied", "exec"), namespace)
+    assert torch.equal(namespace["define_index"](window=5), m.index)
+    # the override the parent's __init__ calls, found through super().__init__
+    other = SourceCopier()
+    assert init_expression(v2, "index", records.of(v2), v2.index, other) == ("define_index(window=4)", False)
+    assert "coords[:, None] * 2" in other.copied.text()
+    assert init_expression(m, "index", records.of(m), m.index) is None   # no copier: nothing to call

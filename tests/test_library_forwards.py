@@ -29,3 +29,15 @@ def test_swin_attention_is_torchvisions(cls, shift, size):
 def test_only_the_listed_classes_have_a_forward():
     assert library_forward(torch.nn.Linear(2, 2)) is None
     assert library_forward(swin.PatchMerging(8)) is None
+
+
+@pytest.mark.parametrize("shift", [[0, 0, 0], [4, 3, 3], [1, 3, 3]])
+@pytest.mark.parametrize("size", [(8, 14, 14), (3, 9, 5), (2, 3, 3), (16, 16, 16)])  # (2, 3, 3): windows shrink
+def test_video_swin_attention_is_torchvisions(shift, size):
+    from torchvision.models.video import swin_transformer as swin3d
+
+    torch.manual_seed(0)
+    attn = swin3d.ShiftedWindowAttention3d(32, [8, 7, 7], shift, 4).eval()
+    x = torch.randn(2, *size, 32)
+    with torch.no_grad():
+        assert torch.equal(library_forward(attn)(attn, x), attn(x))

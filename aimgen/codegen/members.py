@@ -23,7 +23,7 @@ from torch import nn
 from ..errors import KeepWhole, RenderError
 from ..literals import Unrenderable, python_literal
 from ..naming import is_safe_identifier
-from ..sourcecopy import SourceCopier, is_user_object, self_reads
+from ..sourcecopy import SourceCopier, is_user_object, registered_value, self_reads
 from ..taps import Arg, Constructor
 from .scopes import container_kind
 
@@ -272,7 +272,8 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
     home = inspect.getmodule(type(owner)) if copier is not None else None
     module_globals = vars(home) if home is not None else {}
     functions: dict[str, object] = {}
-    methods: dict[str, str] = {}   # name in the expression -> method of the owner's class
+    #: name in the expression -> (method of the owner's class, the buffer it registers or None)
+    methods: dict[str, tuple[str, str | None]] = {}
     allowed = {"torch", "math", "nn", _HOLE}
 
     def literal(value) -> ast.expr:
@@ -365,7 +366,7 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
             def call(*args, _fn=fn, _attrs=tuple(attrs), **kwargs):
                 return _fn(types.SimpleNamespace(**{a: kwargs.pop(a) for a in _attrs}), *args, **kwargs)
 
-            functions[called], methods[called] = call, method
+            functions[called], methods[called] = call, (method, None)
             node = self.generic_visit(ast.Call(ast.Name(called, ast.Load()), node.args, node.keywords))
             node.keywords += [ast.keyword(a, literal(getattr(owner, a))) for a in attrs]
             return node
@@ -376,8 +377,40 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
         except Exception:   # a name with no meaning here, a value with no literal
             return None
 
+    def registering(method: str, tree: ast.AST) -> ast.expr | None:
+        """``method(<what it reads from self>)`` where the method (called by ``__init__``, no
+        arguments) computes the buffer and ends by registering it (torchvision's
+        ``define_relative_position_index``): it is copied as a function that returns it."""
+        fn = getattr(type(owner), method, None)
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
+        if method == "__init__" or copier is None or not body or registered_value(body[-1], name) is None or \
+                len(tree.body[0].args.args) != 1:
+            return None
+        attrs = self_reads(fn, name)
+        called = method.lstrip("_") or method
+        if attrs is None or called in allowed or module_globals.get(called, fn) is not fn:
+            return None
+
+        def call(_fn=fn, _attrs=tuple(attrs), **kwargs):
+            box = {}
+            holder = types.SimpleNamespace(**{a: kwargs.pop(a) for a in _attrs})
+            holder.register_buffer = lambda _name, tensor, persistent=True: box.setdefault("value", tensor)
+            _fn(holder)
+            return box["value"]
+
+        try:
+            keywords = [ast.keyword(a, literal(getattr(owner, a))) for a in attrs]
+        except LookupError:
+            return None
+        functions[called], methods[called] = call, (method, name)
+        return ast.Call(ast.Name(called, ast.Load()), [], keywords)
+
     found = None
     for method, tree in _constructor_methods(type(owner)):
+        made = registering(method, tree)
+        if made is not None:
+            found = made
+            continue
         for node in sorted((n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.Call))),
                            key=lambda n: (n.lineno, n.col_offset)):
             made = _made(node, name)
@@ -416,9 +449,9 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
         why = f"{type(owner).__name__}.__init__ computes its {name} with it"
         try:
             if called in methods:
-                cls = type(owner)
-                renamed[called] = copier.add_method(cls, methods[called], why) if is_user_object(cls) \
-                    else copier.copy_library(cls, why, method=methods[called])
+                cls, (method, registers) = type(owner), methods[called]
+                renamed[called] = copier.add_method(cls, method, why, registers) if is_user_object(cls) \
+                    else copier.copy_library(cls, why, method=method, registers=registers)
             else:
                 renamed[called] = copier.add(fn, why) if is_user_object(fn) else copier.copy_library(fn, why)
         except RenderError:
@@ -518,10 +551,9 @@ def _constructor_methods(cls: type) -> tuple[tuple[str, ast.AST], ...]:
     """``__init__`` and the methods of the class it calls on ``self`` (``self.reset_parameters()``,
     and what those call), parsed, in the order they are first called; torch's own left out.
     Parsed once a class (every tensor of every instance asks); the trees are only read."""
-    out, seen, todo = [], set(), ["__init__"]
+    out, seen, todo = [], set(), [("__init__", cls.__init__)]
     while todo and len(out) < 16:
-        method = todo.pop(0)
-        fn = getattr(cls, method, None)
+        method, fn = todo.pop(0)
         if method in seen or not inspect.isfunction(fn) or fn.__module__.startswith("torch."):
             continue
         seen.add(method)
@@ -530,8 +562,19 @@ def _constructor_methods(cls: type) -> tuple[tuple[str, ast.AST], ...]:
         except (OSError, TypeError, SyntaxError, IndentationError):
             continue
         out.append((method, tree))
-        todo += [_dotted(n.func)[5:] for n in ast.walk(tree) if isinstance(n, ast.Call)
-                 and _dotted(n.func).startswith("self.") and _dotted(n.func).count(".") == 1]
+        for n in ast.walk(tree):
+            called = _dotted(n.func) if isinstance(n, ast.Call) else ""
+            if called.startswith("self.") and called.count(".") == 1:
+                todo.append((called[5:], getattr(cls, called[5:], None)))
+            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "__init__" and \
+                    isinstance(n.func.value, ast.Call) and _dotted(n.func.value.func) == "super":
+                # the parent's __init__, which calls the methods this class overrides (torchvision's
+                # ShiftedWindowAttentionV2); its own arguments are not the recorded ones
+                owner = next((c for c in cls.__mro__ if "__init__" in vars(c) and vars(c)["__init__"] is fn), None)
+                parents = cls.__mro__[cls.__mro__.index(owner) + 1:] if owner is not None else ()
+                parent = next((c for c in parents if "__init__" in vars(c)), None)
+                if parent is not None:
+                    todo.append((f"__init__ of {parent.__name__}", vars(parent)["__init__"]))
     return tuple(out)
 
 

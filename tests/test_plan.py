@@ -209,20 +209,12 @@ def test_a_channels_last_stage_gets_its_update_block_pooled_channels_first():
     assert all(fresh.get_submodule(f"update_{u.label}").bias_write.grad.abs().sum() > 0 for u in plan.updates)
 
 
-class Tokens(nn.Module):
-    """Hugging Face Swin's layout: a conv patch embedding, then stages over (N, L, C) tokens,
-    each merged to a quarter of the tokens."""
-
-    def __init__(self):
-        super().__init__()
-        self.embed = nn.Conv2d(3, 8, 4, stride=4)
-        self.mix1 = nn.Linear(8, 8)
-        self.merge = nn.Linear(32, 16)
-        self.mix2 = nn.Linear(16, 16)
-        self.head = nn.Linear(16, 5)
+class Tokens(ChannelsLast):
+    """Hugging Face Swin's layout: the same layers, the stages over (N, L, C) tokens, each
+    merged to a quarter of the tokens."""
 
     def forward(self, x):
-        x = self.embed(x)
+        x = self.stem(x)
         n, c, h, w = x.shape
         x = x.flatten(2).transpose(1, 2)
         x = x + torch.relu(self.mix1(x))
@@ -236,7 +228,7 @@ def test_token_stages_after_a_conv_stem_get_update_blocks_from_their_mean():
     model = Tokens().eval()
     conv = aimgen.convert(model, torch.randn(1, 3, 32, 32), base_weights=model.state_dict())
     assert [(u.label, u.kind, u.shape) for u in conv.plan.updates] == [
-        ("embed", "spatial", (1, 8, 8, 8)), ("add", "tokens", (1, 64, 8)), ("add_1", "tokens", (1, 16, 16))]
+        ("stem", "spatial", (1, 8, 8, 8)), ("add", "tokens", (1, 64, 8)), ("add_1", "tokens", (1, 16, 16))]
     assert "memory = self.update_add_1(memory, x.mean(1)[:, :, None, None])" in conv.source
     aim = conv.build()
     aim.load_state_dict(conv.state_dict)

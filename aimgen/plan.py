@@ -556,19 +556,23 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
             kept = [m for m in stage if m.name not in outputs]
             ends += kept[-1:]
             stage = []
-    # stretches between main-path nodes that hold other sizes: no main path there
-    order = {n.name: i for i, n in enumerate(candidates)}
-    marks = [-1] + [order[n.name] for n in on_path] + [len(candidates)]
+    # stretches between main-path maps that hold maps of other sizes: no main path there (a
+    # U-Net). Token sequences off the main path are no such stretch: they are a block's own
+    # (window attention over a map one window covers)
+    maps = [n for n in candidates if kinds[n.name][0] != "tokens"]
+    order = {n.name: i for i, n in enumerate(maps)}
+    marks = [-1] + [order[n.name] for n in on_path if n.name in order] + [len(maps)]
     for lo, hi in zip(marks, marks[1:]):
-        inner = candidates[lo + 1:hi]
-        outer = {key(candidates[i]) for i in (lo, hi) if 0 <= i < len(candidates)}
+        inner = maps[lo + 1:hi]
+        outer = {key(maps[i]) for i in (lo, hi) if 0 <= i < len(maps)}
         if not any(key(n) not in outer for n in inner):
             continue
         for j, n in enumerate(inner):
-            after = candidates[order[n.name] + 1] if order[n.name] + 1 < len(candidates) else None
+            after = maps[order[n.name] + 1] if order[n.name] + 1 < len(maps) else None
             if after is None or key(after) != key(n):  # a run that goes on into the main path is not over
                 ends.append(n)
-    ends.sort(key=lambda n: order[n.name])
+    position = {n.name: i for i, n in enumerate(candidates)}
+    ends.sort(key=lambda n: position[n.name])
     chosen = [(n, kinds[n.name]) for n in ends if n.name not in outputs]
     return chosen, "" if chosen else \
         "the only feature maps between the first and the last tapped layer are the model's outputs"

@@ -217,3 +217,23 @@ def test_swin_reads_the_memory_in_its_window_attention_and_updates_it_at_every_s
     assert all(c.ok for c in result.validation), [c for c in result.validation if not c.ok]
     assert any(c.name.startswith("onnxruntime parity") for c in result.validation)
     assert imported_modules(out) <= ALLOWED
+
+
+@pytest.mark.slow
+def test_video_swin_reads_the_memory_in_every_layer_and_updates_once_per_stage():
+    """Swin3D's attention (its (392, 392) index made by a method that registers it: the module
+    was kept whole, 29 of 53 layers tapped) is traced through; in its last stage one window
+    covers the whole map, and the attention's token rows there are no stage of their own."""
+    torch.manual_seed(0)
+    model = torchvision.models.video.swin3d_t(num_classes=5).eval()
+    result = aimgen.convert(model, torch.randn(1, 3, 8, 64, 64), source_name="swin3d_t",
+                            base_weights=model.state_dict())
+    assert sorted(t.qualname for t in result.plan.taps) == sorted(_weight_layers(model))
+    assert [u.label for u in result.plan.updates] == [
+        "features.0.1:add_6", "features.2.1:add_13", "features.4.5:add_34", "permute_55"]
+    assert "define_relative_position_index(window_size=[8, 7, 7])" in result.source
+    aim = result.build()
+    aim.load_state_dict(result.state_dict)
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        assert (aim.eval()(x) - model(x)).abs().max() <= 1e-5

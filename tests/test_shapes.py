@@ -158,3 +158,34 @@ def test_one_window_a_sample_at_the_example_is_still_windows_of_the_samples():
     windows.meta["batch_axis_ok"] = False   # as the symbolic analysis finds it in MaxViT
     shapes.sample_rows(traced, lambda batch=None: example_inputs(specs, batch=batch))
     assert windows.meta["sample_rows"] is True and windows.meta["sample_free"] is False
+
+
+class _SmallWindows(nn.Module):
+    """Windows of the samples whose values are small (1e-4: a stage at random weights), then a
+    LayerNorm whose rows are all equal: it gives zeros, the same for every sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        windows = (x * 1e-4).reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 3, 5, 1).reshape(-1, 4, c)
+        flat = self.norm(windows.mean(-1, keepdim=True).expand(-1, -1, c))
+        return self.fc(flat + windows)
+
+
+def test_windows_are_found_at_the_values_scale_and_through_rows_that_cannot_tell_samples_apart():
+    """Hugging Face's MobileViT at random weights: its unfolded patches hold values of 1e-3 and a
+    LayerNorm of them gives zeros, so an absolute tolerance took every row for every sample's
+    (36 of its 90 layers tapped, 72 now). Compared at their own scale, and where a row-for-row
+    operation gives the same rows for every sample, the rows its input holds in turn."""
+    traced = trace(_SmallWindows(), n_inputs=1)
+    specs = [InputSpec((1, 8, 4, 4))]
+    shapes.analyse(traced, specs, lambda batch=None: example_inputs(specs, batch=batch), "small")
+    nodes = {n.name: n for n in traced.graph.nodes}
+    assert nodes["reshape_1"].meta["batch_axis_ok"] is False
+    assert nodes["reshape_1"].meta["sample_rows"] is True     # values of 1e-4, told apart
+    assert nodes["norm"].meta["sample_rows"] is True          # zeros for every sample: its input's rows
+    assert nodes["add"].meta["sample_rows"] is True

@@ -83,6 +83,8 @@ _INT64_MAX = 9223372036854775807
 _AS_TORCH = {
     aten.linear.default: F.linear,
     aten.conv1d.default: F.conv1d, aten.conv2d.default: F.conv2d, aten.conv3d.default: F.conv3d,
+    # padding given as "same"/"valid" (Hugging Face EfficientNet's depthwise convs)
+    aten.conv1d.padding: F.conv1d, aten.conv2d.padding: F.conv2d, aten.conv3d.padding: F.conv3d,
     aten.conv_transpose1d.default: F.conv_transpose1d, aten.conv_transpose2d.input: F.conv_transpose2d,
     aten.conv_transpose3d.input: F.conv_transpose3d,
 }

@@ -447,6 +447,33 @@ def test_a_forward_with_kwargs_goes_through_torch_export_with_layers_as_modules(
         assert (conv.build().eval()(x)["logits"] - model(x)["logits"]).abs().max() <= TOL
 
 
+class _SameDepthwise(nn.Conv2d):
+    """Hugging Face EfficientNet's depthwise conv: an nn.Conv2d subclass with padding="same"."""
+
+
+class SamePadded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.depthwise = _SameDepthwise(8, 8, 3, padding="same", groups=8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x, **kwargs):
+        return self.head(self.depthwise(torch.relu(self.stem(x))).mean((2, 3)))
+
+
+def test_a_conv_with_padding_given_as_a_string_is_tapped_on_the_export_path():
+    """torch.export records it as ``aten.conv2d.padding`` (its padding a string), which was not
+    taken for F.conv2d: the layer was listed, 'its weight goes into conv2d.padding'."""
+    model = SamePadded().eval()
+    conv = aimgen.convert(model, [(1, 3, 8, 8)], base_weights=model.state_dict())
+    assert conv._traced.capture == "torch.export"
+    assert sorted(t.qualname for t in conv.plan.taps) == ["depthwise.weight", "head", "stem"]  # as F.conv2d
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        assert (conv.build().eval()(x) - model(x)).abs().max() <= TOL
+
+
 class PooledBranch(nn.Module):
     """DeepLabV3's ASPP pooling as smp writes it: a batch-normalised branch at 1x1, upsampled back
     to the map's size. In train() the exporter computes that size (``(height - 1) // 2 + 1``)

@@ -2,6 +2,8 @@
 copy of a random draw), and members written one per line."""
 from __future__ import annotations
 
+import pytest
+
 import torch
 from torch import nn
 
@@ -295,3 +297,26 @@ def test_a_method_that_ends_by_registering_the_buffer_is_copied_as_a_function_re
     assert init_expression(v2, "index", records.of(v2), v2.index, other) == ("define_index(window=4)", False)
     assert "coords[:, None] * 2" in other.copied.text()
     assert init_expression(m, "index", records.of(m), m.index) is None   # no copier: nothing to call
+
+
+def test_a_float_table_no_checkpoint_restores_is_written_as_a_literal_up_to_1024_values():
+    """Hugging Face Swin V2's (1, 7, 7, 2) coordinate table, a non-persistent buffer made in a
+    way no expression reads: written out, where its attention was kept whole (and its Linear
+    layers left without memory). A saved one is restored by a checkpoint and stays a draw."""
+    from aimgen.errors import KeepWhole
+
+    class Coords(nn.Module):
+        def __init__(self):
+            super().__init__()
+            table = torch.zeros(1, 7, 7, 2)
+            for i in range(7):
+                table[0, i, :, 0] = torch.linspace(-1, 1, 7) * (i + 1) / 7
+            self.register_buffer("table", table, persistent=False)
+            self.register_buffer("big", torch.rand(2000), persistent=False)
+
+    m = Coords()
+    text = written(tensor_member(m.table, "buffer", m, "table", None)[0])
+    assert text.startswith("nn.Buffer(torch.tensor(") and text.endswith(", persistent=False)")
+    assert torch.equal(eval(text, {"torch": torch, "nn": nn}), m.table)
+    with pytest.raises(KeepWhole, match="too large to write"):
+        tensor_member(m.big, "buffer", m, "big", None)

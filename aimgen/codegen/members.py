@@ -208,7 +208,10 @@ def _initial_values(t: torch.Tensor, owner: nn.Module, name: str, recorded: dict
         return Raw(expr), ("as its module's __init__ draws it; load base weights for the model's values" if drawn
                            else "as its module's __init__ computes it")
     exact = not t.is_floating_point() or kind != "param"  # parameters are drawn at random: never copied
-    if exact and data.numel() <= (4096 if not t.is_floating_point() else 64) and data.dim() <= 4:
+    # floats as literals only where small, or where no checkpoint restores them and the module
+    # would otherwise be kept whole (Hugging Face Swin V2's (1, 13, 13, 2) coordinate table)
+    limit = 4096 if not t.is_floating_point() else 64 if saved else 1024
+    if exact and data.numel() <= limit and data.dim() <= 4:
         inferred = torch.tensor(data.tolist()).dtype  # what torch.tensor makes of the values by itself
         try:
             return Raw(f"torch.tensor({python_literal(data.tolist())}{'' if t.dtype == inferred else ', dtype=' + python_literal(t.dtype)})"), ""

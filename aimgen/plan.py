@@ -352,6 +352,8 @@ def _opaque_layers(traced: Traced, taps, skipped) -> list[Skip]:
     accounted = {t.qualname for t in taps} | {s.qualname for s in skipped} | \
         {s.qualname.split(":")[0] for s in skipped if s.node}
     accounted |= {t.weight.rsplit(".", 1)[0] for t in taps if t.functional and t.weight}
+    # a functional call listed by its weight (``F.linear(table, self.mlp[0].weight)``): its module is listed
+    accounted |= {s.qualname.rsplit(".", 1)[0] for s in skipped if s.qualname.endswith(".weight")}
     accounted |= {t.qualname.split(":")[0] for t in taps if t.computed_weight}
     inside = tuple(f"{q}." for q in traced.leaf_names) + tuple(f"{s.qualname}." for s in skipped)
     readers: dict[str, list[fx.Node]] = {}
@@ -386,9 +388,10 @@ def _check_patterns(options: Options, taps, skipped) -> None:
 
 
 def conv_sizes(traced: Traced, taps) -> set[tuple]:
-    """The spatial sizes convolutions read or write, and Linear layers read on channels-last
-    maps (as size keys): what a feature map is. An attention's (N, heads, T, d) has the rank
-    of a feature map but none of these sizes, nor has a map padded to whole windows."""
+    """The spatial sizes convolutions write, and Linear layers read on channels-last maps (as
+    size keys): what a feature map is. An attention's (N, heads, T, d) has the rank of a
+    feature map but none of these sizes, nor has a map padded to whole windows, nor one padded
+    for a strided conv (Hugging Face EfficientNet's ZeroPad2d: 17 x 17 read, 8 x 8 written)."""
     nodes = {n.name: n for n in traced.graph.nodes}
     sizes = set()
     for t in taps:
@@ -398,8 +401,6 @@ def conv_sizes(traced: Traced, taps) -> set[tuple]:
         read = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if t.axis == 1:
             sizes.add(size_key(node))
-            if read is not None:
-                sizes.add(size_key(read))
         elif read is not None and tensor_meta(read) is not None and len(tensor_meta(read).shape) >= 3 and \
                 _channels_last(read.meta.get("size")):
             sizes.add(map_size(read, "spatial_last"))
@@ -536,6 +537,14 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
                     "size to pool (nothing to rewrite the memory from)")
     main = {n.name for n in candidates}
     cuts = cut_nodes(traced.graph, lambda n: n.name in main)
+    path = [kinds[n.name][0] for n in candidates if n.name in cuts]
+    if "tokens" in path and "spatial" in path[path.index("tokens"):]:
+        # the main path goes back to (N, C, H, W) maps after its tokens (CvT and SegFormer fold
+        # them into a map at each stage's end): the maps mark the stages, and the tokens are
+        # the same resolution by another name
+        candidates = [n for n in candidates if kinds[n.name][0] != "tokens"]
+        main = {n.name for n in candidates}
+        cuts = cut_nodes(traced.graph, lambda n: n.name in main)
     output = next(n for n in traced.graph.nodes if n.op == "output")
     outputs = {a.name for a in output.all_input_nodes}
 

@@ -458,3 +458,70 @@ def test_a_model_no_layer_of_which_can_read_the_memory_is_refused_with_why():
     with pytest.raises(PlanError, match=r"no layer of the model can read the memory: it has no Conv or Linear call "
                                         r"outside the modules kept whole, 0 \(listed in leaf=\)\."):
         aimgen.convert(raw, [(1, 3, 8, 8)], leaf=["0"])
+
+
+class _PaddedStride(nn.Module):
+    """Hugging Face EfficientNet's downsampling: an explicit ZeroPad2d, then a strided conv. The
+    padded map (17 x 17) is read by a conv, written by none: no stage of its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.down = nn.Conv2d(8, 8, 3, stride=2)
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.conv(torch.relu(self.down(self.pad(x)))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_map_padded_for_a_strided_conv_is_no_stage():
+    plan = aimgen.convert(_PaddedStride(), torch.randn(1, 3, 16, 16)).plan
+    assert [u.label for u in plan.updates] == ["relu", "relu_2"]
+
+
+class _FoldedTokens(Tokens):
+    """CvT's and SegFormer's layout: each stage's tokens are folded back into an (N, C, H, W)
+    map at its end, where the next stage's conv embedding reads them."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(8, 8, 2, stride=2)
+        self.mix2 = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for mix, conv in ((self.mix1, self.down), (self.mix2, None)):
+            n, c, h, w = x.shape
+            tokens = x.flatten(2).transpose(1, 2)
+            tokens = tokens + torch.relu(mix(tokens))
+            x = tokens.transpose(1, 2).reshape(n, c, h, w)
+            if conv is not None:
+                x = conv(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_tokens_folded_back_into_maps_leave_the_stages_to_the_maps():
+    """Where the main path goes back to maps after its tokens, the tokens are the same
+    resolution by another name: one update block a stage, not one for each form of it."""
+    plan = aimgen.convert(_FoldedTokens(), torch.randn(1, 3, 32, 32)).plan
+    assert [(u.label, u.kind) for u in plan.updates] == [("reshape", "spatial"), ("reshape_1", "spatial")]
+
+
+def test_a_layer_whose_weight_a_functional_call_reads_is_listed_once():
+    class Table(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = nn.Linear(2, 8)   # read as F.linear(table, self.mlp.weight): its input is a table
+            self.register_buffer("coords", torch.randn(4, 2))
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc(x + F.linear(self.coords, self.mlp.weight, self.mlp.bias).mean(0))
+
+    plan = aimgen.convert(Table(), torch.randn(2, 8)).plan
+    assert [s.qualname for s in plan.skipped] == ["mlp.weight"] and plan.layer_counts() == (1, 2)

@@ -387,11 +387,20 @@ def _check_patterns(options: Options, taps, skipped) -> None:
                 )
 
 
+def _padded(node: fx.Node, root) -> bool:
+    """Whether a node only pads its input (``F.pad``, ``nn.ZeroPad2d`` and torch's other padding
+    layers, the exporter's ``constant_pad_nd``)."""
+    if node.op == "call_module":
+        return type(root.get_submodule(node.target)).__module__ == "torch.nn.modules.padding"
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return node.op in ("call_function", "call_method") and name in ("pad", "constant_pad_nd")
+
+
 def conv_sizes(traced: Traced, taps) -> set[tuple]:
-    """The spatial sizes convolutions write, and Linear layers read on channels-last maps (as
-    size keys): what a feature map is. An attention's (N, heads, T, d) has the rank of a
-    feature map but none of these sizes, nor has a map padded to whole windows, nor one padded
-    for a strided conv (Hugging Face EfficientNet's ZeroPad2d: 17 x 17 read, 8 x 8 written)."""
+    """The spatial sizes convolutions read or write, and Linear layers read on channels-last
+    maps (as size keys): what a feature map is. An attention's (N, heads, T, d) has the rank
+    of a feature map but none of these sizes, nor has a map padded to whole windows, nor one
+    padded for a conv (Hugging Face EfficientNet's ZeroPad2d: 17 x 17 read, 8 x 8 written)."""
     nodes = {n.name: n for n in traced.graph.nodes}
     sizes = set()
     for t in taps:
@@ -401,6 +410,8 @@ def conv_sizes(traced: Traced, taps) -> set[tuple]:
         read = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if t.axis == 1:
             sizes.add(size_key(node))
+            if read is not None and not _padded(read, traced.root):
+                sizes.add(size_key(read))
         elif read is not None and tensor_meta(read) is not None and len(tensor_meta(read).shape) >= 3 and \
                 _channels_last(read.meta.get("size")):
             sizes.add(map_size(read, "spatial_last"))

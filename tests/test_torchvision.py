@@ -237,3 +237,13 @@ def test_video_swin_reads_the_memory_in_every_layer_and_updates_once_per_stage()
     x = torch.randn(2, 3, 8, 64, 64)
     with torch.no_grad():
         assert (aim.eval()(x) - model(x)).abs().max() <= 1e-5
+
+
+def test_fcn_update_blocks_end_each_stage_of_its_dilated_backbone():
+    """FCN's layer2 to layer4 keep one size (dilation) and its outputs are upsampled to the
+    input's size, read by no conv. The input's size still counts as a map's (a conv reads it);
+    a padded map does not (see test_plan), and this placement stays as it was."""
+    model = torchvision.models.segmentation.fcn_resnet50(num_classes=5, weights_backbone=None, aux_loss=True)
+    plan = aimgen.convert(model.eval(), torch.randn(1, 3, 96, 96), source_name="fcn").plan
+    assert [u.label for u in plan.updates] == ["backbone.relu", "backbone.layer1.2.relu", "backbone.layer3.5.relu",
+                                               "classifier.4", "aux_classifier.3"]

@@ -19,6 +19,7 @@ import functools
 import inspect
 import operator
 import re
+import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -49,8 +50,8 @@ class AimTracer(fx.Tracer):
     buffer as a traced value (see trace)."""
 
     def __init__(self, leaf_names: frozenset[str] = frozenset(), empty_varargs: bool = False,
-                 real_buffers: frozenset[type] = frozenset()):
-        super().__init__()
+                 real_buffers: frozenset[type] = frozenset(), wrapped: tuple = ()):
+        super().__init__(autowrap_functions=tuple(wrapped))
         self.leaf_names = leaf_names
         self.empty_varargs = empty_varargs
         self.record_stack_traces = True
@@ -326,6 +327,28 @@ def _user_location(err: BaseException) -> str | None:
     return loc
 
 
+def _mode_function(*nodes: fx.Node):
+    """The function of the user's or a library's code (not a forward) in which train() and
+    eval() first take different paths, where it is one torch.fx can call whole: a module-level
+    function given the mode as an argument (smp's EfficientNet blocks call
+    ``drop_connect(x, p, training=self.training)``, which returns ``x`` in eval()). Called as
+    one operation, its flag becomes ``self.training`` and its block is traced, not kept whole
+    (its layers then read the memory); None where there is no such function."""
+    for node in nodes:
+        frames = re.findall(r'File "(.+)", line \d+, in (\w+)', node.meta.get("stack_trace") or "")
+        inner = [(f, name) for f, name in frames if not str(Path(f).resolve()).startswith(
+            (_TORCH_DIR, str(Path(__file__).resolve().parent)))]
+        if not inner or inner[-1][1] in ("forward", "<module>"):
+            continue
+        file, name = inner[-1]
+        for module in list(sys.modules.values()):
+            fn = getattr(module, name, None)
+            if inspect.isfunction(fn) and fn.__qualname__ == name and fn.__code__.co_filename == file and \
+                    "training" in inspect.signature(fn).parameters:
+                return fn
+    return None
+
+
 def _stack_location(node: fx.Node) -> str | None:
     """file:line (`code`) of the innermost user frame in a node's recorded stack trace."""
     here = str(Path(__file__).resolve().parent)
@@ -344,8 +367,8 @@ def _stack_location(node: fx.Node) -> str | None:
 
 
 def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict,
-                empty_varargs: bool = False,
-                real_buffers: frozenset[type] = frozenset()) -> tuple[fx.Graph, set[type]]:
+                empty_varargs: bool = False, real_buffers: frozenset[type] = frozenset(),
+                wrapped: tuple = ()) -> tuple[fx.Graph, set[type]]:
     """One trace, and the classes whose forwards read a buffer as a traced value."""
     # torch.fx keeps tensors made while tracing (torch.arange(...) of plain numbers) as root
     # attributes _tensor_constant0, 1, ...: start each trace without an earlier trace's, so the
@@ -355,7 +378,7 @@ def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fi
     saved = snapshot(model)   # the mode of each module included
     model.train(training)
     try:
-        tracer = AimTracer(leaf_names, empty_varargs, real_buffers)
+        tracer = AimTracer(leaf_names, empty_varargs, real_buffers, wrapped)
         graph = tracer.trace(model, concrete_args=fixed or None)
     finally:
         restore(saved)
@@ -678,10 +701,11 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
     reasons: dict[str, str] = {}
     fixed = fixed_arguments(model, n_inputs, source)
     real: frozenset[type] = frozenset()   # classes whose forwards read buffers as tensors
+    wrapped: tuple = ()   # functions that branch on a training flag, called whole (see _mode_function)
     for _ in range(64):
         try:
-            g_train, read_train = _trace_once(model, leaves, True, fixed, empty_varargs, real)
-            g_eval, read_eval = _trace_once(model, leaves, False, fixed, empty_varargs, real)
+            g_train, read_train = _trace_once(model, leaves, True, fixed, empty_varargs, real, wrapped)
+            g_eval, read_eval = _trace_once(model, leaves, False, fixed, empty_varargs, real, wrapped)
         except Exception as err:
             loc = _user_location(err) or source
             first = str(err).splitlines()[0] if str(err) else ""
@@ -722,6 +746,10 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
         if branches is not None:
             g_eval, flags = branches
             culprit = None
+        function = _mode_function(tn[k], en[k]) if culprit is not None and k < min(len(tn), len(en)) else None
+        if function is not None and function not in wrapped:
+            wrapped += (function,)   # smp's drop_connect(x, p, training=self.training)
+            continue
         if culprit is None:
             return Traced(root=model, graph=g_eval, training_values=flags, leaf_names=leaves,
                           leaf_reasons=reasons, fixed_inputs=fixed, mode_tail=tail)

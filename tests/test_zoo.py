@@ -84,6 +84,21 @@ def test_stochastic_depth_drops_rows_in_train_only():
         assert not torch.allclose(aim(x), aim(x))
 
 
+def test_a_function_told_the_mode_is_called_whole_and_its_block_is_traced():
+    """``drop_connect(y, p, training=self.training)`` takes another path in eval(): the block was
+    kept whole, and its conv read no memory (smp's EfficientNet-B0 encoder: 46 of 91 layers)."""
+    conv = check("drop_connect.py:Net", (1, 3, 16, 16))
+    assert sorted(t.qualname for t in conv.plan.taps) == ["blocks.0.conv", "blocks.1.conv", "head", "stem"]
+    assert lines_with(conv.source, "drop_connect(") == [
+        "def drop_connect(inputs, p, training):", "y = drop_connect(y, 0.2, training=self.training)"]  # copied
+    aim = conv.build()
+    x = torch.randn(16, 3, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(aim.train()(x), aim(x))   # rows dropped at random in train()
+        aim.eval()
+        assert torch.equal(aim(x), aim(x))
+
+
 def test_a_root_that_branches_on_training_is_refused_with_its_line(tmp_path, cli):
     code, _, err = cli("convert", ZOO / "root_training_branch.py", "--input-shape", "1,3,8,8",
                        "-o", tmp_path / "out.py", "--no-onnx")

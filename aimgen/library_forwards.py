@@ -20,6 +20,8 @@ Keyed by the class's module and name, so nothing here imports torchvision.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from typing import Callable
 
@@ -35,21 +37,20 @@ def _relative_position_bias(table: torch.Tensor, index: torch.Tensor, window: li
     return bias
 
 
-def _window_mask(x: torch.Tensor, pad_h, pad_w, window: list[int], shift_h, shift_w) -> torch.Tensor:
+def _window_mask(x: torch.Tensor, padded: tuple, window: list, shift: list) -> torch.Tensor:
     """Shifted windows must not attend across the wrap-around: -100 between positions that
-    came from different regions of the rolled map, 0 within one."""
-    mask = x.new_zeros((pad_h, pad_w))
-    top = -shift_h
-    left = -shift_w
-    rows = ((0, -window[0]), (-window[0], top), (top, None))
-    cols = ((0, -window[1]), (-window[1], left), (left, None))
-    region = 0
-    for h in rows:
-        for w in cols:
-            mask[h[0]:h[1], w[0]:w[1]] = region
-            region += 1
-    mask = mask.view(pad_h // window[0], window[0], pad_w // window[1], window[1])
-    mask = mask.permute(0, 2, 1, 3).reshape(-1, window[0] * window[1])
+    came from different regions of the rolled map, 0 within one. Each axis is cut into three
+    regions, as torchvision builds the mask in 2-d and in 3-d."""
+    mask = x.new_zeros(padded)
+    bounds = []
+    for win, step in zip(window, shift):
+        back = -step
+        bounds.append(((0, -win), (-win, back), (back, None)))
+    for region, corner in enumerate(itertools.product(*bounds)):
+        mask[tuple(slice(a, b) for a, b in corner)] = region
+    axes = len(window)
+    mask = mask.view([size for n, win in zip(padded, window) for size in (n // win, win)])
+    mask = mask.permute(*range(0, 2 * axes, 2), *range(1, 2 * axes, 2)).flatten(0, axes - 1).flatten(1)
     mask = mask.unsqueeze(1) - mask.unsqueeze(2)
     mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
     return mask
@@ -95,7 +96,7 @@ def swin_attention(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
         attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
     attn = attn + position_bias
     if shifted:
-        mask = _window_mask(x, pad_h, pad_w, window, shift_h, shift_w)
+        mask = _window_mask(x, (pad_h, pad_w), window, (shift_h, shift_w))
         attn = attn.view(-1, windows, heads, tokens, tokens) + mask.unsqueeze(1).unsqueeze(0)
         attn = attn.view(-1, heads, tokens, tokens)
     attn = F.dropout(F.softmax(attn, dim=-1), p=self.attention_dropout, training=self.training)
@@ -106,28 +107,6 @@ def swin_attention(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if shifted:
         x = torch.roll(x, shifts=(shift_h, shift_w), dims=(1, 2))
     return x[:, :h, :w, :].contiguous()
-
-
-def _mask_3d(x: torch.Tensor, padded: tuple, window: list, shift: list) -> torch.Tensor:
-    """_window_mask over (T, H, W), as torchvision's _compute_attention_mask_3d builds it."""
-    mask = x.new_zeros(padded)
-    bounds = []
-    for win, step in zip(window, shift):
-        back = -step
-        bounds.append(((0, -win), (-win, back), (back, None)))
-    region = 0
-    for d in bounds[0]:
-        for h in bounds[1]:
-            for w in bounds[2]:
-                mask[d[0]:d[1], h[0]:h[1], w[0]:w[1]] = region
-                region += 1
-    volume = window[0] * window[1] * window[2]
-    mask = mask.view(padded[0] // window[0], window[0], padded[1] // window[1], window[1],
-                     padded[2] // window[2], window[2])
-    mask = mask.permute(0, 2, 4, 1, 3, 5).reshape(-1, volume)
-    mask = mask.unsqueeze(1) - mask.unsqueeze(2)
-    mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
-    return mask
 
 
 def swin_attention_3d(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +143,7 @@ def swin_attention_3d(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
     attn = attn + bias
     if shifted:
-        mask = _mask_3d(x, (tp, hp, wp), window, shift)
+        mask = _window_mask(x, (tp, hp, wp), window, shift)
         attn = attn.view(-1, windows, heads, volume, volume) + mask.unsqueeze(1).unsqueeze(0)
         attn = attn.view(-1, heads, volume, volume)
     attn = F.dropout(F.softmax(attn, dim=-1), p=self.attention_dropout, training=self.training)
@@ -187,5 +166,9 @@ _FORWARDS: dict[str, Callable] = {
 
 def library_forward(module: nn.Module) -> Callable | None:
     """The forward torch.fx follows for a library module of a class listed here, else None."""
-    cls = type(module)
+    return _forward_of(type(module))
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_of(cls: type) -> Callable | None:   # asked at every module call while tracing
     return _FORWARDS.get(f"{cls.__module__}:{cls.__qualname__}")

@@ -480,8 +480,7 @@ def map_size(node: fx.Node, kind: str) -> tuple:
     gives it for a channels-first one; a token sequence's is its length."""
     if kind not in ("spatial_last", "tokens"):
         return size_key(node)
-    sym = node.meta.get("size")
-    return tuple(sym[1:-1]) if sym is not None else tuple(tensor_meta(node).shape[1:-1])
+    return tuple(node.meta["size"][1:-1])   # those kinds are found by their symbolic sizes
 
 
 #: the kinds of feature map that end a stage where the model has a memory grid (a conv stem):

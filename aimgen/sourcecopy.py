@@ -461,7 +461,7 @@ def self_reads(fn, registers: str | None = None) -> list[str] | None:
     return None if found is None else list(found)
 
 
-def registered_value(stmt: ast.stmt, name: str) -> ast.expr | None:
+def _registered_value(stmt: ast.stmt, name: str) -> ast.expr | None:
     """The tensor of ``self.register_buffer(name, tensor, ...)`` where ``stmt`` is that call."""
     call = stmt.value if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) else None
     func = call.func if call is not None else None
@@ -484,7 +484,7 @@ def _self_reads(fn, registers: str | None = None) -> tuple[str, ...] | None:   #
             or node.args.args[0].arg != "self":
         return None
     if registers is not None:   # the method less its last statement, which registers the buffer
-        if not node.body or registered_value(node.body[-1], registers) is None:
+        if not node.body or _registered_value(node.body[-1], registers) is None:
             return None
         value = node.body[-1].value.args[1:] + [k.value for k in node.body[-1].value.keywords]
         node = copy.copy(node)

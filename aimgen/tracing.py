@@ -327,6 +327,19 @@ def _user_location(err: BaseException) -> str | None:
     return loc
 
 
+def _user_frames(node: fx.Node) -> list[tuple[str, str, str, str]]:
+    """(file, line, function, code) of each frame of the model's code (not torch's, not aimgen's)
+    in a node's recorded stack trace, outermost first."""
+    here = str(Path(__file__).resolve().parent)
+    lines = (node.meta.get("stack_trace") or "").splitlines()
+    frames = []
+    for i, line in enumerate(lines):
+        m = re.match(r'\s*File "(.+)", line (\d+), in (\S+)', line)
+        if m and not str(Path(m.group(1)).resolve()).startswith((_TORCH_DIR, here)):
+            frames.append((m.group(1), m.group(2), m.group(3), lines[i + 1].strip() if i + 1 < len(lines) else ""))
+    return frames
+
+
 def _mode_function(*nodes: fx.Node):
     """The function of the user's or a library's code (not a forward) in which train() and
     eval() first take different paths, where it is one torch.fx can call whole: a module-level
@@ -335,12 +348,10 @@ def _mode_function(*nodes: fx.Node):
     one operation, its flag becomes ``self.training`` and its block is traced, not kept whole
     (its layers then read the memory); None where there is no such function."""
     for node in nodes:
-        frames = re.findall(r'File "(.+)", line \d+, in (\w+)', node.meta.get("stack_trace") or "")
-        inner = [(f, name) for f, name in frames if not str(Path(f).resolve()).startswith(
-            (_TORCH_DIR, str(Path(__file__).resolve().parent)))]
-        if not inner or inner[-1][1] in ("forward", "<module>"):
+        frames = _user_frames(node)
+        if not frames or frames[-1][2] in ("forward", "<module>"):
             continue
-        file, name = inner[-1]
+        file, _, name, _ = frames[-1]
         for module in list(sys.modules.values()):
             fn = getattr(module, name, None)
             if inspect.isfunction(fn) and fn.__qualname__ == name and fn.__code__.co_filename == file and \
@@ -351,19 +362,8 @@ def _mode_function(*nodes: fx.Node):
 
 def _stack_location(node: fx.Node) -> str | None:
     """file:line (`code`) of the innermost user frame in a node's recorded stack trace."""
-    here = str(Path(__file__).resolve().parent)
-    lines = (node.meta.get("stack_trace") or "").splitlines()
-    loc = None
-    for i, line in enumerate(lines):
-        m = re.match(r'\s*File "(.+)", line (\d+), in ', line)
-        if not m:
-            continue
-        fname = str(Path(m.group(1)).resolve())
-        if fname.startswith(_TORCH_DIR) or fname.startswith(here):
-            continue
-        code = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        loc = f"{m.group(1)}:{m.group(2)} (`{code}`)"
-    return loc
+    frames = _user_frames(node)
+    return f"{frames[-1][0]}:{frames[-1][1]} (`{frames[-1][3]}`)" if frames else None
 
 
 def _trace_once(model: nn.Module, leaf_names: frozenset[str], training: bool, fixed: dict,
@@ -733,6 +733,10 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
         if readers - real:   # a buffer updated in train() only (num_batches_tracked.add_(1)): as before
             real = real | readers
             continue
+        function = _mode_function(tn[k], en[k]) if culprit is not None and k < min(len(tn), len(en)) else None
+        if function is not None and function not in wrapped:
+            wrapped += (function,)   # smp's drop_connect(x, p, training=self.training)
+            continue
         tail = None
         # a module without weights whose output differs (a custom dropout) is better kept whole
         if culprit is not None and _has_weights(model, module_of(culprit)):
@@ -746,10 +750,6 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
         if branches is not None:
             g_eval, flags = branches
             culprit = None
-        function = _mode_function(tn[k], en[k]) if culprit is not None and k < min(len(tn), len(en)) else None
-        if function is not None and function not in wrapped:
-            wrapped += (function,)   # smp's drop_connect(x, p, training=self.training)
-            continue
         if culprit is None:
             return Traced(root=model, graph=g_eval, training_values=flags, leaf_names=leaves,
                           leaf_reasons=reasons, fixed_inputs=fixed, mode_tail=tail)

@@ -23,7 +23,7 @@ from torch import nn
 from ..errors import KeepWhole, RenderError
 from ..literals import Unrenderable, python_literal
 from ..naming import is_safe_identifier
-from ..sourcecopy import SourceCopier, is_user_object, registered_value, self_reads
+from ..sourcecopy import SourceCopier, is_user_object, self_reads
 from ..taps import Arg, Constructor
 from .scopes import container_kind
 
@@ -366,10 +366,7 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
             if called in allowed or module_globals.get(called, fn) is not fn:
                 raise LookupError(path)
 
-            def call(*args, _fn=fn, _attrs=tuple(attrs), **kwargs):
-                return _fn(types.SimpleNamespace(**{a: kwargs.pop(a) for a in _attrs}), *args, **kwargs)
-
-            functions[called], methods[called] = call, (method, None)
+            functions[called], methods[called] = _as_function(fn, attrs), (method, None)
             node = self.generic_visit(ast.Call(ast.Name(called, ast.Load()), node.args, node.keywords))
             node.keywords += [ast.keyword(a, literal(getattr(owner, a))) for a in attrs]
             return node
@@ -385,27 +382,17 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
         arguments) computes the buffer and ends by registering it (torchvision's
         ``define_relative_position_index``): it is copied as a function that returns it."""
         fn = getattr(type(owner), method, None)
-        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
-        if method == "__init__" or copier is None or not body or registered_value(body[-1], name) is None or \
-                len(tree.body[0].args.args) != 1:
+        if method == "__init__" or copier is None or len(tree.body[0].args.args) != 1:
             return None
-        attrs = self_reads(fn, name)
+        attrs = self_reads(fn, name)   # None unless it ends by registering ``name``
         called = method.lstrip("_") or method
         if attrs is None or called in allowed or module_globals.get(called, fn) is not fn:
             return None
-
-        def call(_fn=fn, _attrs=tuple(attrs), **kwargs):
-            box = {}
-            holder = types.SimpleNamespace(**{a: kwargs.pop(a) for a in _attrs})
-            holder.register_buffer = lambda _name, tensor, persistent=True: box.setdefault("value", tensor)
-            _fn(holder)
-            return box["value"]
-
         try:
             keywords = [ast.keyword(a, literal(getattr(owner, a))) for a in attrs]
         except LookupError:
             return None
-        functions[called], methods[called] = call, (method, name)
+        functions[called], methods[called] = _as_function(fn, attrs, registers=name), (method, name)
         return ast.Call(ast.Name(called, ast.Load()), [], keywords)
 
     found = None
@@ -467,6 +454,19 @@ def init_expression(owner: nn.Module, name: str, recorded: dict | None, like: to
                 return ast.copy_location(ast.Name(renamed.get(node.id, node.id), node.ctx), node)
         expr = ast.unparse(Rename().visit(ast.parse(expr, mode="eval")))
     return expr, not torch.equal(value, again)
+
+
+def _as_function(method, attrs: list[str], registers: str | None = None):
+    """A method that only reads ``attrs`` from ``self``, called as the function the copier writes
+    of it (``self_reads``): those attributes by keyword; with ``registers``, it returns the value
+    the method registers as that buffer."""
+    def call(*args, **kwargs):
+        holder = types.SimpleNamespace(**{a: kwargs.pop(a) for a in attrs})
+        box = {}
+        holder.register_buffer = lambda _name, tensor, persistent=True: box.setdefault("value", tensor)
+        out = method(holder, *args, **kwargs)
+        return box["value"] if registers is not None else out
+    return call
 
 
 _HOLE = "__aimgen_value__"   # where the value so far goes in an in-place fill (see _filling)

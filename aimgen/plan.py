@@ -20,7 +20,7 @@ import torch.fx as fx
 from .errors import PlanError
 from .naming import count
 from .options import DEFAULT_BUDGET, DEFAULT_MEMORY_SIZE, DEFAULT_RANK, Options
-from .shapes import size_key, tensor_meta
+from .shapes import pads, size_key, tensor_meta
 from .taps import REGISTRY, Skip, TapSite, TapWidth
 from .tracing import Traced
 
@@ -387,15 +387,6 @@ def _check_patterns(options: Options, taps, skipped) -> None:
                 )
 
 
-def _padded(node: fx.Node, root) -> bool:
-    """Whether a node only pads its input (``F.pad``, ``nn.ZeroPad2d`` and torch's other padding
-    layers, the exporter's ``constant_pad_nd``)."""
-    if node.op == "call_module":
-        return type(root.get_submodule(node.target)).__module__ == "torch.nn.modules.padding"
-    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
-    return node.op in ("call_function", "call_method") and name in ("pad", "constant_pad_nd")
-
-
 def conv_sizes(traced: Traced, taps) -> set[tuple]:
     """The spatial sizes convolutions read or write, and Linear layers read on channels-last
     maps (as size keys): what a feature map is. An attention's (N, heads, T, d) has the rank
@@ -410,7 +401,7 @@ def conv_sizes(traced: Traced, taps) -> set[tuple]:
         read = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if t.axis == 1:
             sizes.add(size_key(node))
-            if read is not None and not _padded(read, traced.root):
+            if read is not None and not pads(read, traced.root):
                 sizes.add(size_key(read))
         elif read is not None and tensor_meta(read) is not None and len(tensor_meta(read).shape) >= 3 and \
                 _channels_last(read.meta.get("size")):

@@ -363,18 +363,51 @@ class _Shapes(_Runner):
         return result
 
 
+def pads(node: fx.Node, root: nn.Module) -> bool:
+    """Whether a node only pads its input (``F.pad``, ``nn.ZeroPad2d`` and torch's other padding
+    layers, the exporter's ``constant_pad_nd``)."""
+    if node.op == "call_module":
+        return type(root.get_submodule(node.target)).__module__ == "torch.nn.modules.padding"
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return node.op in ("call_function", "call_method") and name in ("pad", "constant_pad_nd")
+
+
+#: the largest input scale a probe for windows runs at (its cost grows with the scale's square)
+LARGEST_SCALE = 8
+
+
+def outgrowing_scale(traced: Traced) -> int:
+    """The input scale (2 or more) at which every map that was padded to the same size at both
+    runs outgrows that size. Swin pads its last stage's map up to whole 7 x 7 windows: at a
+    96 x 96 example (3 x 3) and at twice that (6 x 6) it is one window a sample, and the
+    windows only show from 288 x 288 (9 x 9, padded to four windows). Read from the sizes of
+    the second run ("a|b" where a size changed); a map that grows with the input is taken to
+    grow in proportion to it."""
+    scale = 2
+    for n in traced.graph.nodes:
+        if not pads(n, traced.root) or not n.args or not isinstance(n.args[0], fx.Node):
+            continue
+        before, after = n.args[0].meta.get("size") or (), n.meta.get("size") or ()
+        for a, b in zip(before, after):
+            if "|" in a and "|" not in b and a.split("|")[0].isdigit() and b.isdigit():
+                scale = max(scale, int(b) // int(a.split("|")[0]) + 1)
+    return min(scale, LARGEST_SCALE)
+
+
 def larger_rows(traced: Traced, make_inputs) -> None:
-    """A first axis taken for the batch, checked at twice the spatial size (batch 2): where it
+    """A first axis taken for the batch, checked at a larger spatial size (batch 2): where it
     is not the batch there, it is not the batch axis. Symbolic sizes can take windows for the
     batch when the example has one window a sample (a (B * H/8 * W/8, 64, C) reshape at
-    8 x 8): the tap there read one memory row a sample, and the model failed at 16 x 16. Only
-    a graph that can regroup the batch axis (a view or reshape, a flatten from axis 0) is run:
-    a CNN's (resnet50: 0.6 s) is not."""
+    8 x 8): the tap there read one memory row a sample, and the model failed at 16 x 16. The
+    size is twice the example's, or more where a map was padded to whole windows at both runs
+    (``outgrowing_scale``). Only a graph that can regroup the batch axis (a view or reshape, a
+    flatten from axis 0) is run: a CNN's (resnet50: 0.6 s) is not."""
     found = _tables(traced, batch_axis_ok=True)
     if not found or not any(_regroups(n) for n in traced.graph.nodes):
         return
+    scale = outgrowing_scale(traced)
     try:
-        inputs = tuple(x.new_zeros(x.shape[0], x.shape[1], *[d * 2 for d in x.shape[2:]]).normal_()
+        inputs = tuple(x.new_zeros(x.shape[0], x.shape[1], *[d * scale for d in x.shape[2:]]).normal_()
                        if x.is_floating_point() and x.dim() > 2 else x for x in make_inputs(batch=2))
         run = _Shapes(traced.root, traced.graph)
         with _evaluating(traced.root):

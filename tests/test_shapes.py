@@ -189,3 +189,36 @@ def test_windows_are_found_at_the_values_scale_and_through_rows_that_cannot_tell
     assert nodes["reshape_1"].meta["sample_rows"] is True     # values of 1e-4, told apart
     assert nodes["norm"].meta["sample_rows"] is True          # zeros for every sample: its input's rows
     assert nodes["add"].meta["sample_rows"] is True
+
+
+class _PaddedWindows(nn.Module):
+    """Swin's window partition: the (N, H, W, C) map padded up to whole 7 x 7 windows, which a
+    3 x 3 map and a 6 x 6 one both fill one of."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        b, h, w, c = x.shape
+        x = F.pad(x, (0, 0, 0, (7 - w % 7) % 7, 0, (7 - h % 7) % 7))
+        _, ph, pw, _ = x.shape
+        windows = x.view(b, ph // 7, 7, pw // 7, 7, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, 49, c)
+        return self.fc(windows)
+
+
+def test_windows_are_found_where_a_map_is_padded_to_one_window_at_both_runs():
+    """torchvision's Swin-T converted at 96 x 96: its last stage's 3 x 3 map (6 x 6 at the
+    second run) is padded to one 7 x 7 window, so its windows' rows were taken for the batch and
+    the model failed at 288 x 288 and batch 2. The probe for windows runs where the padded map
+    outgrows a window: 7 // 3 + 1 = 3 times the example's size."""
+    traced = trace(_PaddedWindows(), n_inputs=1)
+    specs = [InputSpec((1, 8, 3, 3))]
+    make = lambda batch=None: example_inputs(specs, batch=batch)  # noqa: E731
+    shapes.analyse(traced, specs, make, "padded")
+    assert shapes.outgrowing_scale(traced) == 3
+    (fc,) = [n for n in traced.graph.nodes if n.op == "call_module" and n.target == "fc"]
+    windows = fc.args[0]
+    assert windows.meta["batch_axis_ok"] is False
+    assert windows.meta["sample_rows"] is True

@@ -212,9 +212,16 @@ def test_swin_reads_the_memory_in_its_window_attention_and_updates_it_at_every_s
     aim = result.build()
     aim.load_state_dict(result.state_dict)
     with torch.no_grad():
-        for size in (96, 128):
+        for size in (96, 128, 288):
             x = torch.randn(2, 3, size, size)
             assert (aim.eval()(x) - model(x)).abs().max() <= 1e-5
+        # at 96 and at twice that the last stage is one 7 x 7 window a sample, at 288 four: its
+        # attention's rows are windows, and each sample's reads its own memory (memory weights
+        # not zero here; the rows were taken for the batch, and this raised at batch 2)
+        fresh = result.build().eval()
+        x = torch.randn(2, 3, 288, 288)
+        alone = torch.cat([fresh(x[:1]), fresh(x[1:])])
+        assert (fresh(x) - alone).abs().max() <= 1e-5
     aim.train()(torch.randn(2, 3, 96, 96)).square().mean().backward()
     out = tmp_path / "swin_t_aim.py"
     result.write(out)

@@ -329,7 +329,7 @@ def sample_rows(traced: Traced, make_inputs) -> None:
         if second_half and first_half:   # the samples cannot be told apart here (a LayerNorm of a
             # constant row gives zeros at random weights: HF MobileViT): rows an input holds in
             # turn, kept row for row by the operation, are still held in turn
-            n.meta["sample_rows"] = any(
+            n.meta["sample_rows"] = _splits_samples(n) or any(
                 m.meta.get("sample_rows") and both.get(m.name) is not None and both[m.name].shape[0] == 2 * w
                 and second.get(m.name) is not None and second[m.name].shape[0] == w for m in n.all_input_nodes)
         # views stacked on the batch axis, view after view: the second sample's rows are every other
@@ -338,6 +338,15 @@ def sample_rows(traced: Traced, make_inputs) -> None:
                                       not torch.allclose(a[0::2], b, atol=atol, rtol=1e-4))
         # the same at batch 2 and for one sample: it does not depend on the input at all
         n.meta["sample_free"] = bool(a is not None and b is not None and a.shape == b.shape and torch.equal(a, b))
+
+
+def _splits_samples(n: fx.Node) -> bool:
+    """Whether a node reshapes a batch-first tensor into more rows: reshapes keep the values'
+    order, so each sample's values stay together and its rows come in turn, whatever the values
+    (Hugging Face's MobileViT unfolds its last stage's map into (N * 4, 1, C) patches, all zeros
+    at random weights)."""
+    source = n.args[0] if n.args and isinstance(n.args[0], fx.Node) else None
+    return _regroups(n) and source is not None and source.meta.get("batch_axis_ok") is True
 
 
 def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:

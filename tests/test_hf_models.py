@@ -28,7 +28,9 @@ FIXED = {
     "dinov2": ("a parameter the forward never reads (mask_token) kept", 13),
     "t5_encoder": ("a tied embedding never called by its own name (shared) kept", 12),
     "roberta": ("a tied bias under a name the forward never reads kept", 14),
-    "mobilevit": ("a block constant named like one of its layers", 36),
+    "mobilevit": ("a block constant named like one of its layers; its unfolded patches found as rows of "
+                  "the samples at their values' scale, and by the reshape that makes them where every "
+                  "value is zero (its last stage)", 90),
     "falcon": ("a Linear subclass computing x @ W.T + b tapped as a Linear", 9),
     "levit": ("a cache dict the exporter filled with fake tensors put back after each run", 27),
     # the second set (hf_sweep.py --more)

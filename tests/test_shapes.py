@@ -222,3 +222,33 @@ def test_windows_are_found_where_a_map_is_padded_to_one_window_at_both_runs():
     windows = fc.args[0]
     assert windows.meta["batch_axis_ok"] is False
     assert windows.meta["sample_rows"] is True
+
+
+class _ZeroPatches(nn.Module):
+    """Hugging Face's MobileViT at random weights: its last stage's map is all zeros, unfolded
+    into (N * 4, 1, C) patches that a LayerNorm and a Linear read."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        x = self.conv(x).permute(0, 2, 3, 1)
+        return self.fc(self.norm(x.reshape(-1, 1, 8)))
+
+
+def test_a_reshape_of_samples_into_rows_holds_them_in_turn_whatever_the_values():
+    """Values cannot tell the samples apart where every row is zero (MobileViT's last stage:
+    18 of its 90 layers were left untapped). A reshape keeps the values' order, so the rows
+    of a batch-first tensor come sample after sample, and the rows read from it too."""
+    traced = trace(_ZeroPatches(), n_inputs=1)
+    specs = [InputSpec((1, 3, 2, 2))]
+    shapes.analyse(traced, specs, lambda batch=None: example_inputs(specs, batch=batch), "zeros")
+    nodes = {n.name: n for n in traced.graph.nodes}
+    assert nodes["permute"].meta["batch_axis_ok"] is True
+    assert nodes["reshape"].meta["sample_rows"] is True
+    assert nodes["norm"].meta["sample_rows"] is True

@@ -89,7 +89,8 @@ class Conversion:
         notes = [f"{qual} is written inline in its parent's forward: {why}" for qual, why in self.code.inline] \
             if self.code is not None else []
         notes += [n for n in [capture.report_note(self._traced)] if n and self._traced is not None]
-        notes += [n for n in [self._traced.mode_note()] if n] if self._traced is not None else []
+        notes += [n for n in [self._traced.mode_note(), size_note(self._traced, self.specs)] if n] \
+            if self._traced is not None else []
         return report_mod.table_text(self.plan, title=f"aimgen: {self.source_name}", notes=notes,
                                      update_names=self.code.update_names if self.code is not None else None)
 
@@ -356,15 +357,26 @@ def metadata(plan: Plan | None, src, specs, source_name: str, traced: Traced, *,
     return meta
 
 
+def size_note(traced: Traced, specs) -> str | None:
+    """What the report and the header say where the traced forward holds the example's size,
+    which the base model does not (see shapes.analyse); None otherwise, or where the capture
+    fixed the sizes on purpose (``sizes="example"``, which the header already says)."""
+    if traced.size_fixed_at is None or "fixed at the example's" in (getattr(traced, "why", "") or ""):
+        return None
+    size = " x ".join(str(d) for d in specs[0].shape[2:])
+    double = " x ".join(str(2 * d) for d in specs[0].shape[2:])
+    return (f"input size: runs at {size} only, as traced; the base model also runs at {double}, but its traced "
+            f"forward holds a size the input sets as a number (first read at "
+            f"{capture.short_paths(traced.size_fixed_at)}). Convert at the size you will use.")
+
+
 def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[str]:
     depends = sorted({m.split(".")[0] for m in src.imports} - set(__import__("sys").stdlib_module_names) - {"torch"})
     header = ["Written by aimgen; edit freely. Standalone: imports torch and the standard library only."
               if not depends else
               f"Written by aimgen. Depends on torch and: {', '.join(depends)} ({capture.depends_for(traced, depends)})."]
     header += capture.header_lines(traced)
-    note = traced.mode_note()
-    if note:
-        header.append(note)
+    header += [n for n in (traced.mode_note(), size_note(traced, specs)) if n]
     if traced.fixed_inputs:
         header.append("traced with " + ", ".join(f"{k}={v!r}" for k, v in traced.fixed_inputs.items())
                       + " (inputs not given; fixed in this file)")

@@ -29,7 +29,7 @@ from torch import nn
 from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
 
 from .errors import TraceError
-from .tracing import Traced, module_of
+from .tracing import Traced, _stack_location, module_of
 
 
 def _fresh(value: Any) -> Any:
@@ -83,7 +83,14 @@ class _ShapeProp(_Runner):
                 f"{self.source}: running the model on the example input failed at {what} with input "
                 f"shapes {shapes}: {first}",
                 hint="Check --input-shape (one per model input, batch first, e.g. 1,3,224,224).",
+                cause=_where(n),
             ) from err
+
+
+def _where(n: fx.Node) -> str:
+    """Where a node comes from, for a message: the model's file:line (`code`), else its name."""
+    qual = module_of(n)
+    return _stack_location(n) or f"operation {n.name}" + (f" in {qual}" if qual else "")
 
 
 def propagate_shapes(traced: Traced, inputs: tuple[torch.Tensor, ...], source: str) -> Any:
@@ -134,11 +141,17 @@ SYMBOLIC_SECONDS = 30.0
 
 
 class _SymbolicProp(_Runner):
-    """Records each tensor's shape as strings of symbolic expressions, within a time budget."""
+    """Records each tensor's shape as strings of symbolic expressions, within a time budget,
+    and the first node whose run fixed an input size (``fixed_at``): a guard the shape
+    environment added there fails with ``sizes`` (symbol -> size at the example) doubled, or a
+    size became a constant (an ``int(...)`` of a size, a reshape to sizes traced as numbers)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, shape_env=None, sizes=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.deadline = time.monotonic() + SYMBOLIC_SECONDS
+        self.shape_env, self.sizes = shape_env, sizes or {}
+        self.fixed_at: fx.Node | None = None
+        self._guards = 0
 
     def run_node(self, n: fx.Node):
         if time.monotonic() > self.deadline:
@@ -148,7 +161,19 @@ class _SymbolicProp(_Runner):
             result = super().run_node(n)
         if isinstance(result, torch.Tensor):
             n.meta["size"] = tuple(str(d) for d in result.shape)
+        if self.fixed_at is None and self.sizes and self._fixes_a_size():
+            self.fixed_at = n
         return result
+
+    def _fixes_a_size(self) -> bool:
+        import sympy
+
+        env = self.shape_env
+        new, self._guards = env.guards[self._guards:], len(env.guards)
+        known = env.backed_var_to_val if hasattr(env, "backed_var_to_val") else env.var_to_val
+        doubled = {**known, **{s: 2 * v for s, v in self.sizes.items()}}
+        return any(g.expr.xreplace(doubled) == sympy.false for g in new) or any(
+            s in env.replacements and not env.replacements[s].free_symbols for s in self.sizes)
 
     def _same_shape(self, n: fx.Node) -> torch.Tensor | None:
         """The input itself for a layer whose output has its input's shape and dtype (a norm, an
@@ -194,9 +219,12 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
                     else DimDynamic.STATIC for d in range(real.dim())]
             fakes.append(mode.from_tensor(real, symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims)))
         batch = {str(f.shape[0]) for f in fakes}  # one symbol per input; broadcasting unifies them
+        sizes = {f.shape[d].node.expr: int(x.shape[d]) for f, x in zip(fakes, inputs) for d in range(2, f.dim())
+                 if isinstance(f.shape[d], torch.SymInt) and f.shape[d].node.expr.is_symbol}
         model.eval()
+        prop = _SymbolicProp(model, graph=traced.graph, shape_env=mode.shape_env, sizes=sizes)
         with mode, torch.no_grad():
-            _SymbolicProp(model, graph=traced.graph).run(*fakes)
+            prop.run(*fakes)
     except Exception:
         for n in traced.graph.nodes:
             n.meta.pop("size", None)
@@ -204,6 +232,8 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
     finally:
         model.train(was)
         quiet.setLevel(level)
+    if prop.fixed_at is not None:
+        traced.size_fixed_at = _where(prop.fixed_at)
     for n in traced.graph.nodes:
         sym = n.meta.get("size")
         if tensor_meta(n) is not None:
@@ -230,8 +260,12 @@ def second_run(traced: Traced, specs, make_inputs, source_name: str, scale: int 
             propagate_shapes(traced, inputs, source_name)
             second = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
             break
-        except TraceError:
+        except TraceError as err:
+            if scale > 1 and any(x.is_floating_point() and x.dim() > 2 for x in make_inputs()):
+                traced.size_fixed_at = err.cause
             continue
+    if second is None:
+        traced.size_fixed_at = None   # no other size ran: a model for one input shape
     for n in traced.graph.nodes:
         m1 = first.get(n.name)
         if m1 is not None:
@@ -340,6 +374,18 @@ def sample_rows(traced: Traced, make_inputs) -> None:
         n.meta["sample_free"] = bool(a is not None and b is not None and a.shape == b.shape and torch.equal(a, b))
 
 
+def _runs_larger(model: nn.Module, make_inputs) -> bool:
+    """Whether the base model itself runs at twice the example's size (batch 1, eval())."""
+    try:
+        inputs = tuple(x.new_zeros(x.shape[0], x.shape[1], *[d * 2 for d in x.shape[2:]]).normal_()
+                       if x.is_floating_point() and x.dim() > 2 else x for x in make_inputs(batch=1))
+        with _evaluating(model):
+            model(*inputs)
+        return True
+    except Exception:   # noqa: BLE001 - any failure: the base model is for that size only
+        return False
+
+
 def _splits_samples(n: fx.Node) -> bool:
     """Whether a node reshapes a batch-first tensor into more rows: reshapes keep the values'
     order, so each sample's values stay together and its rows come in turn, whatever the values
@@ -353,6 +399,8 @@ def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     """All shape facts: the concrete run (returns the model's outputs), then the symbolic sizes,
     or the two-batch check where those cannot be had, then the windows of the samples."""
     outputs = _sizes(traced, specs, make_inputs, source_name)
+    if traced.size_fixed_at is not None and not _runs_larger(traced.root, make_inputs):
+        traced.size_fixed_at = None   # the base model too runs at the example's size only
     larger_rows(traced, make_inputs)
     sample_rows(traced, make_inputs)
     return outputs

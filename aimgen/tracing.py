@@ -288,6 +288,9 @@ class Traced:
     # the submodule whose output depends on the mode, written in the root's forward after a
     # ``return`` in train() (see _mode_tail), or None
     mode_tail: str | None = None
+    # where the traced forward first holds a size as a constant that the input sets, so the
+    # graph runs at the example's size only (set by aimgen.shapes; None where sizes stay free)
+    size_fixed_at: str | None = None
 
     @property
     def nodes(self) -> list[fx.Node]:

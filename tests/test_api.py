@@ -2,8 +2,11 @@
 ``Options`` value, messages in the API's own words, and a conversion that builds and runs."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import aimgen
@@ -143,3 +146,65 @@ def test_what_a_run_changes_in_place_is_put_back_whole(make, shape):
     assert state in ({"cache": {}}, {"hooked": False})   # as given
     assert not any(m._forward_hooks for m in model.modules())
     rm.check_conversion(model, [InputSpec(shape)], source_name=make.__name__)
+
+
+class _IntSizes(nn.Module):
+    """Hugging Face's MobileViT unfolds its maps into patches of a size it computes with
+    ``int(math.ceil(h / p) * p)``: torch.export takes that size as a number, so the captured
+    forward runs at the example's size only, where the model itself runs at any even size."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, **kwargs):
+        x = self.conv(x)
+        b, c, h, w = x.shape
+        h = int(math.ceil(h / 2) * 2)
+        x = x.reshape(b, c, h // 2, 2, w).mean(3)
+        return self.fc(x.flatten(2).transpose(1, 2))
+
+
+class _PaddedIntSizes(_IntSizes):
+    """The same behind a pad by a size (Swin's to whole windows), which a run on symbolic sizes
+    cannot take: shapes are then found by a second run at twice the size, which fails."""
+
+    def forward(self, x, **kwargs):
+        x = self.conv(x)
+        x = F.pad(x, (0, (2 - x.shape[-1] % 2) % 2))
+        b, c, h, w = x.shape
+        h = int(math.ceil(h / 2) * 2)
+        x = x.reshape(b, c, h // 2, 2, w).mean(3)
+        return self.fc(x.flatten(2).transpose(1, 2))
+
+
+class _OneSize(nn.Module):
+    """A model for one input size (torchvision's ViT asserts its image size)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 8 * 8, 4)
+
+    def forward(self, x):
+        torch._assert(x.shape[-1] == 8, "8 x 8 inputs only")
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("model", [_IntSizes(), _PaddedIntSizes()], ids=["symbolic-sizes", "second-run"])
+def test_a_forward_traced_for_the_example_size_only_is_said_where_the_model_runs_at_others(model):
+    """The generated model would fail at 16 x 16 with no word of why: the report and the header
+    say which size it runs at, where the traced forward first reads a size as a number, and
+    what to do. Not said where the base model runs at one size itself, nor for a CNN."""
+    result = aimgen.convert(model, torch.randn(1, 3, 8, 8), source_name="intsizes")
+    note = ("input size: runs at 8 x 8 only, as traced; the base model also runs at 16 x 16, but its traced "
+            "forward holds a size the input sets as a number (first read at test_api.py:")
+    assert f"note: {note}" in result.report
+    assert "(`x = x.reshape(b, c, h // 2, 2, w).mean(3)`)). Convert at the size you will use." in result.report
+    header = " ".join(line[1:].strip() for line in result.source.splitlines() if line.startswith("#"))
+    assert note in header
+    with pytest.raises(RuntimeError):
+        result.build()(torch.randn(1, 3, 16, 16))
+    for model, shape in ((_OneSize(), (1, 3, 8, 8)), (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), (1, 3, 8, 8))):
+        other = aimgen.convert(model, torch.randn(shape), source_name="other")
+        assert "input size:" not in other.report and "input size:" not in other.source

@@ -29,7 +29,7 @@ from torch import nn
 from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
 
 from .errors import TraceError
-from .tracing import Traced, _stack_location, module_of
+from .tracing import Traced, stack_location, module_of
 
 
 def _fresh(value: Any) -> Any:
@@ -87,10 +87,17 @@ class _ShapeProp(_Runner):
             ) from err
 
 
+def _scaled(inputs: tuple[torch.Tensor, ...], scale: int) -> tuple[torch.Tensor, ...]:
+    """The inputs with every size after the channels ``scale`` times the example's (random
+    values); integer inputs (token ids) and inputs of two axes as they are."""
+    return tuple(x.new_zeros(x.shape[0], x.shape[1], *[d * scale for d in x.shape[2:]]).normal_()
+                 if scale != 1 and x.is_floating_point() and x.dim() > 2 else x for x in inputs)
+
+
 def _where(n: fx.Node) -> str:
     """Where a node comes from, for a message: the model's file:line (`code`), else its name."""
     qual = module_of(n)
-    return _stack_location(n) or f"operation {n.name}" + (f" in {qual}" if qual else "")
+    return stack_location(n) or f"operation {n.name}" + (f" in {qual}" if qual else "")
 
 
 def propagate_shapes(traced: Traced, inputs: tuple[torch.Tensor, ...], source: str) -> Any:
@@ -254,10 +261,7 @@ def second_run(traced: Traced, specs, make_inputs, source_name: str, scale: int 
     second = None
     for scale in sorted({scale, 1}, reverse=True):
         try:
-            inputs = tuple(x if not x.is_floating_point() or scale == 1 else
-                           x.new_zeros(x.shape[0], x.shape[1], *[d * scale for d in x.shape[2:]]).normal_()
-                           for x in make_inputs(batch=b2))
-            propagate_shapes(traced, inputs, source_name)
+            propagate_shapes(traced, _scaled(make_inputs(batch=b2), scale), source_name)
             second = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
             break
         except TraceError as err:
@@ -377,10 +381,8 @@ def sample_rows(traced: Traced, make_inputs) -> None:
 def _runs_larger(model: nn.Module, make_inputs) -> bool:
     """Whether the base model itself runs at twice the example's size (batch 1, eval())."""
     try:
-        inputs = tuple(x.new_zeros(x.shape[0], x.shape[1], *[d * 2 for d in x.shape[2:]]).normal_()
-                       if x.is_floating_point() and x.dim() > 2 else x for x in make_inputs(batch=1))
         with _evaluating(model):
-            model(*inputs)
+            model(*_scaled(make_inputs(batch=1), 2))
         return True
     except Exception:   # noqa: BLE001 - any failure: the base model is for that size only
         return False
@@ -464,11 +466,9 @@ def larger_rows(traced: Traced, make_inputs) -> None:
         return
     scale = outgrowing_scale(traced)
     try:
-        inputs = tuple(x.new_zeros(x.shape[0], x.shape[1], *[d * scale for d in x.shape[2:]]).normal_()
-                       if x.is_floating_point() and x.dim() > 2 else x for x in make_inputs(batch=2))
         run = _Shapes(traced.root, traced.graph)
         with _evaluating(traced.root):
-            run.run(*inputs)
+            run.run(*_scaled(make_inputs(batch=2), scale))
     except Exception:   # a model for one size only: its first axes stand
         return
     for n in found:

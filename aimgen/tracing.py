@@ -363,7 +363,7 @@ def _mode_function(*nodes: fx.Node):
     return None
 
 
-def _stack_location(node: fx.Node) -> str | None:
+def stack_location(node: fx.Node) -> str | None:
     """file:line (`code`) of the innermost user frame in a node's recorded stack trace."""
     frames = _user_frames(node)
     return f"{frames[-1][0]}:{frames[-1][1]} (`{frames[-1][3]}`)" if frames else None
@@ -757,7 +757,7 @@ def trace(model: nn.Module, leaf_names: frozenset[str] = frozenset(), source: st
             return Traced(root=model, graph=g_eval, training_values=flags, leaf_names=leaves,
                           leaf_reasons=reasons, fixed_inputs=fixed, mode_tail=tail)
         qual = module_of(culprit)
-        loc = _stack_location(culprit) or source
+        loc = stack_location(culprit) or source
         if not qual or qual in leaves:
             raise TraceError(
                 f"{source}: the forward of {'the root module' if not qual else qual} takes a different "

@@ -365,9 +365,9 @@ def size_note(traced: Traced, specs) -> str | None:
         return None
     size = " x ".join(str(d) for d in specs[0].shape[2:])
     double = " x ".join(str(2 * d) for d in specs[0].shape[2:])
-    return (f"input size: runs at {size} only, as traced; the base model also runs at {double}, but its traced "
-            f"forward holds a size the input sets as a number (first read at "
-            f"{capture.short_paths(traced.size_fixed_at)}). Convert at the size you will use.")
+    return (f"input size: runs at {size} only, as traced; the base model also runs at {double}, where the traced "
+            f"forward fails at {capture.short_paths(traced.size_fixed_at)}: tracing took a size the input sets "
+            "for a number. Convert at the size you will use.")
 
 
 def _header(plan, src, specs, source_name, options, traced, *, plain) -> list[str]:

@@ -151,7 +151,8 @@ class _SymbolicProp(_Runner):
     """Records each tensor's shape as strings of symbolic expressions, within a time budget,
     and the first node whose run fixed an input size (``fixed_at``): a guard the shape
     environment added there fails with ``sizes`` (symbol -> size at the example) doubled, or a
-    size became a constant (an ``int(...)`` of a size, a reshape to sizes traced as numbers)."""
+    size became a constant (a reshape to sizes traced as numbers; but also a pad, whose fake
+    kernel takes its input's sizes as numbers: a hint to check, not a finding)."""
 
     def __init__(self, *args, shape_env=None, sizes=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -240,7 +241,7 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
         model.train(was)
         quiet.setLevel(level)
     if prop.fixed_at is not None:
-        traced.size_fixed_at = _where(prop.fixed_at)
+        traced.size_fixed_at = _where(prop.fixed_at)   # to be checked by a run (see analyse)
     for n in traced.graph.nodes:
         sym = n.meta.get("size")
         if tensor_meta(n) is not None:
@@ -378,6 +379,18 @@ def sample_rows(traced: Traced, make_inputs) -> None:
         n.meta["sample_free"] = bool(a is not None and b is not None and a.shape == b.shape and torch.equal(a, b))
 
 
+def _fails_larger(traced: Traced, make_inputs) -> str | None:
+    """Where the traced graph fails at twice the example's size (batch 1, eval()), or None
+    where it runs there."""
+    run = _Shapes(traced.root, traced.graph)
+    try:
+        with _evaluating(traced.root):
+            run.run(*_scaled(make_inputs(batch=1), 2))
+        return None
+    except Exception:   # noqa: BLE001 - any failure: the graph is for the example's size
+        return _where(run.at) if run.at is not None else "the traced forward"
+
+
 def _runs_larger(model: nn.Module, make_inputs) -> bool:
     """Whether the base model itself runs at twice the example's size (batch 1, eval())."""
     try:
@@ -401,6 +414,8 @@ def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     """All shape facts: the concrete run (returns the model's outputs), then the symbolic sizes,
     or the two-batch check where those cannot be had, then the windows of the samples."""
     outputs = _sizes(traced, specs, make_inputs, source_name)
+    if traced.size_fixed_at is not None:   # a size may be fixed: where the traced graph fails larger
+        traced.size_fixed_at = _fails_larger(traced, make_inputs)
     if traced.size_fixed_at is not None and not _runs_larger(traced.root, make_inputs):
         traced.size_fixed_at = None   # the base model too runs at the example's size only
     larger_rows(traced, make_inputs)
@@ -414,8 +429,10 @@ class _Shapes(_Runner):
     def __init__(self, root: nn.Module, graph: fx.Graph):
         super().__init__(root, graph=graph)
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.at: fx.Node | None = None   # the node running (where a failure happened)
 
     def run_node(self, n: fx.Node):
+        self.at = n
         result = super().run_node(n)
         if isinstance(result, torch.Tensor):
             self.shapes[n.name] = tuple(result.shape)

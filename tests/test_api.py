@@ -197,10 +197,11 @@ def test_a_forward_traced_for_the_example_size_only_is_said_where_the_model_runs
     say which size it runs at, where the traced forward first reads a size as a number, and
     what to do. Not said where the base model runs at one size itself, nor for a CNN."""
     result = aimgen.convert(model, torch.randn(1, 3, 8, 8), source_name="intsizes")
-    note = ("input size: runs at 8 x 8 only, as traced; the base model also runs at 16 x 16, but its traced "
-            "forward holds a size the input sets as a number (first read at test_api.py:")
+    note = ("input size: runs at 8 x 8 only, as traced; the base model also runs at 16 x 16, where the traced "
+            "forward fails at test_api.py:")
     assert f"note: {note}" in result.report
-    assert "(`x = x.reshape(b, c, h // 2, 2, w).mean(3)`)). Convert at the size you will use." in result.report
+    assert ("(`x = x.reshape(b, c, h // 2, 2, w).mean(3)`): tracing took a size the input sets for a number. "
+            "Convert at the size you will use.") in result.report
     header = " ".join(line[1:].strip() for line in result.source.splitlines() if line.startswith("#"))
     assert note in header
     with pytest.raises(RuntimeError):

@@ -165,7 +165,14 @@ class _SymbolicProp(_Runner):
         if time.monotonic() > self.deadline:
             raise _OutOfTime(n.name)
         result = self._same_shape(n)
-        if result is None:
+        if result is None and _pads_by_numbers(n, self.module):
+            # torch's fake kernel of a pad takes its input's sizes as numbers (every size after
+            # it was the example's); torch's Python one keeps them symbolic
+            from torch._dispatch.python import enable_python_dispatcher
+
+            with enable_python_dispatcher():
+                result = super().run_node(n)
+        elif result is None:
             result = super().run_node(n)
         if isinstance(result, torch.Tensor):
             n.meta["size"] = tuple(str(d) for d in result.shape)
@@ -445,7 +452,20 @@ def pads(node: fx.Node, root: nn.Module) -> bool:
     if node.op == "call_module":
         return type(root.get_submodule(node.target)).__module__ == "torch.nn.modules.padding"
     name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
-    return node.op in ("call_function", "call_method") and name in ("pad", "constant_pad_nd")
+    # torch.export's graphs call aten's OpOverloads, named "pad.default"
+    return node.op in ("call_function", "call_method") and name.split(".")[0] in ("pad", "constant_pad_nd")
+
+
+def _pads_by_numbers(node: fx.Node, root: nn.Module) -> bool:
+    """Whether a node pads its input by amounts written as numbers (``nn.ZeroPad2d(1)``, or a
+    pad whose amounts torch.export computed at capture: Hugging Face MobileNetV2's TF padding);
+    not a pad by amounts the forward computes from sizes (Swin's to whole windows: on symbolic
+    sizes those grow expressions that torch's simplifier can take minutes over)."""
+    if not pads(node, root):
+        return False
+    amounts = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad", ())
+    return node.op == "call_module" or (isinstance(amounts, (list, tuple)) and
+                                        all(isinstance(a, int) for a in amounts))
 
 
 #: the largest input scale a probe for windows runs at (its cost grows with the scale's square)

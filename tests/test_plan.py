@@ -525,3 +525,36 @@ def test_a_layer_whose_weight_a_functional_call_reads_is_listed_once():
 
     plan = aimgen.convert(Table(), torch.randn(2, 8)).plan
     assert [s.qualname for s in plan.skipped] == ["mlp.weight"] and plan.layer_counts() == (1, 2)
+
+
+class _TfPadded(nn.Module):
+    """Hugging Face MobileNetV2's TF padding: each 3 x 3 conv reads its input padded by amounts
+    computed from its size (`F.pad`, torch.export's `aten.pad`), three strided stages. At 16 x 16
+    the last stage's 2 x 2 map is padded to 4 x 4, the size of the stage before."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(3 if i == 0 else 8, 8, 3, stride=2 if i % 2 else 1)
+                                   for i in range(7))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x, **kwargs):   # **kwargs: captured by torch.export, as Hugging Face's are
+        for conv in self.convs:
+            size, stride = x.shape[-1], conv.stride[0]
+            pad = max(3 - stride, 0) if size % stride == 0 else max(3 - size % stride, 0)
+            x = torch.relu(conv(F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_maps_padded_for_a_conv_are_no_stage_where_torch_export_pads_them():
+    """Hugging Face's MobileNetV2 had 28 update blocks for its 5 resolutions: its pads, aten's
+    `pad.default` to torch.export, were not taken for pads, and their fake kernel took every
+    size after them as a number, so a padded map and a stage of its size looked alike. One
+    update block a resolution now, none at a pad, and the sizes stay symbolic."""
+    result = aimgen.convert(_TfPadded(), torch.randn(1, 3, 16, 16))
+    assert result._traced.capture == "torch.export"
+    labels = [u.label for u in result.plan.updates]
+    assert not [label for label in labels if "pad" in label], labels
+    assert len(labels) == 4, labels      # 16 x 16, 8 x 8, 4 x 4, 2 x 2
+    sizes = [n.meta["size"] for n in result._traced.graph.nodes if n.op == "call_module"]
+    assert not sizes[-2][-1].isdigit()   # the last conv's width: symbolic, not 2

@@ -112,6 +112,21 @@ class _Run:
 
     def __init__(self, gen: Generated, progress: Progress):
         self.gen, self.progress, self.checks = gen, progress, []
+        self._expected: dict[int, tuple[torch.Tensor, ...]] = {}
+
+    def expected(self, batch: int, stateful: bool) -> tuple[torch.Tensor, ...]:
+        """PyTorch's outputs on the example inputs at ``batch``, each computed once: for an AiM
+        model the stateful ones, whose outputs are also the stateless graph's (its memory is
+        frozen at the initial memory, which the eval() model reads)."""
+        gen = self.gen
+        if batch not in self._expected:
+            x = gen.example_inputs(batch)
+            reference, args = ((Stateful(gen.model), (*x, gen.initial_memory())) if gen.is_aim
+                               else (Stateless(gen.model), x))
+            with torch.no_grad():
+                self._expected[batch] = reference.eval()(*args)
+        out = self._expected[batch]
+        return out if stateful or not gen.is_aim else out[:-1]
 
     def add(self, check: Check) -> Check:
         self.checks.append(check)
@@ -155,9 +170,9 @@ class _Run:
             return False
         with self.progress.step(f"parity-{kind}", f"onnxruntime vs PyTorch ({kind} graph)"):
             for batch in PARITY_BATCHES:
-                self.add(_parity(gen, session, exported, stateful, batch))
+                self.add(_parity(gen, session, exported, stateful, batch, self.expected(batch, stateful)))
             if stateful:
-                self.add(_carry(gen, session, exported))
+                self.add(_carry(gen, session, exported, self.expected(PARITY_BATCHES[-1], True)))
         return True
 
 
@@ -261,14 +276,12 @@ def _reordered_rows(got, ref):
     return ("; ".join(said), got) if said else None
 
 
-def _parity(gen: Generated, session: Any, exported: Exported, stateful: bool, batch: int) -> Check:
+def _parity(gen: Generated, session: Any, exported: Exported, stateful: bool, batch: int,
+            expected: Sequence[torch.Tensor]) -> Check:
     kind = "stateful" if stateful else "stateless"
     name = f"onnxruntime parity ({kind}, batch {batch})"
     x = gen.example_inputs(batch)
     args = (*x, gen.initial_memory()) if stateful else x
-    reference = (Stateful if stateful else Stateless)(gen.model).eval()
-    with torch.no_grad():
-        expected = reference(*args)
     try:
         got = session.run(exported.output_names, _feeds(exported.input_names, args))
     except Exception as err:
@@ -278,20 +291,25 @@ def _parity(gen: Generated, session: Any, exported: Exported, stateful: bool, ba
     return Check(name, ok, detail, {"batch": batch, "max_abs_diff": worst, "atol": ATOL, "rtol": RTOL})
 
 
-def _carry(gen: Generated, session: Any, exported: Exported) -> Check:
+def _carry(gen: Generated, session: Any, exported: Exported, first: Sequence[torch.Tensor]) -> Check:
     """Feed each call's new_memory back as the next call's memory, in onnxruntime and in
-    PyTorch's forward_with_memory, over three different batches (slices of the file's example
-    inputs); the first onnxruntime call gives no memory, so the graph's default is used."""
+    PyTorch's forward_with_memory, over three different batches: the parity check's example
+    inputs (``first``: PyTorch's outputs there, from the initial memory), then two more slices of
+    the file's example inputs. The first onnxruntime call gives no memory, so the graph's
+    default is used."""
     name = f"stateful carry ({CARRY_CALLS} calls)"
     batch = PARITY_BATCHES[-1]
-    inputs = gen.example_inputs(batch * CARRY_CALLS)
+    more = gen.example_inputs(batch * CARRY_CALLS)
     torch_memory = gen.initial_memory()
     ort_memory = None
     worst, ok, notes = 0.0, True, []
     for call in range(CARRY_CALLS):
-        x = tuple(t[call * batch:(call + 1) * batch] for t in inputs)
-        with torch.no_grad():
-            expected = Stateful(gen.model)(*x, torch_memory)
+        x = gen.example_inputs(batch) if call == 0 else tuple(t[call * batch:(call + 1) * batch] for t in more)
+        if call == 0:
+            expected = first
+        else:
+            with torch.no_grad():
+                expected = Stateful(gen.model)(*x, torch_memory)
         feeds = _feeds(exported.input_names[:-1], x)
         if ort_memory is not None:
             feeds[MEMORY_INPUT] = ort_memory

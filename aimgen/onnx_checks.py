@@ -24,8 +24,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .errors import ExportError
-from .export import (CARRY_RULE, MEMORY_INPUT, MEMORY_OUTPUT, Exported, Stateful, Stateless, check_opset,
-                     disk_size, export_failed, export_model, first_line, freeze_memory, save, size_text)
+from .export import (CARRY_RULE, MEMORY_INPUT, MEMORY_OUTPUT, SINGLE_FILE_LIMIT, Exported, Stateful, Stateless,
+                     check_opset, disk_size, export_failed, export_model, first_line, freeze_memory, save,
+                     size_text)
 from .progress import Check, Progress
 from .readback import Generated, load_generated
 
@@ -52,6 +53,7 @@ def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int 
     with contextlib.ExitStack() as stack:
         folder = Path(keep_dir) if keep_dir is not None else \
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aimgen-onnx-")))
+        run.files = keep_dir is not None
         if not gen.is_aim:
             with progress.step("onnx-export", "ONNX export (stateless)"):
                 exported = run.attempt(lambda: export_model(gen, stateful=False, opset=opset), "stateless")
@@ -113,6 +115,7 @@ class _Run:
     def __init__(self, gen: Generated, progress: Progress):
         self.gen, self.progress, self.checks = gen, progress, []
         self._expected: dict[int, tuple[torch.Tensor, ...]] = {}
+        self.files = False   # write each graph to a file (to keep), not only serialize it
 
     def expected(self, batch: int, stateful: bool) -> tuple[torch.Tensor, ...]:
         """PyTorch's outputs on the example inputs at ``batch``, each computed once: for an AiM
@@ -141,15 +144,22 @@ class _Run:
             return None
 
     def variant(self, folder: Path, exported: Exported, *, stateful: bool) -> bool:
-        """Save and check one graph; False if it could not be saved or loaded."""
+        """Save and check one graph; False if it could not be saved or loaded. The checks read
+        the graph as bytes in memory (writing and reading back 100 MB took 0.3 s a graph), or
+        from a file where one is asked for or the graph needs its weights beside it (2 GB)."""
         gen, kind = self.gen, "stateful" if stateful else "stateless"
         target = folder / f"{kind}.onnx"
+        source: Path | bytes = target
         try:
-            save(exported, target)
+            if self.files or exported.nbytes >= SINGLE_FILE_LIMIT:
+                save(exported, target)
+                size = disk_size(target, target.with_name(target.name + ".data"))
+            else:
+                source = exported.program.model_proto.SerializeToString()
+                size = len(source)
         except OSError as err:
             self.add(Check(f"onnx export ({kind})", False, f"could not save the export: {err}"))
             return False
-        size = disk_size(target, target.with_name(target.name + ".data"))
         how = (f"made from the stateful export by freezing the memory in {exported.seconds:.2f} s"
                if exported.derived else f"traced and exported in {exported.seconds:.1f} s")
         ins = ", ".join(n + (" (default: the initial memory)" if stateful and n == MEMORY_INPUT else "")
@@ -159,12 +169,12 @@ class _Run:
                        f"{', '.join(exported.output_names)}",
                        {"seconds": round(exported.seconds, 3), "derived": exported.derived, "bytes": size,
                         "opset": exported.opset}))
-        if not self.add(_checker(target, kind)).ok:
+        if not self.add(_checker(source, kind)).ok:
             return False
-        if stateful and not self.add(_self_description(target, gen)).ok:
+        if stateful and not self.add(_self_description(source, gen)).ok:
             return False
         try:
-            session = _session(target)
+            session = _session(source)
         except Exception as err:
             self.add(Check(f"onnxruntime load ({kind})", False, first_line(err)))
             return False
@@ -176,24 +186,24 @@ class _Run:
         return True
 
 
-def _checker(target: Path, kind: str) -> Check:
+def _checker(source: Path | bytes, kind: str) -> Check:
     import onnx
 
     try:
-        onnx.checker.check_model(str(target), full_check=True)
+        onnx.checker.check_model(source if isinstance(source, bytes) else str(source), full_check=True)
     except Exception as err:
         return Check(f"onnx checker ({kind})", False, first_line(err))
     return Check(f"onnx checker ({kind})", True, "onnx.checker.check_model passed (full check)")
 
 
-def _self_description(target: Path, gen: Generated) -> Check:
+def _self_description(source: Path | bytes, gen: Generated) -> Check:
     """The stateful file says how to use it: the memory input defaults to the initial memory,
     and metadata_props name the memory input and output, the carry rule and aimgen's version."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
 
-    proto = onnx.load(str(target))
+    proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(str(source))
     name = "onnx self-description (stateful)"
     props = {p.key: p.value for p in proto.metadata_props}
     wanted = {"aimgen.memory_input": MEMORY_INPUT, "aimgen.memory_output": MEMORY_OUTPUT, "aimgen.carry": CARRY_RULE}
@@ -211,13 +221,14 @@ def _self_description(target: Path, gen: Generated) -> Check:
                  f"names {MEMORY_INPUT}/{MEMORY_OUTPUT}, the carry rule and aimgen {props['aimgen.version']}")
 
 
-def _session(target: Path) -> Any:
+def _session(source: Path | bytes) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = 1  # deterministic and kind to shared machines
-    return onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(source if isinstance(source, bytes) else str(source), options,
+                                        providers=["CPUExecutionProvider"])
 
 
 def _feeds(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> dict[str, Any]:

@@ -99,6 +99,9 @@ class Conversion:
         data["source"] = self.source_name
         if self._traced is not None:
             data["capture"] = self._traced.capture
+            if size_note(self._traced, self.specs):
+                data["input_size"] = {"example_only": True,
+                                      "fails_larger_at": capture.short_paths(self._traced.size_fixed_at)}
         data["input_shapes"] = [str(s) for s in self.specs]
         if self.weights_report:
             data["weights"] = self.weights_report

@@ -204,8 +204,11 @@ def test_a_forward_traced_for_the_example_size_only_is_said_where_the_model_runs
             "Convert at the size you will use.") in result.report
     header = " ".join(line[1:].strip() for line in result.source.splitlines() if line.startswith("#"))
     assert note in header
+    said = result.report_dict()["input_size"]   # --report-json
+    assert said["example_only"] is True and said["fails_larger_at"].startswith("test_api.py:")
     with pytest.raises(RuntimeError):
         result.build()(torch.randn(1, 3, 16, 16))
     for model, shape in ((_OneSize(), (1, 3, 8, 8)), (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), (1, 3, 8, 8))):
         other = aimgen.convert(model, torch.randn(shape), source_name="other")
         assert "input size:" not in other.report and "input size:" not in other.source
+        assert "input_size" not in other.report_dict()

@@ -49,11 +49,10 @@ def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int 
     progress = progress or Progress()
     check_opset(opset)
     gen = load_generated(path, weights, random_weights=random_weights)
-    run = _Run(gen, progress)
+    run = _Run(gen, progress, files=keep_dir is not None)
     with contextlib.ExitStack() as stack:
         folder = Path(keep_dir) if keep_dir is not None else \
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aimgen-onnx-")))
-        run.files = keep_dir is not None
         if not gen.is_aim:
             with progress.step("onnx-export", "ONNX export (stateless)"):
                 exported = run.attempt(lambda: export_model(gen, stateful=False, opset=opset), "stateless")
@@ -112,10 +111,10 @@ def no_onnx_function(cause: str) -> str:
 class _Run:
     """The checks of one file, reported to ``progress`` as each finishes."""
 
-    def __init__(self, gen: Generated, progress: Progress):
+    def __init__(self, gen: Generated, progress: Progress, files: bool = False):
         self.gen, self.progress, self.checks = gen, progress, []
+        self.files = files   # write each graph to a file (to keep), not only serialize it
         self._expected: dict[int, tuple[torch.Tensor, ...]] = {}
-        self.files = False   # write each graph to a file (to keep), not only serialize it
 
     def expected(self, batch: int, stateful: bool) -> tuple[torch.Tensor, ...]:
         """PyTorch's outputs on the example inputs at ``batch``, each computed once: for an AiM

@@ -181,14 +181,19 @@ class _SymbolicProp(_Runner):
         return result
 
     def _fixes_a_size(self) -> bool:
+        """Whether the node just run fixed an input size (asked after every node: only the
+        guards added since the last node are evaluated)."""
         import sympy
 
         env = self.shape_env
         new, self._guards = env.guards[self._guards:], len(env.guards)
+        if any(s in env.replacements and not env.replacements[s].free_symbols for s in self.sizes):
+            return True
+        if not new:
+            return False
         known = env.backed_var_to_val if hasattr(env, "backed_var_to_val") else env.var_to_val
         doubled = {**known, **{s: 2 * v for s, v in self.sizes.items()}}
-        return any(g.expr.xreplace(doubled) == sympy.false for g in new) or any(
-            s in env.replacements and not env.replacements[s].free_symbols for s in self.sizes)
+        return any(g.expr.xreplace(doubled) == sympy.false for g in new)
 
     def _same_shape(self, n: fx.Node) -> torch.Tensor | None:
         """The input itself for a layer whose output has its input's shape and dtype (a norm, an
@@ -248,7 +253,7 @@ def symbolic_sizes(traced: Traced, inputs: tuple[torch.Tensor, ...]) -> bool:
         model.train(was)
         quiet.setLevel(level)
     if prop.fixed_at is not None:
-        traced.size_fixed_at = _where(prop.fixed_at)   # to be checked by a run (see analyse)
+        traced.size_fixed_at = _where(prop.fixed_at)   # a hint, checked by a run (see _sizes)
     for n in traced.graph.nodes:
         sym = n.meta.get("size")
         if tensor_meta(n) is not None:
@@ -266,18 +271,17 @@ def second_run(traced: Traced, specs, make_inputs, source_name: str, scale: int 
     first = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
     b1 = specs[0].shape[0]
     b2 = b1 + 2
-    second = None
+    second, failed_larger = None, None
+    sized = any(spec.dtype.is_floating_point and len(spec.shape) > 2 for spec in specs)  # what _scaled scales
     for scale in sorted({scale, 1}, reverse=True):
         try:
             propagate_shapes(traced, _scaled(make_inputs(batch=b2), scale), source_name)
             second = {n.name: n.meta.get("tensor_meta") for n in traced.graph.nodes}
             break
         except TraceError as err:
-            if scale > 1 and any(x.is_floating_point() and x.dim() > 2 for x in make_inputs()):
-                traced.size_fixed_at = err.cause
-            continue
-    if second is None:
-        traced.size_fixed_at = None   # no other size ran: a model for one input shape
+            failed_larger = err.cause if scale > 1 and sized else None
+    if second is not None and failed_larger is not None:   # it ran at the example's size only
+        traced.size_fixed_at = failed_larger
     for n in traced.graph.nodes:
         m1 = first.get(n.name)
         if m1 is not None:
@@ -421,8 +425,6 @@ def analyse(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     """All shape facts: the concrete run (returns the model's outputs), then the symbolic sizes,
     or the two-batch check where those cannot be had, then the windows of the samples."""
     outputs = _sizes(traced, specs, make_inputs, source_name)
-    if traced.size_fixed_at is not None:   # a size may be fixed: where the traced graph fails larger
-        traced.size_fixed_at = _fails_larger(traced, make_inputs)
     if traced.size_fixed_at is not None and not _runs_larger(traced.root, make_inputs):
         traced.size_fixed_at = None   # the base model too runs at the example's size only
     larger_rows(traced, make_inputs)
@@ -520,6 +522,8 @@ def _sizes(traced: Traced, specs, make_inputs, source_name: str) -> Any:
     if not symbolic_sizes(traced, inputs):
         second_run(traced, specs, make_inputs, source_name)
         return outputs
+    if traced.size_fixed_at is not None:   # a guard's hint that a size was fixed: ask a run
+        traced.size_fixed_at = _fails_larger(traced, make_inputs)
     # an operation that specialised the batch (nn.Upsample's float scale does): ask a second run
     unsure = [n for n in traced.graph.nodes if (n.meta.get("size") or ("",))[0] == str(FAKE_BATCH)]
     if unsure:

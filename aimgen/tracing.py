@@ -288,8 +288,8 @@ class Traced:
     # the submodule whose output depends on the mode, written in the root's forward after a
     # ``return`` in train() (see _mode_tail), or None
     mode_tail: str | None = None
-    # where the traced forward first holds a size as a constant that the input sets, so the
-    # graph runs at the example's size only (set by aimgen.shapes; None where sizes stay free)
+    # where the traced forward fails at twice the example's size though the base model runs
+    # there (it holds a size the input sets as a number): set by aimgen.shapes; None otherwise
     size_fixed_at: str | None = None
 
     @property

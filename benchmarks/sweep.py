@@ -75,5 +75,5 @@ def check(source: Path, name: str, specs: InputSpec | list[InputSpec], every_out
     tapped, seen = conv.plan.layer_counts()
     return (f"ok taps={tapped}/{seen} updates={len(conv.plan.updates)} diff={diff:.1e} "
             f"lines={len(conv.source.splitlines())} "
-            + ("size=example-only " if "note: input size: runs at" in conv.report else "")
+            + ("size=example-only " if "input_size" in conv.report_dict() else "")
             + f"{time.time() - start:.0f}s")

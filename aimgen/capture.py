@@ -39,7 +39,6 @@ import builtins
 import collections
 import contextlib
 import dataclasses
-import importlib.util
 import io
 import inspect
 import logging
@@ -60,23 +59,11 @@ from .errors import KeepWhole, TraceError
 from .sourcecopy import is_namedtuple, is_user_object
 from .taps import REGISTRY
 from .taps.linear import computes_f_linear, is_linear_subclass
-from .tracing import Traced, as_found, fixed_arguments, flat_values, forward_inputs
+from .tracing import NOT_MODEL_CODE, Traced, as_found, fixed_arguments, flat_values, forward_inputs, stack_location
 
 CAPTURE = "torch.export"
 aten = torch.ops.aten
 
-_TORCH_DIR = str(Path(torch.__file__).resolve().parent)
-_HERE = str(Path(__file__).resolve().parent)
-
-
-def _package_dir(name: str) -> str | None:
-    spec = importlib.util.find_spec(name)
-    return str(Path(spec.origin).resolve().parent) if spec is not None and spec.origin else None
-
-
-# where a failure is never the model's own line: torch, aimgen, and numpy (a model that calls
-# numpy in forward fails inside it; its own line is the one to show)
-_NOT_MODEL_CODE = tuple(d for d in (_TORCH_DIR, _HERE, _package_dir("numpy")) if d)
 _INT64_MAX = 9223372036854775807
 
 # aten calls on a parameter that the functional tap kinds know as torch functions (same arguments)
@@ -504,12 +491,12 @@ def user_location(err: BaseException) -> str | None:
     loc = None
     for frame in traceback.extract_tb(err.__traceback__):
         fname = str(Path(frame.filename).resolve()) if frame.filename else ""
-        if fname.startswith(_NOT_MODEL_CODE) or not fname.endswith(".py"):
+        if fname.startswith(NOT_MODEL_CODE) or not fname.endswith(".py"):
             continue
         loc = f"{frame.filename}:{frame.lineno} (`{(frame.line or '').strip()}`)"
     if loc is None:
         for m in re.finditer(r'File "([^"]+\.py)", line (\d+)', str(err)):
-            if not str(Path(m.group(1)).resolve()).startswith(_NOT_MODEL_CODE):
+            if not str(Path(m.group(1)).resolve()).startswith(NOT_MODEL_CODE):
                 loc = f"{m.group(1)}:{m.group(2)}"
     return loc
 
@@ -1153,7 +1140,7 @@ def _inline_regions(ep) -> None:
             device, _, enabled, _, body, *operands = n.args
         inner = getattr(ep.graph_module, body.target).graph
         if n.target is autocast and enabled:
-            where = next(filter(None, map(_stack_location, [n, *inner.nodes])), "an unknown place")
+            where = next(filter(None, map(stack_location, [n, *inner.nodes])), "an unknown place")
             raise TraceError(f"the model computes a part under torch.autocast({device!r}) (at {where}), which "
                              "aimgen cannot write yet.",
                              hint="Convert the model without autocast, and run the converted one under it.")
@@ -1379,25 +1366,13 @@ def _mode_error(model: nn.Module, source: str, a: fx.Node, b: fx.Node) -> ModeSp
     just be where the shorter graph goes on)."""
     depth = {n: len(_owner(n).split(".")) if _owner(n) else 0 for n in (a, b)}
     node = a if b.op == "output" or (a.op != "output" and depth[a] > depth[b]) else b
-    where = _stack_location(node) or _stack_location(a if node is b else b) or source
+    where = stack_location(node) or stack_location(a if node is b else b) or source
     owner = _owner(node)
     return ModeSplit(
         f"{_named(source, model)}: the forward of {owner or 'the root module'} takes a different path in train() "
         f"and eval() mode (`if self.training` or similar), near {where}; one captured graph cannot hold both.",
         hint="Make it branch-free (e.g. F.dropout(x, p, self.training)), or move the branch into a submodule "
         "torch.fx can trace around (it is then kept whole as a leaf).", owner=owner, where=where)
-
-
-def _stack_location(node: fx.Node) -> str | None:
-    lines = (node.meta.get("stack_trace") or "").splitlines()
-    loc = None
-    for k, line in enumerate(lines):
-        m = re.match(r'\s*File "(.+)", line (\d+), in ', line)
-        if not m or str(Path(m.group(1)).resolve()).startswith(_NOT_MODEL_CODE):
-            continue
-        code = lines[k + 1].strip() if k + 1 < len(lines) else ""
-        loc = f"{m.group(1)}:{m.group(2)} (`{code}`)"
-    return loc
 
 
 # ----------------------------------------------------------------------------- checking

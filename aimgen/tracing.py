@@ -16,6 +16,7 @@ import contextlib
 import copy
 import dis
 import functools
+import importlib.util
 import inspect
 import operator
 import re
@@ -37,6 +38,16 @@ from .nn_forwards import TRACED_FORWARDS
 from .taps import REGISTRY
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
+
+
+def _package_dir(name: str) -> str | None:
+    spec = importlib.util.find_spec(name)
+    return str(Path(spec.origin).resolve().parent) if spec is not None and spec.origin else None
+
+
+#: where a frame is never the model's own line: torch, aimgen, and numpy (a model that calls
+#: numpy in forward fails inside it; its own line is the one to show)
+NOT_MODEL_CODE = tuple(d for d in (_TORCH_DIR, str(Path(__file__).resolve().parent), _package_dir("numpy")) if d)
 
 
 class AimTracer(fx.Tracer):
@@ -333,12 +344,11 @@ def _user_location(err: BaseException) -> str | None:
 def _user_frames(node: fx.Node) -> list[tuple[str, str, str, str]]:
     """(file, line, function, code) of each frame of the model's code (not torch's, not aimgen's)
     in a node's recorded stack trace, outermost first."""
-    here = str(Path(__file__).resolve().parent)
     lines = (node.meta.get("stack_trace") or "").splitlines()
     frames = []
     for i, line in enumerate(lines):
         m = re.match(r'\s*File "(.+)", line (\d+), in (\S+)', line)
-        if m and not str(Path(m.group(1)).resolve()).startswith((_TORCH_DIR, here)):
+        if m and not str(Path(m.group(1)).resolve()).startswith(NOT_MODEL_CODE):
             frames.append((m.group(1), m.group(2), m.group(3), lines[i + 1].strip() if i + 1 < len(lines) else ""))
     return frames
 

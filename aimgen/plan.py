@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass
 
@@ -197,7 +198,7 @@ def cut_nodes(graph: fx.Graph, carries=None) -> set[str]:
             continue
         if carries is not None and tensor_meta(n) is not None and not carries(n):
             continue
-        reach[pos[n]] = max((pos[u] for u in n.users), default=pos[n])
+        reach[pos[n]] = max((pos[u] for u in n.users if not _shape_only(u)), default=pos[n])
     cuts, furthest = set(), 0
     for i, n in enumerate(nodes):
         if furthest <= i and n.op not in ("placeholder", "get_attr", "output"):
@@ -511,6 +512,47 @@ def _between_taps(traced: Traced, taps) -> list[fx.Node]:
     return out
 
 
+#: operations that only rearrange, scale, normalize or extend (learned memory tokens) a value on its way
+#: into an attention's product
+_REARRANGING = {"view", "reshape", "_unsafe_view", "permute", "transpose", "flatten", "unflatten", "contiguous",
+                "chunk", "split", "split_with_sizes", "unbind", "getitem", "unsqueeze", "squeeze", "expand",
+                "clone", "movedim", "mul", "div", "t", "softmax", "_softmax", "cat", "concat"}
+#: an attention's products of queries, keys and values
+_ATTENTION_PRODUCTS = {"matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"}
+
+
+def _op_name(node: fx.Node) -> str:
+    """``reshape`` for a call of torch.reshape, Tensor.reshape or aten.reshape.default."""
+    if node.op == "call_method":
+        return str(node.target)
+    if node.op != "call_function":
+        return ""
+    special = {operator.getitem: "getitem", operator.matmul: "matmul", operator.mul: "mul", operator.truediv: "div"}
+    if node.target in special:
+        return special[node.target]
+    return getattr(node.target, "__name__", str(node.target)).split(".")[0]
+
+
+def _attention_input(node: fx.Node) -> bool:
+    """Whether a value goes nowhere but into an attention's products, through reshapes, permutes
+    and splits: the queries, keys or values an attention block makes of a map (vit-pytorch's CvT
+    and Twins-SVT: keys and values from a strided conv), which are the block's own, no stage."""
+    seen, todo, reached = set(), [node], False
+    while todo:
+        for user in todo.pop().users:
+            if user in seen or _shape_only(user):
+                continue
+            seen.add(user)
+            name = _op_name(user)
+            if name in _ATTENTION_PRODUCTS:
+                reached = True
+            elif name in _REARRANGING:
+                todo.append(user)
+            else:
+                return False
+    return reached
+
+
 def mode_only(node: fx.Node) -> str:
     """'train()' or 'eval()' for a node only one mode runs (tracing._mode_tail), else ''."""
     return "train()" if node.meta.get("train_only") else "eval()" if node.meta.get("eval_only") else ""
@@ -522,7 +564,9 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     input size. On the main path (cut nodes: no edge jumps over them) a stage ends where the
     next main-path feature map has another size (a ResNet's stage outputs). Where long skips
     leave no main path (a U-Net's encoder and decoder), every run of one size in program order
-    is a stage. Without a grid (MLPs, transformers over tokens) sizes are feature widths."""
+    is a stage, and the main-path map before such a detour ends one. Maps a block makes for its
+    own use (an attention's keys and values) are no stage. Without a grid (MLPs, transformers
+    over tokens) sizes are feature widths."""
     nodes = _between_taps(traced, taps)
     sizes = conv_sizes(traced, taps)
     kinds = {n.name: _feature_kind(n, grid, sizes) for n in nodes}
@@ -538,14 +582,17 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
                     "size to pool (nothing to rewrite the memory from)")
     main = {n.name for n in candidates}
     cuts = cut_nodes(traced.graph, lambda n: n.name in main)
+    at = {n.name: i for i, n in enumerate(traced.graph.nodes)}
+    token_cuts: list[fx.Node] = []
     path = [kinds[n.name][0] for n in candidates if n.name in cuts]
     if "tokens" in path and "spatial" in path[path.index("tokens"):]:
         # the main path goes back to (N, C, H, W) maps after its tokens (CvT and SegFormer fold
         # them into a map at each stage's end): the maps mark the stages, and the tokens are
-        # the same resolution by another name
+        # the same resolution by another name. The cuts stay those of the tokens and maps: the
+        # tokens' residual sums jump over the maps a block makes of them (CvT's convolutional
+        # key and value projections), which are no stage
+        token_cuts = [n for n in candidates if kinds[n.name][0] == "tokens" and n.name in cuts]
         candidates = [n for n in candidates if kinds[n.name][0] != "tokens"]
-        main = {n.name for n in candidates}
-        cuts = cut_nodes(traced.graph, lambda n: n.name in main)
     output = next(n for n in traced.graph.nodes if n.op == "output")
     outputs = {a.name for a in output.all_input_nodes}
 
@@ -558,31 +605,49 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
         main_width = max(set(widths), key=widths.count)
         candidates = [n for n in candidates if kinds[n.name][1] == main_width]
         on_path = [n for n in on_path if kinds[n.name][1] == main_width]
-    ends: list[fx.Node] = []
-    stage: list[fx.Node] = []
-    for i, n in enumerate(on_path):  # the last main-path node of each size (the output excepted)
-        stage.append(n)
-        if i + 1 == len(on_path) or key(on_path[i + 1]) != key(n):
-            kept = [m for m in stage if m.name not in outputs]
-            ends += kept[-1:]
-            stage = []
     # stretches between main-path maps that hold maps of other sizes: no main path there (a
-    # U-Net). Token sequences off the main path are no such stretch: they are a block's own
+    # U-Net's deeper levels, a decode head's other scales), and every run of one size in it is
+    # a stage. Token sequences off the main path are no such stretch: they are a block's own
     # (window attention over a map one window covers)
+    ends: list[fx.Node] = []
+    detours: set[str] = set()  # main-path maps a stretch of other sizes follows: a stage ends there
     maps = [n for n in candidates if kinds[n.name][0] != "tokens"]
     order = {n.name: i for i, n in enumerate(maps)}
     marks = [-1] + [order[n.name] for n in on_path if n.name in order] + [len(maps)]
     for lo, hi in zip(marks, marks[1:]):
         inner = maps[lo + 1:hi]
+        start = at[maps[lo].name] if lo >= 0 else -1
+        end = at[maps[hi].name] if hi < len(maps) else len(at)
         outer = {key(maps[i]) for i in (lo, hi) if 0 <= i < len(maps)}
         if not any(key(n) not in outer for n in inner):
             continue
-        for j, n in enumerate(inner):
+        stages = []
+        for n in inner:
             after = maps[order[n.name] + 1] if order[n.name] + 1 < len(maps) else None
-            if after is None or key(after) != key(n):  # a run that goes on into the main path is not over
-                ends.append(n)
-    position = {n.name: i for i, n in enumerate(candidates)}
-    ends.sort(key=lambda n: position[n.name])
+            # a run that goes on into the main path is not over; nor is a map an attention reads,
+            # nor one the main path's tokens jump over (a block makes it of them)
+            inside = any(start < at[t.name] < at[n.name] for t in token_cuts) and \
+                any(at[n.name] < at[t.name] < end for t in token_cuts)
+            if (after is None or key(after) != key(n)) and not _attention_input(n) and not inside:
+                stages.append(n)
+        # a detour through stages of other sizes (a U-Net's deeper levels, a decode head's scales),
+        # left at once: the map before it ends a stage. A gate computed at one smaller size
+        # (GhostNetV2's pooled attention branch) is a block's own, no detour
+        if lo >= 0 and stages and key(stages[0]) != key(maps[lo]) and len({key(n) for n in stages}) > 1:
+            detours.add(maps[lo].name)
+        ends += stages
+    stage: list[fx.Node] = []
+    for i, n in enumerate(on_path):  # the last main-path node of each size (the output excepted)
+        stage.append(n)
+        if i + 1 == len(on_path) or key(on_path[i + 1]) != key(n) or n.name in detours:
+            kept = [m for m in stage if m.name not in outputs]
+            ends += kept[-1:]
+            stage = []
+    last_map = on_path[-1] if on_path else None
+    tail = [t for t in token_cuts if last_map is not None and at[t.name] > at[last_map.name] and t.name not in outputs]
+    if tail and last_map in ends:  # the last stage ends in tokens (CvT's classifier reads them): there
+        ends[ends.index(last_map)] = tail[-1]
+    ends.sort(key=lambda n: at[n.name])
     chosen = [(n, kinds[n.name]) for n in ends if n.name not in outputs]
     return chosen, "" if chosen else \
         "the only feature maps between the first and the last tapped layer are the model's outputs"

@@ -558,3 +558,235 @@ def test_maps_padded_for_a_conv_are_no_stage_where_torch_export_pads_them():
     assert len(labels) == 4, labels      # 16 x 16, 8 x 8, 4 x 4, 2 x 2
     sizes = [n.meta["size"] for n in result._traced.graph.nodes if n.op == "call_module"]
     assert not sizes[-2][-1].isdigit()   # the last conv's width: symbolic, not 2
+
+
+class _ConvAttention(nn.Module):
+    """CvT's attention: its keys and values come from a strided depthwise conv over the tokens
+    folded into a map (a map smaller than the stage's, inside the block)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.kv = nn.Conv2d(c, c, 3, stride=2, padding=1, groups=c)
+        self.q = nn.Linear(c, c)
+        self.out = nn.Linear(c, c)
+
+    def forward(self, tokens, h, w):
+        n, _, c = tokens.shape
+        kv = self.kv(tokens.transpose(1, 2).reshape(n, c, h, w)).flatten(2).transpose(1, 2)
+        attn = torch.softmax(self.q(tokens) @ kv.transpose(1, 2) / c ** 0.5, -1)
+        return self.out(attn @ kv)
+
+
+class _ConvAttentionStages(nn.Module):
+    """_FoldedTokens with CvT's blocks: two stages of tokens, each folded back into a map at its
+    end; the second stage's map has the size of the first stage's keys and values."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.stage1 = nn.ModuleList([_ConvAttention(8), _ConvAttention(8)])
+        self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.stage2 = nn.ModuleList([_ConvAttention(8)])
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for stage in (self.stage1, self.stage2):
+            n, c, h, w = x.shape
+            tokens = x.flatten(2).transpose(1, 2)
+            for block in stage:
+                tokens = tokens + block(tokens, h, w)
+            x = tokens.transpose(1, 2).reshape(n, c, h, w)
+            if stage is self.stage1:
+                x = self.down(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_maps_a_block_makes_of_its_tokens_are_no_stage():
+    """CvT (Hugging Face's, lucidrains'): the maps of a block's key and value convs are jumped
+    over by the tokens' residual sums, so they are no stage, though the next stage's maps have
+    their size; shape reads of a stage's input, used at its end, do not hide its tokens."""
+    model = _ConvAttentionStages().eval()
+    conv = aimgen.convert(model, torch.randn(1, 3, 32, 32), base_weights=model.state_dict())
+    assert [(u.label, u.kind, u.shape[2:]) for u in conv.plan.updates] == [
+        ("reshape_2", "spatial", (8, 8)), ("reshape_4", "spatial", (4, 4))]
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(aim.eval()(x), model(x), atol=1e-5, rtol=0)
+
+
+class _MultiScaleHead(nn.Module):
+    """SegFormer's layout: a decode head reads every stage's output, upsampled to the first
+    stage's size, so the main path's first-stage size runs on into the head after the detour
+    through the smaller stages."""
+
+    def __init__(self):
+        super().__init__()
+        self.stage1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.stage2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.stage3 = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.proj1 = nn.Conv2d(8, 8, 1)
+        self.proj2 = nn.Conv2d(16, 8, 1)
+        self.proj3 = nn.Conv2d(16, 8, 1)
+        self.fuse = nn.Conv2d(24, 4, 1)
+
+    def forward(self, x):
+        s1 = torch.relu(self.stage1(x))
+        s2 = torch.relu(self.stage2(s1))
+        s3 = torch.relu(self.stage3(s2))
+        p2 = F.interpolate(self.proj2(s2), size=s1.shape[2:], mode="bilinear")
+        p3 = F.interpolate(self.proj3(s3), size=s1.shape[2:], mode="bilinear")
+        return self.fuse(torch.cat([self.proj1(s1), p2, p3], 1))
+
+
+def test_a_stage_the_main_path_leaves_for_other_sizes_ends_there():
+    """The first stage's map is where the main path leaves for the smaller stages' sizes; that
+    it comes back to the same size in the head does not make the two one stage. A gate
+    computed at one smaller size inside a block (GhostNetV2) is no such detour."""
+    model = _MultiScaleHead().eval()
+    conv = aimgen.convert(model, torch.randn(1, 3, 16, 16), base_weights=model.state_dict())
+    assert [(u.label, u.shape[2]) for u in conv.plan.updates] == [
+        ("relu", 16), ("relu_1", 8), ("relu_2", 4), ("proj2", 8), ("interpolate", 16), ("proj3", 4), ("cat", 16)]
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(aim.eval()(x), model(x), atol=1e-5, rtol=0)
+
+
+class _TokensToTheHead(_ConvAttentionStages):
+    """CvT's last stage: its tokens go to the classifier as they are, not folded into a map."""
+
+    def forward(self, x):
+        x = self.down(self._stage(self.stem(x), self.stage1))
+        n, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)
+        for block in self.stage2:
+            tokens = tokens + block(tokens, h, w)
+        return self.head(tokens.mean(1))
+
+    def _stage(self, x, stage):
+        n, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)
+        for block in stage:
+            tokens = tokens + block(tokens, h, w)
+        return tokens.transpose(1, 2).reshape(n, c, h, w)
+
+
+def test_a_last_stage_that_ends_in_tokens_gets_its_update_block_at_its_end():
+    """Not at the map its tokens were made of, at the stage's start (which ended its size's run
+    of maps on the main path)."""
+    model = _TokensToTheHead().eval()
+    conv = aimgen.convert(model, torch.randn(1, 3, 32, 32), base_weights=model.state_dict())
+    assert [(u.label, u.kind, u.shape) for u in conv.plan.updates] == [
+        ("reshape_2", "spatial", (1, 8, 8, 8)), ("add_2", "tokens", (1, 16, 8))]
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(aim.eval()(x), model(x), atol=1e-5, rtol=0)
+
+
+class _MapAttention(nn.Module):
+    """vit-pytorch's CvT block: attention on maps, its keys and values from a strided conv (a
+    map a quarter of the size), reshaped into sequences for the product; a residual sum."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.q = nn.Conv2d(c, c, 1)
+        self.kv = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
+        self.out = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q = self.q(x).reshape(n, c, h * w).transpose(1, 2)
+        k, v = self.kv(x).chunk(2, dim=1)
+        k, v = k.reshape(n, c, -1), v.reshape(n, c, -1).transpose(1, 2)
+        attn = torch.softmax(torch.matmul(q, k) * c ** -0.5, -1)
+        return x + self.out(torch.matmul(attn, v).transpose(1, 2).reshape(n, c, h, w))
+
+
+class _MapAttentionStages(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.stage1 = nn.Sequential(_MapAttention(8), _MapAttention(8))
+        self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.stage2 = _MapAttention(8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stage2(self.down(self.stage1(self.stem(x))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_the_maps_an_attention_makes_its_keys_and_values_of_are_no_stage():
+    """The keys' and values' map is a quarter of the stage's, and a residual sum jumps over it
+    as a U-Net's long skip jumps over its deeper levels; but it goes nowhere except into the
+    attention's products, so it is the block's own."""
+    model = _MapAttentionStages().eval()
+    conv = aimgen.convert(model, torch.randn(1, 3, 32, 32), base_weights=model.state_dict())
+    assert [(u.label, u.shape[2:]) for u in conv.plan.updates] == [("stage1.1:add_1", (8, 8)), ("stage2:add_2", (4, 4))]
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(aim.eval()(x), model(x), atol=1e-5, rtol=0)
+
+
+
+class _LinearAttention(nn.Module):
+    """denoising-diffusion-pytorch's linear attention: softmax over queries and keys, learned
+    memory tokens concatenated to the keys and values, a residual sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Conv2d(8, 24, 1)
+        self.memory_kv = nn.Parameter(torch.randn(2, 1, 8, 2))
+        self.out = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        qkv = self.qkv(x).chunk(3, dim=1)
+        q, k, v = (qkv[i].reshape(n, c, h * w) for i in range(3))
+        k = torch.cat([self.memory_kv[0].expand(n, -1, -1), k], -1)
+        v = torch.cat([self.memory_kv[1].expand(n, -1, -1), v], -1)
+        context = torch.einsum("bdn,ben->bde", k.softmax(dim=-1), v)
+        out = torch.einsum("bde,bdn->ben", context, q.softmax(dim=-2) * c ** -0.5)
+        return x + self.out(out.reshape(n, c, h, w))
+
+
+def test_what_an_attention_makes_of_a_map_is_told_apart_from_what_a_conv_reads():
+    """Queries, keys and values reach nothing but the attention's products, through reshapes,
+    softmax, scaling and concatenated memory tokens; the block's input reaches a conv too."""
+    from aimgen.plan import _attention_input
+
+    graph = fx.symbolic_trace(_LinearAttention()).graph
+    nodes = {n.name: n for n in graph.nodes}
+    qkv = [n for n in graph.nodes if n.args and n.args[0] is nodes["chunk"]]
+    assert len(qkv) == 3 and all(_attention_input(n) for n in qkv)
+    assert not _attention_input(nodes["x"]) and not _attention_input(nodes["qkv"].args[0])
+    assert not _attention_input(nodes["einsum_1"])  # the attention's output goes on to a conv
+
+
+class _PooledGate(nn.Module):
+    """GhostNetV2's block: its output gated by a branch computed at half the size (pooled,
+    convolved, upsampled back): between the block's input and the gate's product the main path
+    holds maps of one smaller size only."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.main = nn.Conv2d(8, 8, 3, padding=1)
+        self.gate = nn.Conv2d(8, 8, 3, padding=1)
+        self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        gate = torch.sigmoid(self.gate(F.avg_pool2d(x, 2)))
+        x = self.main(x) * F.interpolate(gate, size=x.shape[2:])
+        return self.head(torch.relu(self.down(x)).mean((2, 3)))
+
+
+def test_a_gate_computed_at_a_smaller_size_is_no_detour():
+    plan = aimgen.convert(_PooledGate(), torch.randn(1, 3, 16, 16)).plan
+    assert "relu" not in [u.label for u in plan.updates]  # the block's input ends no stage

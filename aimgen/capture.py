@@ -59,7 +59,8 @@ from .errors import KeepWhole, TraceError
 from .sourcecopy import is_namedtuple, is_user_object
 from .taps import REGISTRY
 from .taps.linear import computes_f_linear, is_linear_subclass
-from .tracing import NOT_MODEL_CODE, Traced, as_found, fixed_arguments, flat_values, forward_inputs, stack_location
+from .tracing import (NOT_MODEL_CODE, Traced, as_found, fixed_arguments, flat_values, forward_inputs, op_name,
+                      stack_location)
 
 CAPTURE = "torch.export"
 aten = torch.ops.aten
@@ -722,8 +723,7 @@ class _Lowering:
         """The exporter's checks (they compute nothing), whole-axis slices (``x[:, :]``, the
         same values as ``x``) and copies of a constant the forward makes anew anyway."""
         for n in list(self.g.nodes):
-            name = getattr(n.target, "__name__", "")
-            if n.op == "call_function" and not n.users and name.split(".")[0] in _CHECKS:
+            if n.op == "call_function" and not n.users and op_name(n) in _CHECKS:
                 self.g.erase_node(n)
             elif n.op == "call_function" and ((n.target is aten.slice.Tensor and _whole(n)) or (
                     n.target is aten.lift_fresh_copy.default and n.args[0].target is torch.tensor)):

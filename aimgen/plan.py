@@ -9,9 +9,9 @@ the ones the validator checks against the generated model, parameter for paramet
 """
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import math
-import operator
 from collections import Counter
 from dataclasses import dataclass
 
@@ -23,7 +23,7 @@ from .naming import count
 from .options import DEFAULT_BUDGET, DEFAULT_MEMORY_SIZE, DEFAULT_RANK, Options
 from .shapes import pads, size_key, tensor_meta
 from .taps import REGISTRY, Skip, TapSite, TapWidth
-from .tracing import Traced
+from .tracing import Traced, op_name
 
 
 @dataclass(frozen=True)
@@ -516,21 +516,9 @@ def _between_taps(traced: Traced, taps) -> list[fx.Node]:
 #: into an attention's product
 _REARRANGING = {"view", "reshape", "_unsafe_view", "permute", "transpose", "flatten", "unflatten", "contiguous",
                 "chunk", "split", "split_with_sizes", "unbind", "getitem", "unsqueeze", "squeeze", "expand",
-                "clone", "movedim", "mul", "div", "t", "softmax", "_softmax", "cat", "concat"}
+                "clone", "movedim", "mul", "div", "truediv", "t", "softmax", "_softmax", "cat", "concat"}
 #: an attention's products of queries, keys and values
 _ATTENTION_PRODUCTS = {"matmul", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"}
-
-
-def _op_name(node: fx.Node) -> str:
-    """``reshape`` for a call of torch.reshape, Tensor.reshape or aten.reshape.default."""
-    if node.op == "call_method":
-        return str(node.target)
-    if node.op != "call_function":
-        return ""
-    special = {operator.getitem: "getitem", operator.matmul: "matmul", operator.mul: "mul", operator.truediv: "div"}
-    if node.target in special:
-        return special[node.target]
-    return getattr(node.target, "__name__", str(node.target)).split(".")[0]
 
 
 def _attention_input(node: fx.Node) -> bool:
@@ -543,7 +531,7 @@ def _attention_input(node: fx.Node) -> bool:
             if user in seen or _shape_only(user):
                 continue
             seen.add(user)
-            name = _op_name(user)
+            name = op_name(user)
             if name in _ATTENTION_PRODUCTS:
                 reached = True
             elif name in _REARRANGING:
@@ -612,6 +600,7 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     ends: list[fx.Node] = []
     detours: set[str] = set()  # main-path maps a stretch of other sizes follows: a stage ends there
     maps = [n for n in candidates if kinds[n.name][0] != "tokens"]
+    token_at = [at[t.name] for t in token_cuts]   # in program order
     order = {n.name: i for i, n in enumerate(maps)}
     marks = [-1] + [order[n.name] for n in on_path if n.name in order] + [len(maps)]
     for lo, hi in zip(marks, marks[1:]):
@@ -626,8 +615,8 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
             after = maps[order[n.name] + 1] if order[n.name] + 1 < len(maps) else None
             # a run that goes on into the main path is not over; nor is a map an attention reads,
             # nor one the main path's tokens jump over (a block makes it of them)
-            inside = any(start < at[t.name] < at[n.name] for t in token_cuts) and \
-                any(at[n.name] < at[t.name] < end for t in token_cuts)
+            i = bisect.bisect(token_at, at[n.name])
+            inside = 0 < i < len(token_at) and token_at[i - 1] > start and token_at[i] < end
             if (after is None or key(after) != key(n)) and not _attention_input(n) and not inside:
                 stages.append(n)
         # a detour through stages of other sizes (a U-Net's deeper levels, a decode head's scales),
@@ -643,10 +632,9 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
             kept = [m for m in stage if m.name not in outputs]
             ends += kept[-1:]
             stage = []
-    last_map = on_path[-1] if on_path else None
-    tail = [t for t in token_cuts if last_map is not None and at[t.name] > at[last_map.name] and t.name not in outputs]
-    if tail and last_map in ends:  # the last stage ends in tokens (CvT's classifier reads them): there
-        ends[ends.index(last_map)] = tail[-1]
+    if on_path and on_path[-1] in ends:  # a last stage that ends in tokens (CvT's classifier reads them)
+        tail = [t for t in token_cuts if at[t.name] > at[on_path[-1].name] and t.name not in outputs]
+        ends[ends.index(on_path[-1])] = tail[-1] if tail else on_path[-1]
     ends.sort(key=lambda n: at[n.name])
     chosen = [(n, kinds[n.name]) for n in ends if n.name not in outputs]
     return chosen, "" if chosen else \

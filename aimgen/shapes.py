@@ -29,7 +29,7 @@ from torch import nn
 from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
 
 from .errors import TraceError
-from .tracing import Traced, stack_location, module_of
+from .tracing import Traced, module_of, op_name, stack_location
 
 
 def _fresh(value: Any) -> Any:
@@ -317,12 +317,9 @@ class _Values(_Runner):
 def _regroups(n: fx.Node) -> bool:
     """Whether the node may merge the batch axis with others: a view or reshape, or a flatten
     from axis 0 (``flatten(x, 1)`` keeps it)."""
-    if n.op not in ("call_method", "call_function"):
-        return False
-    name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
-    if name.split(".")[0] in ("view", "reshape", "_unsafe_view"):
+    if op_name(n) in ("view", "reshape", "_unsafe_view"):
         return True
-    if name == "flatten":
+    if op_name(n) == "flatten" and not isinstance(n.target, torch._ops.OpOverload):
         start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 0)
         return start == 0
     return False
@@ -453,9 +450,7 @@ def pads(node: fx.Node, root: nn.Module) -> bool:
     layers, the exporter's ``constant_pad_nd``)."""
     if node.op == "call_module":
         return type(root.get_submodule(node.target)).__module__ == "torch.nn.modules.padding"
-    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
-    # torch.export's graphs call aten's OpOverloads, named "pad.default"
-    return node.op in ("call_function", "call_method") and name.split(".")[0] in ("pad", "constant_pad_nd")
+    return op_name(node) in ("pad", "constant_pad_nd")   # aten's OpOverloads too ("pad.default")
 
 
 def _pads_by_numbers(node: fx.Node, root: nn.Module) -> bool:

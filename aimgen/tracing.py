@@ -50,6 +50,16 @@ def _package_dir(name: str) -> str | None:
 NOT_MODEL_CODE = tuple(d for d in (_TORCH_DIR, str(Path(__file__).resolve().parent), _package_dir("numpy")) if d)
 
 
+def op_name(node: fx.Node) -> str:
+    """What a call node computes, whatever form the call takes: ``reshape`` for torch.reshape,
+    Tensor.reshape and aten's ``reshape.default``; '' for a node that calls no function or method."""
+    if node.op == "call_method":
+        return str(node.target)
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", "").split(".")[0]
+    return ""
+
+
 class AimTracer(fx.Tracer):
     """torch.fx's tracer with extra leaf modules (by qualified name) and stack traces on.
 

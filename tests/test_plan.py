@@ -9,6 +9,7 @@ import re
 import pytest
 import torch
 import torch.fx as fx
+from torch.fx.passes.shape_prop import ShapeProp
 import torch.nn.functional as F
 from torch import nn
 
@@ -40,6 +41,26 @@ def test_cut_nodes_exclude_nodes_inside_a_branch():
     cuts = cut_nodes(graph)
     assert {"relu", "add", "relu_2"} <= cuts  # block input, block output, last stage
     assert "b" not in cuts and "relu_1" not in cuts  # jumped over by the residual edge
+
+
+def test_a_shape_read_late_is_no_edge_that_jumps_over_the_path():
+    """torch.export puts a shape read where it is used (CvT reads a stage's input shape at the
+    stage's end): the read is no data edge, so the nodes it spans are still on the main path."""
+    class LateShape(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 3, padding=1)
+            self.b = nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x):
+            y = self.a(x)
+            z = self.b(torch.relu(y))
+            return z.reshape(y.shape[0], -1)
+
+    traced = fx.symbolic_trace(LateShape())
+    ShapeProp(traced).propagate(torch.randn(1, 3, 8, 8))
+    assert [n.name for n in traced.graph.nodes][4] == "getattr_1"   # y.shape, read after b
+    assert {"a", "relu", "b"} <= cut_nodes(traced.graph)
 
 
 def test_updates_go_at_the_end_of_each_resolution_stage():

@@ -38,7 +38,6 @@ from pathlib import Path
 import libcst
 import torch
 import torch.nn.functional as F
-from libcst.metadata import MetadataWrapper, PositionProvider
 from torch import nn
 
 from .errors import RenderError
@@ -99,7 +98,6 @@ class _File:
     path: Path
     text: str
     cst: libcst.Module
-    positions: dict
     tree: ast.Module
     table: symtable.SymbolTable
     globals: dict
@@ -312,10 +310,8 @@ class SourceCopier:
         key = str(path.resolve())
         if key not in self._files:
             text = path.read_text(encoding="utf-8")
-            wrapper = MetadataWrapper(libcst.parse_module(text))
-            positions = wrapper.resolve(PositionProvider)
             module = sys.modules.get(obj.__module__)
-            self._files[key] = _File(path=path, text=text, cst=wrapper.module, positions=positions,
+            self._files[key] = _File(path=path, text=text, cst=libcst.parse_module(text),
                                      tree=ast.parse(text), table=symtable.symtable(text, str(path), "exec"),
                                      globals=vars(module) if module is not None else {})
         return self._files[key]
@@ -329,12 +325,13 @@ class SourceCopier:
                               hint="Define it at module level with class/def.")
         want = _line_of(obj)
         node = next((n for n in nodes if want in (n.lineno, *(d.lineno for d in n.decorator_list))), nodes[-1])
-        for stmt in src.cst.body:
-            if isinstance(stmt, (libcst.ClassDef, libcst.FunctionDef)) and stmt.name.value == name:
-                pos = src.positions[stmt]
-                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-                if pos.start.line <= first <= pos.end.line or pos.start.line <= node.lineno <= pos.end.line:
-                    return stmt, node
+        # the module's top-level class and def statements, in order, are the same in both trees
+        # (libcst writes `async def` as a FunctionDef): the k-th of one is the k-th of the other
+        ast_defs = [n for n in src.tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+        cst_defs = [s for s in src.cst.body if isinstance(s, (libcst.ClassDef, libcst.FunctionDef))]
+        index = next(i for i, n in enumerate(ast_defs) if n is node)
+        if len(ast_defs) == len(cst_defs) and cst_defs[index].name.value == name:
+            return cst_defs[index], node
         raise RenderError(f"{src.path.name}:{node.lineno}: cannot isolate the definition of {name}.")
 
     def _free_names(self, src: _File, node, name: str) -> set[str]:

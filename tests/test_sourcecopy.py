@@ -33,6 +33,20 @@ def test_a_class_is_copied_with_its_helpers_constants_and_imports(tmp_path):
     assert is_user_object(mod.Gate) and not is_user_object(pytest.raises)
 
 
+def test_the_definition_copied_is_the_one_the_object_came_from(tmp_path):
+    """A name defined twice (the later wins in Python), after an async def and a decorated
+    class, in a file whose statements share lines: the definition the object came from."""
+    mod = module_from(tmp_path, (
+        "import functools; import torch\n\ndef scale(x):\n    return x * 1\n\nasync def fetch():\n    pass\n\n"
+        "@functools.total_ordering\nclass Key:\n    def __lt__(self, other):\n        return False\n\n"
+        "def scale(x):\n    return x * 2\n"))
+    copier = SourceCopier()
+    assert copier.add(mod.scale, "operation scale") == "scale"
+    assert copier.add(mod.Key, "a class") == "Key"
+    text = copier.copied.text()
+    assert "return x * 2" in text and "return x * 1" not in text and "async def" not in text
+    assert "@functools.total_ordering\nclass Key:" in text
+
 def test_a_definition_inside_a_function_or_a_clashing_name_is_refused(tmp_path):
     mod = module_from(tmp_path, "def make():\n    class Inner:\n        pass\n    return Inner\n\nF = 1\n\n"
                                 "def uses_f(x):\n    return x + F\n")

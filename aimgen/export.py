@@ -241,16 +241,13 @@ def trace_export(gen: Generated, *, stateful: bool, opset: int | None, kind: str
     else:
         wrapper, args = Stateless(gen.model), x
     wrapper.eval()
-    with torch.no_grad():
-        count = len(wrapper(*args))
-    outs = output_names(count - 1) + [MEMORY_OUTPUT] if stateful else output_names(count)
     log = io.StringIO()
     start = time.perf_counter()
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), torch.no_grad(), \
                 warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # the exporter's warnings are noise unless it fails
-            program = torch.onnx.export(wrapper, args, dynamo=True, input_names=names, output_names=outs,
+            program = torch.onnx.export(wrapper, args, dynamo=True, input_names=names,
                                         dynamic_shapes={"args": tuple(dynamic)}, opset_version=opset,
                                         external_data=False, verbose=False)
     except Exception as err:
@@ -263,6 +260,7 @@ def trace_export(gen: Generated, *, stateful: bool, opset: int | None, kind: str
                           f"produced opset {produced} instead{_log_tail(log)}",
                           hint=f"Leave the opset out (opset {produced} works), or try another opset between "
                           f"{MIN_OPSET} and the newest onnx knows.", field="opset")
+    outs = name_outputs(program.model.graph, stateful)
     if stateful:
         (memory,) = [v for v in program.model.graph.inputs if v.name == MEMORY_INPUT]
         _set_default(program.model.graph, memory, gen.initial_memory())
@@ -270,6 +268,17 @@ def trace_export(gen: Generated, *, stateful: bool, opset: int | None, kind: str
     fuse_for_onnxruntime(program.model)
     nbytes = sum(t.numel() * t.element_size() for t in [*gen.model.parameters(), *gen.model.buffers()])
     return Exported(program, names, outs, produced, seconds, nbytes)
+
+
+def name_outputs(graph: Any, stateful: bool) -> list[str]:
+    """Name the graph's outputs ``output``, ``output_1``, ... (and ``new_memory`` last in a stateful
+    graph) after the export, as the exporter's ``output_names`` would: their number is the
+    export's own, so no forward runs beforehand to count them."""
+    count = len(graph.outputs)
+    names = output_names(count - 1) + [MEMORY_OUTPUT] if stateful else output_names(count)
+    for value, name in zip(graph.outputs, names):
+        value.name = name
+    return names
 
 
 def export_failed(gen: Generated, kind: str, cause: str) -> ExportError:

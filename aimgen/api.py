@@ -32,6 +32,7 @@ from .readback import weights_beside
 from .render import FORMAT_VERSION, render_model
 from . import shapes
 from .tracing import Traced, restore, snapshot, trace, variadic
+from .onnx_worker import OnnxWorker
 from .validate import validate_file
 
 BUG_HINT = "Nothing was written. This is a bug in aimgen: please report it with the model file."
@@ -137,7 +138,7 @@ class Conversion:
 
     def write(self, path: str | Path, *, force: bool = False, report_json: str | Path | None = None,
               validate: bool = True, onnx: bool = True, opset: int | None = None,
-              progress: Progress | None = None) -> Written:
+              progress: Progress | None = None, worker: OnnxWorker | None = None) -> Written:
         """Validate, then write the source (and ``OUT.pt`` when weights were given, and the JSON
         report): all files or none, existing ones only with ``force=True``.
 
@@ -148,7 +149,9 @@ class Conversion:
         e.g. ``Lines()``) sees each phase and check as it happens. A weights file beside
         ``path`` from an earlier run (``OUT.pt``/``OUT.safetensors``) would be taken for this
         model's weights by ``aimgen export``: it is refused, or removed with ``force=True``.
-        Returns the files, the checks, and what was removed."""
+        ``worker``: an ``aimgen.onnx_worker.OnnxWorker`` started before the conversion, which
+        runs the ONNX checks with its imports already done. Returns the files, the checks, and
+        what was removed."""
         path = Path(path)
         progress = progress or Progress()
         targets = self.targets(path, report_json)
@@ -177,7 +180,8 @@ class Conversion:
                                                 hint=BUG_HINT)
                 try:
                     checks += validate_file(tmp, weights=tmp_weights, random_weights=tmp_weights is None,
-                                            onnx=onnx, label=str(path), opset=opset, progress=progress)
+                                            onnx=onnx, label=str(path), opset=opset, progress=progress,
+                                            worker=worker)
                 except ValidationError as err:  # aimgen wrote this file: a failed check is aimgen's bug,
                     raise ConversionInvalid(err.message, hint=invalid_hint(err.failed),  # or the model's
                                             field="onnx") from err

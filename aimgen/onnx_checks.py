@@ -34,22 +34,34 @@ from .readback import Generated, load_generated
 ATOL, RTOL = 1e-4, 1e-3
 PARITY_BATCHES = (1, 3)
 CARRY_CALLS = 3
+#: PyTorch's outputs computed elsewhere (the fresh process): by batch, the stateful ones for an
+#: AiM file (outputs, then the new memory) and the eval() ones for a plain file; for an AiM file
+#: also the carry's calls under "carry", each from the memory the one before returned.
+References = dict[int | str, Any]
+
+
+def read_references(path: str | Path) -> References:
+    """PyTorch's outputs as the fresh process of validation saved them (torch.save)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int | None = None, *,
                 random_weights: bool = False, keep_dir: str | Path | None = None,
-                progress: Progress | None = None) -> list[Check]:
+                progress: Progress | None = None,
+                references: Callable[[], References | None] | None = None) -> list[Check]:
     """Every ONNX check of a generated file, in the order they ran, each with its numbers.
 
     Weights as aimgen.readback chooses them (``weights``, else the file beside, else random).
     The exports go to a temporary folder, or to ``keep_dir`` (as ``stateless.onnx`` and
-    ``stateful.onnx``) to inspect them afterwards. Bad input (not an aimgen file, weights that
-    do not fit, an impossible opset) raises; a model that fails to export or to match is
-    reported as a failed Check."""
+    ``stateful.onnx``) to inspect them afterwards. ``references``: called once the graphs are
+    exported, PyTorch's outputs computed meanwhile elsewhere (the fresh process of validation);
+    where it is not given or gives None, they are computed here. Bad input (not an aimgen file,
+    weights that do not fit, an impossible opset) raises; a model that fails to export or to
+    match is reported as a failed Check."""
     progress = progress or Progress()
     check_opset(opset)
     gen = load_generated(path, weights, random_weights=random_weights)
-    run = _Run(gen, progress, files=keep_dir is not None)
+    run = _Run(gen, progress, files=keep_dir is not None, references=references)
     with contextlib.ExitStack() as stack:
         folder = Path(keep_dir) if keep_dir is not None else \
             Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aimgen-onnx-")))
@@ -111,16 +123,23 @@ def no_onnx_function(cause: str) -> str:
 class _Run:
     """The checks of one file, reported to ``progress`` as each finishes."""
 
-    def __init__(self, gen: Generated, progress: Progress, files: bool = False):
+    def __init__(self, gen: Generated, progress: Progress, files: bool = False,
+                 references: Callable[[], References | None] | None = None):
         self.gen, self.progress, self.checks = gen, progress, []
         self.files = files   # write each graph to a file (to keep), not only serialize it
-        self._expected: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._references = references
+        self._expected: References = {}
 
-    def expected(self, batch: int, stateful: bool) -> tuple[torch.Tensor, ...]:
-        """PyTorch's outputs on the example inputs at ``batch``, each computed once: for an AiM
-        model the stateful ones, whose outputs are also the stateless graph's (its memory is
-        frozen at the initial memory, which the eval() model reads)."""
+    def expected(self, batch: int | str, stateful: bool) -> Any:
+        """PyTorch's outputs on the example inputs at ``batch``, each computed once (or given by
+        ``references``): for an AiM model the stateful ones, whose outputs are also the stateless
+        graph's (its memory is frozen at the initial memory, which the eval() model reads).
+        ``batch="carry"``: the carry's calls, where they were given (else absent: None)."""
         gen = self.gen
+        if self._references is not None:
+            self._expected, self._references = dict(self._references() or {}), None
+        if batch == "carry":
+            return self._expected.get("carry")
         if batch not in self._expected:
             x = gen.example_inputs(batch)
             reference, args = ((Stateful(gen.model), (*x, gen.initial_memory())) if gen.is_aim
@@ -181,7 +200,8 @@ class _Run:
             for batch in PARITY_BATCHES:
                 self.add(_parity(gen, session, exported, stateful, batch, self.expected(batch, stateful)))
             if stateful:
-                self.add(_carry(gen, session, exported, self.expected(PARITY_BATCHES[-1], True)))
+                self.add(_carry(gen, session, exported, self.expected(PARITY_BATCHES[-1], True),
+                                self.expected("carry", True)))
         return True
 
 
@@ -301,12 +321,13 @@ def _parity(gen: Generated, session: Any, exported: Exported, stateful: bool, ba
     return Check(name, ok, detail, {"batch": batch, "max_abs_diff": worst, "atol": ATOL, "rtol": RTOL})
 
 
-def _carry(gen: Generated, session: Any, exported: Exported, first: Sequence[torch.Tensor]) -> Check:
+def _carry(gen: Generated, session: Any, exported: Exported, first: Sequence[torch.Tensor],
+           given: Sequence[Sequence[torch.Tensor]] | None = None) -> Check:
     """Feed each call's new_memory back as the next call's memory, in onnxruntime and in
     PyTorch's forward_with_memory, over three different batches: the parity check's example
     inputs (``first``: PyTorch's outputs there, from the initial memory), then two more slices of
     the file's example inputs. The first onnxruntime call gives no memory, so the graph's
-    default is used."""
+    default is used. ``given``: PyTorch's outputs of every call, computed elsewhere."""
     name = f"stateful carry ({CARRY_CALLS} calls)"
     batch = PARITY_BATCHES[-1]
     more = gen.example_inputs(batch * CARRY_CALLS)
@@ -317,6 +338,8 @@ def _carry(gen: Generated, session: Any, exported: Exported, first: Sequence[tor
         x = gen.example_inputs(batch) if call == 0 else tuple(t[call * batch:(call + 1) * batch] for t in more)
         if call == 0:
             expected = first
+        elif given is not None:
+            expected = given[call]
         else:
             with torch.no_grad():
                 expected = Stateful(gen.model)(*x, torch_memory)

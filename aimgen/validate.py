@@ -24,7 +24,8 @@ import torch
 
 from .errors import ValidationError, WeightsError
 from .loader import flat_tensors
-from .onnx_checks import onnx_checks
+from .onnx_checks import CARRY_CALLS, PARITY_BATCHES, References, onnx_checks, read_references
+from .onnx_worker import OnnxWorker
 from .progress import Check, Progress
 from .readback import WeightsChoice, choose_weights, read_metadata
 from .weights import Checkpoint, fit_problems
@@ -60,7 +61,9 @@ _CHILD = "from __future__ import annotations\n" + inspect.getsource(flat_tensors
 import importlib.util, json, sys
 import torch
 
-path, weights = sys.argv[1], sys.argv[2]
+path, weights, references, plan = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+if plan["threads"]:
+    torch.set_num_threads(plan["threads"])
 spec = importlib.util.spec_from_file_location("aimgen_file_under_test", path)
 mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
@@ -79,8 +82,33 @@ if weights:
         sys.exit(0)
     model.load_state_dict(state)
 
+def inputs(batch):
+    out = mod.example_inputs(batch)
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+if references:  # what the ONNX graphs must compute, from this fresh model before it trains
+    model.eval()
+    refs = {}
+    with torch.no_grad():
+        if meta.get("kind") == "aim":
+            memory = getattr(model, meta["memory"]).read().detach().clone()
+            def stateful(x, memory):
+                outputs, memory = model.forward_with_memory(*x, memory)
+                return (*tensors(outputs), memory)
+            for b in plan["batches"]:
+                refs[b] = stateful(inputs(b), memory)
+            b = plan["batches"][-1]
+            more, chain = inputs(b * plan["carry_calls"]), [refs[b]]
+            for call in range(1, plan["carry_calls"]):
+                chain.append(stateful(tuple(t[call * b:(call + 1) * b] for t in more), chain[-1][-1]))
+            refs["carry"] = chain
+        else:
+            for b in plan["batches"]:
+                refs[b] = tuple(tensors(model(*inputs(b))))
+    torch.save(refs, references)
+
 batch = max(2, mod.EXAMPLE_INPUT_SHAPES[0][0])
-x = tuple(mod.example_inputs(batch))
+x = inputs(batch)
 model.train()
 out = model(*x)
 outs = [t for t in tensors(out) if t.is_floating_point()]
@@ -104,12 +132,20 @@ print("AIMGEN_RESULT " + json.dumps(result))
 '''
 
 
-def start_fresh(path: Path, weights: Path | None = None) -> subprocess.Popen:
+def start_fresh(path: Path, weights: Path | None = None, references: Path | None = None) -> subprocess.Popen:
     """Start the dynamic checks in a fresh, isolated interpreter (python -I: no cwd, no user
     site; -B: no __pycache__ left beside the user's output); ``finish_fresh`` collects them.
-    ``weights``: a plain state_dict file (torch.save of tensors)."""
-    return subprocess.Popen([sys.executable, "-I", "-B", "-c", _CHILD, str(path), str(weights or "")],
+    ``weights``: a plain state_dict file (torch.save of tensors). ``references``: where to save
+    what the ONNX graphs must compute (see ``read_references``); the ONNX export runs meanwhile
+    in this process, so the child then keeps to one thread and leaves it the other core."""
+    plan = {"threads": 1 if references else 0, "batches": list(PARITY_BATCHES), "carry_calls": CARRY_CALLS}
+    return subprocess.Popen([sys.executable, "-I", "-B", "-c", _CHILD, str(path), str(weights or ""),
+                             str(references or ""), json.dumps(plan)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _read(path: Path | None) -> References | None:
+    return read_references(path) if path is not None else None
 
 
 def finish_fresh(proc: subprocess.Popen, timeout: float = 600) -> dict:
@@ -150,9 +186,10 @@ def _plain_weights(choice: WeightsChoice):
 
 def validate_file(path: str | Path, *, weights: str | Path | None = None, random_weights: bool = False,
                   onnx: bool = False, label: str | None = None, opset: int | None = None,
-                  progress: Progress | None = None) -> list[Check]:
+                  progress: Progress | None = None, worker: OnnxWorker | None = None) -> list[Check]:
     """All checks, each reported to ``progress`` as it finishes; raises ValidationError (naming
-    the failed checks) if one fails. Weights: see the module doc."""
+    the failed checks) if one fails. Weights: see the module doc. ``worker``: an
+    ``OnnxWorker`` started ahead, to run the ONNX checks in (used up by this call)."""
     path = Path(path)
     label = label or str(path)
     progress = progress or Progress()
@@ -169,14 +206,29 @@ def validate_file(path: str | Path, *, weights: str | Path | None = None, random
     bad = sorted(imports - allowed)
     add(Check("imports", not bad, f"imports {', '.join(sorted(imports))}" if not bad else
               f"imports {', '.join(bad)} beyond torch and the standard library"))
-    with _plain_weights(choice) as plain:
-        fresh = start_fresh(path, plain)
+    with _plain_weights(choice) as plain, tempfile.TemporaryDirectory(prefix="aimgen-references-") as folder:
+        saved = Path(folder) / "references.pt" if onnx else None
+        fresh = start_fresh(path, plain, saved)
         progress.start("fresh", "fresh process: build, parameter count, train step, eval determinism"
-                       + (" (beside the ONNX checks)" if onnx else ""))
+                       + (", PyTorch's outputs for the ONNX checks (beside the export)" if onnx else ""))
+        finished: list[dict] = []
+
+        def reference_file() -> Path | None:
+            """Where the fresh process saved its outputs, once it has finished (None: it made none)."""
+            if not finished:
+                finished.append(finish_fresh(fresh))
+            return saved if saved is not None and saved.is_file() else None
+
         try:
-            onnx_results = onnx_checks(path, weights=choice.path, random_weights=choice.path is None,
-                                       opset=opset, progress=progress) if onnx else []
-            res = finish_fresh(fresh)
+            if onnx and worker is not None:
+                onnx_results = worker.run(path, weights=choice.path, random_weights=choice.path is None,
+                                          opset=opset, progress=progress, references=reference_file)
+            elif onnx:
+                onnx_results = onnx_checks(path, weights=choice.path, random_weights=choice.path is None,
+                                           opset=opset, progress=progress, references=lambda: _read(reference_file()))
+            else:
+                onnx_results = []
+            res = finished[0] if finished else finish_fresh(fresh)
         except BaseException:
             fresh.kill()
             fresh.communicate()

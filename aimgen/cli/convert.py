@@ -77,7 +77,15 @@ def run(args) -> int:
     check_targets(targets, args.force)
     options = Options.from_args(args)
     options.check()
+    onnx = not args.no_validate and not args.no_onnx and not args.plain
+    if onnx:  # its imports and a first export run on the other core while this one converts
+        from ..onnx_worker import OnnxWorker
+        with OnnxWorker.start() as worker:
+            return _convert(args, out, options, worker)
+    return _convert(args, out, options, None)
 
+
+def _convert(args, out: Path, options: Options, worker) -> int:
     from .. import api
     from ..loader import InputSpec, load_model
     from ..progress import Progress
@@ -108,7 +116,7 @@ def run(args) -> int:
     progress = Progress() if args.quiet else progress_display()
     with progress:
         written = result.write(out, force=args.force, report_json=args.report_json, validate=not args.no_validate,
-                               onnx=not args.no_onnx and not args.plain, progress=progress)
+                               onnx=not args.no_onnx and not args.plain, progress=progress, worker=worker)
     for old in written.removed:
         say(f"removed {old}: a weights file of an earlier conversion, which export and validate would have taken "
             "for this model's weights")

@@ -1,6 +1,6 @@
 """``python -m aimgen`` works like the ``aimgen`` command."""
 import sys
 
-from .cli import main
+from .cli import command
 
-sys.exit(main())
+sys.exit(command())

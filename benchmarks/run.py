@@ -154,7 +154,7 @@ def bench_convert(s: Settings, tmp: Path) -> dict:
     aim_wall, floor_wall = median(r["wall"] for r in aim_runs), median(r["wall"] for r in floor_runs)
     aim_phases = {k: median(r["phases"].get(k, 0.0) for r in aim_runs)
                   for k in dict.fromkeys(k for r in aim_runs for k in r["phases"])}
-    aim_phases["startup (imports)"] = median(r["startup"] for r in aim_runs)
+    aim_phases["startup (interpreter, command line)"] = median(r["startup"] for r in aim_runs)
     floor_phases = {k: median(r["phases"][k] for r in floor_runs) for k in floor_runs[0]["phases"]}
     own = median(sum(r["phases"].get(k, 0.0) for k in phases.OWN) for r in aim_runs)
     return {"model": s.model, "onnx": has_export, "aim_wall": aim_wall, "floor_wall": floor_wall,

@@ -8,6 +8,7 @@ and exits 2 (3 for a bug in aimgen); tracebacks only with --debug.
 """
 from __future__ import annotations
 
+import gc
 import sys
 
 from .. import __version__
@@ -70,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aimgen {args.command}: internal error: {type(err).__name__}: {err}. Nothing was written. "
               "Run again with --debug for the traceback, and please report it.", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def command() -> int:
+    """The ``aimgen`` console script and ``python -m aimgen``: ``main`` on this process's command
+    line. Then what the command made is left out of the interpreter's last garbage collection
+    (``gc.freeze``), which otherwise walks every object at exit: 0.6 s after converting resnet50,
+    for memory the operating system takes back anyway. Files are closed and temporary folders
+    removed by then; atexit handlers and the flushing of stdout and stderr run as usual."""
+    code = main()
+    gc.freeze()
+    return code
 
 
 # aimgen/experiment.py (turned into a package in another branch) still imports these two.

@@ -45,9 +45,9 @@ class OnnxWorker:
         log = tempfile.TemporaryFile()
         read, write = os.pipe()
         try:
-            proc = subprocess.Popen([sys.executable, "-c", _BOOT, json.dumps(sys.path), str(write)],
+            proc = subprocess.Popen([sys.executable, "-c", _BOOT, json.dumps([str(p) for p in sys.path]), str(write)],
                                     stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(write,))
-        except OSError:
+        except (OSError, ValueError):  # no interpreter to start (an embedded Python): run here
             os.close(read)
             os.close(write)
             log.close()

@@ -79,3 +79,15 @@ def test_a_worker_never_used_is_ended_by_close():
     worker.close()
     assert proc.returncode is not None and worker.proc is None
     worker.close()  # twice is harmless
+
+
+def test_without_an_interpreter_to_start_the_checks_run_here(mlp_file, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    monkeypatch.setattr(sys, "path", [*sys.path, tmp_path])   # a Path in sys.path is no trouble either
+    with OnnxWorker.start() as worker:
+        assert worker.proc is None
+        checks = worker.run(mlp_file, weights=None, random_weights=True, opset=None, progress=Progress(),
+                            references=lambda: None)
+    assert all(c.ok for c in checks) and len(checks) == 10

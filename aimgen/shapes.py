@@ -137,14 +137,23 @@ def size_key(node: fx.Node) -> tuple:
     return tuple(meta.shape[2:]) if meta is not None else ()
 
 
-class _OutOfTime(Exception):
+class _GaveUp(Exception):
     pass
 
 
-#: seconds the symbolic run may take (a second concrete run stands in after that): most models
-#: take one or two; window attention that reshapes by symbolic sizes can make torch's sympy
-#: simplification grow without bound (timm's gcvit ran for over ten minutes)
-SYMBOLIC_SECONDS = 30.0
+#: the longest size expression the symbolic run takes on (a second concrete run stands in after
+#: that). Window attention that reshapes by symbolic sizes can make torch's sympy simplification
+#: grow without bound: torchvision's MaxViT-T doubles its expressions' length every few reshapes
+#: (115, 405, 1,231, 3,705 characters), and a node then takes 20 to 90 s, where GCViT's longest
+#: is 295 and MViT V2-S's 102. A length is the same on every machine: MaxViT now gives up at the
+#: same node, in 10 s, wherever it runs.
+SYMBOLIC_EXPRESSION_CHARS = 1000
+#: and seconds, for runs that grow slow with short expressions: timm's GCViT-XXT takes 2 to 8 s
+#: a reshape at 120 to 180 characters (89 s in all on 2 idle cores; it once ran for over ten
+#: minutes, before any limit). MViT V2-S, the longest run that finishes, takes 24 s there; under
+#: the 30 s this was, a loaded machine gave it other sizes, and other update blocks, than an idle
+#: one: 60 s leaves it a margin of 2.5 times.
+SYMBOLIC_SECONDS = 60.0
 
 
 class _SymbolicProp(_Runner):
@@ -163,7 +172,7 @@ class _SymbolicProp(_Runner):
 
     def run_node(self, n: fx.Node):
         if time.monotonic() > self.deadline:
-            raise _OutOfTime(n.name)
+            raise _GaveUp(n.name)
         result = self._same_shape(n)
         if result is None and _pads_by_numbers(n, self.module):
             # torch's fake kernel of a pad takes its input's sizes as numbers (every size after
@@ -176,6 +185,8 @@ class _SymbolicProp(_Runner):
             result = super().run_node(n)
         if isinstance(result, torch.Tensor):
             n.meta["size"] = tuple(str(d) for d in result.shape)
+            if max(map(len, n.meta["size"]), default=0) > SYMBOLIC_EXPRESSION_CHARS:
+                raise _GaveUp(n.name)
         if self.fixed_at is None and self.sizes and self._fixes_a_size():
             self.fixed_at = n
         return result

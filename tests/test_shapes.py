@@ -103,6 +103,23 @@ def test_a_symbolic_run_past_its_time_budget_gives_way_to_a_second_run(monkeypat
     assert nodes["b"].meta["batch_axis_ok"]
 
 
+
+def test_a_symbolic_run_gives_way_at_a_size_expression_too_long_whatever_the_time(monkeypatch):
+    """torchvision's MaxViT doubles its size expressions' length every few reshapes, each node
+    slower than the last: the run stops at the first longer than the limit, the same node on
+    every machine, so the sizes (and the update blocks' places) never depend on its load."""
+    monkeypatch.setattr(shapes, "SYMBOLIC_SECONDS", 1e9)
+    traced = trace(Net(), n_inputs=1)
+    assert shapes.symbolic_sizes(traced, (torch.randn(1, 3, 16, 16),))
+    longest = max(len(s) for n in traced.graph.nodes for s in n.meta.get("size", ()))
+    assert longest > 10   # the stride-2 conv's size: an expression of the input's size
+    monkeypatch.setattr(shapes, "SYMBOLIC_EXPRESSION_CHARS", longest - 1)
+    traced = trace(Net(), n_inputs=1)
+    assert not shapes.symbolic_sizes(traced, (torch.randn(1, 3, 16, 16),))
+    assert not any("size" in n.meta for n in traced.graph.nodes)
+    monkeypatch.setattr(shapes, "SYMBOLIC_EXPRESSION_CHARS", longest)
+    assert shapes.symbolic_sizes(trace(Net(), n_inputs=1), (torch.randn(1, 3, 16, 16),))
+
 class Normed(nn.Module):
     def __init__(self):
         super().__init__()

@@ -47,6 +47,7 @@ def test_the_definition_copied_is_the_one_the_object_came_from(tmp_path):
     assert "return x * 2" in text and "return x * 1" not in text and "async def" not in text
     assert "@functools.total_ordering\nclass Key:" in text
 
+
 def test_a_definition_inside_a_function_or_a_clashing_name_is_refused(tmp_path):
     mod = module_from(tmp_path, "def make():\n    class Inner:\n        pass\n    return Inner\n\nF = 1\n\n"
                                 "def uses_f(x):\n    return x + F\n")

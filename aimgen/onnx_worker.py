@@ -9,7 +9,8 @@ each phase and check back as it happens. Nothing the user sees changes: the same
 same order, through the same ``Progress``.
 
 Any trouble with the worker itself (it could not start, ended early, or raised) falls back to
-running the checks in this process, as they ran before, so a failure reads as it always did.
+running the checks in this process, as they ran before, so a failure reads as it always did
+(where the worker ended midway, the checks it had reported are then reported again).
 
 Messages are pickled frames: the request and the references' answer go to the worker on its
 stdin, its reports come back on a pipe of their own (what it prints goes to a temporary file,

@@ -24,9 +24,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .errors import ExportError
-from .export import (CARRY_RULE, MEMORY_INPUT, MEMORY_OUTPUT, SINGLE_FILE_LIMIT, Exported, Stateful, Stateless,
+from .export import (CARRY_RULE, MEMORY_INPUT, MEMORY_OUTPUT, SINGLE_FILE_LIMIT, Exported,
                      check_opset, disk_size, export_failed, export_model, first_line, freeze_memory, save,
                      size_text)
+from .loader import flat_tensors
 from .progress import Check, Progress
 from .readback import Generated, load_generated
 
@@ -38,6 +39,40 @@ CARRY_CALLS = 3
 #: AiM file (outputs, then the new memory) and the eval() ones for a plain file; for an AiM file
 #: also the carry's calls under "carry", each from the memory the one before returned.
 References = dict[int | str, Any]
+
+
+def reference_outputs(model: Any, meta: dict, inputs: Callable[[int], tuple], flat: Callable[[Any], list],
+                      batches: Sequence[int], carry_calls: int) -> References:
+    """PyTorch's outputs the ONNX graphs must match, all at once, in eval(): at each of ``batches``
+    on the file's example inputs (``inputs(batch)``), for an AiM file the stateful ones (the
+    outputs, ``flat``-tened, then the new memory, from the initial memory) and for a plain file
+    the eval() ones; for an AiM file also the carry's ``carry_calls`` calls under "carry": the
+    last batch's outputs, then further slices of ``inputs(batch * carry_calls)``, each call from
+    the memory the one before returned. Self-contained (torch only): validation's fresh process
+    runs this very function, copied by source."""
+    import torch
+
+    model.eval()
+    refs: dict = {}
+    with torch.no_grad():
+        if meta.get("kind") != "aim":
+            for b in batches:
+                refs[b] = tuple(flat(model(*inputs(b))))
+            return refs
+
+        def stateful(x, memory):
+            outputs, memory = model.forward_with_memory(*x, memory)
+            return (*flat(outputs), memory)
+
+        memory = getattr(model, meta["memory"]).read().detach().clone()
+        for b in batches:
+            refs[b] = stateful(inputs(b), memory)
+        b = batches[-1]
+        more, chain = inputs(b * carry_calls), [refs[b]]
+        for call in range(1, carry_calls):
+            chain.append(stateful(tuple(t[call * b:(call + 1) * b] for t in more), chain[-1][-1]))
+        refs["carry"] = chain
+    return refs
 
 
 def read_references(path: str | Path) -> References:
@@ -128,26 +163,20 @@ class _Run:
         self.gen, self.progress, self.checks = gen, progress, []
         self.files = files   # write each graph to a file (to keep), not only serialize it
         self._references = references
-        self._expected: References = {}
+        self._expected: References | None = None
 
     def expected(self, batch: int | str, stateful: bool) -> Any:
-        """PyTorch's outputs on the example inputs at ``batch``, each computed once (or given by
-        ``references``): for an AiM model the stateful ones, whose outputs are also the stateless
-        graph's (its memory is frozen at the initial memory, which the eval() model reads).
-        ``batch="carry"``: the carry's calls, where they were given (else absent: None)."""
+        """PyTorch's outputs (``reference_outputs``), given by ``references`` or else computed
+        here, once: at ``batch``, for an AiM model the stateful ones, whose outputs are also the
+        stateless graph's (its memory is frozen at the initial memory, which the eval() model
+        reads); ``batch="carry"``: the carry's calls."""
         gen = self.gen
-        if self._references is not None:
-            self._expected, self._references = dict(self._references() or {}), None
-        if batch == "carry":
-            return self._expected.get("carry")
-        if batch not in self._expected:
-            x = gen.example_inputs(batch)
-            reference, args = ((Stateful(gen.model), (*x, gen.initial_memory())) if gen.is_aim
-                               else (Stateless(gen.model), x))
-            with torch.no_grad():
-                self._expected[batch] = reference.eval()(*args)
+        if self._expected is None:
+            given = self._references() if self._references is not None else None
+            self._expected = given or reference_outputs(gen.model, gen.meta, gen.example_inputs, flat_tensors,
+                                                        PARITY_BATCHES, CARRY_CALLS)
         out = self._expected[batch]
-        return out if stateful or not gen.is_aim else out[:-1]
+        return out if stateful or not gen.is_aim or batch == "carry" else out[:-1]
 
     def add(self, check: Check) -> Check:
         self.checks.append(check)
@@ -200,8 +229,7 @@ class _Run:
             for batch in PARITY_BATCHES:
                 self.add(_parity(gen, session, exported, stateful, batch, self.expected(batch, stateful)))
             if stateful:
-                self.add(_carry(gen, session, exported, self.expected(PARITY_BATCHES[-1], True),
-                                self.expected("carry", True)))
+                self.add(_carry(gen, session, exported, self.expected("carry", True)))
         return True
 
 
@@ -323,28 +351,20 @@ def _parity(gen: Generated, session: Any, exported: Exported, stateful: bool, ba
     return Check(name, ok, detail, {"batch": batch, "max_abs_diff": worst, "atol": ATOL, "rtol": RTOL})
 
 
-def _carry(gen: Generated, session: Any, exported: Exported, first: Sequence[torch.Tensor],
-           given: Sequence[Sequence[torch.Tensor]] | None = None) -> Check:
-    """Feed each call's new_memory back as the next call's memory, in onnxruntime and in
-    PyTorch's forward_with_memory, over three different batches: the parity check's example
-    inputs (``first``: PyTorch's outputs there, from the initial memory), then two more slices of
-    the file's example inputs. The first onnxruntime call gives no memory, so the graph's
-    default is used. ``given``: PyTorch's outputs of every call, computed elsewhere."""
+def _carry(gen: Generated, session: Any, exported: Exported, calls: Sequence[Sequence[torch.Tensor]]) -> Check:
+    """Feed each call's new_memory back as the next call's memory, in onnxruntime, over three
+    different batches: the parity check's example inputs, then two more slices of the file's
+    example inputs; ``calls``: PyTorch's forward_with_memory on the same, each from the memory the
+    one before returned (``reference_outputs``). The first onnxruntime call gives no memory, so
+    the graph's default is used."""
     name = f"stateful carry ({CARRY_CALLS} calls)"
     batch = PARITY_BATCHES[-1]
     more = gen.example_inputs(batch * CARRY_CALLS)
-    torch_memory = gen.initial_memory()
     ort_memory = None
     worst, ok, notes = 0.0, True, []
     for call in range(CARRY_CALLS):
         x = gen.example_inputs(batch) if call == 0 else tuple(t[call * batch:(call + 1) * batch] for t in more)
-        if call == 0:
-            expected = first
-        elif given is not None:
-            expected = given[call]
-        else:
-            with torch.no_grad():
-                expected = Stateful(gen.model)(*x, torch_memory)
+        expected = calls[call]
         feeds = _feeds(exported.input_names[:-1], x)
         if ort_memory is not None:
             feeds[MEMORY_INPUT] = ort_memory
@@ -357,8 +377,8 @@ def _carry(gen: Generated, session: Any, exported: Exported, first: Sequence[tor
             return Check(name, False, f"call {call + 1}: {why}")
         ok, worst = ok and good, max(worst, diff)
         notes += [f"call {call + 1}: {note}"] if note else []
-        torch_memory, ort_memory = expected[-1], got[-1]
-    moved = float((torch_memory - gen.initial_memory()).abs().max())
+        ort_memory = got[-1]
+    moved = float((calls[-1][-1] - gen.initial_memory()).abs().max())
     detail = (f"max abs difference {worst:.2e} over {CARRY_CALLS} calls (outputs and memory; the first call "
               f"without a memory input); the memory moved by up to {moved:.2e}") + "".join(f"; {n}" for n in notes)
     return Check(name, ok, detail, {"calls": CARRY_CALLS, "max_abs_diff": worst, "memory_moved": moved,

@@ -52,9 +52,14 @@ class OnnxWorker:
             os.close(read)
             os.close(write)
             log.close()
-            return cls(None, None, None)
+            return cls.here()
         os.close(write)
         return cls(proc, os.fdopen(read, "rb"), log)
+
+    @classmethod
+    def here(cls) -> "OnnxWorker":
+        """No process: ``run`` runs the checks in this one."""
+        return cls(None, None, None)
 
     def run(self, path: Path, *, weights: Path | None, random_weights: bool, opset: int | None,
             progress: Progress, references: Callable[[], Path | None]) -> list[Check]:

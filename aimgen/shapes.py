@@ -328,9 +328,10 @@ class _Values(_Runner):
 def _regroups(n: fx.Node) -> bool:
     """Whether the node may merge the batch axis with others: a view or reshape, or a flatten
     from axis 0 (``flatten(x, 1)`` keeps it)."""
-    if op_name(n) in ("view", "reshape", "_unsafe_view"):
+    name = op_name(n)
+    if name in ("view", "reshape", "_unsafe_view"):
         return True
-    if op_name(n) == "flatten" and not isinstance(n.target, torch._ops.OpOverload):
+    if name == "flatten" and not isinstance(n.target, torch._ops.OpOverload):
         start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 0)
         return start == 0
     return False

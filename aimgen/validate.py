@@ -3,8 +3,9 @@
 Static: it parses and imports only torch, the standard library and what its header declares.
 Dynamic, in a fresh isolated Python process that never imports aimgen: it builds, counts
 exactly the parameters it declares, runs forward and backward on its own example inputs, its
-eval() output is deterministic, and its carry moves in train() mode. The ONNX checks
-(aimgen.onnx_checks) run meanwhile in this process when asked for.
+eval() output is deterministic, and its carry moves in train() mode; before it trains, it
+computes the PyTorch outputs the ONNX graphs must match. The ONNX checks (aimgen.onnx_checks)
+run meanwhile when asked for, in a worker started ahead (aimgen.onnx_worker) or in this process.
 
 Weights: as aimgen.readback chooses them (given, else the file beside the generated one, else
 random initialisation), read once here with aimgen.weights and handed to the fresh process.
@@ -24,7 +25,7 @@ import torch
 
 from .errors import ValidationError, WeightsError
 from .loader import flat_tensors
-from .onnx_checks import CARRY_CALLS, PARITY_BATCHES, References, onnx_checks, read_references
+from .onnx_checks import CARRY_CALLS, PARITY_BATCHES, reference_outputs
 from .onnx_worker import OnnxWorker
 from .progress import Check, Progress
 from .readback import WeightsChoice, choose_weights, read_metadata
@@ -54,10 +55,11 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-# The child never imports aimgen: it gets flat_tensors by source (the one definition, in
-# aimgen.loader) and uses the generated file's own build_model() and example_inputs(batch).
+# The child never imports aimgen: it gets flat_tensors and reference_outputs by source (the one
+# definition of each, in aimgen.loader and aimgen.onnx_checks) and uses the generated file's own
+# build_model() and example_inputs(batch).
 _CHILD = "from __future__ import annotations\n" + inspect.getsource(flat_tensors).replace("def flat_tensors", "def tensors").replace(
-    "flat_tensors(o)", "tensors(o)") + r'''
+    "flat_tensors(o)", "tensors(o)") + "\n\n" + inspect.getsource(reference_outputs) + r'''
 import importlib.util, json, sys
 import torch
 
@@ -87,25 +89,7 @@ def inputs(batch):
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 if references:  # what the ONNX graphs must compute, from this fresh model before it trains
-    model.eval()
-    refs = {}
-    with torch.no_grad():
-        if meta.get("kind") == "aim":
-            memory = getattr(model, meta["memory"]).read().detach().clone()
-            def stateful(x, memory):
-                outputs, memory = model.forward_with_memory(*x, memory)
-                return (*tensors(outputs), memory)
-            for b in plan["batches"]:
-                refs[b] = stateful(inputs(b), memory)
-            b = plan["batches"][-1]
-            more, chain = inputs(b * plan["carry_calls"]), [refs[b]]
-            for call in range(1, plan["carry_calls"]):
-                chain.append(stateful(tuple(t[call * b:(call + 1) * b] for t in more), chain[-1][-1]))
-            refs["carry"] = chain
-        else:
-            for b in plan["batches"]:
-                refs[b] = tuple(tensors(model(*inputs(b))))
-    torch.save(refs, references)
+    torch.save(reference_outputs(model, meta, inputs, tensors, plan["batches"], plan["carry_calls"]), references)
 
 batch = max(2, mod.EXAMPLE_INPUT_SHAPES[0][0])
 x = inputs(batch)
@@ -136,16 +120,13 @@ def start_fresh(path: Path, weights: Path | None = None, references: Path | None
     """Start the dynamic checks in a fresh, isolated interpreter (python -I: no cwd, no user
     site; -B: no __pycache__ left beside the user's output); ``finish_fresh`` collects them.
     ``weights``: a plain state_dict file (torch.save of tensors). ``references``: where to save
-    what the ONNX graphs must compute (see ``read_references``); the ONNX export runs meanwhile
-    in this process, so the child then keeps to one thread and leaves it the other core."""
+    what the ONNX graphs must compute (``onnx_checks.reference_outputs``); the export runs
+    meanwhile (here or in the ONNX worker), so the child then keeps to one thread and leaves it
+    the other core."""
     plan = {"threads": 1 if references else 0, "batches": list(PARITY_BATCHES), "carry_calls": CARRY_CALLS}
     return subprocess.Popen([sys.executable, "-I", "-B", "-c", _CHILD, str(path), str(weights or ""),
                              str(references or ""), json.dumps(plan)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _read(path: Path | None) -> References | None:
-    return read_references(path) if path is not None else None
 
 
 def finish_fresh(proc: subprocess.Popen, timeout: float = 600) -> dict:
@@ -220,14 +201,9 @@ def validate_file(path: str | Path, *, weights: str | Path | None = None, random
             return saved if saved is not None and saved.is_file() else None
 
         try:
-            if onnx and worker is not None:
-                onnx_results = worker.run(path, weights=choice.path, random_weights=choice.path is None,
-                                          opset=opset, progress=progress, references=reference_file)
-            elif onnx:
-                onnx_results = onnx_checks(path, weights=choice.path, random_weights=choice.path is None,
-                                           opset=opset, progress=progress, references=lambda: _read(reference_file()))
-            else:
-                onnx_results = []
+            onnx_results = (worker or OnnxWorker.here()).run(
+                path, weights=choice.path, random_weights=choice.path is None, opset=opset, progress=progress,
+                references=reference_file) if onnx else []
             res = finished[0] if finished else finish_fresh(fresh)
         except BaseException:
             fresh.kill()

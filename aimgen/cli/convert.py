@@ -77,15 +77,15 @@ def run(args) -> int:
     check_targets(targets, args.force)
     options = Options.from_args(args)
     options.check()
-    onnx = not args.no_validate and not args.no_onnx and not args.plain
+    onnx = not args.no_validate and not args.no_onnx and not args.plain  # the ONNX checks run
     if onnx:  # its imports and a first export run on the other core while this one converts
         from ..onnx_worker import OnnxWorker
         with OnnxWorker.start() as worker:
-            return _convert(args, out, options, worker)
-    return _convert(args, out, options, None)
+            return _convert(args, out, options, onnx, worker)
+    return _convert(args, out, options, onnx, None)
 
 
-def _convert(args, out: Path, options: Options, worker) -> int:
+def _convert(args, out: Path, options: Options, onnx: bool, worker) -> int:
     from .. import api
     from ..loader import InputSpec, load_model
     from ..progress import Progress
@@ -112,11 +112,11 @@ def _convert(args, out: Path, options: Options, worker) -> int:
                 say(match.line())
             say("validation skipped (--no-validate): `aimgen validate OUT.py` runs it".replace("OUT.py", str(out)))
         else:
-            say(validation_intro(out, onnx=not args.no_onnx and not args.plain))
+            say(validation_intro(out, onnx))
     progress = Progress() if args.quiet else progress_display()
     with progress:
         written = result.write(out, force=args.force, report_json=args.report_json, validate=not args.no_validate,
-                               onnx=not args.no_onnx and not args.plain, progress=progress, worker=worker)
+                               onnx=onnx, progress=progress, worker=worker)
     for old in written.removed:
         say(f"removed {old}: a weights file of an earlier conversion, which export and validate would have taken "
             "for this model's weights")

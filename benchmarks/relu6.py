@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 import aimgen  # noqa: E402
 import models  # noqa: E402
-from run import log, median  # noqa: E402
+from run import log, median, ort_session  # noqa: E402
 
 COUNTED = ("Conv", "ReorderInput", "ReorderOutput", "Clip", "Min", "Relu", "BatchNormalization")
 
@@ -84,15 +84,8 @@ def rewrite_clips(source: Path, target: Path, how: str) -> None:
 
 
 def session(path: Path, nchwc: bool = True):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.optimized_model_filepath = str(path.with_suffix(".opt.onnx" if nchwc else ".nonchwc.onnx"))
-    disabled = [] if nchwc else ["NchwcTransformer"]
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
-                                        disabled_optimizers=disabled)
+    return ort_session(path, optimized=path.with_suffix(".opt.onnx" if nchwc else ".nonchwc.onnx"),
+                       disabled=() if nchwc else ("NchwcTransformer",))
 
 
 def node_counts(path: Path) -> dict[str, int]:

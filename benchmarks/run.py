@@ -299,15 +299,20 @@ def bench_inference(s: Settings, aim_py: Path, base_model, tmp: Path) -> dict:
             "export_plain": export_seconds["base"], "export_base": base_export}
 
 
-def ort_session(path: Path):
-    """An onnxruntime CPU session on one thread, quiet: how every inference row measures."""
+def ort_session(path: Path, optimized: Path | None = None, disabled: tuple[str, ...] = ()):
+    """An onnxruntime CPU session on one thread, quiet: how every inference row measures.
+    ``optimized``: where onnxruntime writes the graph it optimized; ``disabled``: optimizers
+    it leaves out (relu6.py's arms)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                        disabled_optimizers=list(disabled))
 
 
 # --------------------------------------------------------------------------- 4. memory

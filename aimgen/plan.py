@@ -541,65 +541,110 @@ def _attention_input(node: fx.Node) -> bool:
     return reached
 
 
+#: operations that squash a value into factors in (0, 1): a gate, where a product scales another value by them
+_GATES = {"sigmoid", "hardsigmoid", "softmax", "_softmax"}
+_GATE_MODULES = (torch.nn.Sigmoid, torch.nn.Hardsigmoid, torch.nn.Softmax)
+#: operations that carry a gate's factors to the product they scale (to its size or layout)
+_RESIZING = {"interpolate", "upsample_nearest2d", "upsample_bilinear2d", "expand", "expand_as", "repeat", "view",
+             "reshape", "unsqueeze", "flatten", "unflatten", "permute", "transpose", "contiguous"}
+
+
+def _gate(traced: Traced, node: fx.Node) -> list[fx.Node]:
+    """A gate and the nodes that resize its factors, when ``node`` is one (a sigmoid or softmax
+    whose value, resized or not, only multiplies other values); else []."""
+    if node.op == "call_module":
+        if not isinstance(traced.root.get_submodule(node.target), _GATE_MODULES):
+            return []
+    elif op_name(node) not in _GATES:
+        return []
+    own, todo = [node], [node]
+    while todo:
+        for user in todo.pop().users:
+            if _shape_only(user):
+                continue
+            if op_name(user) in _RESIZING:
+                own.append(user)
+                todo.append(user)
+            elif op_name(user) not in ("mul", "mul_"):
+                return []
+    return own
+
+
+def _gate_own(traced: Traced, cuts: set[str]) -> set[str]:
+    """The values off the main path that only make a gate's factors: every path from them leads
+    into a gate before the main path (GhostNetV2's DFC attention pools a map to half its size,
+    convolves it and squashes it into factors for the block's output; squeeze-excitation and
+    CBAM's spatial attention likewise). They are the block's own, no stage."""
+    own: set[fx.Node] = set()
+    for node in reversed(traced.graph.nodes):
+        gate = _gate(traced, node)
+        if gate:
+            own.update(gate)
+            continue
+        if node.name in cuts or node.op in ("output", "placeholder", "get_attr"):
+            continue
+        users = [u for u in node.users if not _shape_only(u)]
+        if users and all(u in own for u in users):
+            own.add(node)
+    return {n.name for n in own}
+
+
 def mode_only(node: fx.Node) -> str:
     """'train()' or 'eval()' for a node only one mode runs (tracing._mode_tail), else ''."""
     return "train()" if node.meta.get("train_only") else "eval()" if node.meta.get("eval_only") else ""
 
 
-def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple]], str]:
-    """The end of every resolution stage, in program order. Sizes are compared as symbolic
-    expressions of the input size where they could be derived, so the placement holds at every
-    input size. On the main path (cut nodes: no edge jumps over them) a stage ends where the
-    next main-path feature map has another size (a ResNet's stage outputs). Where long skips
-    leave no main path (a U-Net's encoder and decoder), every run of one size in program order
-    is a stage, and the main-path map before such a detour ends one. Maps a block makes for its
-    own use (an attention's keys and values) are no stage. Without a grid (MLPs, transformers
-    over tokens) sizes are feature widths."""
-    nodes = _between_taps(traced, taps)
-    sizes = conv_sizes(traced, taps)
-    kinds = {n.name: _feature_kind(n, grid, sizes) for n in nodes}
+@dataclass(frozen=True)
+class _Sizes:
+    """What the stage rules compare: each node's feature kind (see ``_feature_kind``), its size
+    (the spatial size with a grid, else the feature width) and its place in program order."""
+
+    kinds: dict[str, tuple]
+    grid: tuple[int, ...] | None
+    at: dict[str, int]
+    layers: tuple[fx.Node, ...] = ()   # the tapped layers' nodes
+
+    def kind(self, n: fx.Node) -> str:
+        return self.kinds[n.name][0]
+
+    def key(self, n: fx.Node):
+        return map_size(n, self.kind(n)) if self.grid else self.kinds[n.name][1]
+
+
+def _candidates(nodes: list[fx.Node], kinds: dict, grid) -> list[fx.Node]:
+    """The values a stage may end at: with a grid, feature maps and their token sequences;
+    without, the values of the most common rank (a transformer's (N, L, D) hidden states)."""
     if grid:
-        main_rank = len(grid) + 2
-        candidates = [n for n in nodes if kinds[n.name] and kinds[n.name][0] in STAGED]
-    else:
-        ranks = [len(kinds[n.name][2]) for n in nodes if kinds[n.name]]
-        main_rank = max(set(ranks), key=ranks.count) if ranks else 2
-        candidates = [n for n in nodes if kinds[n.name] and len(kinds[n.name][2]) == main_rank]
-    if not candidates:
-        return [], ("no feature map between the first and the last tapped layer has the batch first and a "
-                    "size to pool (nothing to rewrite the memory from)")
-    main = {n.name for n in candidates}
-    cuts = cut_nodes(traced.graph, lambda n: n.name in main)
-    at = {n.name: i for i, n in enumerate(traced.graph.nodes)}
-    token_cuts: list[fx.Node] = []
-    path = [kinds[n.name][0] for n in candidates if n.name in cuts]
-    if "tokens" in path and "spatial" in path[path.index("tokens"):]:
-        # the main path goes back to (N, C, H, W) maps after its tokens (CvT and SegFormer fold
-        # them into a map at each stage's end): the maps mark the stages, and the tokens are
-        # the same resolution by another name. The cuts stay those of the tokens and maps: the
-        # tokens' residual sums jump over the maps a block makes of them (CvT's convolutional
-        # key and value projections), which are no stage
-        token_cuts = [n for n in candidates if kinds[n.name][0] == "tokens" and n.name in cuts]
-        candidates = [n for n in candidates if kinds[n.name][0] != "tokens"]
-    output = next(n for n in traced.graph.nodes if n.op == "output")
-    outputs = {a.name for a in output.all_input_nodes}
+        return [n for n in nodes if kinds[n.name] and kinds[n.name][0] in STAGED]
+    ranks = [len(kinds[n.name][2]) for n in nodes if kinds[n.name]]
+    main_rank = max(set(ranks), key=ranks.count) if ranks else 2
+    return [n for n in nodes if kinds[n.name] and len(kinds[n.name][2]) == main_rank]
 
-    def key(n: fx.Node):
-        return map_size(n, kinds[n.name][0]) if grid else kinds[n.name][1]
 
-    on_path = [n for n in candidates if n.name in cuts]
-    if not grid and on_path:  # a transformer's MLP expansion is not a stage of its own
-        widths = [kinds[n.name][1] for n in on_path]
-        main_width = max(set(widths), key=widths.count)
-        candidates = [n for n in candidates if kinds[n.name][1] == main_width]
-        on_path = [n for n in on_path if kinds[n.name][1] == main_width]
-    # stretches between main-path maps that hold maps of other sizes: no main path there (a
-    # U-Net's deeper levels, a decode head's other scales), and every run of one size in it is
-    # a stage. Token sequences off the main path are no such stretch: they are a block's own
-    # (window attention over a map one window covers)
+def _split_tokens(candidates: list[fx.Node], sizes: _Sizes, cuts: set[str]) -> tuple[list, list]:
+    """(the main path's token sequences, the candidates without them) where the main path goes
+    back to (N, C, H, W) maps after its tokens (CvT and SegFormer fold them into a map at each
+    stage's end): the maps mark the stages, and the tokens are the same resolution by another
+    name. The cuts stay those of the tokens and maps: the tokens' residual sums jump over the
+    maps a block makes of them (CvT's convolutional key and value projections), which are no
+    stage. Elsewhere ([], candidates)."""
+    path = [sizes.kind(n) for n in candidates if n.name in cuts]
+    if "tokens" not in path or "spatial" not in path[path.index("tokens"):]:
+        return [], candidates
+    return ([n for n in candidates if sizes.kind(n) == "tokens" and n.name in cuts],
+            [n for n in candidates if sizes.kind(n) != "tokens"])
+
+
+def _stretch_ends(maps: list[fx.Node], on_path: list[fx.Node], sizes: _Sizes,
+                  token_cuts: list[fx.Node]) -> tuple[list[fx.Node], set[str]]:
+    """Stage ends in the stretches between main-path maps that hold maps of other sizes: no main
+    path there (a U-Net's deeper levels, a decode head's other scales), and every run of one size
+    in it is a stage. Token sequences off the main path are no such stretch: they are a block's
+    own (window attention over a map one window covers). Also the main-path maps such a stretch
+    follows: a stage ends there too."""
     ends: list[fx.Node] = []
-    detours: set[str] = set()  # main-path maps a stretch of other sizes follows: a stage ends there
-    maps = [n for n in candidates if kinds[n.name][0] != "tokens"]
+    detours: set[str] = set()
+    key, at = sizes.key, sizes.at
     token_at = [at[t.name] for t in token_cuts]   # in program order
     order = {n.name: i for i, n in enumerate(maps)}
     marks = [-1] + [order[n.name] for n in on_path if n.name in order] + [len(maps)]
@@ -610,32 +655,138 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
         outer = {key(maps[i]) for i in (lo, hi) if 0 <= i < len(maps)}
         if not any(key(n) not in outer for n in inner):
             continue
-        stages = []
+        stages: list[fx.Node] = []
         for n in inner:
             after = maps[order[n.name] + 1] if order[n.name] + 1 < len(maps) else None
-            # a run that goes on into the main path is not over; nor is a map an attention reads,
-            # nor one the main path's tokens jump over (a block makes it of them)
+            if after is not None and key(after) == key(n):
+                continue  # a run that goes on (into the main path too) is not over
+            # nor is a map an attention reads a stage, nor one the main path's tokens jump over
+            # (a block makes it of them)
             i = bisect.bisect(token_at, at[n.name])
             inside = 0 < i < len(token_at) and token_at[i - 1] > start and token_at[i] < end
-            if (after is None or key(after) != key(n)) and not _attention_input(n) and not inside:
-                stages.append(n)
+            if not _attention_input(n) and not inside:
+                stages.append(_run_end(n, after, sizes, maps))
         # a detour through stages of other sizes (a U-Net's deeper levels, a decode head's scales),
-        # left at once: the map before it ends a stage. A gate computed at one smaller size
-        # (GhostNetV2's pooled attention branch) is a block's own, no detour
+        # left at once: the map before it ends a stage. A branch computed at one other size and
+        # merged back is a block's own, no detour
         if lo >= 0 and stages and key(stages[0]) != key(maps[lo]) and len({key(n) for n in stages}) > 1:
             detours.add(maps[lo].name)
         ends += stages
+    return ends, detours
+
+
+#: modules that only hold others: a block is none of them
+_CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+
+
+def _module_stack(node: fx.Node) -> list[tuple[str, object]]:
+    """(qualified name, class) of the modules a node runs in, outermost first."""
+    return list((node.meta.get("nn_module_stack") or {}).values())
+
+
+def _block_of(node: fx.Node, successor: fx.Node) -> str | None:
+    """The block that holds both a map and the next main-path map, of another size: the innermost
+    module of both that is no container (a stride-2 inverted residual holds its expanded map and
+    its strided depthwise conv); None where only the model holds both (ResNet's stage output and
+    the next stage's first block)."""
+    common = []
+    for (qual, kind), (other, _) in zip(_module_stack(node), _module_stack(successor)):
+        if qual != other:
+            break
+        common.append((qual, kind))
+    for qual, kind in reversed(common):
+        container = issubclass(kind, _CONTAINERS) if isinstance(kind, type) else \
+            str(kind).rsplit(".", 1)[-1].strip("'>") in ("Sequential", "ModuleList", "ModuleDict")
+        if not container:
+            return qual
+    return None
+
+
+def _run_end(end: fx.Node, after: fx.Node | None, sizes: _Sizes, maps: list[fx.Node]) -> fx.Node:
+    """Where a run of maps of one size that ends at ``end`` ends as a stage, the next map
+    ``after`` having another size: at ``end``; or, where the size changes inside a block entered
+    at the old size (a stride-2 inverted residual has no residual sum, so its expanded map, six
+    times the channels, is the last map of the old size), at the map before that block: the
+    last block's output, where a person ends the stage. A block is of two sizes, the old and the
+    new, and runs at most one layer before the change (an expansion, a reduction; a norm): a
+    module of more sizes (a U-Net's decoder) or more layers (a Swin stage, whose patch merging
+    ends it; a decode head's MLPs and DeepLabV3+'s ASPP before their upsampling) is a part of the
+    network."""
+    if after is None or not sizes.grid or sizes.key(after) == sizes.key(end):
+        return end
+    block = _block_of(end, after)
+    if block is None:
+        return end
+
+    def holds(m: fx.Node) -> bool:
+        return any(q == block for q, _ in _module_stack(m))
+
+    inside = [m for m in maps if holds(m)]
+    if {sizes.key(m) for m in inside} != {sizes.key(end), sizes.key(after)}:
+        return end   # a module of more sizes is a network's part (an encoder, a decoder)
+    if sum(holds(t) and sizes.at[t.name] < sizes.at[after.name] for t in sizes.layers) > 1:
+        return end   # one that runs layers before the change is a stage's part (Swin's, with its blocks)
+    first = maps.index(inside[0])
+    before = maps[first - 1] if first > 0 else None
+    return before if before is not None and sizes.key(before) == sizes.key(end) else end
+
+
+def _path_ends(on_path: list[fx.Node], sizes: _Sizes, detours: set[str], outputs: set[str],
+               maps: list[fx.Node]) -> list[fx.Node]:
+    """The last main-path map of each size (the model's outputs excepted; see ``_run_end``), and
+    each map a detour follows."""
+    ends: list[fx.Node] = []
     stage: list[fx.Node] = []
-    for i, n in enumerate(on_path):  # the last main-path node of each size (the output excepted)
+    for i, n in enumerate(on_path):
         stage.append(n)
-        if i + 1 == len(on_path) or key(on_path[i + 1]) != key(n) or n.name in detours:
+        after = on_path[i + 1] if i + 1 < len(on_path) else None
+        if after is None or sizes.key(after) != sizes.key(n) or n.name in detours:
             kept = [m for m in stage if m.name not in outputs]
-            ends += kept[-1:]
+            if kept:
+                ends.append(_run_end(n, after, sizes, maps) if n is kept[-1] else kept[-1])
             stage = []
+    return ends
+
+
+def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple]], str]:
+    """The end of every resolution stage, in program order. Sizes are compared as symbolic
+    expressions of the input size where they could be derived, so the placement holds at every
+    input size. On the main path (cut nodes: no edge jumps over them) a stage ends where the
+    next main-path feature map has another size (a ResNet's stage outputs). Where long skips
+    leave no main path (a U-Net's encoder and decoder), every run of one size in program order
+    is a stage, and the main-path map before such a detour ends one. Maps a block makes for its
+    own use (an attention's keys and values, a gate's factors) are no stage. Without a grid
+    (MLPs, transformers over tokens) sizes are feature widths."""
+    nodes = _between_taps(traced, taps)
+    sizes_of_convs = conv_sizes(traced, taps)
+    kinds = {n.name: _feature_kind(n, grid, sizes_of_convs) for n in nodes}
+    candidates = _candidates(nodes, kinds, grid)
+    if not candidates:
+        return [], ("no feature map between the first and the last tapped layer has the batch first and a "
+                    "size to pool (nothing to rewrite the memory from)")
+    main = {n.name for n in candidates}
+    cuts = cut_nodes(traced.graph, lambda n: n.name in main)
+    gate_own = _gate_own(traced, cuts)
+    tapped = {t.node for t in taps}
+    sizes = _Sizes(kinds, grid, {n.name: i for i, n in enumerate(traced.graph.nodes)},
+                   tuple(n for n in traced.graph.nodes if n.name in tapped))
+    token_cuts, candidates = _split_tokens([n for n in candidates if n.name not in gate_own], sizes, cuts)
+    on_path = [n for n in candidates if n.name in cuts]
+    if not grid and on_path:  # a transformer's MLP expansion is not a stage of its own
+        widths = [kinds[n.name][1] for n in on_path]
+        main_width = max(set(widths), key=widths.count)
+        candidates = [n for n in candidates if kinds[n.name][1] == main_width]
+        on_path = [n for n in on_path if kinds[n.name][1] == main_width]
+    output = next(n for n in traced.graph.nodes if n.op == "output")
+    outputs = {a.name for a in output.all_input_nodes}
+    maps = [n for n in candidates if sizes.kind(n) != "tokens"]
+    ends, detours = _stretch_ends(maps, on_path, sizes, token_cuts)
+    ends += _path_ends(on_path, sizes, detours, outputs, maps)
+    at = sizes.at
     if on_path and on_path[-1] in ends:  # a last stage that ends in tokens (CvT's classifier reads them)
         tail = [t for t in token_cuts if at[t.name] > at[on_path[-1].name] and t.name not in outputs]
         ends[ends.index(on_path[-1])] = tail[-1] if tail else on_path[-1]
-    ends.sort(key=lambda n: at[n.name])
+    ends = sorted(set(ends), key=lambda n: at[n.name])   # runs inside one block may end before it
     chosen = [(n, kinds[n.name]) for n in ends if n.name not in outputs]
     return chosen, "" if chosen else \
         "the only feature maps between the first and the last tapped layer are the model's outputs"

@@ -461,13 +461,21 @@ def test_no_loop_where_a_value_inside_the_chain_is_read_after_it():
         assert_same_function(conv, model, torch.randn(2, 3, 20, 20))
 
 
+#: update blocks after the expansion of mobilenet_v3_small's and mobilenet_v2's stride-2 blocks (where
+#: they went by default until the stages ended at the block before, 2026-12-06): inside blocks, so
+#: that blocks of one structure differ by an update block
+V3_EXPANSIONS = "features.0.2,features.2.block.0.2,features.4.block.0.2,features.9.block.0.2,features.12.2"
+V2_EXPANSIONS = "features.2.conv.0.2,features.4.conv.0.2,features.7.conv.0.2,features.14.conv.0.2,features.18.2"
+
+
 def test_two_blocks_that_differ_both_by_an_update_block_and_a_residual_share_a_class():
     """mobilenet_v3_small's features.2 rewrites the memory and has no residual sum, features.3
     the other way round: one class with both branches (merged last, when no other merge is left:
     merged first, it kept mobilenet_v2's 16 blocks in two classes); the blocks with
     squeeze-excitation, whatever they hold of either, one class too."""
     model = torchvision.models.mobilenet_v3_small(num_classes=10).eval()
-    conv = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], base_weights=model.state_dict())
+    conv = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], base_weights=model.state_dict(),
+                          options=aimgen.Options(updates=V3_EXPANSIONS))
     assert conv.code.block_classes["InvertedResidual2"] == 2 and conv.code.block_classes["InvertedResidual3"] == 8
     block = conv.source.split("class InvertedResidual2(nn.Module):")[1].split("\nclass ")[0]
     assert "        if self.update_block_0 is not None:\n" in block and "        if self.use_res_connect:\n" in block
@@ -480,7 +488,8 @@ def test_mobilenet_v2_blocks_that_differ_by_an_update_block_and_a_residual_share
     the update block as an optional member (as ``downsample`` in resnet's Bottleneck) and a
     branch on the user's flag, as torchvision writes it."""
     model = torchvision.models.mobilenet_v2(num_classes=10).eval()
-    conv = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], base_weights=model.state_dict())
+    conv = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], base_weights=model.state_dict(),
+                          options=aimgen.Options(updates=V2_EXPANSIONS))
     src = conv.source
     # features.1 (no expansion layer) is another structure
     assert conv.code.block_classes == {"InvertedResidual": 1, "InvertedResidual2": 16}
@@ -492,7 +501,7 @@ def test_mobilenet_v2_blocks_that_differ_by_an_update_block_and_a_residual_share
     assert "InvertedResidual2(16, 2, 24, use_res_connect=False,\n" in src
     assert "InvertedResidual2(24, 1, 24, use_res_connect=True)," in src
     assert "        for block in self.features[1:18]:\n" in src
-    flat = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], options=aimgen.Options(flat=True))
+    flat = aimgen.convert(model, [InputSpec((1, 3, 64, 64))], options=aimgen.Options(flat=True, updates=V2_EXPANSIONS))
     a, b = conv.build(), flat.build()
     a.load_state_dict(conv.state_dict)
     b.load_state_dict(conv.state_dict)   # the same keys: the flat model takes the same weights

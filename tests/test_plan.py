@@ -11,6 +11,7 @@ import torch
 import torch.fx as fx
 from torch.fx.passes.shape_prop import ShapeProp
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 import aimgen
@@ -67,6 +68,55 @@ def test_updates_go_at_the_end_of_each_resolution_stage():
     plan = aimgen.convert(Branchy(), torch.randn(1, 3, 16, 16)).plan
     assert [u.node for u in plan.updates] == ["add", "relu_2"]
     assert plan.memory_shape[1:] == (8, 8)  # the smallest map larger than 1x1
+
+
+def test_a_stage_that_ends_inside_the_block_that_changes_the_size_ends_at_the_block_before():
+    """torchvision's mobilenet_v2: a stride-2 inverted residual has no residual sum, so its
+    expanded map (six times the channels) is on the main path, the last map of the old size
+    before its strided depthwise conv. The stage ends at the block before (the last block's
+    output), as ResNet's ends at its last block's output, not inside the next block; the
+    update blocks pool 16 to 96 channels instead of 96 to 576. The stem and the last conv are
+    no block (only the features container holds them and the next map)."""
+    model = torchvision.models.mobilenet_v2(num_classes=10).eval()
+    plan = aimgen.convert(model, torch.randn(1, 3, 64, 64)).plan
+    assert [u.label for u in plan.updates] == \
+        ["features.1.conv.2", "features.3:add", "features.6:add_2", "features.13:add_7", "features.18.2"]
+    assert [u.features for u in plan.updates] == [16, 24, 32, 96, 1280]
+
+
+class _StageWithItsDownsample(nn.Module):
+    """A stage as Swin's BasicLayer writes it: its blocks, then the layer that halves the size,
+    in one module."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Conv2d(c, c, 3, padding=1) for _ in range(2)])
+        self.down = nn.Conv2d(c, c, 2, stride=2)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = torch.relu(block(x))
+        return self.down(x)
+
+
+class _TwoStages(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.stage1 = _StageWithItsDownsample(8)
+        self.stage2 = _StageWithItsDownsample(8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.stage2(self.stage1(self.stem(x))).mean((2, 3)))
+
+
+def test_a_module_that_runs_a_stage_before_changing_the_size_is_no_block():
+    """A module of two sizes whose layers at the old size are a stage's blocks (Swin's
+    BasicLayer, a decoder's ASPP): its stage ends inside it, before the size changes, not at the
+    map before it (which is the stage's start)."""
+    plan = aimgen.convert(_TwoStages(), torch.randn(1, 3, 16, 16)).plan
+    assert [u.label for u in plan.updates] == ["stage1:relu_1", "stage2:relu_3", "stage2.down"]
 
 
 def test_memory_size_and_budget():
@@ -808,6 +858,9 @@ class _PooledGate(nn.Module):
         return self.head(torch.relu(self.down(x)).mean((2, 3)))
 
 
-def test_a_gate_computed_at_a_smaller_size_is_no_detour():
+def test_a_gate_computed_at_a_smaller_size_is_no_detour_and_no_stage():
     plan = aimgen.convert(_PooledGate(), torch.randn(1, 3, 16, 16)).plan
-    assert "relu" not in [u.label for u in plan.updates]  # the block's input ends no stage
+    # the block's input ends no stage, nor do the gate's maps (pooled, convolved, squashed):
+    # the stages end at the gated product (16x16) and after the strided conv (8x8); timm's
+    # GhostNetV2 made three update blocks of every gated block (49 in all, now 5)
+    assert [u.label for u in plan.updates] == ["mul", "relu_1"]

@@ -119,6 +119,40 @@ def test_a_module_that_runs_a_stage_before_changing_the_size_is_no_block():
     assert [u.label for u in plan.updates] == ["stage1:relu_1", "stage2:relu_3", "stage2.down"]
 
 
+class _TwoPools(nn.Module):
+    """A block of two sizes with no layer of its own: two maps of its input's size, each pooled."""
+
+    def forward(self, x):
+        return F.avg_pool2d(torch.relu(x), 2) + F.max_pool2d(torch.tanh(x), 2)
+
+
+class _SkipOverTwoPools(nn.Module):
+    """A long skip over the block (no main path there): each of its runs of the input's size
+    ends before the block, at the same map."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.pools = _TwoPools()
+        self.mid = nn.Conv2d(8, 8, 3, padding=1)
+        self.out = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x):
+        s = self.stem(x)
+        y = self.mid(self.pools(s))
+        return self.out(torch.cat([s, F.interpolate(y, scale_factor=2.0)], 1))
+
+
+def test_runs_that_end_before_one_block_make_one_update_block():
+    model = _SkipOverTwoPools().eval()
+    conv = aimgen.convert(model, torch.randn(1, 3, 16, 16), base_weights=model.state_dict())
+    assert [u.node for u in conv.plan.updates] == ["stem", "avg_pool2d", "mid", "cat"]   # stem once, not 3x
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(aim.eval()(x), model(x), atol=1e-5, rtol=0)
+
+
 def test_memory_size_and_budget():
     model = Branchy()
     big = aimgen.convert(model, torch.randn(1, 3, 16, 16), memory_size=512, budget=10.0).plan

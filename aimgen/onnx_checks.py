@@ -80,6 +80,15 @@ def read_references(path: str | Path) -> References:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def references_from(find: Callable[[], Path | None]) -> Callable[[], References | None]:
+    """``onnx_checks``' ``references`` from ``find``, which gives the file the fresh process
+    saved them to once asked (None where it saved none: they are then computed here)."""
+    def read() -> References | None:
+        found = find()
+        return read_references(found) if found is not None else None
+    return read
+
+
 def onnx_checks(path: str | Path, weights: str | Path | None = None, opset: int | None = None, *,
                 random_weights: bool = False, keep_dir: str | Path | None = None,
                 progress: Progress | None = None,

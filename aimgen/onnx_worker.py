@@ -65,14 +65,11 @@ class OnnxWorker:
             progress: Progress, references: Callable[[], Path | None]) -> list[Check]:
         """``onnx_checks`` of ``path`` in the worker; ``references`` is asked, when the worker
         needs PyTorch's outputs, for the file holding them (None: the worker computes them)."""
-        from .onnx_checks import onnx_checks, read_references
+        from .onnx_checks import onnx_checks, references_from
 
         def here() -> list[Check]:
-            def refs():
-                found = references()
-                return read_references(found) if found is not None else None
             return onnx_checks(path, weights=weights, random_weights=random_weights, opset=opset,
-                               progress=progress, references=refs)
+                               progress=progress, references=references_from(references))
 
         if self.proc is None:
             return here()
@@ -172,7 +169,7 @@ def main() -> None:
     """The worker: import and warm up, then run the one request on stdin."""
     out = os.fdopen(int(sys.argv[2]), "wb")
     relay = _Relay(out)
-    from .onnx_checks import onnx_checks, read_references
+    from .onnx_checks import onnx_checks, references_from
 
     try:
         _warm_up()
@@ -180,14 +177,15 @@ def main() -> None:
         pass
     request = pickle.load(sys.stdin.buffer)
 
-    def references():
+    def ask() -> Path | None:
+        """Where the parent's fresh process saved PyTorch's outputs."""
         relay.send("references")
         found = pickle.load(sys.stdin.buffer)
-        return read_references(Path(found)) if found is not None else None
+        return Path(found) if found is not None else None
 
     try:
         checks = onnx_checks(request["path"], weights=request["weights"], random_weights=request["random_weights"],
-                             opset=request["opset"], progress=relay, references=references)
+                             opset=request["opset"], progress=relay, references=references_from(ask))
     except BaseException:  # noqa: BLE001 - the parent runs the checks itself, and raises there
         relay.send("failed")
         return

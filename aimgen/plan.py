@@ -696,7 +696,7 @@ def _block_of(node: fx.Node, successor: fx.Node) -> str | None:
         common.append((qual, kind))
     for qual, kind in reversed(common):
         container = issubclass(kind, _CONTAINERS) if isinstance(kind, type) else \
-            str(kind).rsplit(".", 1)[-1].strip("'>") in ("Sequential", "ModuleList", "ModuleDict")
+            str(kind).rsplit(".", 1)[-1].strip("'>") in {c.__name__ for c in _CONTAINERS}
         if not container:
             return qual
     return None

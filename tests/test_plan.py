@@ -892,8 +892,23 @@ class _PooledGate(nn.Module):
         return self.head(torch.relu(self.down(x)).mean((2, 3)))
 
 
-def test_a_gate_computed_at_a_smaller_size_is_no_detour_and_no_stage():
-    plan = aimgen.convert(_PooledGate(), torch.randn(1, 3, 16, 16)).plan
+class _PooledModuleGate(_PooledGate):
+    """_PooledGate with its sigmoid a module, as timm's GhostNetV2 writes it (``gate_fn``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate_fn = nn.Sigmoid()
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        gate = self.gate_fn(self.gate(F.avg_pool2d(x, 2)))
+        x = self.main(x) * F.interpolate(gate, size=x.shape[2:])
+        return self.head(torch.relu(self.down(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("model", [_PooledGate, _PooledModuleGate])
+def test_a_gate_computed_at_a_smaller_size_is_no_detour_and_no_stage(model):
+    plan = aimgen.convert(model(), torch.randn(1, 3, 16, 16)).plan
     # the block's input ends no stage, nor do the gate's maps (pooled, convolved, squashed):
     # the stages end at the gated product (16x16) and after the strided conv (8x8); timm's
     # GhostNetV2 made three update blocks of every gated block (49 in all, now 5)

@@ -639,9 +639,10 @@ def _stretch_ends(maps: list[fx.Node], on_path: list[fx.Node], sizes: _Sizes,
                   token_cuts: list[fx.Node]) -> tuple[list[fx.Node], set[str]]:
     """Stage ends in the stretches between main-path maps that hold maps of other sizes: no main
     path there (a U-Net's deeper levels, a decode head's other scales), and every run of one size
-    in it is a stage. Token sequences off the main path are no such stretch: they are a block's
-    own (window attention over a map one window covers). Also the main-path maps such a stretch
-    follows: a stage ends there too."""
+    in it is a stage, except runs whose size comes back before their data moves on to another
+    (parallel branches run in turn, as HRNet's: see the loop). Token sequences off the main path
+    are no such stretch: they are a block's own (window attention over a map one window covers).
+    Also the main-path maps such a stretch follows: a stage ends there too."""
     ends: list[fx.Node] = []
     detours: set[str] = set()
     key, at = sizes.key, sizes.at
@@ -655,24 +656,51 @@ def _stretch_ends(maps: list[fx.Node], on_path: list[fx.Node], sizes: _Sizes,
         outer = {key(maps[i]) for i in (lo, hi) if 0 <= i < len(maps)}
         if not any(key(n) not in outer for n in inner):
             continue
+        runs: list[fx.Node] = []     # the last map of each run of one size, in program order
         stages: list[fx.Node] = []
-        for n in inner:
+        later = _next_of_size(inner, key)
+        outputs: dict[tuple, fx.Node] = {}   # (block, size) -> the block's last output of the size so far
+        back: set[str] = set()                # the blocks that come back to a size
+        names = {n.name for n in inner}
+        pos = {n.name: i for i, n in enumerate(inner)}
+        for j, n in enumerate(inner):
+            outputs.update({(b, key(n)): n for b in _blocks(n) if not _inside(b, n)})
             after = maps[order[n.name] + 1] if order[n.name] + 1 < len(maps) else None
             if after is not None and key(after) == key(n):
                 continue  # a run that goes on (into the main path too) is not over
             # nor is a map an attention reads a stage, nor one the main path's tokens jump over
             # (a block makes it of them)
             i = bisect.bisect(token_at, at[n.name])
-            inside = 0 < i < len(token_at) and token_at[i - 1] > start and token_at[i] < end
-            if not _attention_input(n) and not inside:
-                stages.append(_run_end(n, after, sizes, maps))
-        # a detour through stages of other sizes (a U-Net's deeper levels, a decode head's scales),
+            if _attention_input(n) or 0 < i < len(token_at) and token_at[i - 1] > start and token_at[i] < end:
+                continue
+            runs.append(n)
+            if later[j] is not None:
+                k = pos[later[j].name]
+                goes_on, block = _goes_on(n, inner[j + 1:k], _run_from(inner, k, key), sizes, names)
+                if goes_on:
+                    back.update([block] if block else [])
+                    continue
+            # such a block's last map of a size, made for its own use: its last output of the size ends it
+            n = next((outputs[(b, key(n))] for b in _blocks(n) if b in back and _inside(b, n)
+                      and (b, key(n)) in outputs), n)
+            stages.append(_run_end(n, after, sizes, maps))
+        # a detour through runs of other sizes (a U-Net's deeper levels, a decode head's scales),
         # left at once: the map before it ends a stage. A branch computed at one other size and
         # merged back is a block's own, no detour
-        if lo >= 0 and stages and key(stages[0]) != key(maps[lo]) and len({key(n) for n in stages}) > 1:
+        if lo >= 0 and runs and key(runs[0]) != key(maps[lo]) and len({key(n) for n in runs}) > 1:
             detours.add(maps[lo].name)
         ends += stages
     return ends, detours
+
+
+def _next_of_size(maps: list[fx.Node], key) -> list[fx.Node | None]:
+    """For each map, the next map of its size in ``maps``, or None."""
+    nxt: list[fx.Node | None] = [None] * len(maps)
+    seen: dict = {}
+    for j in range(len(maps) - 1, -1, -1):
+        nxt[j] = seen.get(key(maps[j]))
+        seen[key(maps[j])] = maps[j]
+    return nxt
 
 
 #: modules that only hold others: a block is none of them
@@ -682,6 +710,83 @@ _CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
 def _module_stack(node: fx.Node) -> list[tuple[str, object]]:
     """(qualified name, class) of the modules a node runs in, outermost first."""
     return list((node.meta.get("nn_module_stack") or {}).values())
+
+
+def _container(kind) -> bool:
+    """Whether a module class (or its name, as torch.export records it) only holds others."""
+    return issubclass(kind, _CONTAINERS) if isinstance(kind, type) else \
+        str(kind).rsplit(".", 1)[-1].strip("'>") in {c.__name__ for c in _CONTAINERS}
+
+
+def _holds(block: str, node: fx.Node) -> bool:
+    return any(q == block for q, _ in _module_stack(node))
+
+
+def _inside(block: str, node: fx.Node) -> bool:
+    """Whether every user of a node is inside ``block``: a value the block makes for its own use."""
+    return all(_holds(block, u) for u in node.users if not _shape_only(u))
+
+
+def _goes_on(end: fx.Node, between: list[fx.Node], again: list[fx.Node], sizes: _Sizes,
+             maps: set[str]) -> tuple[bool, str | None]:
+    """Whether a run of one size that ends at ``end`` goes on at ``again``, the next run of its
+    size, with the block that holds both (or None): where its size comes back before its data
+    moves on to another (through a layer or a detour), and only other runs (``between``) were
+    made meanwhile, within a block (HRNet's branches run in turn, then the fusion of each size),
+    or outside any for the next block's other inputs (HRNet's transitions: a conv that makes
+    each branch the next module runs)."""
+    if _moves_on(end, again, sizes, maps):
+        return False, None
+    block = _block_of(end, again[0])
+    if block is not None:
+        return True, block
+    return not _blocks(end) and _inputs_of(_blocks(again[0])[-1:], between), None
+
+
+def _run_from(maps: list[fx.Node], i: int, key) -> list[fx.Node]:
+    """The run of maps of one size that starts at ``maps[i]``."""
+    j = i
+    while j + 1 < len(maps) and key(maps[j + 1]) == key(maps[i]):
+        j += 1
+    return maps[i:j + 1]
+
+
+def _moves_on(start: fx.Node, run: list[fx.Node], sizes: _Sizes, maps: set[str]) -> bool:
+    """Whether the data leaves ``start``'s size before ``run``, the next run of that size: a
+    tapped layer of another size reads it first (the next stage), or the run depends on it
+    through maps (in ``maps``) of other sizes (a detour: a U-Net's deeper levels)."""
+    first, limit, size = sizes.at[run[0].name], max(sizes.at[m.name] for m in run), sizes.key(start)
+    targets, layers = set(run), set(sizes.layers)
+    seen, todo = {(start, False)}, [(start, False)]
+    while todo:
+        node, via = todo.pop()
+        for user in node.users:
+            at = sizes.at.get(user.name, limit + 1)
+            if at > limit:
+                continue
+            other = user.name in maps and sizes.key(user) != size
+            if user in targets and via or user in layers and at < first and other:
+                return True
+            state = (user, via or other)
+            if state not in seen:
+                seen.add(state)
+                todo.append(state)
+    return False
+
+
+def _inputs_of(block: list[str], maps: list[fx.Node]) -> bool:
+    """Whether ``maps`` go nowhere but into each other and into ``block`` (a list of one name, or
+    none): they are made for it."""
+    names = {m.name for m in maps}
+    return bool(block) and all(u.name in names or _holds(block[0], u)
+                               for m in maps for u in m.users if not _shape_only(u))
+
+
+def _blocks(node: fx.Node) -> list[str]:
+    """The modules that run a node and are no containers, innermost first, the node's own layer
+    excepted."""
+    return [qual for qual, kind in reversed(_module_stack(node))
+            if not (node.op == "call_module" and qual == node.target) and not _container(kind)]
 
 
 def _block_of(node: fx.Node, successor: fx.Node) -> str | None:
@@ -695,9 +800,7 @@ def _block_of(node: fx.Node, successor: fx.Node) -> str | None:
             break
         common.append((qual, kind))
     for qual, kind in reversed(common):
-        container = issubclass(kind, _CONTAINERS) if isinstance(kind, type) else \
-            str(kind).rsplit(".", 1)[-1].strip("'>") in {c.__name__ for c in _CONTAINERS}
-        if not container:
+        if not _container(kind):
             return qual
     return None
 
@@ -718,13 +821,10 @@ def _run_end(end: fx.Node, after: fx.Node | None, sizes: _Sizes, maps: list[fx.N
     if block is None:
         return end
 
-    def holds(m: fx.Node) -> bool:
-        return any(q == block for q, _ in _module_stack(m))
-
-    inside = [m for m in maps if holds(m)]
+    inside = [m for m in maps if _holds(block, m)]
     if {sizes.key(m) for m in inside} != {sizes.key(end), sizes.key(after)}:
         return end   # a module of more sizes is a network's part (an encoder, a decoder)
-    if sum(holds(t) and sizes.at[t.name] < sizes.at[after.name] for t in sizes.layers) > 1:
+    if sum(_holds(block, t) and sizes.at[t.name] < sizes.at[after.name] for t in sizes.layers) > 1:
         return end   # one that runs layers before the change is a stage's part (Swin's, with its blocks)
     first = maps.index(inside[0])
     before = maps[first - 1] if first > 0 else None

@@ -120,10 +120,13 @@ def test_a_module_that_runs_a_stage_before_changing_the_size_is_no_block():
 
 
 class _TwoPools(nn.Module):
-    """A block of two sizes with no layer of its own: two maps of its input's size, each pooled."""
+    """A block of two sizes with no layer of its own: two runs of its input's size, each pooled,
+    the second made from the first's pooled map too (a detour, so the first run ends)."""
 
     def forward(self, x):
-        return F.avg_pool2d(torch.relu(x), 2) + F.max_pool2d(torch.tanh(x), 2)
+        y = F.avg_pool2d(torch.relu(x), 2)
+        z = torch.tanh(x) + F.interpolate(y, size=x.shape[2:])
+        return F.max_pool2d(z, 2) + y
 
 
 class _SkipOverTwoPools(nn.Module):
@@ -759,6 +762,60 @@ def test_a_stage_the_main_path_leaves_for_other_sizes_ends_there():
     torch.testing.assert_close(aim.eval()(x), model(x), atol=1e-5, rtol=0)
 
 
+class _DecodeHead(nn.Module):
+    """SegFormer's decode head as one module: each stage's map projected and brought to the
+    first stage's size, in turn, then fused."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj1 = nn.Conv2d(8, 8, 1)
+        self.proj2 = nn.Conv2d(16, 8, 1)
+        self.fuse = nn.Conv2d(16, 4, 1)
+
+    def forward(self, s1, s2):
+        p1 = F.interpolate(self.proj1(s1), size=s1.shape[2:], mode="bilinear")
+        p2 = F.interpolate(self.proj2(s2), size=s1.shape[2:], mode="bilinear")
+        return self.fuse(torch.cat([p1, p2], 1))
+
+
+class _HeadOfOneBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stage1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.stage2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.head = _DecodeHead()
+
+    def forward(self, x):
+        s1 = torch.relu(self.stage1(x))
+        return self.head(s1, torch.relu(self.stage2(s1)))
+
+
+def test_a_detour_through_a_head_of_one_block_still_ends_the_stage_it_leaves():
+    # the head's runs of the first size go on (one block, no detour between them), yet the
+    # first stage's map is left for the second stage's size and ends its stage (Hugging Face's
+    # SegFormer lost that update block when only the runs that end a stage were counted)
+    plan = aimgen.convert(_HeadOfOneBlock(), torch.randn(1, 3, 16, 16)).plan
+    assert [(u.label, u.shape[2]) for u in plan.updates] == [("relu", 16), ("head.proj2", 8), ("head:cat", 16)]
+
+
+class _WrappedMultiScaleHead(nn.Module):
+    """_MultiScaleHead inside a module of the user's: the encoder's stages and the head in one block."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _MultiScaleHead()
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_a_stage_whose_output_the_next_stage_reads_ends_there_inside_one_block():
+    # in one block, the head's projection of the second stage comes back to its size with no
+    # detour; the third stage's strided conv read it before, so its stage ended there
+    plan = aimgen.convert(_WrappedMultiScaleHead(), torch.randn(1, 3, 16, 16)).plan
+    assert [(u.label, u.shape[2]) for u in plan.updates][:2] == [("net:relu", 16), ("net:relu_1", 8)]
+
+
 class _TokensToTheHead(_ConvAttentionStages):
     """CvT's last stage: its tokens go to the classifier as they are, not folded into a map."""
 
@@ -913,3 +970,111 @@ def test_a_gate_computed_at_a_smaller_size_is_no_detour_and_no_stage(model):
     # the stages end at the gated product (16x16) and after the strided conv (8x8); timm's
     # GhostNetV2 made three update blocks of every gated block (49 in all, now 5)
     assert [u.label for u in plan.updates] == ["mul", "relu_1"]
+
+
+def _conv_relu(inp, out, stride=1):
+    return nn.Sequential(nn.Conv2d(inp, out, 3, stride, 1), nn.ReLU())
+
+
+class _MultiResolution(nn.Module):
+    """HRNet's module: each branch runs in turn, then each size is made again as the sum of every
+    branch brought to it (up: a 1x1 conv, then resized; down: strided 3x3 convs, two for two
+    halvings, so the lowest size's sum holds a map of the middle size made for its own use)."""
+
+    def __init__(self, widths):
+        super().__init__()
+        n = len(widths)
+        self.branches = nn.ModuleList(_conv_relu(c, c) for c in widths)
+        self.fuse = nn.ModuleList(nn.ModuleList(self._bring(widths, j, i) for j in range(n)) for i in range(n))
+
+    @staticmethod
+    def _bring(widths, j, i):
+        if j >= i:
+            return nn.Conv2d(widths[j], widths[i], 1) if j > i else nn.Identity()
+        steps = [_conv_relu(widths[j], widths[j], 2) for _ in range(i - j - 1)]
+        return nn.Sequential(*steps, nn.Conv2d(widths[j], widths[i], 3, 2, 1))
+
+    def forward(self, xs):
+        xs = [branch(x) for branch, x in zip(self.branches, xs)]
+        out = []
+        for i, fuse in enumerate(self.fuse):
+            y = xs[i]
+            for j, (f, x) in enumerate(zip(fuse, xs)):
+                if j != i:
+                    y = y + (F.interpolate(f(x), size=xs[i].shape[2:]) if j > i else f(x))
+            out.append(torch.relu(y))
+        return out
+
+
+class _HRNetLike(nn.Module):
+    """Transitions (convs in ModuleLists that make each new branch) and two multi-resolution
+    modules: no main path from the stem to the head, and the sizes interleave in program order."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = _conv_relu(3, 8)
+        self.transition1 = nn.ModuleList([_conv_relu(8, 8), _conv_relu(8, 16, 2)])
+        self.stage2 = _MultiResolution((8, 16))
+        self.transition2 = _conv_relu(16, 32, 2)
+        self.stage3 = _MultiResolution((8, 16, 32))
+        self.head = nn.Linear(56, 2)
+
+    def forward(self, x):
+        x = self.stem(x)
+        xs = self.stage2([t(x) for t in self.transition1])
+        xs = self.stage3(xs + [self.transition2(xs[-1])])
+        return self.head(torch.cat([x.mean((2, 3)) for x in xs], 1))
+
+
+def test_parallel_branches_run_in_turn_end_their_stages_at_their_modules_outputs():
+    model = _HRNetLike().eval()
+    conv = aimgen.convert(model, torch.randn(1, 3, 16, 16), base_weights=model.state_dict())
+    # one update block per size a module outputs (stage2: 2, stage3: 3), none at each run of
+    # one size in program order (19: the transitions, each branch's end, every map a fusion
+    # resizes), and the middle size of stage3 at its output, not at the map its lowest size's
+    # sum halves twice
+    assert [(u.label, u.shape[2:]) for u in conv.plan.updates] == [
+        ("stem.1", (16, 16)), ("stage2:relu", (16, 16)), ("stage2:relu_1", (8, 8)),
+        ("stage3:relu_2", (16, 16)), ("stage3:relu_3", (8, 8)), ("stage3:relu_4", (4, 4))]
+    aim = conv.build()
+    aim.load_state_dict(conv.state_dict)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(aim.eval()(x), model(x), atol=1e-5, rtol=0)
+
+
+class _SizedUNet(UNet):
+    """UNet with each upsampled map resized to its skip's size, as many U-Nets write it: the
+    decoder's sizes are then the encoder's by the same expression, at every input size."""
+
+    def forward(self, x):
+        e1 = torch.relu(self.enc1(x))
+        e2 = torch.relu(self.enc2(F.max_pool2d(e1, 2)))
+        m = torch.relu(self.mid(F.max_pool2d(e2, 2)))
+        up = F.interpolate(self.up2(m), size=e2.shape[2:])
+        d2 = torch.relu(self.dec2(torch.cat([up, e2], 1)))
+        up = F.interpolate(self.up1(d2), size=e1.shape[2:])
+        d1 = torch.relu(self.dec1(torch.cat([up, e1], 1)))
+        return self.head(d1)
+
+
+class _WrappedUNet(nn.Module):
+    """The U-Net inside a module of the user's, with a long skip around it."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 3, 3, padding=1)
+        self.net = _SizedUNet()
+
+    def forward(self, x):
+        s = self.stem(x)
+        return self.net(s) + s[:, :2]
+
+
+@pytest.mark.parametrize("model", [_SizedUNet, _WrappedUNet])
+def test_a_unet_whose_decoder_comes_back_to_the_encoders_sizes_keeps_a_stage_at_every_run(model):
+    # the decoder's runs come back to the encoder's sizes (by the same size expression) through
+    # the deeper levels: detours, so each run is a stage, in one module or not
+    plan = aimgen.convert(model(), torch.randn(1, 3, 32, 32)).plan
+    labels = [(u.label.split(":")[-1], u.shape[2:]) for u in plan.updates]
+    assert labels[-5:] == [("relu", (32, 32)), ("relu_1", (16, 16)), ("relu_2", (8, 8)), ("relu_3", (16, 16)),
+                           ("relu_4", (32, 32))]

@@ -78,7 +78,8 @@ def train_steps(arms: dict, shape, batch: int, reps: int) -> dict[str, float]:
     return {a: median(t) for a, t in times.items()}
 
 
-def digits_epochs(arms: dict, reps: int) -> dict[str, float]:
+def digits_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """scikit-learn's digits training split (60%, seeded) in batches of 32: one epoch."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -86,7 +87,11 @@ def digits_epochs(arms: dict, reps: int) -> dict[str, float]:
     y = torch.tensor(data.target)
     g = torch.Generator().manual_seed(0)
     train = torch.randperm(len(y), generator=g)[: int(0.6 * len(y))]
-    batches = [(x[train[i:i + 32]], y[train[i:i + 32]]) for i in range(0, len(train), 32)]
+    return [(x[train[i:i + 32]], y[train[i:i + 32]]) for i in range(0, len(train), 32)]
+
+
+def digits_epochs(arms: dict, reps: int) -> dict[str, float]:
+    batches = digits_batches()
     opts = {name: torch.optim.Adam(m.parameters(), lr=1e-3) for name, m in arms.items()}
 
     def epoch(name) -> float:

@@ -163,17 +163,17 @@ class MemoryUpdate(nn.Module):
         self.bias_write = weight_parameter((2 * memory_channels,), rank)
 
     def forward(self, memory: MemoryState, features: torch.Tensor) -> MemoryState:
-        # features -> rank as a batched matmul, channels first: their gradient comes back in
-        # their layout (F.linear's, channels last, made the pooling's backward copy its input)
+        # (N, channels, cells) throughout, no transposes; the features' product a batched matmul,
+        # so their gradient comes back in their layout (a transposed one made the pooling's
+        # backward copy the map it pooled); the memory's broadcast over the batch
         f = features.reshape(*features.shape[:2], -1)
+        m = memory.tensor.reshape(*memory.tensor.shape[:2], -1)
         w = self.weight_features.expand(f.shape[0], -1, -1)
-        z = torch.baddbmm(self.bias_features[:, None], w, f).transpose(1, 2)  # (N, cells, rank)
-        m = memory.tensor.reshape(*memory.tensor.shape[:2], -1).transpose(1, 2)
-        z = torch.relu(z + F.linear(m, self.weight_memory))
-        gate, candidate = F.linear(z, self.weight_write, self.bias_write).chunk(2, dim=-1)
-        gate = torch.sigmoid(gate)
-        m = (1 - gate) * m + gate * torch.tanh(candidate)
-        return MemoryState(m.transpose(1, 2).reshape(-1, *memory.tensor.shape[1:]), batched=True)
+        z = torch.relu(torch.baddbmm(self.bias_features[:, None], w, f) + self.weight_memory @ m)
+        gate, candidate = (self.weight_write @ z + self.bias_write[:, None]).chunk(2, 1)
+        # the gated, bounded write: (1 - gate) * m + gate * tanh(candidate)
+        m = torch.lerp(m, torch.tanh(candidate), torch.sigmoid(gate))
+        return MemoryState(m.reshape(-1, *memory.tensor.shape[1:]), batched=True)
 
 
 def pool_to_grid(x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:

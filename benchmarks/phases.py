@@ -22,7 +22,6 @@ _TARGETS = [
     ("aimgen.api", "render_model", "render"),
     ("aimgen.validate", "read_metadata", "validation: static"),
     ("aimgen.validate", "imported_modules", "validation: static"),
-    ("aimgen.validate", "onnx_checks", "validation: onnx (the fresh process runs meanwhile)"),
     ("aimgen.onnx_worker", "OnnxWorker.run", "validation: onnx (the fresh process runs meanwhile)"),
     ("aimgen.validate", "finish_fresh", "validation: fresh process (waiting for it)"),
 ]
@@ -45,7 +44,8 @@ def _timed(fn, label: str):
 
 
 def instrument() -> None:
-    """Wrap every phase once (idempotent); modules that do not exist are skipped."""
+    """Wrap every phase once (idempotent); modules that do not exist are skipped, a function
+    that does not exist is an error (the table would lose its row without a word)."""
     global _DONE
     if _DONE:
         return

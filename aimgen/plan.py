@@ -602,7 +602,7 @@ class _Sizes:
     kinds: dict[str, tuple]
     grid: tuple[int, ...] | None
     at: dict[str, int]
-    layers: tuple[fx.Node, ...] = ()   # the tapped layers' nodes
+    layers: frozenset[fx.Node] = frozenset()   # the tapped layers' nodes
 
     def kind(self, n: fx.Node) -> str:
         return self.kinds[n.name][0]
@@ -640,7 +640,7 @@ def _stretch_ends(maps: list[fx.Node], on_path: list[fx.Node], sizes: _Sizes,
     """Stage ends in the stretches between main-path maps that hold maps of other sizes: no main
     path there (a U-Net's deeper levels, a decode head's other scales), and every run of one size
     in it is a stage, except runs whose size comes back before their data moves on to another
-    (parallel branches run in turn, as HRNet's: see the loop). Token sequences off the main path
+    (parallel branches run in turn, as HRNet's: see ``_goes_on``). Token sequences off the main path
     are no such stretch: they are a block's own (window attention over a map one window covers).
     Also the main-path maps such a stretch follows: a stage ends there too."""
     ends: list[fx.Node] = []
@@ -659,12 +659,10 @@ def _stretch_ends(maps: list[fx.Node], on_path: list[fx.Node], sizes: _Sizes,
         runs: list[fx.Node] = []     # the last map of each run of one size, in program order
         stages: list[fx.Node] = []
         later = _next_of_size(inner, key)
-        outputs: dict[tuple, fx.Node] = {}   # (block, size) -> the block's last output of the size so far
         back: set[str] = set()                # the blocks that come back to a size
         names = {n.name for n in inner}
         pos = {n.name: i for i, n in enumerate(inner)}
         for j, n in enumerate(inner):
-            outputs.update({(b, key(n)): n for b in _blocks(n) if not _inside(b, n)})
             after = maps[order[n.name] + 1] if order[n.name] + 1 < len(maps) else None
             if after is not None and key(after) == key(n):
                 continue  # a run that goes on (into the main path too) is not over
@@ -678,12 +676,10 @@ def _stretch_ends(maps: list[fx.Node], on_path: list[fx.Node], sizes: _Sizes,
                 k = pos[later[j].name]
                 goes_on, block = _goes_on(n, inner[j + 1:k], _run_from(inner, k, key), sizes, names)
                 if goes_on:
-                    back.update([block] if block else [])
+                    if block:
+                        back.add(block)
                     continue
-            # such a block's last map of a size, made for its own use: its last output of the size ends it
-            n = next((outputs[(b, key(n))] for b in _blocks(n) if b in back and _inside(b, n)
-                      and (b, key(n)) in outputs), n)
-            stages.append(_run_end(n, after, sizes, maps))
+            stages.append(_run_end(_block_output(n, inner[:j], back, key), after, sizes, maps))
         # a detour through runs of other sizes (a U-Net's deeper levels, a decode head's scales),
         # left at once: the map before it ends a stage. A branch computed at one other size and
         # merged back is a block's own, no detour
@@ -740,7 +736,8 @@ def _goes_on(end: fx.Node, between: list[fx.Node], again: list[fx.Node], sizes: 
     block = _block_of(end, again[0])
     if block is not None:
         return True, block
-    return not _blocks(end) and _inputs_of(_blocks(again[0])[-1:], between), None
+    blocks = _blocks(again[0])   # innermost first: the next block is the outermost
+    return not _blocks(end) and bool(blocks) and _inputs_of(blocks[-1], between), None
 
 
 def _run_from(maps: list[fx.Node], i: int, key) -> list[fx.Node]:
@@ -756,7 +753,7 @@ def _moves_on(start: fx.Node, run: list[fx.Node], sizes: _Sizes, maps: set[str])
     tapped layer of another size reads it first (the next stage), or the run depends on it
     through maps (in ``maps``) of other sizes (a detour: a U-Net's deeper levels)."""
     first, limit, size = sizes.at[run[0].name], max(sizes.at[m.name] for m in run), sizes.key(start)
-    targets, layers = set(run), set(sizes.layers)
+    targets, layers = set(run), sizes.layers
     seen, todo = {(start, False)}, [(start, False)]
     while todo:
         node, via = todo.pop()
@@ -774,12 +771,23 @@ def _moves_on(start: fx.Node, run: list[fx.Node], sizes: _Sizes, maps: set[str])
     return False
 
 
-def _inputs_of(block: list[str], maps: list[fx.Node]) -> bool:
-    """Whether ``maps`` go nowhere but into each other and into ``block`` (a list of one name, or
-    none): they are made for it."""
+def _inputs_of(block: str, maps: list[fx.Node]) -> bool:
+    """Whether ``maps`` go nowhere but into each other and into ``block``: they are made for it."""
     names = {m.name for m in maps}
-    return bool(block) and all(u.name in names or _holds(block[0], u)
-                               for m in maps for u in m.users if not _shape_only(u))
+    return all(u.name in names or _holds(block, u) for m in maps for u in m.users if not _shape_only(u))
+
+
+def _block_output(end: fx.Node, before: list[fx.Node], blocks: set[str], key) -> fx.Node:
+    """Where a run that ends at ``end`` ends its stage: where ``end`` is a map that one of
+    ``blocks`` (those that come back to a size) makes for its own use, at that block's last
+    output of its size among ``before`` (HRNet's middle size at the module's output, not at the
+    map its lowest size's sum halves twice); else at ``end``."""
+    for block in _blocks(end):
+        if block in blocks and _inside(block, end):
+            for m in reversed(before):
+                if key(m) == key(end) and block in _blocks(m) and not _inside(block, m):
+                    return m
+    return end
 
 
 def _blocks(node: fx.Node) -> list[str]:
@@ -869,7 +877,7 @@ def _stage_points(traced: Traced, taps, grid) -> tuple[list[tuple[fx.Node, tuple
     gate_own = _gate_own(traced, cuts)
     tapped = {t.node for t in taps}
     sizes = _Sizes(kinds, grid, {n.name: i for i, n in enumerate(traced.graph.nodes)},
-                   tuple(n for n in traced.graph.nodes if n.name in tapped))
+                   frozenset(n for n in traced.graph.nodes if n.name in tapped))
     token_cuts, candidates = _split_tokens([n for n in candidates if n.name not in gate_own], sizes, cuts)
     on_path = [n for n in candidates if n.name in cuts]
     if not grid and on_path:  # a transformer's MLP expansion is not a stage of its own
